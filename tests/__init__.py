@@ -1,0 +1,1 @@
+"""neuralband tests; run with `make test`."""

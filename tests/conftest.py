@@ -1,0 +1,94 @@
+"""Shared fixtures: real MIDI files nobody here wrote, and the reference implementation.
+
+Real files: the Bach chorales in tests/data/chorales (exported from the music21 corpus) are always
+here; MidiTok's test MIDI (piano performances with pedal, POP909, multitrack pop, a corrupt file)
+come from MidiTok's source archive on PyPI, fetched once into a cache. Where a reference is missing
+the tests that need it skip with the reason, and fail instead under NEURALBAND_REQUIRE_REFERENCE=1
+(CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+CHORALES = sorted((DATA / "chorales").glob("*.mid"))
+MIDITOK_VERSION = "3.1.0"
+CACHE = Path(os.environ.get("NEURALBAND_TEST_CACHE", Path.home() / ".cache" / "neuralband-tests"))
+
+
+def require_reference() -> bool:
+    return os.environ.get("NEURALBAND_REQUIRE_REFERENCE") == "1"
+
+
+def missing(reason: str) -> None:
+    """Skip with a reason, or fail where the reference is required."""
+    if require_reference():
+        pytest.fail(f"{reason} (NEURALBAND_REQUIRE_REFERENCE=1)")
+    pytest.skip(reason)
+
+
+def fetch_miditok_tests() -> Path | None:
+    """MidiTok's tests/ folder from its PyPI source archive, downloaded once; None if offline."""
+    root = CACHE / f"miditok-{MIDITOK_VERSION}" / "tests"
+    if (root / "MIDIs_one_track").is_dir():
+        return root
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               "-d", tmp, f"miditok=={MIDITOK_VERSION}"]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+        except (subprocess.SubprocessError, OSError):
+            return None
+        archive = next(Path(tmp).glob("miditok-*.tar.gz"), None)
+        if archive is None:
+            return None
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers()
+                       if "/tests/MIDIs_" in m.name and (m.isfile() or m.isdir())]
+            tar.extractall(tmp, members=members, filter="data")
+        (root.parent).mkdir(parents=True, exist_ok=True)
+        os.replace(Path(tmp) / f"miditok-{MIDITOK_VERSION}" / "tests", root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def miditok_tests() -> Path:
+    root = fetch_miditok_tests()
+    if root is None:
+        missing(f"MidiTok {MIDITOK_VERSION} test files could not be downloaded from PyPI")
+    return root
+
+
+@pytest.fixture(scope="session")
+def note_seq_reference():
+    """note_seq's own pipeline: MIDI (path, bytes or PrettyMIDI) -> Performance tokens."""
+    try:
+        import note_seq
+        from note_seq import performance_lib, sequences_lib
+        from note_seq.performance_encoder_decoder import PerformanceOneHotEncoding
+    except ImportError:
+        missing("note_seq is not installed (pip install -e '.[reference]')")
+    import numpy as np
+
+    encoding = PerformanceOneHotEncoding(num_velocity_bins=32)
+
+    def tokens(source) -> np.ndarray:
+        if isinstance(source, (str, os.PathLike)):
+            ns = note_seq.midi_file_to_note_sequence(os.fspath(source))
+        else:
+            ns = note_seq.midi_to_note_sequence(source)
+        ns = sequences_lib.apply_sustain_control_changes(ns)
+        quantized = sequences_lib.quantize_note_sequence_absolute(ns, 100)
+        perf = performance_lib.Performance(quantized, num_velocity_bins=32)
+        return np.array([encoding.encode_event(e) for e in perf], dtype=np.int64)
+
+    return tokens

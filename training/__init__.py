@@ -1,0 +1,1 @@
+"""Batch work: MIDI folders -> token shards -> trained checkpoints (torch lives here)."""
