@@ -10,18 +10,14 @@ the tests that need it skip with the reason, and fail instead under NEURALBAND_R
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.realdata import MIDITOK_VERSION, fetch_miditok_tests
+
 DATA = Path(__file__).parent / "data"
 CHORALES = sorted((DATA / "chorales").glob("*.mid"))
-MIDITOK_VERSION = "3.1.0"
-CACHE = Path(os.environ.get("NEURALBAND_TEST_CACHE", Path.home() / ".cache" / "neuralband-tests"))
 
 
 def require_reference() -> bool:
@@ -33,31 +29,6 @@ def missing(reason: str) -> None:
     if require_reference():
         pytest.fail(f"{reason} (NEURALBAND_REQUIRE_REFERENCE=1)")
     pytest.skip(reason)
-
-
-def fetch_miditok_tests() -> Path | None:
-    """MidiTok's tests/ folder from its PyPI source archive, downloaded once; None if offline."""
-    root = CACHE / f"miditok-{MIDITOK_VERSION}" / "tests"
-    if (root / "MIDIs_one_track").is_dir():
-        return root
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "-d", tmp, f"miditok=={MIDITOK_VERSION}"]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-        except (subprocess.SubprocessError, OSError):
-            return None
-        archive = next(Path(tmp).glob("miditok-*.tar.gz"), None)
-        if archive is None:
-            return None
-        with tarfile.open(archive) as tar:
-            members = [m for m in tar.getmembers()
-                       if "/tests/MIDIs_" in m.name and (m.isfile() or m.isdir())]
-            tar.extractall(tmp, members=members, filter="data")
-        (root.parent).mkdir(parents=True, exist_ok=True)
-        os.replace(Path(tmp) / f"miditok-{MIDITOK_VERSION}" / "tests", root)
-    return root
 
 
 @pytest.fixture(scope="session")
