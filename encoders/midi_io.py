@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Union
@@ -70,11 +71,6 @@ class NoteTable:
             self.start_s, end_s, self.pitch, self.velocity, self.group, self.is_drum,
             self.pedal_time_s, self.pedal_value, self.pedal_group,
         )
-
-
-def empty_table() -> NoteTable:
-    f, i = np.zeros(0, np.float64), np.zeros(0, np.int64)
-    return NoteTable(f, f, i, i, i, np.zeros(0, bool), f, i, i)
 
 
 def source_name(source: object) -> str:
@@ -236,7 +232,8 @@ def _parsers_may_disagree(start: np.ndarray, end: np.ndarray, pitch: np.ndarray,
     return bool(np.any(tie))
 
 
-def tick_to_seconds_fn(tpq: int, tempo_ticks: list[int], tempo_mspq: list[int]):
+def tick_to_seconds_fn(tpq: int, tempo_ticks: list[int],
+                       tempo_mspq: list[int]) -> Callable[[np.ndarray], np.ndarray]:
     """Tick -> seconds exactly as pretty_midi computes it (same float operations, same order).
 
     pretty_midi keeps (tick, seconds-per-tick) segments: 120 qpm until the first tempo event, a
