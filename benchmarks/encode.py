@@ -300,14 +300,14 @@ def main() -> None:
                  total_ms=r["seconds"] * 1000, vs_note_seq=ratio(base, r["seconds"]))
 
     print(f"\nEncoding throughput, one core, {len(datas)} files ({label}), {notes:,} notes, "
-          f"best of N passes, parsing included")
-    header = (f"{'encoder':<32}{'N':>3}{'files/s':>11}{'notes/s':>13}{'total ms':>12}"
+          f"best of reps passes, parsing included")
+    header = (f"{'encoder':<32}{'reps':>5}{'files/s':>11}{'notes/s':>13}{'total ms':>12}"
               f"{'vs note_seq':>13}")
     print(header)
     print("-" * len(header))
     for r in results.values():
         vs = f"{r['vs_note_seq']:.1f}x" if r["vs_note_seq"] else "-"
-        print(f"{r['name']:<32}{r['repeats']:>3}{r['files_per_s']:>11.1f}{r['notes_per_s']:>13,.0f}"
+        print(f"{r['name']:<32}{r['repeats']:>5}{r['files_per_s']:>11.1f}{r['notes_per_s']:>13,.0f}"
               f"{r['total_ms']:>12.1f}{vs:>13}")
 
     info = machine(cpu)
