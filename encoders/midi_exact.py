@@ -72,13 +72,7 @@ def _events(data: bytes, pos: int, end: int) -> list[tuple[int, int, int, int]]:
     tick = 0
     running = None
     while pos < end:
-        delta = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            delta = (delta << 7) | (byte & 0x7F)
-            if byte < 0x80:
-                break
+        delta, pos = _varint(data, pos)
         tick += delta
         status = data[pos]
         if status < 0x80:

@@ -203,3 +203,9 @@ def test_pedal_in_a_file_through_both_parsers():
     assert toks.tolist() == encode(data, parser="pretty_midi").tolist()
     # 60 held by the pedal until re-struck at 0.5 s, then until the release at 1.0 s.
     assert decode_notes(toks)[:2] == [(0, 50, 60, 61), (50, 100, 60, 61)]
+
+
+def test_real_empty_midi_file_gives_empty_tokens(miditok_tests):
+    empty = miditok_tests / "MIDIs_one_track" / "empty.mid"
+    assert encode(empty).tolist() == []
+    assert len(decode([]).instruments[0].notes) == 0
