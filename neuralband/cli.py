@@ -44,6 +44,62 @@ def _cmd_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_encode(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from encoders.performance import EncoderSettings
+    from training.dataset import Limits, build_dataset, find_midi_files
+
+    settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
+    try:
+        fractions = tuple(float(x) / 100 for x in args.split.split("/"))
+        if len(fractions) != 3:
+            raise ValueError
+    except ValueError:
+        print(f"neuralband: --split wants TRAIN/VALID/TEST percentages, got {args.split!r}",
+              file=sys.stderr)
+        return 2
+    try:
+        total = len(find_midi_files(args.sources))
+    except FileNotFoundError as err:
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
+    bar = tqdm(total=total, unit="file", dynamic_ncols=True, disable=args.quiet)
+    counts = {"notes": 0, "errors": 0}
+    start = time.perf_counter()
+
+    def progress(result) -> None:
+        if result.error is not None:
+            counts["errors"] += 1
+        elif result.tokens is not None:
+            counts["notes"] += int((result.tokens < settings.note_off).sum())
+        rate = counts["notes"] / max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix_str(f"{rate:,.0f} notes/s, {counts['errors']} errors", refresh=False)
+        bar.update(1)
+
+    limits = Limits(max_notes=args.max_notes, max_seconds=args.max_seconds)
+    try:
+        summary = build_dataset(args.sources, args.out, settings, workers=args.workers,
+                                fractions=fractions, limits=limits, progress=progress)
+    except ValueError as err:
+        bar.close()
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
+    bar.close()
+    print(f"{summary.found} files found: {summary.encoded} encoded, {summary.failed} failed, "
+          f"{summary.duplicates} duplicate, {summary.already} already in {args.out}")
+    for split, row in sorted(summary.per_split.items()):
+        print(f"  {split:5s}  {row['files']:6d} files  {row['events']:10,d} events  "
+              f"{row['hours']:8.2f} hours")
+    if summary.failed:
+        print(f"warning: {summary.failed} files could not be used; see {args.out}/errors.jsonl",
+              file=sys.stderr)
+        return 1 if args.strict else 0
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuralband",
@@ -64,6 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("--drums", action="store_true", help="keep drum tracks (channel 10)")
     tokens.add_argument("--no-sustain", action="store_true", help="ignore the sustain pedal")
     tokens.set_defaults(func=_cmd_tokens)
+    enc = sub.add_parser("encode", help="encode MIDI folders into a training dataset")
+    enc.add_argument("sources", nargs="+", help="MIDI files or folders (searched recursively)")
+    enc.add_argument("-o", "--out", required=True, help="dataset folder (made, or grown)")
+    enc.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    enc.add_argument("--split", default="90/5/5", help="train/valid/test percent (90/5/5)")
+    enc.add_argument("--max-notes", type=int, default=500_000, help="refuse longer files")
+    enc.add_argument("--max-seconds", type=float, default=4 * 3600.0, help="refuse longer files")
+    enc.add_argument("--drums", action="store_true", help="keep drum tracks (channel 10)")
+    enc.add_argument("--no-sustain", action="store_true", help="ignore the sustain pedal")
+    enc.add_argument("--strict", action="store_true", help="exit 1 if any file failed")
+    enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    enc.set_defaults(func=_cmd_encode)
     return parser
 
 

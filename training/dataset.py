@@ -1,0 +1,272 @@
+"""MIDI folders -> a training dataset: token shards, a manifest, and a list of what failed.
+
+A dataset folder holds::
+
+    settings.json      encoder settings (training refuses a dataset made with other ones)
+    manifest.jsonl     one line per encoded file: source, sha256, split, shard, offset, length,
+                       duration_s, notes
+    errors.jsonl       one line per file that could not be used: source, reason
+    shards/NNNNN.npy   uint16 token arrays; a file's tokens are shard[offset:offset + length]
+
+Files are split train/valid/test by their content hash, so adding files never moves old ones, and
+exact duplicates are kept once. Running again adds only new files. The manifest is the commit
+point: shards are written first and the manifest replaced atomically last, so an interrupted run
+leaves the old dataset (plus unreferenced shard files that the next run overwrites).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from encoders.errors import MidiError
+from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, encode
+
+FORMAT = "neuralband-dataset"
+VERSION = 1
+MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+SPLITS = ("train", "valid", "test")
+DEFAULT_FRACTIONS = (0.90, 0.05, 0.05)
+SHARD_TOKENS = 1 << 24  # 16 M tokens, 32 MB per shard
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Files beyond these are refused as oversized (listed in errors.jsonl), not encoded."""
+
+    max_notes: int = 500_000
+    max_seconds: float = 4 * 3600.0
+    max_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass
+class Summary:
+    """What one run did."""
+
+    found: int = 0
+    encoded: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    already: int = 0
+    per_split: dict[str, dict[str, float]] = field(default_factory=dict)
+    errors: list[dict] = field(default_factory=list)
+
+    def add(self, split: str, events: int, seconds: float) -> None:
+        row = self.per_split.setdefault(split, {"files": 0, "events": 0, "hours": 0.0})
+        row["files"] += 1
+        row["events"] += events
+        row["hours"] += seconds / 3600.0
+
+
+def find_midi_files(sources: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every .mid/.midi/.kar file under the sources (files or folders), sorted, deduplicated.
+
+    Raises FileNotFoundError naming the first source that does not exist.
+    """
+    found: set[Path] = set()
+    for source in sources:
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        if path.is_file():
+            found.add(path)
+            continue
+        for p in path.rglob("*"):
+            if p.suffix.lower() in MIDI_SUFFIXES and p.is_file():
+                found.add(p)
+    return sorted(found)
+
+
+def split_of(sha256: str, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> str:
+    """train/valid/test from the content hash alone, so a file's split never changes."""
+    u = int(sha256[:15], 16) / float(1 << 60)
+    edge = 0.0
+    for name, frac in zip(SPLITS, fractions, strict=True):
+        edge += frac
+        if u < edge:
+            return name
+    return SPLITS[-1]
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: str
+    settings: EncoderSettings
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class _Result:
+    path: str
+    sha256: str | None
+    tokens: np.ndarray | None
+    error: str | None
+
+
+def _encode_one(job: _Job) -> _Result:
+    """Worker: read, hash, check size, encode. Never raises; failures come back as text."""
+    try:
+        data = Path(job.path).read_bytes()
+    except OSError as err:
+        return _Result(job.path, None, None, f"unreadable: {err.strerror or err}")
+    sha = hashlib.sha256(data).hexdigest()
+    if len(data) > job.limits.max_bytes:
+        return _Result(job.path, sha, None,
+                       f"oversized: {len(data)} bytes > {job.limits.max_bytes} (--max-bytes)")
+    try:
+        tokens = encode(data, job.settings)
+    except MidiError as err:
+        return _Result(job.path, sha, None, err.reason)
+    except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
+        return _Result(job.path, sha, None, f"{type(err).__name__}: {err}")
+    notes = int((tokens < job.settings.note_off).sum())
+    if notes == 0:
+        return _Result(job.path, sha, None, "empty: no notes")
+    if notes > job.limits.max_notes:
+        return _Result(job.path, sha, None,
+                       f"oversized: {notes} notes > {job.limits.max_notes} (--max-notes)")
+    seconds = duration_s(tokens, job.settings)
+    if seconds > job.limits.max_seconds:
+        return _Result(job.path, sha, None, f"oversized: {seconds:.0f} s > "
+                       f"{job.limits.max_seconds:.0f} s (--max-seconds)")
+    return _Result(job.path, sha, tokens.astype(np.uint16), None)
+
+
+def duration_s(tokens: np.ndarray, settings: EncoderSettings = DEFAULT_SETTINGS) -> float:
+    """Length of a token sequence in seconds: the sum of its TIME_SHIFTs."""
+    shifts = tokens[(tokens >= settings.time_shift) & (tokens < settings.velocity)]
+    steps = int((shifts - settings.time_shift + 1).sum())
+    return steps / settings.steps_per_second
+
+
+def _results(jobs: list[_Job], workers: int) -> Iterator[_Result]:
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_encode_one, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        chunk = max(1, min(32, len(jobs) // (8 * workers)))
+        yield from pool.map(_encode_one, jobs, chunksize=chunk)
+
+
+def read_existing(out_dir: Path, settings: EncoderSettings) -> list[dict]:
+    """The manifest of a dataset already at out_dir (empty if none); refuses other settings."""
+    settings_path = out_dir / "settings.json"
+    if not settings_path.exists():
+        return []
+    stored = json.loads(settings_path.read_text())
+    if stored.get("format") != FORMAT:
+        raise ValueError(f"{out_dir} is not a neuralband dataset (settings.json format)")
+    if EncoderSettings.from_dict(stored["encoder"]) != settings:
+        raise ValueError(f"{out_dir} was encoded with other settings: {stored['encoder']}; "
+                         f"asked for {settings.to_dict()}")
+    manifest = out_dir / "manifest.jsonl"
+    if not manifest.exists():
+        return []
+    return [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _save_shard(path: Path, tokens: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
+    with open(tmp, "wb") as f:
+        np.save(f, tokens)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
+                  settings: EncoderSettings = DEFAULT_SETTINGS, workers: int | None = None,
+                  fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+                  limits: Limits = Limits(), shard_tokens: int = SHARD_TOKENS,
+                  progress: Callable[[_Result], None] | None = None) -> Summary:
+    """Encode every MIDI file under ``sources`` into the dataset at ``out_dir`` (made or grown)."""
+    if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+    files = find_midi_files(sources)
+    out = Path(out_dir)
+    old = read_existing(out, settings)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    if not (out / "settings.json").exists():
+        meta = {"format": FORMAT, "version": VERSION, "encoder": settings.to_dict(),
+                "splits": dict(zip(SPLITS, fractions, strict=True))}
+        _write_atomic(out / "settings.json", json.dumps(meta, indent=2) + "\n")
+
+    summary = Summary(found=len(files))
+    known_sources = {row["source"] for row in old}
+    known_hashes = {row["sha256"] for row in old}
+    todo = [str(p) for p in files if str(p) not in known_sources]
+    summary.already = len(files) - len(todo)
+    jobs = [_Job(p, settings, limits) for p in todo]
+
+    next_shard = 1 + max((int(p.stem) for p in (out / "shards").glob("[0-9]*.npy")), default=-1)
+    pending: list[np.ndarray] = []
+    pending_rows: list[dict] = []
+    pending_len = 0
+    new_rows: list[dict] = []
+
+    def flush() -> None:
+        nonlocal next_shard, pending, pending_rows, pending_len
+        if not pending:
+            return
+        name = f"{next_shard:05d}.npy"
+        _save_shard(out / "shards" / name, np.concatenate(pending))
+        for row in pending_rows:
+            row["shard"] = name
+        new_rows.extend(pending_rows)
+        next_shard += 1
+        pending, pending_rows, pending_len = [], [], 0
+
+    for result in _results(jobs, workers or os.cpu_count() or 1):
+        if progress is not None:
+            progress(result)
+        if result.error is not None:
+            summary.failed += 1
+            summary.errors.append({"source": result.path, "reason": result.error})
+            continue
+        if result.sha256 in known_hashes:
+            summary.duplicates += 1
+            continue
+        known_hashes.add(result.sha256)
+        tokens = result.tokens
+        if pending_len and pending_len + len(tokens) > shard_tokens:
+            flush()
+        split = split_of(result.sha256, fractions)
+        seconds = duration_s(tokens, settings)
+        pending_rows.append({
+            "source": result.path, "sha256": result.sha256, "split": split, "shard": None,
+            "offset": pending_len, "length": len(tokens), "duration_s": round(seconds, 3),
+            "notes": int((tokens < settings.note_off).sum()),
+        })
+        pending.append(tokens)
+        pending_len += len(tokens)
+        summary.encoded += 1
+        summary.add(split, len(tokens), seconds)
+    flush()
+
+    # Commit: errors first (harmless if the run dies before the manifest), the manifest last.
+    errors_path = out / "errors.jsonl"
+    old_errors = errors_path.read_text() if errors_path.exists() else ""
+    retried = set(todo)
+    kept = [line for line in old_errors.splitlines()
+            if line.strip() and json.loads(line)["source"] not in retried]
+    lines = kept + [json.dumps(e) for e in summary.errors]
+    _write_atomic(errors_path, "".join(line + "\n" for line in lines))
+    rows = old + new_rows
+    _write_atomic(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return summary
