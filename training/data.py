@@ -1,0 +1,248 @@
+"""Training windows from a token dataset: reproducible batches, augmented at sampling time.
+
+A dataset folder (written by `training.dataset`) holds ``settings.json`` (the encoder settings the
+tokens were made with), ``manifest.jsonl`` (one line per encoded piece: split, shard, offset,
+length) and ``shards/*.npy`` (1-D uint16 token arrays). `TokenWindows` draws windows of
+``window + 1`` consecutive tokens from single pieces; batch ``step`` depends only on
+``(seed, step)``, so training resumes at any step with the same batches. Numpy only: the training
+loop wraps the arrays with ``torch.from_numpy``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from encoders.performance import EncoderSettings
+from training.dataset import FORMAT as DATASET_FORMAT
+from training.dataset import VERSION as DATASET_VERSION
+
+TRANSPOSE_TRIES = 8  # draws of a transposition before a window is left untransposed
+STRETCH_MARGIN = 8  # extra source tokens read beyond (window + 1) * (1 + stretch)
+_MANIFEST_KEYS = ("split", "shard", "offset", "length")
+
+
+class DatasetMismatch(ValueError):
+    """The dataset cannot be used as asked: another format, version or encoder settings."""
+
+
+def read_settings(path: str | Path) -> tuple[EncoderSettings, dict]:
+    """A dataset folder (or its settings.json) -> (encoder settings, the whole settings dict).
+
+    Raises DatasetMismatch when the file is not a dataset of a format and version we read.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "settings.json"
+    info = json.loads(path.read_text())
+    if not isinstance(info, dict) or info.get("format") != DATASET_FORMAT:
+        found = info.get("format") if isinstance(info, dict) else type(info).__name__
+        raise DatasetMismatch(f"{path}: format {found!r}, expected {DATASET_FORMAT!r}")
+    if info.get("version") != DATASET_VERSION:
+        raise DatasetMismatch(
+            f"{path}: dataset version {info.get('version')!r}, this code reads {DATASET_VERSION}")
+    try:
+        settings = EncoderSettings.from_dict(info["encoder"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise DatasetMismatch(f"{path}: unreadable encoder settings: {e}") from e
+    return settings, info
+
+
+def read_manifest(path: str | Path) -> list[dict]:
+    """A dataset folder (or its manifest.jsonl) -> one dict per encoded piece, in file order."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "manifest.jsonl"
+    entries = []
+    with path.open() as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{number}: not JSON: {e}") from e
+            missing = [k for k in _MANIFEST_KEYS if not isinstance(entry, dict) or k not in entry]
+            if missing:
+                raise ValueError(f"{path}:{number}: manifest entry lacks {missing}")
+            entries.append(entry)
+    return entries
+
+
+def transpose_tokens(tokens: np.ndarray, k: int, settings: EncoderSettings) -> np.ndarray | None:
+    """Shift every NOTE_ON and NOTE_OFF pitch by k semitones; None if a pitch would leave 0..127.
+
+    Everything else (TIME_SHIFT, VELOCITY) is returned unchanged; the input is not modified.
+    """
+    tokens = np.asarray(tokens)
+    is_pitch = tokens < settings.time_shift  # NOTE_ON and NOTE_OFF, both 128 wide
+    if k == 0:
+        return tokens.copy()
+    wide = tokens.astype(np.int64)  # any integer dtype in, no unsigned wrap-around
+    pitch = np.where(wide < settings.note_off, wide - settings.note_on,
+                     wide - settings.note_off)[is_pitch]
+    if pitch.size and (pitch.min() + k < 0 or pitch.max() + k > 127):
+        return None
+    out = tokens.copy()
+    out[is_pitch] = wide[is_pitch] + k
+    return out
+
+
+def stretch_tokens(tokens: np.ndarray, factor: float, settings: EncoderSettings) -> np.ndarray:
+    """Scale time by `factor`: each run of consecutive TIME_SHIFTs becomes round(total * factor)
+    steps (at least 1), re-emitted as the encoder does: full max shifts, then the remainder.
+
+    Other tokens are kept in order. Rounding is half up, as the encoder quantises times.
+    """
+    tokens = np.asarray(tokens)
+    if tokens.size == 0:
+        return tokens.copy()
+    wide = tokens.astype(np.int64)
+    first_shift, max_shift = settings.time_shift, settings.max_shift_steps
+    is_shift = (wide >= first_shift) & (wide < first_shift + max_shift)
+    steps = np.where(is_shift, wide - first_shift + 1, 0)
+
+    # Groups: each non-shift token alone, each maximal run of shifts together.
+    run_start = is_shift & ~np.concatenate([[False], is_shift[:-1]])
+    starts = np.flatnonzero(~is_shift | run_start)
+    group_shift = is_shift[starts]
+    total = np.add.reduceat(steps, starts)
+    scaled = np.maximum(1, np.floor(total * factor + 0.5).astype(np.int64))
+
+    # A shift group of n steps -> (n - 1) // max full shifts, then the remainder in 1..max.
+    n_full = np.where(group_shift, (scaled - 1) // max_shift, 0)
+    count = n_full + 1
+    last = np.where(group_shift, first_shift + scaled - n_full * max_shift - 1, wide[starts])
+    out = np.full(int(count.sum()), first_shift + max_shift - 1, dtype=tokens.dtype)
+    out[np.cumsum(count) - 1] = last
+    return out
+
+
+class TokenWindows:
+    """Batches of (batch_size, window + 1) int64 token windows from one split of a dataset.
+
+    Input is ``batch[:, :-1]``, target ``batch[:, 1:]``. Each window is consecutive tokens of one
+    piece; every (piece, start) pair is equally likely, so a piece is chosen in proportion to its
+    number of starts (length - window) and the start is uniform. Pieces shorter than window + 1
+    are skipped (counted in `skipped`). Shards are memory-mapped, so datasets larger than RAM work.
+
+    Augmentation is drawn per window at sampling time:
+
+    * ``transpose=N``: a shift k uniform in -N..N for all NOTE_ON/NOTE_OFF pitches. If a pitch
+      would leave 0..127, k is redrawn (up to 8 draws), then the window is left untransposed, so
+      windows near the keyboard's edges are never clipped or wrapped, only transposed less often.
+    * ``stretch=s``: a time factor f uniform in [1 - s, 1 + s] (see `stretch_tokens`). A longer
+      source span is read and cut to window + 1 tokens after stretching; the window's first and
+      last shift runs may be cut mid-run (as unstretched windows are), which is fine for training.
+      If the stretched span is still too short (near a piece's end), the window is unstretched.
+    """
+
+    def __init__(self, dataset_dir: str | Path, split: str = "train", window: int = 256,
+                 batch_size: int = 64, seed: int = 0, transpose: int = 0, stretch: float = 0.0,
+                 settings: EncoderSettings | None = None) -> None:
+        if window < 1 or batch_size < 1:
+            raise ValueError(f"window and batch_size must be >= 1, got {window}, {batch_size}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        if transpose < 0 or transpose > 127:
+            raise ValueError(f"transpose must be in 0..127, got {transpose}")
+        if not 0.0 <= stretch < 1.0:
+            raise ValueError(f"stretch must be in [0, 1), got {stretch}")
+        self.dataset_dir = Path(dataset_dir)
+        self.split, self.window, self.batch_size, self.seed = split, window, batch_size, seed
+        self.transpose, self.stretch = transpose, stretch
+
+        # The tokens must mean what the model's vocabulary means: refuse other encoder settings.
+        self.settings, self.info = read_settings(self.dataset_dir)
+        if settings is not None and settings != self.settings:
+            raise DatasetMismatch(
+                f"{self.dataset_dir} was encoded with {self.settings.to_dict()}, "
+                f"but training asks for {settings.to_dict()}")
+        splits = self.info.get("splits")
+        if isinstance(splits, dict) and split not in splits:
+            raise ValueError(f"unknown split {split!r}; this dataset has {sorted(splits)}")
+
+        # Pieces of this split that hold at least one window, and the cumulative start counts.
+        entries = [e for e in read_manifest(self.dataset_dir) if e["split"] == split]
+        self.pieces = [e for e in entries if int(e["length"]) >= window + 1]
+        self.skipped = len(entries) - len(self.pieces)
+        self.n_pieces = len(self.pieces)
+        if not self.pieces:
+            longest = max((int(e["length"]) for e in entries), default=0)
+            raise ValueError(
+                f"no piece in split {split!r} of {self.dataset_dir} is long enough for a window "
+                f"of {window} (+1) tokens: {len(entries)} pieces, the longest has {longest} tokens")
+        self._offset = np.array([int(e["offset"]) for e in self.pieces], np.int64)
+        self._length = np.array([int(e["length"]) for e in self.pieces], np.int64)
+        self._cum_starts = np.cumsum(self._length - window)
+        self.n_windows = int(self._cum_starts[-1])  # distinct (piece, start) pairs
+        self._shards: dict[str, np.ndarray] = {}
+
+    def shard(self, name: str) -> np.ndarray:
+        """The memory-mapped token array of shards/<name>, opened on first use and kept."""
+        if name not in self._shards:
+            path = self.dataset_dir / "shards" / name
+            array = np.load(path, mmap_mode="r")
+            if array.ndim != 1:
+                raise ValueError(f"{path}: expected a 1-D token array, got shape {array.shape}")
+            for e in self.pieces:
+                if e["shard"] == name and int(e["offset"]) + int(e["length"]) > len(array):
+                    raise ValueError(f"{path} has {len(array)} tokens; the manifest puts "
+                                     f"{e.get('source', 'a piece')} at {e['offset']}+{e['length']}")
+            self._shards[name] = array
+        return self._shards[name]
+
+    def piece_tokens(self, index: int, start: int, stop: int) -> np.ndarray:
+        """Tokens start..stop of usable piece `index`, as int64 (clipped to the piece)."""
+        stop = min(stop, int(self._length[index]))
+        offset = int(self._offset[index])
+        array = self.shard(self.pieces[index]["shard"])
+        return np.asarray(array[offset + start:offset + stop], dtype=np.int64)
+
+    def batch(self, step: int) -> np.ndarray:
+        """Batch number `step`: (batch_size, window + 1) int64, a function of (seed, step) only."""
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        rng = np.random.default_rng([self.seed, step])
+        # Positions first: the same (seed, step) picks the same windows whatever the augmentation.
+        flat = rng.integers(self.n_windows, size=self.batch_size)
+        index = np.searchsorted(self._cum_starts, flat, side="right")
+        start = flat - np.concatenate([[0], self._cum_starts[:-1]])[index]
+        out = np.empty((self.batch_size, self.window + 1), np.int64)
+        for row, (i, s) in enumerate(zip(index.tolist(), start.tolist(), strict=True)):
+            out[row] = self._window(rng, i, s)
+        return out
+
+    def batches(self, start: int = 0) -> Iterator[np.ndarray]:
+        """batch(start), batch(start + 1), ... without end (resume training at `start`)."""
+        step = start
+        while True:
+            yield self.batch(step)
+            step += 1
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.batches(0)
+
+    def _window(self, rng: np.random.Generator, index: int, start: int) -> np.ndarray:
+        """One window of piece `index` at `start`, stretched then transposed as configured."""
+        size = self.window + 1
+        if self.stretch > 0:
+            factor = rng.uniform(1.0 - self.stretch, 1.0 + self.stretch)
+            span = math.ceil(size * (1.0 + self.stretch)) + STRETCH_MARGIN
+            stretched = stretch_tokens(self.piece_tokens(index, start, start + span), factor,
+                                       self.settings)
+            tokens = (stretched[:size] if len(stretched) >= size
+                      else self.piece_tokens(index, start, start + size))
+        else:
+            tokens = self.piece_tokens(index, start, start + size)
+        if self.transpose > 0:
+            for _ in range(TRANSPOSE_TRIES):
+                k = int(rng.integers(-self.transpose, self.transpose + 1))
+                moved = transpose_tokens(tokens, k, self.settings)
+                if moved is not None:
+                    return moved
+        return tokens
