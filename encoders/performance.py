@@ -112,12 +112,23 @@ def encode(source: MidiSource, settings: EncoderSettings = DEFAULT_SETTINGS,
     return encode_notes(read_notes(source, parser=parser), settings)
 
 
-def encode_notes(table: NoteTable, settings: EncoderSettings = DEFAULT_SETTINGS) -> np.ndarray:
-    """The semantics in one place: notes and pedals -> tokens, vectorised."""
+def prepare_notes(table: NoteTable, settings: EncoderSettings = DEFAULT_SETTINGS) -> NoteTable:
+    """The notes that get encoded: drums dropped unless kept, sustain pedal folded in."""
     if not settings.include_drums:
         table = table.select(~table.is_drum)
     if settings.sustain:
         table = apply_sustain(table)
+    return table
+
+
+def encode_notes(table: NoteTable, settings: EncoderSettings = DEFAULT_SETTINGS) -> np.ndarray:
+    """The semantics in one place: notes and pedals -> tokens."""
+    return tokens_from_notes(prepare_notes(table, settings), settings)
+
+
+def tokens_from_notes(table: NoteTable,
+                      settings: EncoderSettings = DEFAULT_SETTINGS) -> np.ndarray:
+    """Prepared notes (see `prepare_notes`) -> tokens, vectorised."""
     n = len(table)
     if n == 0:
         return np.zeros(0, np.int64)

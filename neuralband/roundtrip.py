@@ -10,8 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from encoders.midi_io import read_notes
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, decode, encode_notes
-from encoders.sustain import apply_sustain
+from encoders.performance import (
+    DEFAULT_SETTINGS,
+    EncoderSettings,
+    decode,
+    prepare_notes,
+    tokens_from_notes,
+)
 
 
 def bundled_example() -> Path:
@@ -36,12 +41,8 @@ class RoundTrip:
 def round_trip(source: str | os.PathLike, output: str | os.PathLike,
                settings: EncoderSettings = DEFAULT_SETTINGS) -> RoundTrip:
     """Encode ``source``, decode the tokens, write them to ``output`` and compare notes."""
-    table = read_notes(source)
-    if not settings.include_drums:
-        table = table.select(~table.is_drum)
-    if settings.sustain:
-        table = apply_sustain(table)
-    tokens = encode_notes(table, settings)
+    table = prepare_notes(read_notes(source), settings)
+    tokens = tokens_from_notes(table, settings)
     pm = decode(tokens, settings)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     pm.write(os.fspath(output))

@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from encoders import EncoderSettings, decode, encode
 from encoders.midi_io import read_notes
-from encoders.performance import decode_notes
-from encoders.sustain import apply_sustain
+from encoders.performance import decode_notes, prepare_notes
 from tests.helpers import pretty
 
 DEFAULT = EncoderSettings()
@@ -22,7 +21,7 @@ pedal = st.tuples(seconds, st.integers(0, 127))
 
 def expected_notes(pm, settings: EncoderSettings = DEFAULT):
     """What decoding should give: the sustained notes, rounded to steps as note_seq does."""
-    table = apply_sustain(read_notes(pm)) if settings.sustain else read_notes(pm)
+    table = prepare_notes(read_notes(pm), settings)
     start = (table.start_s * 100 + 0.5).astype(np.int64)
     end = (table.end_s * 100 + 0.5).astype(np.int64)
     end = np.where(end == start, end + 1, end)
