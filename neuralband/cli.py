@@ -70,11 +70,12 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     counts = {"notes": 0, "errors": 0}
     start = time.perf_counter()
 
-    def progress(result) -> None:
-        if result.error is not None:
-            counts["errors"] += 1
-        elif result.tokens is not None:
-            counts["notes"] += int((result.tokens < settings.note_off).sum())
+    def progress(results) -> None:
+        for result in results:  # one MIDI file, or every tune of an ABC file
+            if result.error is not None:
+                counts["errors"] += 1
+            else:
+                counts["notes"] += int((result.tokens < settings.note_off).sum())
         rate = counts["notes"] / max(time.perf_counter() - start, 1e-9)
         bar.set_postfix_str(f"{rate:,.0f} notes/s, {counts['errors']} errors", refresh=False)
         bar.update(1)
@@ -88,13 +89,14 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
     bar.close()
-    print(f"{summary.found} files found: {summary.encoded} encoded, {summary.failed} failed, "
-          f"{summary.duplicates} duplicate, {summary.already} already in {args.out}")
+    # A piece is a MIDI file or one tune of an ABC file.
+    print(f"{summary.found} files found: {summary.encoded} pieces encoded, {summary.failed} failed,"
+          f" {summary.duplicates} duplicate; {summary.already} files already in {args.out}")
     for split, row in sorted(summary.per_split.items()):
-        print(f"  {split:5s}  {row['files']:6d} files  {row['events']:10,d} events  "
+        print(f"  {split:5s}  {row['files']:6d} pieces  {row['events']:10,d} events  "
               f"{row['hours']:8.2f} hours")
     if summary.failed:
-        print(f"warning: {summary.failed} files could not be used; see {args.out}/errors.jsonl",
+        print(f"warning: {summary.failed} pieces could not be used; see {args.out}/errors.jsonl",
               file=sys.stderr)
         return 1 if args.strict else 0
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -16,7 +17,7 @@ CACHE = Path(os.environ.get("NEURALBAND_TEST_CACHE", Path.home() / ".cache" / "n
 def fetch_miditok_tests() -> Path | None:
     """MidiTok's tests/ folder from its PyPI source archive, downloaded once; None if offline."""
     root = CACHE / f"miditok-{MIDITOK_VERSION}" / "tests"
-    if (root / "MIDIs_one_track").is_dir():
+    if (root / "MIDIs_one_track").is_dir() and (root / "abc_files").is_dir():
         return root
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
@@ -31,8 +32,11 @@ def fetch_miditok_tests() -> Path | None:
             return None
         with tarfile.open(archive) as tar:
             members = [m for m in tar.getmembers()
-                       if "/tests/MIDIs_" in m.name and (m.isfile() or m.isdir())]
+                       if ("/tests/MIDIs_" in m.name or "/tests/abc_files" in m.name)
+                       and (m.isfile() or m.isdir())]
             tar.extractall(tmp, members=members, filter="data")
         (root.parent).mkdir(parents=True, exist_ok=True)
+        if root.exists():  # an older cache without the ABC files
+            shutil.rmtree(root)
         os.replace(Path(tmp) / f"miditok-{MIDITOK_VERSION}" / "tests", root)
     return root

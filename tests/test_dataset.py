@@ -144,8 +144,8 @@ def test_cli(tmp_path):
     run = [sys.executable, "-m", "neuralband", "encode", str(src), "-o", str(out), "-q"]
     proc = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "8 files found: 3 encoded, 4 failed, 1 duplicate" in proc.stdout
-    assert "warning: 4 files" in proc.stderr
+    assert "8 files found: 3 pieces encoded, 4 failed, 1 duplicate" in proc.stdout
+    assert "warning: 4 pieces" in proc.stderr
     strict = subprocess.run(run + ["--strict"], capture_output=True, text=True, timeout=120)
     assert strict.returncode == 1
     missing = subprocess.run(run[:4] + [str(tmp_path / "nope"), "-o", str(out)],

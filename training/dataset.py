@@ -1,11 +1,11 @@
-"""MIDI folders -> a training dataset: token shards, a manifest, and a list of what failed.
+"""MIDI and ABC folders -> a training dataset: token shards, a manifest, and what failed.
 
 A dataset folder holds::
 
     settings.json      encoder settings (training refuses a dataset made with other ones)
-    manifest.jsonl     one line per encoded file: source, sha256, split, shard, offset, length,
-                       duration_s, notes
-    errors.jsonl       one line per file that could not be used: source, reason
+    manifest.jsonl     one line per encoded piece: source, sha256, split, shard, offset, length,
+                       duration_s, notes (and tune, the X: reference, for a tune of an ABC file)
+    errors.jsonl       one line per piece that could not be used: source (tune), reason
     shards/NNNNN.npy   uint16 token arrays; a file's tokens are shard[offset:offset + length]
 
 Files are split train/valid/test by their content hash, so adding files never moves old ones, and
@@ -26,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from encoders.abc import split_tunes, tune_to_midi
 from encoders.errors import MidiError
 from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, encode
 
 FORMAT = "neuralband-dataset"
 VERSION = 1
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+ABC_SUFFIX = ".abc"
 SPLITS = ("train", "valid", "test")
 DEFAULT_FRACTIONS = (0.90, 0.05, 0.05)
 SHARD_TOKENS = 1 << 24  # 16 M tokens, 32 MB per shard
@@ -66,7 +68,7 @@ class Summary:
 
 
 def find_midi_files(sources: Iterable[str | os.PathLike]) -> list[Path]:
-    """Every .mid/.midi/.kar file under the sources (files or folders), sorted, deduplicated.
+    """Every .mid/.midi/.kar/.abc file under the sources (files or folders), sorted, deduplicated.
 
     Raises FileNotFoundError naming the first source that does not exist.
     """
@@ -79,7 +81,7 @@ def find_midi_files(sources: Iterable[str | os.PathLike]) -> list[Path]:
             found.add(path)
             continue
         for p in path.rglob("*"):
-            if p.suffix.lower() in MIDI_SUFFIXES and p.is_file():
+            if p.suffix.lower() in (*MIDI_SUFFIXES, ABC_SUFFIX) and p.is_file():
                 found.add(p)
     return sorted(found)
 
@@ -105,38 +107,58 @@ class _Job:
 @dataclass(frozen=True)
 class _Result:
     path: str
+    tune: str | None  # the X: reference of an ABC tune, None for a MIDI file
     sha256: str | None
     tokens: np.ndarray | None
     error: str | None
 
 
-def _encode_one(job: _Job) -> _Result:
-    """Worker: read, hash, check size, encode. Never raises; failures come back as text."""
+def _encode_one(job: _Job) -> list[_Result]:
+    """Worker: read, hash, check size, encode (every tune of an ABC file). Never raises."""
     try:
         data = Path(job.path).read_bytes()
     except OSError as err:
-        return _Result(job.path, None, None, f"unreadable: {err.strerror or err}")
-    sha = hashlib.sha256(data).hexdigest()
+        return [_Result(job.path, None, None, None, f"unreadable: {err.strerror or err}")]
     if len(data) > job.limits.max_bytes:
-        return _Result(job.path, sha, None,
-                       f"oversized: {len(data)} bytes > {job.limits.max_bytes} (--max-bytes)")
-    try:
-        tokens = encode(data, job.settings)
-    except MidiError as err:
-        return _Result(job.path, sha, None, err.reason)
-    except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
-        return _Result(job.path, sha, None, f"{type(err).__name__}: {err}")
-    notes = int((tokens < job.settings.note_off).sum())
+        return [_Result(job.path, None, hashlib.sha256(data).hexdigest(), None,
+                        f"oversized: {len(data)} bytes > {job.limits.max_bytes}")]
+    if job.path.lower().endswith(ABC_SUFFIX):
+        tunes = split_tunes(data.decode("utf-8", errors="replace"))
+        if not tunes:
+            return [_Result(job.path, None, None, None, "no ABC tune (no X: line)")]
+        pieces = [(t.ref, t.text.encode(), t) for t in tunes]
+    else:
+        pieces = [(None, data, None)]
+    results = []
+    for ref, content, tune in pieces:
+        sha = hashlib.sha256(content).hexdigest()
+        name = f"{job.path}#{ref}" if ref else job.path
+        try:
+            midi = tune_to_midi(tune, name) if tune is not None else content
+            tokens = encode(midi, job.settings)
+        except MidiError as err:
+            results.append(_Result(job.path, ref, sha, None, err.reason))
+            continue
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
+            results.append(_Result(job.path, ref, sha, None, f"{type(err).__name__}: {err}"))
+            continue
+        error = _refusal(tokens, job.settings, job.limits)
+        results.append(_Result(job.path, ref, sha, None if error else tokens.astype(np.uint16),
+                               error))
+    return results
+
+
+def _refusal(tokens: np.ndarray, settings: EncoderSettings, limits: Limits) -> str | None:
+    """Why a piece is not used (empty or oversized), or None."""
+    notes = int((tokens < settings.note_off).sum())
     if notes == 0:
-        return _Result(job.path, sha, None, "empty: no notes")
-    if notes > job.limits.max_notes:
-        return _Result(job.path, sha, None,
-                       f"oversized: {notes} notes > {job.limits.max_notes} (--max-notes)")
-    seconds = duration_s(tokens, job.settings)
-    if seconds > job.limits.max_seconds:
-        return _Result(job.path, sha, None, f"oversized: {seconds:.0f} s > "
-                       f"{job.limits.max_seconds:.0f} s (--max-seconds)")
-    return _Result(job.path, sha, tokens.astype(np.uint16), None)
+        return "empty: no notes"
+    if notes > limits.max_notes:
+        return f"oversized: {notes} notes > {limits.max_notes} (--max-notes)"
+    seconds = duration_s(tokens, settings)
+    if seconds > limits.max_seconds:
+        return f"oversized: {seconds:.0f} s > {limits.max_seconds:.0f} s (--max-seconds)"
+    return None
 
 
 def duration_s(tokens: np.ndarray, settings: EncoderSettings = DEFAULT_SETTINGS) -> float:
@@ -146,7 +168,7 @@ def duration_s(tokens: np.ndarray, settings: EncoderSettings = DEFAULT_SETTINGS)
     return steps / settings.steps_per_second
 
 
-def _results(jobs: list[_Job], workers: int) -> Iterator[_Result]:
+def _results(jobs: list[_Job], workers: int) -> Iterator[list[_Result]]:
     if workers <= 1 or len(jobs) <= 1:
         yield from map(_encode_one, jobs)
         return
@@ -194,7 +216,7 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
                   settings: EncoderSettings = DEFAULT_SETTINGS, workers: int | None = None,
                   fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
                   limits: Limits = Limits(), shard_tokens: int = SHARD_TOKENS,
-                  progress: Callable[[_Result], None] | None = None) -> Summary:
+                  progress: Callable[[list[_Result]], None] | None = None) -> Summary:
     """Encode every MIDI file under ``sources`` into the dataset at ``out_dir`` (made or grown)."""
     if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
         raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
@@ -232,31 +254,33 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
         next_shard += 1
         pending, pending_rows, pending_len = [], [], 0
 
-    for result in _results(jobs, workers or os.cpu_count() or 1):
+    for results in _results(jobs, workers or os.cpu_count() or 1):
         if progress is not None:
-            progress(result)
-        if result.error is not None:
-            summary.failed += 1
-            summary.errors.append({"source": result.path, "reason": result.error})
-            continue
-        if result.sha256 in known_hashes:
-            summary.duplicates += 1
-            continue
-        known_hashes.add(result.sha256)
-        tokens = result.tokens
-        if pending_len and pending_len + len(tokens) > shard_tokens:
-            flush()
-        split = split_of(result.sha256, fractions)
-        seconds = duration_s(tokens, settings)
-        pending_rows.append({
-            "source": result.path, "sha256": result.sha256, "split": split, "shard": None,
-            "offset": pending_len, "length": len(tokens), "duration_s": round(seconds, 3),
-            "notes": int((tokens < settings.note_off).sum()),
-        })
-        pending.append(tokens)
-        pending_len += len(tokens)
-        summary.encoded += 1
-        summary.add(split, len(tokens), seconds)
+            progress(results)
+        for result in results:
+            where = {"source": result.path} | ({"tune": result.tune} if result.tune else {})
+            if result.error is not None:
+                summary.failed += 1
+                summary.errors.append(where | {"reason": result.error})
+                continue
+            if result.sha256 in known_hashes:
+                summary.duplicates += 1
+                continue
+            known_hashes.add(result.sha256)
+            tokens = result.tokens
+            if pending_len and pending_len + len(tokens) > shard_tokens:
+                flush()
+            split = split_of(result.sha256, fractions)
+            seconds = duration_s(tokens, settings)
+            pending_rows.append(where | {
+                "sha256": result.sha256, "split": split, "shard": None, "offset": pending_len,
+                "length": len(tokens), "duration_s": round(seconds, 3),
+                "notes": int((tokens < settings.note_off).sum()),
+            })
+            pending.append(tokens)
+            pending_len += len(tokens)
+            summary.encoded += 1
+            summary.add(split, len(tokens), seconds)
     flush()
 
     # Commit: errors first (harmless if the run dies before the manifest), the manifest last.
