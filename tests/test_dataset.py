@@ -152,3 +152,15 @@ def test_cli(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"neuralband: no such file or folder: {tmp_path / 'nope'}"
+
+
+def test_oversized_pieces_are_refused_with_the_cap_named(tmp_path):
+    out = tmp_path / "ds"
+    summary = build_dataset(CHORALES, out, workers=1, limits=dataset.Limits(max_notes=150))
+    errors = read_jsonl(out / "errors.jsonl")
+    big = [e for e in errors if "oversized" in e["reason"]]
+    assert summary.failed == len(big) > 0
+    assert all("> 150 (--max-notes)" in e["reason"] for e in big)
+    capped = build_dataset(CHORALES, tmp_path / "ds2", workers=1,
+                           limits=dataset.Limits(max_seconds=5.0))
+    assert capped.encoded == 0 and capped.failed == len(CHORALES)
