@@ -102,6 +102,25 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from neuralband.modelfile import ModelFileError
+    from training.config import config_from_args
+    from training.data import DatasetMismatch
+    from training.train import train
+
+    try:
+        result = train(config_from_args(args))
+    except (ModelFileError, DatasetMismatch, FileNotFoundError, ValueError) as err:
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
+    if "model" in result:
+        base = result["baselines"]
+        print(f"best valid NLL {result['best_valid_nll']:.4f} nats/event "
+              f"(unigram {base['unigram_nll']:.4f}, bigram {base['bigram_nll']:.4f})")
+        print(f"model: {result['model']}.safetensors + .json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuralband",
@@ -134,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--strict", action="store_true", help="exit 1 if any file failed")
     enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(func=_cmd_encode)
+
+    from training.config import add_arguments
+
+    tr = sub.add_parser("train", help="train the event LSTM on a dataset")
+    add_arguments(tr)
+    tr.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -18,6 +18,8 @@ from tests.realdata import MIDITOK_VERSION, fetch_miditok_tests
 
 DATA = Path(__file__).parent / "data"
 CHORALES = sorted((DATA / "chorales").glob("*.mid"))
+# 36 more chorales for training tests (music21 corpus, exported to MIDI).
+TRAIN_CHORALES = sorted((DATA / "chorales_train").glob("*.mid"))
 
 
 def require_reference() -> bool:

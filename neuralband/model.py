@@ -1,0 +1,40 @@
+"""The event LSTM: embedding, stacked LSTM, linear to the vocabulary (char-RNN style).
+
+The model computes; it keeps no performance state (the engine remembers what is sounding).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from neuralband.modelconfig import PRESETS, ModelConfig
+
+__all__ = ["PRESETS", "EventLSTM", "ModelConfig"]
+
+
+State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, batch, hidden)
+
+
+class EventLSTM(nn.Module):
+    """Next-event language model over Performance tokens."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.lstm = nn.LSTM(config.embed_dim, config.hidden, num_layers=config.layers,
+                            batch_first=True,
+                            dropout=config.dropout if config.layers > 1 else 0.0)
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden, config.vocab_size)
+
+    def forward(self, tokens: torch.Tensor, state: State | None = None
+                ) -> tuple[torch.Tensor, State]:
+        """tokens (batch, time) int64 -> logits (batch, time, vocab) and the final state."""
+        x = self.embed(tokens)  # (B, T, E)
+        out, state = self.lstm(x, state)  # (B, T, H)
+        return self.head(self.drop(out)), state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,139 @@
+"""Model files: ``NAME.safetensors`` (weights) + ``NAME.json`` (config, encoder settings, summary).
+
+Nothing is ever unpickled: weights are safetensors (a JSON header and raw arrays) and the sidecar
+is JSON. The sidecar records the weights file's SHA-256, so a damaged or tampered file is refused
+with one line (`ModelFileError`) before any array is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from encoders.performance import EncoderSettings
+from neuralband.modelconfig import ModelConfig
+
+FORMAT = "neuralband-model"
+VERSION = 1
+
+
+class ModelFileError(Exception):
+    """A model file is missing, damaged, tampered with, or made for other settings."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the JSON sidecar says about the weights."""
+
+    config: ModelConfig
+    encoder: EncoderSettings
+    dtype: str
+    sha256: str
+    summary: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": FORMAT, "version": VERSION, "model": self.config.to_dict(),
+            "encoder": self.encoder.to_dict(), "dtype": self.dtype, "sha256": self.sha256,
+            "summary": self.summary,
+        }, indent=2) + "\n"
+
+
+def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """NAME, NAME.json or NAME.safetensors -> (weights path, sidecar path)."""
+    p = Path(path)
+    if p.suffix in (".json", ".safetensors"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old one or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_info(path: str | os.PathLike) -> ModelInfo:
+    """Read and check the sidecar and the weights' hash (no arrays are built)."""
+    weights, sidecar = model_paths(path)
+    try:
+        meta = json.loads(sidecar.read_text())
+    except FileNotFoundError as err:
+        raise ModelFileError(f"{sidecar}: no such model file") from err
+    except (OSError, ValueError) as err:
+        raise ModelFileError(f"{sidecar}: not a readable model description ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{sidecar}: not a neuralband model description")
+    if meta.get("version") != VERSION:
+        raise ModelFileError(f"{sidecar}: model format version {meta.get('version')!r}, "
+                             f"this neuralband reads {VERSION}")
+    try:
+        info = ModelInfo(ModelConfig.from_dict(meta["model"]),
+                         EncoderSettings.from_dict(meta["encoder"]), str(meta["dtype"]),
+                         str(meta["sha256"]), dict(meta.get("summary", {})))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{sidecar}: bad model description ({err})") from err
+    try:
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    except OSError as err:
+        raise ModelFileError(f"{weights}: {err.strerror or err}") from err
+    if digest != info.sha256:
+        raise ModelFileError(f"{weights}: weights do not match their description "
+                             "(damaged or modified file)")
+    return info
+
+
+def save_model(path: str | os.PathLike, model, encoder: EncoderSettings,
+               summary: dict | None = None, dtype: str = "float32") -> ModelInfo:
+    """Write a torch `EventLSTM` as NAME.safetensors + NAME.json (fp32 or fp16 weights)."""
+    import torch
+    from safetensors.torch import save
+
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be float32 or float16, not {dtype!r}")
+    weights, sidecar = model_paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    to = torch.float16 if dtype == "float16" else torch.float32
+    tensors = {k: v.detach().to("cpu", to).contiguous() for k, v in model.state_dict().items()}
+    data = save(tensors, metadata={"format": FORMAT})
+    info = ModelInfo(model.config, encoder, dtype, hashlib.sha256(data).hexdigest(),
+                     summary or {})
+    write_atomic(weights, data)
+    write_atomic(sidecar, info.to_json().encode())
+    return info
+
+
+def load_model(path: str | os.PathLike, encoder: EncoderSettings | None = None):
+    """Rebuild the torch `EventLSTM` from a model file; returns (model in eval mode, info).
+
+    With ``encoder`` given, refuses a model trained on tokens made with other settings.
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    from neuralband.model import EventLSTM
+
+    info = read_info(path)
+    weights, _ = model_paths(path)
+    if encoder is not None and encoder != info.encoder:
+        raise ModelFileError(f"{weights}: trained with encoder settings {info.encoder.to_dict()},"
+                             f" not {encoder.to_dict()}")
+    try:
+        tensors = load(weights.read_bytes())
+    except SafetensorError as err:
+        raise ModelFileError(f"{weights}: not a readable safetensors file ({err})") from err
+    model = EventLSTM(info.config)
+    try:
+        model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ModelFileError(f"{weights}: weights do not fit the model ({first})") from err
+    return model.eval(), info

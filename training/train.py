@@ -1,0 +1,183 @@
+"""The training loop, top to bottom: dataset windows -> EventLSTM -> checkpoints and a model file.
+
+Run on one process (`neuralband train DATASET -o RUN`), or on several with PyTorch's own engine:
+``torchrun --nproc_per_node 2 -m training.train DATASET -o RUN`` (gloo on CPU, nccl on GPU). Each
+rank takes its share of the rows of the same global batch, and DistributedDataParallel averages
+the gradients, so N processes train the same model as one process would with the whole batch.
+
+The run folder holds ``args.json`` (the exact command line), ``baselines.json`` (unigram and
+bigram NLL on the same validation windows), ``metrics.csv``, the resumable checkpoint
+(``state.json`` + ``ckpt-*.safetensors``) and ``model.safetensors`` + ``model.json``, the best
+model by validation NLL. Batches depend only on (seed, step) and the torch RNG is checkpointed, so
+``--resume`` continues exactly where the last checkpoint left off, also after kill -9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neuralband.model import PRESETS, EventLSTM
+from neuralband.modelfile import save_model
+from training.baselines import baselines
+from training.checkpoint import STATE, load_checkpoint, save_checkpoint
+from training.config import TrainConfig, add_arguments, config_from_args
+from training.data import TokenWindows, read_settings
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay from lr to min_lr over the remaining steps."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    done = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(done, 1.0)))
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, windows: np.ndarray, device: torch.device,
+             batch: int = 64) -> float:
+    """Mean next-event NLL in nats over the targets of fixed validation windows."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(windows), batch):
+        w = torch.from_numpy(windows[i:i + batch]).to(device)
+        logits, _ = model(w[:, :-1])
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1),
+                               reduction="sum")
+        total += float(loss)
+        count += w[:, 1:].numel()
+    model.train()
+    return total / count
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (or resume) a run; returns a summary, with the trained torch module as "module"."""
+    # --- processes and device ---------------------------------------------------------------
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    master = rank == 0
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.batch % world:
+        raise ValueError(f"--batch {cfg.batch} must be a multiple of the {world} processes")
+    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    # --- data, model, optimizer ---------------------------------------------------------------
+    encoder, _ = read_settings(cfg.dataset)
+    run = Path(cfg.out)
+    train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch, cfg.seed,
+                                 cfg.transpose, cfg.stretch, settings=encoder)
+    valid = TokenWindows(cfg.dataset, "valid", cfg.window, cfg.eval_windows, cfg.seed + 1,
+                         settings=encoder)
+    eval_set = valid.batch(0)  # (eval_windows, window + 1), the same for every evaluation
+    config = PRESETS[cfg.preset]
+    config = replace(config, vocab_size=encoder.vocab_size,
+                     dropout=config.dropout if cfg.dropout is None else cfg.dropout)
+    torch.manual_seed(cfg.seed)
+    model = EventLSTM(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, best = 0, math.inf
+    if cfg.resume and (run / STATE).exists():
+        state = load_checkpoint(run, model, optimizer)
+        start, best = state["step"], state["best_valid_nll"]
+    ddp = (torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model)
+
+    if master:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "args.json").write_text(json.dumps(
+            {"argv": sys.argv, "config": asdict(cfg), "world_size": world}, indent=2) + "\n")
+        base_path = run / "baselines.json"
+        if not base_path.exists():
+            base_path.write_text(json.dumps(baselines(cfg.dataset, eval_set), indent=2) + "\n")
+        base = json.loads(base_path.read_text())
+        metrics_path = run / "metrics.csv"
+        if not metrics_path.exists() or start == 0:
+            metrics_path.write_text("step,train_loss,valid_nll,valid_ppl,lr,events_per_s,"
+                                    "elapsed_s\n")
+
+    # --- the loop -----------------------------------------------------------------------------
+    bar = None
+    if master and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start, unit="step", dynamic_ncols=True)
+    t0, seen, losses = time.perf_counter(), 0, []
+    model.train()
+    for step in range(start, cfg.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        rows = train_windows.batch(step)[rank::world]  # this rank's share of the global batch
+        x = torch.from_numpy(rows).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits, _ = ddp(x[:, :-1])  # (B/world, T, V)
+            loss = F.cross_entropy(logits.float().reshape(-1, config.vocab_size),
+                                   x[:, 1:].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        seen += x[:, 1:].numel() * world
+        rate = seen / (time.perf_counter() - t0)
+        if bar is not None:
+            bar.set_postfix_str(f"loss {losses[-1]:.3f}, {rate:,.0f} events/s", refresh=False)
+            bar.update(1)
+
+        done = step + 1
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            nll = evaluate(model, eval_set, device)
+            if master:
+                train_loss = float(np.mean(losses))
+                losses = []
+                with open(run / "metrics.csv", "a", newline="") as f:
+                    csv.writer(f).writerow([done, f"{train_loss:.4f}", f"{nll:.4f}",
+                                            f"{math.exp(nll):.3f}", f"{lr_at(step, cfg):.6g}",
+                                            f"{rate:.0f}", f"{time.perf_counter() - t0:.1f}"])
+                if nll < best:
+                    best = nll
+                    summary = {"dataset": str(cfg.dataset), "preset": cfg.preset, "step": done,
+                               "valid_nll": round(nll, 4), "valid_ppl": round(math.exp(nll), 3),
+                               "baselines": base, "parameters": model.num_parameters()}
+                    save_model(run / "model", model, encoder, summary, dtype=cfg.export_dtype)
+                save_checkpoint(run, done, model, optimizer, {"best_valid_nll": best})
+                if bar is not None:
+                    bar.write(f"step {done}: valid NLL {nll:.4f} nats/event "
+                              f"(ppl {math.exp(nll):.2f}; bigram {base['bigram_nll']:.4f})")
+    if bar is not None:
+        bar.close()
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    result = {"best_valid_nll": best, "steps": cfg.steps, "run": str(run), "module": model}
+    if master and (run / "model.json").exists():
+        result["model"] = str(run / "model")
+        result["baselines"] = json.loads((run / "baselines.json").read_text())
+    return result
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node N -m training.train DATASET -o RUN
+    parser = argparse.ArgumentParser(prog="python -m training.train")
+    add_arguments(parser)
+    outcome = train(config_from_args(parser.parse_args()))
+    outcome.pop("module")
+    print(json.dumps(outcome))
