@@ -115,6 +115,15 @@ def train(cfg: TrainConfig) -> dict:
             metrics_path.write_text("step,train_loss,valid_nll,valid_ppl,lr,events_per_s,"
                                     "elapsed_s\n")
 
+    board = None
+    if master:
+        try:  # TensorBoard where installed; metrics.csv always
+            from torch.utils.tensorboard import SummaryWriter
+
+            board = SummaryWriter(str(run / "tensorboard"))
+        except ImportError:
+            pass
+
     # --- the loop -----------------------------------------------------------------------------
     bar = None
     if master and cfg.progress:
@@ -153,6 +162,10 @@ def train(cfg: TrainConfig) -> dict:
                     csv.writer(f).writerow([done, f"{train_loss:.4f}", f"{nll:.4f}",
                                             f"{math.exp(nll):.3f}", f"{lr_at(step, cfg):.6g}",
                                             f"{rate:.0f}", f"{time.perf_counter() - t0:.1f}"])
+                if board is not None:
+                    board.add_scalar("loss/train", train_loss, done)
+                    board.add_scalar("nll/valid", nll, done)
+                    board.add_scalar("lr", lr_at(step, cfg), done)
                 if nll < best:
                     best = nll
                     summary = {"dataset": str(cfg.dataset), "preset": cfg.preset, "step": done,
@@ -165,6 +178,8 @@ def train(cfg: TrainConfig) -> dict:
                               f"(ppl {math.exp(nll):.2f}; bigram {base['bigram_nll']:.4f})")
     if bar is not None:
         bar.close()
+    if board is not None:
+        board.close()
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
