@@ -42,6 +42,13 @@ class ModelInfo:
         }, indent=2) + "\n"
 
 
+def bundled_model() -> Path:
+    """The default model shipped inside the package (see examples/train_default_model.sh)."""
+    from importlib import resources
+
+    return Path(str(resources.files("neuralband") / "data" / "default"))
+
+
 def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """NAME, NAME.json or NAME.safetensors -> (weights path, sidecar path)."""
     p = Path(path)

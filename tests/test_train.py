@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from encoders import EncoderSettings
 from neuralband.modelfile import ModelFileError, load_model, read_info
 from tests.conftest import TRAIN_CHORALES
 from training import checkpoint as checkpoint_module
@@ -186,3 +187,17 @@ save_file(state, {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.safetensors")
     for key in r0:
         assert torch.equal(r0[key], r1[key]), key
     assert (tmp_path / "ddp" / "model.json").exists()
+
+
+def test_the_bundled_model_loads_and_beats_its_baselines():
+    from neuralband.modelfile import bundled_model
+
+    weights = bundled_model().with_suffix(".safetensors")
+    assert weights.stat().st_size <= 10 * 1024 * 1024
+    model, info = load_model(bundled_model())
+    assert info.dtype == "float16" and info.encoder == EncoderSettings()
+    summary = info.summary
+    assert summary["valid_nll"] < summary["baselines"]["bigram_nll"] - 0.5
+    tokens = torch.tensor([[356 + 19, 60, 280, 188]])
+    logits, _ = model(tokens)
+    assert logits.shape == (1, 4, 388) and torch.isfinite(logits).all()
