@@ -201,3 +201,10 @@ def test_the_bundled_model_loads_and_beats_its_baselines():
     tokens = torch.tensor([[356 + 19, 60, 280, 188]])
     logits, _ = model(tokens)
     assert logits.shape == (1, 4, 388) and torch.isfinite(logits).all()
+
+
+def test_resume_with_another_preset_is_one_readable_error(chorale_dataset, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(chorale_dataset, run, steps=10))
+    with pytest.raises(ModelFileError, match="another model size"):
+        train(tiny(chorale_dataset, run, steps=20, resume=True, preset="small"))

@@ -61,7 +61,12 @@ def load_checkpoint(run_dir: Path, model: torch.nn.Module,
         tensors = load(data)
     except SafetensorError as err:
         raise ModelFileError(f"{tensors_path}: not a readable safetensors file ({err})") from err
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ModelFileError(f"{tensors_path}: checkpoint is for another model size ({first}); "
+                             "resume with the run's own --preset") from err
     slots: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
