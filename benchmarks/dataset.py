@@ -44,7 +44,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 # One thread per process (pools are sized when numpy is imported), and no progress bars.
@@ -56,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
+from benchmarks.machine import cpu_model, usable_cpus, version  # noqa: E402
 from encoders.performance import EncoderSettings  # noqa: E402
 from tests.realdata import fetch_miditok_tests  # noqa: E402
 from training.dataset import Summary, build_dataset  # noqa: E402
@@ -148,23 +148,9 @@ def midi_files(folder: Path) -> tuple[list[Path], list[Path]]:
     return files, [p for p in tests if p.name != "empty.mid"]
 
 
-def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def machine() -> dict:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    model = cpu_model()
+    usable = usable_cpus()
     return {
         "cpu_model": model, "cpus": os.cpu_count(), "cpus_usable": usable,
         "python": platform.python_version(), "numpy": version("numpy"),

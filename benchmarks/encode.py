@@ -54,7 +54,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 # One core: thread pools are sized when numpy (and what it loads) is imported, so this comes first.
@@ -68,6 +67,7 @@ warnings.filterwarnings("ignore")  # pydub, pkg_resources and pretty_midi chatte
 import numpy as np  # noqa: E402
 import pretty_midi  # noqa: E402
 
+from benchmarks.machine import cpu_model, version  # noqa: E402
 from encoders.performance import EncoderSettings, encode  # noqa: E402
 from tests.realdata import fetch_miditok_tests  # noqa: E402
 
@@ -228,25 +228,11 @@ def select_files(file_set: str, pattern: str | None) -> list[Path]:
     return [p for p in files if p.name != "empty.mid"]
 
 
-def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def machine(cpu: int | None) -> dict:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return {
         "processor": platform.processor() or platform.machine(),
-        "cpu_model": model or "unknown",
+        "cpu_model": model,
         "pinned_cpu": cpu,
         "cpus_available": os.cpu_count(),
         "python": platform.python_version(),

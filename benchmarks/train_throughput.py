@@ -61,6 +61,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.machine import cpu_model, usable_cpus  # noqa: E402
 from neuralband.model import PRESETS, EventLSTM, ModelConfig  # noqa: E402
 from training.data import TokenWindows, read_manifest, read_settings  # noqa: E402
 from training.dataset import build_dataset  # noqa: E402
@@ -266,15 +267,8 @@ def run_device(device: torch.device, preset: str, config: ModelConfig,
 
 
 def machine(threads: int) -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu = cpu_model()
+    usable = usable_cpus()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu_model": cpu, "cpus": os.cpu_count(), "cpus_usable": usable,
             "torch": torch.__version__, "threads": threads, "gpu": gpu}

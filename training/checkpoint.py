@@ -16,7 +16,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from neuralband.modelfile import ModelFileError, write_atomic
+from neuralband.atomic import write_atomic
+from neuralband.modelfile import ModelFileError
 
 STATE = "state.json"
 

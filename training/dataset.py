@@ -17,6 +17,7 @@ leaves the old dataset (plus unreferenced shard files that the next run overwrit
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +30,7 @@ import numpy as np
 from encoders.abc import split_tunes, tune_to_midi
 from encoders.errors import MidiError
 from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, encode
+from neuralband.atomic import write_atomic
 
 FORMAT = "neuralband-dataset"
 VERSION = 1
@@ -195,21 +197,13 @@ def read_existing(out_dir: Path, settings: EncoderSettings) -> list[dict]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, text.encode())
 
 
 def _save_shard(path: Path, tokens: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
-    with open(tmp, "wb") as f:
-        np.save(f, tokens)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.save(buf, tokens)
+    write_atomic(path, buf.getvalue())
 
 
 def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
