@@ -121,6 +121,43 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from encoders.performance import decode, encode
+    from neuralband.generate import generate
+    from neuralband.modelfile import ModelFileError, bundled_model, read_info
+    from neuralband.sampling import Rules
+
+    model = args.model or bundled_model()
+    try:
+        rules = Rules(temperature=args.temperature, top_p=args.top_p,
+                      max_polyphony=args.max_polyphony, max_note_s=args.max_note)
+        encoder = read_info(model).encoder
+        primer = encode(args.primer, encoder) if args.primer else None
+        with tqdm(total=round(args.seconds), unit="s", disable=args.quiet or args.seconds < 20,
+                  dynamic_ncols=True) as bar:
+            pieces = generate(model, primer, args.seconds, args.n, rules, args.seed,
+                              progress=lambda dt: bar.update(round(dt)))
+    except (ModelFileError, ValueError) as err:
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if out.suffix.lower() in (".mid", ".midi"):
+        names = [out] if args.n == 1 else [
+            out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(args.n)]
+    else:
+        names = [out / f"generated-{i + 1}.mid" for i in range(args.n)]
+    for name, piece in zip(names, pieces, strict=True):
+        name.parent.mkdir(parents=True, exist_ok=True)
+        pm = decode(piece.tokens, encoder)
+        pm.write(str(name))
+        notes = len(pm.instruments[0].notes)
+        print(f"wrote {name}: {notes} notes, {pm.get_end_time():.1f} s "
+              f"({len(piece.tokens) - piece.primer_length} events generated)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuralband",
@@ -159,6 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train the event LSTM on a dataset")
     add_arguments(tr)
     tr.set_defaults(func=_cmd_train)
+
+    gen = sub.add_parser("generate", help="continue a primer (or silence) with the model")
+    gen.add_argument("--model", help="model file (default: the bundled model)")
+    gen.add_argument("--primer", help="a MIDI file to continue")
+    gen.add_argument("--seconds", type=float, default=30.0, help="music to add (default 30)")
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--top-p", type=float, default=0.95)
+    gen.add_argument("--max-polyphony", type=int, default=12)
+    gen.add_argument("--max-note", type=float, default=5.0, help="longest note in seconds")
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("-n", type=int, default=1, help="variations, in one batched pass")
+    gen.add_argument("-o", "--out", required=True, help="a .mid file or a folder")
+    gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=_cmd_generate)
     return parser
 
 

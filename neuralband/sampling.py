@@ -1,0 +1,140 @@
+"""Choosing the next event: temperature, top-p, and a grammar that keeps the output playable.
+
+`NoteTracker` follows the events of one stream as they happen (what is sounding, since when, the
+last event) and keeps a mask of the events allowed next, updated per event rather than recomputed
+from the history:
+
+- a NOTE_OFF only for a pitch that is sounding; a NOTE_ON only inside the pitch range and below the
+  maximum polyphony; never a VELOCITY right after a VELOCITY;
+- no TIME_SHIFT that would hold a note past the maximum note length; a note that has reached it
+  leaves only its NOTE_OFF allowed, so it is forced off (Magenta capped notes at 5 s because the
+  model "can leave hanging notes").
+
+`Sampler` draws from the masked distribution with a seedable generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from encoders.performance import DEFAULT_SETTINGS, EncoderSettings
+
+NO_NOTE = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The sampling settings a musician turns: randomness and the grammar's limits."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_polyphony: int = 12
+    pitch_low: int = 21  # A0, the piano's range by default
+    pitch_high: int = 108  # C8
+    max_note_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top-p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.pitch_low <= self.pitch_high <= 127:
+            raise ValueError(f"pitch range must be within 0..127, got "
+                             f"{self.pitch_low}..{self.pitch_high}")
+        if self.max_polyphony < 1 or self.max_note_s <= 0:
+            raise ValueError("max polyphony and max note length must be positive")
+
+
+class NoteTracker:
+    """The state of one stream's notes, and the events allowed next."""
+
+    def __init__(self, rules: Rules = Rules(), settings: EncoderSettings = DEFAULT_SETTINGS):
+        self.rules = rules
+        self.settings = settings
+        self.max_steps = max(1, round(rules.max_note_s * settings.steps_per_second))
+        self.count = np.zeros(128, np.int64)  # open notes per pitch
+        self.onsets: list[list[int]] = [[] for _ in range(128)]  # their start steps, oldest first
+        self.first_onset = np.full(128, NO_NOTE, np.int64)  # oldest open start step per pitch
+        self.step = 0
+        self.last_was_velocity = False
+        s = settings
+        self._in_range = np.zeros(128, bool)
+        self._in_range[rules.pitch_low:rules.pitch_high + 1] = True
+        self._allowed = np.zeros(s.vocab_size, bool)
+        self._shift_steps = np.arange(1, s.max_shift_steps + 1)
+
+    @property
+    def sounding(self) -> int:
+        """How many notes are open."""
+        return int(self.count.sum())
+
+    def update(self, token: int) -> None:
+        """Take one event into account (played by anyone: the model or the musician)."""
+        s = self.settings
+        tok = int(token)
+        self.last_was_velocity = tok >= s.velocity
+        if tok < s.note_off:
+            self.onsets[tok].append(self.step)
+            self.count[tok] += 1
+            self.first_onset[tok] = self.onsets[tok][0]
+        elif tok < s.time_shift:
+            pitch = tok - s.note_off
+            if self.count[pitch]:
+                self.onsets[pitch].pop(0)  # decoding closes the earliest open note
+                self.count[pitch] -= 1
+                self.first_onset[pitch] = self.onsets[pitch][0] if self.onsets[pitch] else NO_NOTE
+        elif tok < s.velocity:
+            self.step += tok - s.time_shift + 1
+
+    def overdue(self) -> np.ndarray:
+        """Pitches whose oldest open note has reached the maximum length."""
+        return np.flatnonzero(self.step - self.first_onset >= self.max_steps)
+
+    def allowed(self) -> np.ndarray:
+        """Boolean mask over the vocabulary of the events allowed next (a reused buffer)."""
+        s, a = self.settings, self._allowed
+        late = self.overdue()
+        a.fill(False)
+        if len(late):  # only the NOTE_OFFs of notes held too long
+            a[s.note_off + late] = True
+            return a
+        if self.sounding < self.rules.max_polyphony:
+            a[s.note_on:s.note_on + 128] = self._in_range
+        a[s.note_off:s.note_off + 128] = self.count > 0
+        oldest = int(self.first_onset.min())
+        room = s.max_shift_steps if oldest == NO_NOTE else self.max_steps - (self.step - oldest)
+        a[s.time_shift:s.velocity] = self._shift_steps <= room
+        a[s.velocity:] = not self.last_was_velocity
+        return a
+
+    def closing_tokens(self) -> list[int]:
+        """NOTE_OFFs for every open note, oldest pitch first: the end of a piece, no hangers."""
+        order = np.argsort(self.first_onset, kind="stable")
+        return [self.settings.note_off + int(p) for p in order for _ in range(self.count[p])]
+
+
+class Sampler:
+    """Temperature and top-p sampling over allowed events, from a seeded generator."""
+
+    def __init__(self, rules: Rules = Rules(), seed: int | None = None):
+        self.rules = rules
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, logits: np.ndarray, allowed: np.ndarray) -> int:
+        """One event drawn from softmax(logits / T) restricted to ``allowed`` and to top-p."""
+        z = np.where(allowed, logits.astype(np.float64) / self.rules.temperature, -np.inf)
+        z -= z.max()
+        p = np.exp(z)
+        p /= p.sum()
+        if self.rules.top_p < 1.0:
+            order = np.argsort(-p, kind="stable")
+            cum = np.cumsum(p[order])
+            keep = order[: int(np.searchsorted(cum, self.rules.top_p)) + 1]
+            q = np.zeros_like(p)
+            q[keep] = p[keep]
+            p = q / q.sum()
+        cdf = np.cumsum(p)
+        return int(min(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"),
+                       len(p) - 1))

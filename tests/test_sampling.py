@@ -1,0 +1,138 @@
+"""The sampler's grammar and randomness, and offline generation with the bundled model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mido
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from encoders.performance import NOTE_OFF, TIME_SHIFT, VELOCITY, decode_notes
+from neuralband.generate import generate
+from neuralband.modelfile import bundled_model
+from neuralband.sampling import NoteTracker, Rules, Sampler
+
+S = TIME_SHIFT - 1
+
+
+def test_note_off_only_for_sounding_pitches_and_no_double_velocity():
+    t = NoteTracker()
+    a = t.allowed()
+    assert not a[NOTE_OFF:TIME_SHIFT].any() and a[60] and a[VELOCITY]
+    for tok in (VELOCITY + 10, 60):
+        t.update(tok)
+    a = t.allowed()
+    assert a[NOTE_OFF + 60] and a[NOTE_OFF:TIME_SHIFT].sum() == 1
+    t.update(VELOCITY + 3)
+    assert not t.allowed()[VELOCITY:].any()
+
+
+def test_pitch_range_and_polyphony():
+    t = NoteTracker(Rules(max_polyphony=2, pitch_low=48, pitch_high=72))
+    a = t.allowed()
+    assert a[48] and a[72] and not a[47] and not a[73]
+    t.update(60)
+    t.update(64)
+    assert not t.allowed()[:128].any()
+    t.update(NOTE_OFF + 60)
+    assert t.allowed()[67]
+
+
+def test_notes_are_forced_off_at_the_maximum_length():
+    t = NoteTracker(Rules(max_note_s=1.5))
+    t.update(60)
+    t.update(S + 100)
+    a = t.allowed()
+    assert a[S + 50] and not a[S + 51]  # no shift may hold the note past 1.5 s
+    t.update(S + 50)
+    a = t.allowed()
+    assert np.flatnonzero(a).tolist() == [NOTE_OFF + 60]
+    assert t.closing_tokens() == [NOTE_OFF + 60]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.1, 2.0), st.floats(0.05, 1.0))
+def test_sampler_never_picks_a_masked_event(seed, temperature, top_p):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, 388)
+    allowed = rng.random(388) < 0.3
+    allowed[rng.integers(388)] = True
+    sampler = Sampler(Rules(temperature=temperature, top_p=top_p), seed)
+    for _ in range(20):
+        assert allowed[sampler.sample(logits, allowed)]
+
+
+def test_top_p_keeps_only_the_nucleus_and_seeds_reproduce():
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05] + [1e-9] * 384))
+    allowed = np.ones(388, bool)
+    draws = [Sampler(Rules(top_p=0.7), 5).sample(logits, allowed) for _ in range(1)]
+    sampler = Sampler(Rules(top_p=0.7), 5)
+    seen = {sampler.sample(logits, allowed) for _ in range(500)}
+    assert seen == {0, 1}
+    assert draws[0] == Sampler(Rules(top_p=0.7), 5).sample(logits, allowed)
+    cold = Sampler(Rules(temperature=0.01), 0)
+    assert {cold.sample(logits, allowed) for _ in range(50)} == {0}
+
+
+def check_piece(tokens: np.ndarray, rules: Rules) -> None:
+    """Every event obeys the grammar, and every NOTE_ON has its NOTE_OFF."""
+    tracker = NoteTracker(rules)
+    for tok in tokens:
+        assert tracker.allowed()[tok], int(tok)
+        tracker.update(int(tok))
+    assert tracker.sounding == 0
+    ons, offs = (tokens < NOTE_OFF).sum(), ((tokens >= NOTE_OFF) & (tokens < TIME_SHIFT)).sum()
+    assert ons == offs
+
+
+def test_generate_variations_with_the_bundled_model():
+    rules = Rules(max_note_s=2.0, max_polyphony=6)
+    pieces = generate(bundled_model(), None, seconds=15, variations=3, rules=rules, seed=7)
+    assert len(pieces) == 3
+    assert len({p.tokens.tobytes() for p in pieces}) == 3  # three different variations
+    for piece in pieces:
+        generated = piece.tokens[piece.primer_length:]
+        check_piece(generated, rules)
+        notes = decode_notes(piece.tokens)
+        end = max(e for _, e, _, _ in notes)
+        assert 14.0 <= end / 100 <= 15.2
+        assert max(e - s for s, e, _, _ in notes) <= 200
+    again = generate(bundled_model(), None, seconds=15, variations=3, rules=rules, seed=7)
+    assert all(np.array_equal(a.tokens, b.tokens) for a, b in zip(pieces, again, strict=True))
+
+
+def test_generate_continues_a_primer():
+    from encoders import encode
+    from tests.conftest import CHORALES
+
+    primer = encode(CHORALES[0])
+    piece = generate(bundled_model(), primer, seconds=5, seed=1)[0]
+    assert np.array_equal(piece.tokens[: len(primer)], primer)
+    assert piece.primer_length == len(primer)
+
+
+def test_cli_generate_writes_midi_with_no_hanging_notes(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "neuralband", "generate", "--seconds", "8",
+                          "-n", "2", "--seed", "3", "-o", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for i in (1, 2):
+        messages = [m for m in mido.MidiFile(tmp_path / f"generated-{i}.mid") if not m.is_meta]
+        held: dict[int, int] = {}
+        for m in messages:
+            if m.type == "note_on" and m.velocity > 0:
+                held[m.note] = held.get(m.note, 0) + 1
+            elif m.type in ("note_off", "note_on"):
+                held[m.note] -= 1
+        assert held and all(v == 0 for v in held.values())
+
+
+def test_rules_are_checked():
+    with pytest.raises(ValueError, match="temperature"):
+        Rules(temperature=0)
+    with pytest.raises(ValueError, match="top-p"):
+        Rules(top_p=1.5)
