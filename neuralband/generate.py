@@ -47,7 +47,7 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
         stepper.feed(np.full(variations, tok))
         for tracker in trackers:
             tracker.update(int(tok))
-    sampler = Sampler(rules, seed)
+    sampler = Sampler(rules, seed, settings.vocab_size)
     target = trackers[0].step + round(seconds * settings.steps_per_second)
     out: list[list[int]] = [[] for _ in range(variations)]
     done = np.zeros(variations, bool)

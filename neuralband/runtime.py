@@ -47,8 +47,10 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], ModelI
 class Stepper:
     """Recurrent state plus `feed`, `logits`, `snapshot`/`restore`, `reset`, for B streams."""
 
-    def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig, batch: int = 1):
+    def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig, batch: int = 1,
+                 info: ModelInfo | None = None):
         self.config = config
+        self.info = info  # the model file's description, when loaded from one
         self.batch = batch
         H, L = config.hidden, config.layers
         try:
@@ -84,9 +86,7 @@ class Stepper:
     def load(cls, path: str | os.PathLike, batch: int = 1) -> Stepper:
         """A stepper for a model file (NAME, NAME.json or NAME.safetensors)."""
         weights, info = load_weights(path)
-        stepper = cls(weights, info.config, batch)
-        stepper.info = info
-        return stepper
+        return cls(weights, info.config, batch, info)
 
     def reset(self) -> None:
         """Back to the state before any event."""

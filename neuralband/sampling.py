@@ -116,25 +116,32 @@ class NoteTracker:
 
 
 class Sampler:
-    """Temperature and top-p sampling over allowed events, from a seeded generator."""
+    """Temperature and top-p sampling over allowed events, from a seeded generator.
 
-    def __init__(self, rules: Rules = Rules(), seed: int | None = None):
+    Buffers are allocated once: a draw on the real-time path allocates nothing per event.
+    """
+
+    def __init__(self, rules: Rules = Rules(), seed: int | None = None, vocab_size: int = 388):
         self.rules = rules
         self.rng = np.random.default_rng(seed)
+        self._p = np.empty(vocab_size, np.float64)
+        self._blocked = np.empty(vocab_size, bool)
+        self._order = np.empty(vocab_size, np.int64)
 
     def sample(self, logits: np.ndarray, allowed: np.ndarray) -> int:
         """One event drawn from softmax(logits / T) restricted to ``allowed`` and to top-p."""
-        z = np.where(allowed, logits.astype(np.float64) / self.rules.temperature, -np.inf)
-        z -= z.max()
-        p = np.exp(z)
-        p /= p.sum()
+        p, blocked = self._p, self._blocked
+        np.divide(logits, self.rules.temperature, out=p)
+        np.logical_not(allowed, out=blocked)
+        p[blocked] = -np.inf
+        p -= p.max()
+        np.exp(p, out=p)
         if self.rules.top_p < 1.0:
-            order = np.argsort(-p, kind="stable")
-            cum = np.cumsum(p[order])
-            keep = order[: int(np.searchsorted(cum, self.rules.top_p)) + 1]
-            q = np.zeros_like(p)
-            q[keep] = p[keep]
-            p = q / q.sum()
-        cdf = np.cumsum(p)
-        return int(min(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"),
-                       len(p) - 1))
+            # Keep the most likely events until they hold top_p of the mass; drop the rest.
+            self._order[:] = np.argsort(p)[::-1]
+            sorted_p = p[self._order]
+            np.cumsum(sorted_p, out=sorted_p)
+            cut = int(np.searchsorted(sorted_p, self.rules.top_p * sorted_p[-1])) + 1
+            p[self._order[cut:]] = 0.0
+        np.cumsum(p, out=p)
+        return int(min(np.searchsorted(p, self.rng.random() * p[-1], side="right"), len(p) - 1))
