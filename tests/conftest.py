@@ -65,3 +65,54 @@ def note_seq_reference():
         return np.array([encoding.encode_event(e) for e in perf], dtype=np.int64)
 
     return tokens
+
+
+# --- JACK: a real server with the dummy driver -------------------------------------------------
+
+def require_jack() -> bool:
+    return os.environ.get("NEURALBAND_REQUIRE_JACK") == "1"
+
+
+def jack_missing(reason: str) -> None:
+    """Skip with a reason, or fail where JACK is required (CI sets NEURALBAND_REQUIRE_JACK=1)."""
+    if require_jack():
+        pytest.fail(f"{reason} (NEURALBAND_REQUIRE_JACK=1)")
+    pytest.skip(reason)
+
+
+def jack_running() -> bool:
+    """Whether a JACK server answers (jack_lsp exits 0 only when it can connect)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("jack_lsp") is None:
+        return False
+    return subprocess.run(["jack_lsp"], capture_output=True, timeout=10).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A running JACK server: the one already up (CI starts it), or a dummy-driver server started
+    here for the session where jackd is installed; otherwise the test skips (fails under
+    NEURALBAND_REQUIRE_JACK=1) naming the Debian package."""
+    import shutil
+    import subprocess
+    import time
+
+    if jack_running():
+        yield None
+        return
+    if shutil.which("jackd") is None:
+        jack_missing("JACK is not installed (Debian: apt-get install jackd2)")
+    proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if jack_running():
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        jack_missing("jackd --no-realtime -d dummy did not start")
+    yield proc
+    proc.terminate()
+    proc.wait(timeout=10)
