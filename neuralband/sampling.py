@@ -57,11 +57,13 @@ class NoteTracker:
         self.count = np.zeros(128, np.int64)  # open notes per pitch
         self.onsets: list[list[int]] = [[] for _ in range(128)]  # their start steps, oldest first
         self.first_onset = np.full(128, NO_NOTE, np.int64)  # oldest open start step per pitch
+        self.other = np.zeros(128, np.int64)  # notes another part holds (the player's, live)
         self.step = 0
         self.last_was_velocity = False
         s = settings
         self._in_range = np.zeros(128, bool)
         self._in_range[rules.pitch_low:rules.pitch_high + 1] = True
+        self._free = self._in_range.copy()  # in range and not held by another part
         self._allowed = np.zeros(s.vocab_size, bool)
         self._shift_steps = np.arange(1, s.max_shift_steps + 1)
 
@@ -70,11 +72,24 @@ class NoteTracker:
         """How many notes are open."""
         return int(self.count.sum())
 
-    def update(self, token: int) -> None:
-        """Take one event into account (played by anyone: the model or the musician)."""
+    def update(self, token: int, own: bool = True) -> None:
+        """Take one event of the stream into account.
+
+        ``own=False`` marks a note event of another part sharing the stream (the musician, live):
+        its pitches are kept out of our NOTE_ONs and its notes are not ours to end. Time and
+        velocity events are shared whoever plays them.
+        """
         s = self.settings
         tok = int(token)
         self.last_was_velocity = tok >= s.velocity
+        if not own and tok < s.time_shift:
+            pitch = tok % 128
+            if tok < s.note_off:
+                self.other[pitch] += 1
+            elif self.other[pitch]:
+                self.other[pitch] -= 1
+            self._free[pitch] = self._in_range[pitch] and not self.other[pitch]
+            return
         if tok < s.note_off:
             self.onsets[tok].append(self.step)
             self.count[tok] += 1
@@ -101,13 +116,21 @@ class NoteTracker:
             a[s.note_off + late] = True
             return a
         if self.sounding < self.rules.max_polyphony:
-            a[s.note_on:s.note_on + 128] = self._in_range
+            a[s.note_on:s.note_on + 128] = self._free
         a[s.note_off:s.note_off + 128] = self.count > 0
         oldest = int(self.first_onset.min())
         room = s.max_shift_steps if oldest == NO_NOTE else self.max_steps - (self.step - oldest)
         a[s.time_shift:s.velocity] = self._shift_steps <= room
         a[s.velocity:] = not self.last_was_velocity
         return a
+
+    def mark(self) -> tuple[int, bool]:
+        """A cheap bookmark, to take back TIME_SHIFTs fed on trial (a proposed wait)."""
+        return self.step, self.last_was_velocity
+
+    def take_back(self, mark: tuple[int, bool]) -> None:
+        """Return to a `mark`; valid only if nothing but TIME_SHIFTs was fed since."""
+        self.step, self.last_was_velocity = mark
 
     def closing_tokens(self) -> list[int]:
         """NOTE_OFFs for every open note, oldest pitch first: the end of a piece, no hangers."""

@@ -1,0 +1,447 @@
+"""The real-time loop: the player's notes go into the model as they happen, the band's come out.
+
+Two threads only. The MIDI callback calls `Engine.receive`, which timestamps nothing itself (the
+port did), appends to a deque and wakes the engine: no parsing, no inference. Everything else runs
+in the engine thread (`Engine.run`), one pass at a time:
+
+1. absorb every queued message: it becomes events at its real arrival time (the elapsed time as
+   TIME_SHIFTs, then VELOCITY / NOTE_ON / NOTE_OFF, by `encoders.live.LiveEncoder`) fed to the
+   model one by one;
+2. if the mode lets the band play, make sure it has a proposal: the next event sampled from the
+   model under the grammar of `sampling.NoteTracker`. A note or velocity event is played at once.
+   A TIME_SHIFT is a proposed wait: the state is snapshotted, the shift fed on trial and the event
+   after it sampled ahead, so it can go out the moment the wait ends. Player input during the
+   wait takes the proposal back (restore the snapshot), feeds the real elapsed time and the
+   player's event, and the model proposes again;
+3. sleep until the next deadline or input, then spin for the last stretch (`time.sleep` alone
+   drifts by a millisecond or more).
+
+Player and band share one token stream, the way the model was trained on one performance: the
+grammar keeps the band off the player's held pitches and lets it end only its own notes. Every
+outgoing note passes through `notes.OutputNotes`, so `close` leaves nothing sounding.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from encoders.live import LiveEncoder
+from neuralband.notes import OutputNotes
+from neuralband.runtime import Stepper
+from neuralband.sampling import NoteTracker, Rules, Sampler
+
+MODES = ("call", "solo", "duet")
+SPIN_S = 0.0015  # the last stretch before a deadline is spun, not slept
+LATE_S = 0.02  # a wait that ended this late re-times the stream to the clock
+START_STEPS = 10  # the stream opens with TIME_SHIFT(10): "nothing yet", as `generate` starts
+
+
+@dataclass(frozen=True)
+class PlaySettings:
+    """How the band takes turns with the player."""
+
+    mode: str = "call"
+    wait_s: float = 1.0  # call: silence before the band answers; duet: how long it plays on
+    answer_s: float = 4.0  # call: the longest answer
+    channel: int = 0  # the band's MIDI channel (0-based)
+    thru: bool = False  # echo the player's notes to the output
+    feedback_guard_s: float = 0.0  # ignore input equal to our own output this recent (0: off)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.wait_s < 0 or self.answer_s <= 0:
+            raise ValueError("wait must be >= 0 and answer > 0 seconds")
+        if not 0 <= self.channel <= 15:
+            raise ValueError(f"channel must be 1..16, got {self.channel + 1}")
+
+
+class Ring:
+    """The last N measurements, preallocated; percentiles on demand."""
+
+    def __init__(self, size: int = 4096):
+        self.values = np.zeros(size)
+        self.count = 0
+
+    def add(self, value: float) -> None:
+        self.values[self.count % len(self.values)] = value
+        self.count += 1
+
+    def percentile(self, q: float) -> float:
+        n = min(self.count, len(self.values))
+        return float(np.percentile(self.values[:n], q)) if n else float("nan")
+
+
+@dataclass
+class Stats:
+    """What the status line shows, and what tests and benchmarks check."""
+
+    received: int = 0  # messages the callback queued
+    absorbed: int = 0  # note messages turned into events
+    ignored: int = 0  # other message types, drums, and echoes of our own output
+    echoes: int = 0  # of which caught by the feedback guard
+    band_events: int = 0  # events the band committed
+    taken_back: int = 0  # proposed waits the player interrupted
+    forced_off: int = 0  # band notes ended by the wall-clock length limit
+    late: int = 0  # waits that ended more than LATE_S late (the engine was starved)
+
+    def __post_init__(self) -> None:
+        self.absorb_s = Ring()  # arrival -> fed to the model
+        self.timing_s = Ring()  # band event sent - its scheduled time
+        self.step_s = Ring()  # one band event: feed + sample
+
+
+class Engine:
+    """The instrument's state and loop; ports, signals and printing live in `neuralband.play`."""
+
+    def __init__(self, stepper: Stepper, send: Callable[[list[int]], None],
+                 settings: PlaySettings | None = None, rules: Rules | None = None,
+                 seed: int | None = None, clock: Callable[[], float] = time.perf_counter,
+                 record: bool = False, keep_tokens: bool = False):
+        if stepper.batch != 1:
+            raise ValueError("the live engine runs one stream")
+        settings = settings or PlaySettings()
+        rules = rules or Rules()
+        self.stepper = stepper
+        self.settings = settings
+        self.rules = rules
+        self.encoder_settings = stepper.info.encoder if stepper.info else None
+        enc_settings = self.encoder_settings
+        self.enc = LiveEncoder(enc_settings) if enc_settings else LiveEncoder()
+        es = self.enc.settings
+        self.tracker = NoteTracker(rules, es)
+        self.sampler = Sampler(rules, seed, es.vocab_size)
+        self.out = OutputNotes(send, rules.max_note_s)
+        self.clock = clock
+        self.stats = Stats()
+        self.inbox: deque[tuple[float, list[int]]] = deque()
+        self.wake = threading.Event()
+        self.stop_flag = threading.Event()
+        self.output_ok = True  # False while the output port is gone
+        self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
+        self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
+        # Token layout shortcuts.
+        self._ts, self._vel, self._off = es.time_shift, es.velocity, es.note_off
+        self._sps = es.steps_per_second
+        # Proposal state: a TIME_SHIFT fed on trial, and the event sampled after it.
+        self._snap = stepper.snapshot()
+        self._mark: tuple[int, bool] | None = None  # set while a wait is on trial
+        self._deadline_step = 0
+        self._next: int | None = None  # sampled from the current (committed or trial) state
+        self._velocity = 100  # the band's current MIDI velocity
+        self._trial_shift = 0
+        self._on_time: float | None = None  # when the band's current step was due
+        # Turn-taking.
+        self.t0 = 0.0
+        self.last_player_s = -np.inf  # time of the player's last note message
+        self.answer_start: float | None = None
+        self.played_since_answer = False
+        self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
+
+    # --- the callback's side ------------------------------------------------------------------
+
+    def receive(self, t: float, data: list[int]) -> None:
+        """MIDI callback target: queue and wake the engine; nothing else."""
+        self.inbox.append((t, data))
+        self.wake.set()
+
+    # --- the engine thread --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the stream: reset the model and feed "nothing yet", dated so that it ends now."""
+        self.stepper.reset()
+        self.enc = LiveEncoder(self.enc.settings)
+        self.tracker = NoteTracker(self.rules, self.enc.settings)
+        first = self._ts + START_STEPS - 1
+        self._feed_shared(first)
+        self.t0 = self.clock() - START_STEPS / self._sps
+
+    def run(self, seconds: float | None = None, poll: Callable[[], None] | None = None,
+            poll_every_s: float = 0.5, status: Callable[[Engine], None] | None = None,
+            status_every_s: float = 1.0) -> None:
+        """Play until `stop()` (or ``seconds``); `poll` checks the ports now and then."""
+        self.start()
+        end = np.inf if seconds is None else self.clock() + seconds
+        next_poll = self.clock() + poll_every_s
+        next_status = self.clock() + status_every_s
+        while not self.stop_flag.is_set():
+            now = self.clock()
+            if now >= end:
+                break
+            self._absorb_inbox()
+            self._force_overdue(now)
+            if self._band_may_play(now):
+                self._play(now)
+            elif self.tracker.sounding:
+                self._band_stops(now)
+            else:
+                self._take_back()
+            now = self.clock()
+            if poll is not None and now >= next_poll:
+                poll()
+                next_poll = now + poll_every_s
+            if status is not None and now >= next_status:
+                status(self)
+                next_status = now + status_every_s
+            self._wait(min(self._next_deadline(now), next_poll if poll else np.inf,
+                           next_status if status else np.inf, end))
+
+    def stop(self) -> None:
+        """Ask the loop to end (from any thread or a signal handler)."""
+        self.stop_flag.set()
+        self.wake.set()
+
+    def close(self) -> int:
+        """Release every sounding note; how many could not be sent (0 unless the port is gone)."""
+        self._take_back()  # a wait still on trial never happened
+        failed = self.out.all_off() if self.output_ok else 0
+        if not self.output_ok:
+            self.out.forget()
+        return failed
+
+    def player_gone(self) -> None:
+        """The input vanished: the player's held notes end now, in the stream and at the output."""
+        self._take_back()
+        for tok in self.enc.close(self.clock() - self.t0):
+            self._feed(tok, own=False)
+        band = self.settings.channel
+        for channel, pitch in self.out.sounding_notes():  # the thru echo of held keys
+            if channel != band or not self.tracker.count[pitch]:
+                self._thru(channel, pitch, 0, self.clock())
+
+    # --- input ----------------------------------------------------------------------------------
+
+    def _absorb_inbox(self) -> None:
+        while self.inbox:
+            t, data = self.inbox.popleft()
+            self.stats.received += 1
+            self._absorb(t, data)
+
+    def _absorb(self, t: float, data: list[int]) -> None:
+        status = data[0] & 0xF0 if data else 0
+        if status not in (0x80, 0x90, 0xB0) or len(data) < 3:
+            self.stats.ignored += 1
+            return
+        is_on = status == 0x90 and data[2] > 0
+        channel = data[0] & 0x0F
+        if status != 0xB0 and self.settings.feedback_guard_s > 0:
+            if t - self._last_sent[int(is_on), data[1]] <= self.settings.feedback_guard_s:
+                self.stats.ignored += 1
+                self.stats.echoes += 1
+                return
+        self._take_back()
+        seconds = t - self.t0
+        if status == 0xB0:
+            tokens = self.enc.control_change(seconds, data[1], data[2], channel)
+        elif is_on:
+            tokens = self.enc.note_on(seconds, data[1], data[2], channel)
+        else:
+            tokens = self.enc.note_off(seconds, data[1], channel)
+        if status != 0xB0:
+            self.last_player_s = t
+            if is_on:
+                self.played_since_answer = True
+                self.answer_start = None if self.settings.mode == "call" else self.answer_start
+        for tok in tokens:
+            self._feed(tok, own=False)
+        if self.recording is not None:
+            self.recording.append((t, "player", list(data)))
+        if self.settings.thru and self.output_ok and status != 0xB0:
+            self._thru(channel, data[1], data[2] if is_on else 0, t)
+        self.stats.absorbed += 1
+        self.stats.absorb_s.add(self.clock() - t)
+
+    def _thru(self, channel: int, pitch: int, velocity: int, t: float) -> None:
+        try:
+            if velocity:
+                self.out.note_on(channel, pitch, velocity, t)
+            else:
+                self.out.note_off(channel, pitch)
+        except Exception:
+            self.output_ok = False
+
+    # --- turn-taking ------------------------------------------------------------------------------
+
+    def _player_active(self, now: float) -> bool:
+        return bool(self.enc.open_pitches) or now - self.last_player_s < self.settings.wait_s
+
+    def _band_may_play(self, now: float) -> bool:
+        if not self.output_ok:
+            return False
+        mode = self.settings.mode
+        if mode == "solo":
+            return True
+        if mode == "duet":
+            return self._player_active(now)
+        # call: answer a phrase after a silence, for at most answer_s, until the player plays.
+        if self.answer_start is not None:
+            if now - self.answer_start < self.settings.answer_s:
+                return True
+            self.answer_start = None
+            self.played_since_answer = False
+            return False
+        if self.played_since_answer and not self._player_active(now):
+            self.answer_start = now
+            return True
+        return False
+
+    def _band_stops(self, now: float) -> None:
+        """The band's turn is over: end its notes, in the stream and at the output."""
+        self._take_back()
+        self._catch_up(now)
+        for tok in self.tracker.closing_tokens():
+            self._commit(tok, None)
+
+    # --- the band's events ----------------------------------------------------------------------
+
+    def _feed(self, tok: int, own: bool = True) -> None:
+        """One committed event into the model and the grammar (and the kept stream)."""
+        self.stepper.feed(tok)
+        self.tracker.update(tok, own)
+        if self.tokens is not None:
+            self.tokens.append(tok)
+
+    def _feed_shared(self, tok: int) -> None:
+        """A TIME_SHIFT (or other shared event) both parts hear."""
+        self._feed(tok)
+        self.enc.observe(tok)
+
+    def _catch_up(self, now: float) -> None:
+        """Feed the time that passed since the stream's last event (no proposal on trial)."""
+        for tok in self.enc.advance(now - self.t0):
+            self._feed(tok, own=False)
+
+    def _sample(self) -> int:
+        return self.sampler.sample(self.stepper.logits()[0], self.tracker.allowed())
+
+    def _play(self, now: float) -> None:
+        """Perform due events and keep one proposal ready."""
+        if self._mark is None and self._next is None:
+            self._catch_up(now)
+            self._on_time = None  # the turn starts now: no schedule to keep
+            t = self.clock()
+            self._next = self._sample()
+            self.stats.step_s.add(self.clock() - t)
+        while True:
+            if self._mark is not None:  # a wait on trial: has it ended?
+                if self.clock() - self.t0 < self._deadline_step / self._sps:
+                    return
+                self._mark = None  # the wait happened: the shift is committed
+                self.enc.observe(self._trial_shift)
+                if self.tokens is not None:
+                    self.tokens.append(self._trial_shift)
+                self.stats.band_events += 1
+                self._on_time = self.t0 + self.enc.step / self._sps
+                now = self.clock()
+                if now - self._on_time > LATE_S:
+                    # Fallen behind (CPU starved): the stream follows real time, not the plan.
+                    self._catch_up(now)
+                    self._on_time = None
+                    self._next = self._sample()
+                    self.stats.late += 1
+            tok = self._next
+            if tok is None:
+                return
+            t = self.clock()
+            if self._ts <= tok < self._vel:  # a proposed wait: feed on trial, sample ahead
+                self.stepper.snapshot(into=self._snap)
+                self._mark = self.tracker.mark()
+                self._trial_shift = tok
+                self._deadline_step = self.enc.step + tok - self._ts + 1
+                self.stepper.feed(tok)
+                self.tracker.update(tok)
+                self._next = self._sample()
+                self.stats.step_s.add(self.clock() - t)
+                continue
+            self._commit(tok, self._on_time)
+            self._next = self._sample()
+            self.stats.step_s.add(self.clock() - t)
+            if self.inbox:
+                return
+
+    def _commit(self, tok: int, scheduled: float | None) -> None:
+        """A band event happens now: into the stream, out of the port."""
+        self._feed(tok)
+        self.enc.observe(tok)
+        self.stats.band_events += 1
+        if tok >= self._vel:
+            self._velocity = int(self.enc.settings.bin_to_velocity(tok - self._vel + 1))
+            return
+        if tok >= self._ts:
+            return
+        ch = self.settings.channel
+        pitch = tok % 128
+        now = self.clock()
+        try:
+            if tok < self._off:
+                self.out.note_on(ch, pitch, self._velocity, now)
+                data = [0x90 | ch, pitch, self._velocity]
+            else:
+                if not self.out.note_off(ch, pitch):
+                    return
+                data = [0x80 | ch, pitch, 0]
+        except Exception:
+            self.output_ok = False  # the port went away mid-send; `poll` will say so
+            return
+        self._last_sent[int(tok < self._off), pitch] = now
+        if scheduled is not None:  # events after one of the band's own waits keep its clock
+            self.stats.timing_s.add(now - scheduled)
+        if self.recording is not None:
+            self.recording.append((now, "band", data))
+
+    def _take_back(self) -> None:
+        """Undo a wait on trial (the player came in first), or drop a sampled-ahead event."""
+        if self._mark is not None:
+            self.stepper.restore(self._snap)
+            self.tracker.take_back(self._mark)
+            self._mark = None
+            self.stats.taken_back += 1
+        self._next = None
+
+    def _force_overdue(self, now: float) -> None:
+        """Belt and braces: a band note held past the limit by the wall clock is ended."""
+        late = [p for c, p in self.out.overdue(now) if c == self.settings.channel]
+        if not late or not self.tracker.sounding:
+            return
+        self._take_back()
+        self._catch_up(now)
+        for pitch in late:
+            if self.tracker.count[pitch]:
+                self._commit(self._off + pitch, None)
+                self.stats.forced_off += 1
+
+    # --- waiting ------------------------------------------------------------------------------
+
+    def _next_deadline(self, now: float) -> float:
+        times = [np.inf]
+        if self._mark is not None:
+            times.append(self.t0 + self._deadline_step / self._sps)
+        mode, s = self.settings.mode, self.settings
+        if mode == "call":
+            if self.answer_start is not None:
+                times.append(self.answer_start + s.answer_s)
+            elif self.played_since_answer:
+                times.append(self.last_player_s + s.wait_s)
+        elif mode == "duet":
+            times.append(self.last_player_s + s.wait_s)
+        return max(now, min(times))
+
+    def _wait(self, until: float) -> None:
+        """Sleep until ``until`` or new input, then spin the last stretch on the clock."""
+        if self.inbox or self.stop_flag.is_set():
+            return
+        rest = until - self.clock()
+        if rest > SPIN_S:
+            self.wake.wait(min(rest - SPIN_S, 0.25))
+            self.wake.clear()
+            # A message queued between the check and clear() is still in the deque.
+        while not self.inbox and self.clock() < until and not self.stop_flag.is_set():
+            if until - self.clock() > SPIN_S:
+                return  # woke early (a short sleep cap): let the loop look again
+            pass

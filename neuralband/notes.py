@@ -1,0 +1,74 @@
+"""The output note tracker: every note that leaves the instrument goes through here.
+
+It knows what is sounding on which channel and since when, so that nothing is ever left hanging:
+a re-struck pitch is released first, a note held past the maximum length can be found and ended,
+and `all_off` releases everything on exit, Ctrl-C, SIGTERM, an error or a lost port. A failed
+send (the port went away) never raises out of `all_off`: the notes it could not end are reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+NOTE_ON, NOTE_OFF = 0x90, 0x80
+
+
+class OutputNotes:
+    """Sounding notes per (channel, pitch), with their start times, in front of a raw sender."""
+
+    def __init__(self, send: Callable[[list[int]], None], max_note_s: float = 5.0):
+        self.send = send
+        self.max_note_s = max_note_s
+        self.started = np.full((16, 128), np.nan)  # start time of each sounding note, NaN if silent
+        self.sent_on = 0
+        self.sent_off = 0
+
+    @property
+    def sounding(self) -> int:
+        """How many notes are sounding now."""
+        return int(np.count_nonzero(~np.isnan(self.started)))
+
+    def is_sounding(self, channel: int, pitch: int) -> bool:
+        return not np.isnan(self.started[channel, pitch])
+
+    def note_on(self, channel: int, pitch: int, velocity: int, now: float) -> None:
+        """Start a note; a pitch already sounding on the channel is released first."""
+        if self.is_sounding(channel, pitch):
+            self.note_off(channel, pitch)
+        self.send([NOTE_ON | channel, pitch, max(1, min(127, velocity))])
+        self.started[channel, pitch] = now
+        self.sent_on += 1
+
+    def note_off(self, channel: int, pitch: int) -> bool:
+        """End a note if it sounds; False (nothing sent) if it does not."""
+        if not self.is_sounding(channel, pitch):
+            return False
+        self.started[channel, pitch] = np.nan  # forgotten first: a failed send must not repeat
+        self.send([NOTE_OFF | channel, pitch, 0])
+        self.sent_off += 1
+        return True
+
+    def overdue(self, now: float) -> list[tuple[int, int]]:
+        """(channel, pitch) of notes sounding for longer than the maximum note length."""
+        with np.errstate(invalid="ignore"):
+            late = np.argwhere(now - self.started >= self.max_note_s)
+        return [(int(c), int(p)) for c, p in late]
+
+    def sounding_notes(self) -> list[tuple[int, int]]:
+        return [(int(c), int(p)) for c, p in np.argwhere(~np.isnan(self.started))]
+
+    def all_off(self) -> int:
+        """Release every sounding note; returns how many could not be sent (port gone)."""
+        failed = 0
+        for channel, pitch in self.sounding_notes():
+            try:
+                self.note_off(channel, pitch)
+            except Exception:  # the port is gone: nothing more can reach it
+                failed += 1
+        return failed
+
+    def forget(self) -> None:
+        """The output vanished and its notes with it: nothing is sounding any more."""
+        self.started.fill(np.nan)

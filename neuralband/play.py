@@ -1,0 +1,164 @@
+"""`neuralband play`: the engine between two real MIDI ports, until Ctrl-C.
+
+This shell opens the ports, the model and the signal handlers, polls for lost ports, shows the
+status line and writes the recording; the music is `neuralband.engine`. Whatever ends the
+performance (Ctrl-C, SIGTERM, an error, a lost port with ``--on-loss exit``), the `finally`
+detaches the input, releases every sounding note and only then closes the output.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from neuralband.engine import Engine, PlaySettings
+from neuralband.modelfile import bundled_model
+from neuralband.ports import MidiInput, MidiOutput, PortError
+from neuralband.runtime import Stepper
+from neuralband.sampling import Rules
+
+TICKS_PER_BEAT = 480
+TEMPO = 500_000  # 120 bpm: 960 ticks per second
+
+
+@dataclass(frozen=True)
+class PortChoice:
+    """Which ports to play between."""
+
+    inp: str | None = None  # name or substring; None with virtual=False: the first input
+    out: str | None = None
+    virtual: bool = False  # make our own ports for others to connect to
+    api: str | None = None  # "alsa" or "jack"; None: JACK if a server runs, else ALSA
+    on_loss: str = "wait"  # a port vanished: "wait" for it to come back, or "exit"
+
+
+def status_line(engine: Engine) -> str:
+    """Mode, events/s, model step time, absorb latency and output timing error (p50/p99)."""
+    s = engine.stats
+    ms = 1000.0
+    return (f"{engine.settings.mode} | in {s.absorbed} out {s.band_events} ev"
+            f" | step {s.step_s.percentile(50) * ms:.2f}/{s.step_s.percentile(99) * ms:.2f} ms"
+            f" | absorb {s.absorb_s.percentile(50) * ms:.2f}/{s.absorb_s.percentile(99) * ms:.2f}"
+            f" ms | timing {s.timing_s.percentile(50) * ms:+.2f}/"
+            f"{s.timing_s.percentile(99) * ms:+.2f} ms | sounding {engine.out.sounding}")
+
+
+def write_recording(engine: Engine, path: str | os.PathLike) -> Path:
+    """Both parts as a two-track MIDI file: track 1 the player, track 2 the band."""
+    import mido
+
+    mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
+    for part in ("player", "band"):
+        track = mido.MidiTrack()
+        track.append(mido.MetaMessage("track_name", name=part, time=0))
+        if part == "player":
+            track.insert(0, mido.MetaMessage("set_tempo", tempo=TEMPO, time=0))
+        last = 0
+        for t, who, data in engine.recording or []:
+            if who != part:
+                continue
+            tick = max(0, round((t - engine.t0) * TICKS_PER_BEAT * 1e6 / TEMPO))
+            track.append(mido.Message.from_bytes(data, time=tick - last))
+            last = tick
+        track.append(mido.MetaMessage("end_of_track", time=0))
+        mid.tracks.append(track)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mid.save(str(path))
+    return path
+
+
+class PortWatch:
+    """Polls both ports (python-rtmidi does not notice an unplugged device) and reconnects."""
+
+    def __init__(self, engine: Engine, inp: MidiInput, out: MidiOutput, on_loss: str,
+                 say: Callable[[str], None]):
+        self.engine, self.inp, self.out, self.on_loss, self.say = engine, inp, out, on_loss, say
+        self.in_lost = False
+        self.out_lost = False
+        self.lost_for_good = False
+
+    def __call__(self) -> None:
+        e = self.engine
+        if e.output_ok and not self.out.alive():
+            e.output_ok = False
+        if not e.output_ok and not self.out_lost:
+            self.out_lost = True
+            e.out.forget()  # the synth went with its notes
+            self._lost(f"output '{self.out.port_name}' disappeared")
+        elif self.out_lost and self.out.reopen():
+            self.out_lost = False
+            e.output_ok = True
+            self.say(f"output '{self.out.port_name}' is back")
+        if not self.in_lost and not self.inp.alive():
+            self.in_lost = True
+            e.player_gone()
+            self._lost(f"input '{self.inp.port_name}' disappeared")
+        elif self.in_lost and self.inp.reopen():
+            self.in_lost = False
+            self.say(f"input '{self.inp.port_name}' is back")
+
+    def _lost(self, what: str) -> None:
+        if self.on_loss == "exit":
+            self.say(f"{what}; stopping")
+            self.lost_for_good = True
+            self.engine.stop()
+        else:
+            self.say(f"{what}; waiting for it to come back (Ctrl-C to stop)")
+
+
+def play(ports: PortChoice, model: str | os.PathLike | None = None,
+         settings: PlaySettings | None = None, rules: Rules | None = None,
+         seed: int | None = None, record: str | os.PathLike | None = None,
+         seconds: float | None = None, show_status: bool | None = None,
+         client: str = "neuralband") -> int:
+    """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost)."""
+    def say(line: str) -> None:
+        print(("\r\033[K" if show_status else "") + f"neuralband: {line}", file=sys.stderr,
+              flush=True)
+
+    settings = settings or PlaySettings()
+    rules = rules or Rules()
+    if show_status is None:
+        show_status = sys.stderr.isatty()
+    stepper = Stepper.load(model or bundled_model())
+    out = MidiOutput(name=ports.out, api=ports.api, virtual=ports.virtual, client=client)
+    engine = Engine(stepper, out.send, settings, rules, seed, record=record is not None)
+    try:
+        inp = MidiInput(engine.receive, name=ports.inp, api=ports.api, virtual=ports.virtual,
+                        client=client)
+    except PortError:
+        out.close()
+        raise
+    watch = PortWatch(engine, inp, out, ports.on_loss, say)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(signum: int, frame: object) -> None:
+        if engine.stop_flag.is_set():  # a second Ctrl-C: stop harder (the finally still runs)
+            raise KeyboardInterrupt
+        engine.stop()
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    say(f"playing ({settings.mode}): in '{inp.port_name or 'virtual'}', "
+        f"out '{out.port_name or 'virtual'}'; Ctrl-C to stop")
+    try:
+        engine.run(seconds, poll=watch, status=(lambda e: print(
+            "\r\033[K" + status_line(e), end="", file=sys.stderr, flush=True))
+            if show_status else None)
+    finally:
+        inp.close()  # the callback is detached first, then the port closed
+        unsent = engine.close()
+        out.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if show_status:
+            print(file=sys.stderr)
+        say(status_line(engine) + (f" | {unsent} note-offs could not be sent" if unsent else ""))
+        if record is not None:
+            say(f"recorded {write_recording(engine, record)} (track 1 player, track 2 band)")
+    return 1 if watch.lost_for_good else 0
