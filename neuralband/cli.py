@@ -158,6 +158,85 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ports(args: argparse.Namespace) -> int:
+    from neuralband.ports import PortError, format_ports, list_ports
+
+    try:
+        print(format_ports(list_ports(args.api)))
+    except PortError as err:
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_play(args: argparse.Namespace) -> int:
+    from neuralband.engine import PlaySettings
+    from neuralband.modelfile import ModelFileError
+    from neuralband.play import PortChoice, play
+    from neuralband.ports import PortError
+    from neuralband.sampling import Rules
+
+    try:
+        settings = PlaySettings(mode=args.mode, wait_s=args.wait, answer_s=args.answer,
+                                channel=args.channel - 1, thru=args.thru,
+                                feedback_guard_s=0.03 if args.feedback_guard else 0.0)
+        rules = Rules(temperature=args.temperature, top_p=args.top_p,
+                      max_polyphony=args.max_polyphony, max_note_s=args.max_note)
+        choice = PortChoice(inp=args.inp, out=args.out, virtual=args.virtual, api=args.api,
+                            on_loss=args.on_loss)
+        return play(choice, args.model, settings, rules, args.seed, args.record, args.seconds)
+    except (PortError, ModelFileError, ValueError) as err:
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
+
+
+def _cmd_audition(args: argparse.Namespace) -> int:
+    from neuralband.audition import (
+        AuditionError,
+        draw_pianoroll,
+        html_report,
+        render_wav,
+        wav_info,
+    )
+
+    files = [Path(f) for f in args.midi]
+    if args.html and (files or args.out or args.pianoroll):
+        print("neuralband: --html DIR reports every MIDI file in DIR; give it alone",
+              file=sys.stderr)
+        return 2
+    if not args.html and not files:
+        print("neuralband: audition wants MIDI files, or --html DIR", file=sys.stderr)
+        return 2
+    if args.out and len(files) != 1:
+        print("neuralband: -o names one WAV; give one MIDI file with it", file=sys.stderr)
+        return 2
+    # --play PORT (send the file to a live MIDI output) goes here, beside -o.
+    try:
+        if args.html:
+            report = html_report(args.html, soundfont=args.soundfont)
+            skipped = f", {len(report.failed)} unreadable skipped" if report.failed else ""
+            print(f"wrote {report.html}: {len(report.pieces)} pieces{skipped}")
+            return 0
+        default = not args.out and not args.pianoroll
+        wavs = [Path(args.out)] if args.out else [f.with_suffix(".wav") for f in files]
+        if args.out or default:
+            for midi, wav in zip(files, wavs, strict=True):
+                render_wav(midi, wav, args.soundfont)
+                seconds, rate = wav_info(wav)
+                print(f"wrote {wav}: {seconds:.1f} s at {rate} Hz")
+        if args.pianoroll:
+            draw_pianoroll(files, args.pianoroll)
+            print(f"wrote {args.pianoroll}: piano roll of {len(files)} file(s)")
+        elif default:
+            for midi in files:
+                png = draw_pianoroll([midi], midi.with_suffix(".png"))
+                print(f"wrote {png}")
+    except AuditionError as err:
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuralband",
@@ -210,6 +289,50 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("-o", "--out", required=True, help="a .mid file or a folder")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
+
+    ports = sub.add_parser("ports", help="list the MIDI inputs and outputs (ALSA and JACK)")
+    ports.add_argument("--api", choices=("alsa", "jack"), help="only this MIDI API")
+    ports.set_defaults(func=_cmd_ports)
+
+    pl = sub.add_parser("play", help="play along live on MIDI ports until Ctrl-C")
+    pl.add_argument("--in", dest="inp", metavar="NAME", help="input port, name or part of it")
+    pl.add_argument("--out", metavar="NAME", help="output port, name or part of it")
+    pl.add_argument("--virtual", action="store_true",
+                    help="make our own ports (neuralband:in / :out) for others to connect")
+    pl.add_argument("--api", choices=("alsa", "jack"), help="default: JACK if running, else ALSA")
+    pl.add_argument("--mode", choices=("call", "solo", "duet"), default="call",
+                    help="call: answer after you pause; solo: play on, steered by you; "
+                         "duet: play while you play (default: call)")
+    pl.add_argument("--wait", type=float, default=1.0,
+                    help="seconds of silence before an answer (call), or played on (duet)")
+    pl.add_argument("--answer", type=float, default=4.0, help="longest answer in seconds (call)")
+    pl.add_argument("--model", help="model file (default: the bundled model)")
+    pl.add_argument("--temperature", type=float, default=1.0)
+    pl.add_argument("--top-p", type=float, default=0.95)
+    pl.add_argument("--max-polyphony", type=int, default=8)
+    pl.add_argument("--max-note", type=float, default=5.0, help="longest band note in seconds")
+    pl.add_argument("--channel", type=int, default=1, help="the band's MIDI channel, 1-16")
+    pl.add_argument("--thru", action="store_true", help="echo your notes to the output")
+    pl.add_argument("--feedback-guard", action="store_true",
+                    help="ignore input that echoes our own output within 30 ms")
+    pl.add_argument("--record", metavar="FILE.mid", help="write both parts as two tracks")
+    pl.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    pl.add_argument("--on-loss", choices=("wait", "exit"), default="wait",
+                    help="when a port disappears: wait for it to come back, or exit")
+    pl.add_argument("--seed", type=int, default=None)
+    pl.set_defaults(func=_cmd_play)
+
+    aud = sub.add_parser("audition", help="render MIDI to WAV and piano-roll PNG, or an HTML page")
+    aud.add_argument("midi", nargs="*", metavar="FILE.mid",
+                     help="MIDI files (default output: FILE.wav and FILE.png beside each)")
+    aud.add_argument("-o", "--out", metavar="FILE.wav", help="the WAV of the one MIDI file")
+    aud.add_argument("--pianoroll", metavar="FILE.png",
+                     help="one sheet with a piano roll per MIDI file, for comparing")
+    aud.add_argument("--soundfont", metavar="SF2", help="default: $NEURALBAND_SOUNDFONT, "
+                     "else Debian's fluid-soundfont-gm")
+    aud.add_argument("--html", metavar="DIR",
+                     help="a PNG and WAV beside every MIDI file in DIR, and DIR/index.html")
+    aud.set_defaults(func=_cmd_audition)
     return parser
 
 
