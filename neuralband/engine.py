@@ -23,6 +23,7 @@ outgoing note passes through `notes.OutputNotes`, so `close` leaves nothing soun
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -38,6 +39,8 @@ from neuralband.sampling import NoteTracker, Rules, Sampler
 
 MODES = ("call", "solo", "duet")
 SPIN_S = 0.0015  # the last stretch before a deadline is spun, not slept
+SLICE_S = 0.1  # the longest sleep, so a stop request from a signal is seen quickly
+SWITCH_S = 0.0002  # GIL switch interval while playing
 LATE_S = 0.02  # a wait that ended this late re-times the stream to the clock
 START_STEPS = 10  # the stream opens with TIME_SHIFT(10): "nothing yet", as `generate` starts
 
@@ -122,7 +125,7 @@ class Engine:
         self.stats = Stats()
         self.inbox: deque[tuple[float, list[int]]] = deque()
         self.wake = threading.Event()
-        self.stop_flag = threading.Event()
+        self.stopping = False  # a plain flag: safe to set from a signal handler
         self.output_ok = True  # False while the output port is gone
         self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
@@ -166,11 +169,22 @@ class Engine:
             poll_every_s: float = 0.5, status: Callable[[Engine], None] | None = None,
             status_every_s: float = 1.0) -> None:
         """Play until `stop()` (or ``seconds``); `poll` checks the ports now and then."""
+        # The MIDI callback runs in the driver's thread (JACK's process thread) and needs the
+        # GIL: a short switch interval keeps it from waiting 5 ms (Python's default) for it.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_S)
+        try:
+            self._run(seconds, poll, poll_every_s, status, status_every_s)
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _run(self, seconds: float | None, poll: Callable[[], None] | None, poll_every_s: float,
+             status: Callable[[Engine], None] | None, status_every_s: float) -> None:
         self.start()
         end = np.inf if seconds is None else self.clock() + seconds
         next_poll = self.clock() + poll_every_s
         next_status = self.clock() + status_every_s
-        while not self.stop_flag.is_set():
+        while not self.stopping:
             now = self.clock()
             if now >= end:
                 break
@@ -192,15 +206,18 @@ class Engine:
             self._wait(min(self._next_deadline(now), next_poll if poll else np.inf,
                            next_status if status else np.inf, end))
 
-    def stop(self) -> None:
-        """Ask the loop to end (from any thread or a signal handler)."""
-        self.stop_flag.set()
-        self.wake.set()
+    def stop(self, from_signal: bool = False) -> None:
+        """Ask the loop to end. From a signal handler only the flag is set: the handler runs
+        inside the engine thread, possibly within `Event.wait`, whose lock `set()` would need
+        (a self-deadlock); the loop sees the flag within one sleep slice."""
+        self.stopping = True
+        if not from_signal:
+            self.wake.set()
 
     def close(self) -> int:
         """Release every sounding note; how many could not be sent (0 unless the port is gone)."""
         self._take_back()  # a wait still on trial never happened
-        failed = self.out.all_off() if self.output_ok else 0
+        failed = self.out.all_off(again_after_s=0.01) if self.output_ok else 0
         if not self.output_ok:
             self.out.forget()
         return failed
@@ -366,10 +383,13 @@ class Engine:
                 return
 
     def _commit(self, tok: int, scheduled: float | None) -> None:
-        """A band event happens now: into the stream, out of the port."""
+        """A band event happens now: out of the port first, then into the stream."""
+        self._send(tok, scheduled)
         self._feed(tok)
         self.enc.observe(tok)
         self.stats.band_events += 1
+
+    def _send(self, tok: int, scheduled: float | None) -> None:
         if tok >= self._vel:
             self._velocity = int(self.enc.settings.bin_to_velocity(tok - self._vel + 1))
             return
@@ -434,14 +454,14 @@ class Engine:
 
     def _wait(self, until: float) -> None:
         """Sleep until ``until`` or new input, then spin the last stretch on the clock."""
-        if self.inbox or self.stop_flag.is_set():
+        if self.inbox or self.stopping:
             return
         rest = until - self.clock()
         if rest > SPIN_S:
-            self.wake.wait(min(rest - SPIN_S, 0.25))
+            self.wake.wait(min(rest - SPIN_S, SLICE_S))
             self.wake.clear()
             # A message queued between the check and clear() is still in the deque.
-        while not self.inbox and self.clock() < until and not self.stop_flag.is_set():
+        while not self.inbox and self.clock() < until and not self.stopping:
             if until - self.clock() > SPIN_S:
                 return  # woke early (a short sleep cap): let the loop look again
-            pass
+            time.sleep(0)  # spin, but hand the GIL to the MIDI callback if it is waiting

@@ -8,11 +8,13 @@ send (the port went away) never raises out of `all_off`: the notes it could not 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
 
-NOTE_ON, NOTE_OFF = 0x90, 0x80
+NOTE_ON, NOTE_OFF, CONTROL = 0x90, 0x80, 0xB0
+ALL_NOTES_OFF = 123
 
 
 class OutputNotes:
@@ -24,6 +26,7 @@ class OutputNotes:
         self.started = np.full((16, 128), np.nan)  # start time of each sounding note, NaN if silent
         self.sent_on = 0
         self.sent_off = 0
+        self.channels_used: set[int] = set()
 
     @property
     def sounding(self) -> int:
@@ -40,6 +43,7 @@ class OutputNotes:
         self.send([NOTE_ON | channel, pitch, max(1, min(127, velocity))])
         self.started[channel, pitch] = now
         self.sent_on += 1
+        self.channels_used.add(channel)
 
     def note_off(self, channel: int, pitch: int) -> bool:
         """End a note if it sounds; False (nothing sent) if it does not."""
@@ -59,14 +63,26 @@ class OutputNotes:
     def sounding_notes(self) -> list[tuple[int, int]]:
         return [(int(c), int(p)) for c, p in np.argwhere(~np.isnan(self.started))]
 
-    def all_off(self) -> int:
-        """Release every sounding note; returns how many could not be sent (port gone)."""
+    def all_off(self, again_after_s: float = 0.0) -> int:
+        """Release every sounding note; returns how many could not be sent (port gone).
+
+        With ``again_after_s`` an All Notes Off (CC 123) follows on every channel used, that
+        much later: a MIDI transport that drops a whole period of messages when a client misses
+        its cycle (JACK without real-time scheduling does) then still gets the word through.
+        """
         failed = 0
         for channel, pitch in self.sounding_notes():
             try:
                 self.note_off(channel, pitch)
             except Exception:  # the port is gone: nothing more can reach it
                 failed += 1
+        if again_after_s > 0 and self.channels_used and not failed:
+            time.sleep(again_after_s)
+            for channel in sorted(self.channels_used):
+                try:
+                    self.send([CONTROL | channel, ALL_NOTES_OFF, 0])
+                except Exception:
+                    break
         return failed
 
     def forget(self) -> None:

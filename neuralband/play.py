@@ -72,6 +72,10 @@ def write_recording(engine: Engine, path: str | os.PathLike) -> Path:
     return path
 
 
+def _not_open(data: list[int]) -> None:
+    raise RuntimeError("the output port is not open yet")
+
+
 class PortWatch:
     """Polls both ports (python-rtmidi does not notice an unplugged device) and reconnects."""
 
@@ -126,21 +130,23 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     if show_status is None:
         show_status = sys.stderr.isatty()
     stepper = Stepper.load(model or bundled_model())
-    out = MidiOutput(name=ports.out, api=ports.api, virtual=ports.virtual, client=client)
-    engine = Engine(stepper, out.send, settings, rules, seed, record=record is not None)
+    engine = Engine(stepper, _not_open, settings, rules, seed, record=record is not None)
+    # The input first: the keyboard is what a player names, and its error lists the inputs.
+    inp = MidiInput(engine.receive, name=ports.inp, api=ports.api, virtual=ports.virtual,
+                    client=client)
     try:
-        inp = MidiInput(engine.receive, name=ports.inp, api=ports.api, virtual=ports.virtual,
-                        client=client)
+        out = MidiOutput(name=ports.out, api=ports.api, virtual=ports.virtual, client=client)
     except PortError:
-        out.close()
+        inp.close()
         raise
+    engine.out.send = out.send
     watch = PortWatch(engine, inp, out, ports.on_loss, say)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def on_signal(signum: int, frame: object) -> None:
-        if engine.stop_flag.is_set():  # a second Ctrl-C: stop harder (the finally still runs)
+        if engine.stopping:  # a second Ctrl-C: stop harder (the finally still runs)
             raise KeyboardInterrupt
-        engine.stop()
+        engine.stop(from_signal=True)
 
     for sig in previous:
         signal.signal(sig, on_signal)

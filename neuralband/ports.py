@@ -377,9 +377,20 @@ class MidiOutput(_Port):
                  client: str = "neuralband") -> None:
         super().__init__(name, api, virtual, client)
 
+    # JACK hands sent messages to the server in its next process cycle: a port closed right
+    # after the last note-offs would drop them (a stuck note). Closing waits this long after
+    # the last send (several periods even at 1024 frames / 48 kHz).
+    DRAIN_S = 0.05
+
     def send(self, data: list[int] | bytes) -> None:
         """Send one message's raw bytes (the fast path: no mido object)."""
         midi = self._midi
         if midi is None:
             raise PortError("the MIDI output is closed")
         midi.send_message(data)
+        self._last_send = time.perf_counter()
+
+    def _before_close_midi(self, midi: Any) -> None:
+        wait = getattr(self, "_last_send", -1e9) + self.DRAIN_S - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
