@@ -12,6 +12,27 @@ from neuralband import __version__
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from neuralband.demo import ANSWER_S, run_demo
+
+    route = "JACK" if args.jack else "in-process" if args.no_jack else "JACK if it runs"
+    print(f"neuralband demo: a built-in player plays {args.phrases} phrase(s) of the chorale's "
+          f"soprano ({route}); the bundled model answers each for up to {ANSWER_S:g} s ...",
+          flush=True)
+    res = run_demo(args.out, args.melody, jack=True if args.jack else False if args.no_jack
+                   else None, seed=args.seed, count=args.phrases)
+    print(f"played   via {res.route}: the player {res.player_notes} notes, "
+          f"the band {res.band_notes} notes")
+    print(f"         {res.status}")
+    print(f"wrote    {res.midi} (track 1 the player, track 2 the band)")
+    print(f"wrote    {res.pianoroll}")
+    if res.wav:
+        print(f"wrote    {res.wav}")
+    else:
+        print(f"no WAV:  {res.wav_missing}")
+    return 0 if res.band_notes else 1
+
+
+def _cmd_roundtrip(args: argparse.Namespace) -> int:
     from encoders.performance import describe
     from neuralband.roundtrip import bundled_example, round_trip
 
@@ -246,11 +267,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neuralband {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="encode the bundled example to events and decode it back")
-    demo.add_argument("midi", nargs="?", help="a MIDI file instead of the bundled chorale")
-    demo.add_argument("-o", "--out", default="out",
-                      help="folder for the decoded MIDI (default: out)")
+    demo = sub.add_parser("demo", help="a built-in player plays; the bundled model answers")
+    demo.add_argument("-o", "--out", default="out", help="folder for the session (default: out)")
+    demo.add_argument("--melody", help="a MIDI file for the player instead of the chorale")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--phrases", type=int, default=3, help="phrases the player plays (3)")
+    route = demo.add_mutually_exclusive_group()
+    route.add_argument("--jack", action="store_true", help="through JACK (must be running)")
+    route.add_argument("--no-jack", action="store_true", help="in-process, even if JACK runs")
     demo.set_defaults(func=_cmd_demo)
+
+    rt = sub.add_parser("roundtrip", help="encode a MIDI file to events and decode it back")
+    rt.add_argument("midi", nargs="?", help="a MIDI file instead of the bundled chorale")
+    rt.add_argument("-o", "--out", default="out",
+                    help="folder for the decoded MIDI (default: out)")
+    rt.set_defaults(func=_cmd_roundtrip)
 
     tokens = sub.add_parser("tokens", help="show the Performance-RNN events of a MIDI file")
     tokens.add_argument("midi", help="a .mid file")

@@ -23,8 +23,8 @@ def test_version_and_help():
     assert "demo" in out.stdout and "tokens" in out.stdout
 
 
-def test_demo_round_trips_the_bundled_example(tmp_path):
-    out = run("demo", "-o", str(tmp_path))
+def test_roundtrip_round_trips_the_bundled_example(tmp_path):
+    out = run("roundtrip", "-o", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "491 notes back" in out.stdout
     written = tmp_path / "chorale_bwv1.6.roundtrip.mid"

@@ -1,0 +1,188 @@
+"""`neuralband demo`: the live instrument on a machine with no keyboard.
+
+A built-in player plays real phrases (the soprano of the bundled Bach chorale) into the engine as
+if from a keyboard; the bundled model answers each phrase in call-and-response. Where a JACK
+server runs, the player is a real JACK client and the notes cross the server into
+`neuralband.ports`; elsewhere the player calls the engine's input directly. The session is then
+written as a two-track MIDI file, a piano roll and (where FluidSynth is installed) a WAV.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from encoders.midi_io import read_notes
+from neuralband.engine import Engine, PlaySettings
+from neuralband.modelfile import bundled_model
+from neuralband.roundtrip import bundled_example
+from neuralband.runtime import Stepper
+from neuralband.sampling import Rules
+
+PHRASE_S = 4.0  # the player's phrases
+ANSWER_S = 4.0  # the band's answers
+WAIT_S = 0.8  # silence before the band answers
+
+
+@dataclass
+class DemoResult:
+    route: str  # "jack" or "in-process"
+    midi: Path
+    pianoroll: Path
+    wav: Path | None
+    wav_missing: str | None  # why there is no WAV
+    player_notes: int
+    band_notes: int
+    status: str
+    files: list[Path] = field(default_factory=list)
+
+
+def phrases(source: str | os.PathLike, count: int = 3) -> list[tuple[float, list[int]]]:
+    """The top voice's first ``count`` phrases of PHRASE_S seconds, each followed by room for
+    an answer: (time, raw message) in playing order."""
+    table = read_notes(source)
+    groups = np.unique(table.group)
+    top = groups[int(np.argmax([table.pitch[table.group == g].mean() for g in groups]))]
+    sel = table.group == top
+    start, end = table.start_s[sel], table.end_s[sel]
+    pitch, vel = table.pitch[sel], table.velocity[sel]
+    msgs: list[tuple[float, list[int]]] = []
+    at = 0.5
+    for k in range(count):
+        lo, hi = k * PHRASE_S, (k + 1) * PHRASE_S
+        for s, e, p, v in zip(start, end, pitch, vel, strict=True):
+            if lo <= s < hi:
+                msgs.append((at + s - lo, [0x90, int(p), int(v)]))
+                msgs.append((at + min(e, hi) - lo - 0.01, [0x80, int(p), 0]))
+        at += PHRASE_S + WAIT_S + ANSWER_S + 0.5
+    return sorted(msgs, key=lambda m: m[0])
+
+
+def _jack_running() -> bool:
+    from neuralband.ports import available_apis
+
+    return "jack" in available_apis()
+
+
+class _Player(threading.Thread):
+    """Plays the messages on time, into a port or straight into the engine."""
+
+    def __init__(self, messages: list[tuple[float, list[int]]], send) -> None:
+        super().__init__(daemon=True)
+        self.messages, self.send = messages, send
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        for t, data in self.messages:
+            while (delay := t0 + t - time.perf_counter()) > 0.002:
+                time.sleep(delay - 0.002)
+            while time.perf_counter() < t0 + t:
+                pass
+            self.send(data)
+
+
+class _JackPlayer:
+    """The built-in player as an outside JACK client: a child process with its own port."""
+
+    port = "neuralband-demo-player:out"
+
+    def __init__(self, messages: list[tuple[float, list[int]]]) -> None:
+        import json
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from neuralband.demo import _player_main; _player_main()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(messages) + "\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ready":
+            self.close()
+            raise RuntimeError("the demo player could not open its JACK port")
+
+    def start(self) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _player_main() -> None:
+    """The child: open a JACK output named like `_JackPlayer.port`, play on "go"."""
+    import json
+    import sys
+
+    from neuralband.ports import MidiOutput
+
+    messages = json.loads(sys.stdin.readline())
+    keys = MidiOutput(virtual=True, api="jack", client="neuralband-demo-player")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    _Player(messages, keys.send).run()
+    time.sleep(0.2)
+    keys.close()
+
+
+def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | None = None,
+             jack: bool | None = None, seed: int = 1, soundfont: str | None = None,
+             count: int = 3) -> DemoResult:
+    """Play the built-in player against the bundled model; write MIDI, piano roll and WAV."""
+    from neuralband.audition import AuditionError, draw_pianoroll, render_wav
+    from neuralband.play import write_recording
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    messages = phrases(melody or bundled_example(), count)
+    settings = PlaySettings(mode="call", wait_s=WAIT_S, answer_s=ANSWER_S)
+    use_jack = _jack_running() if jack is None else jack
+    sink: list[list[int]] = []  # in-process, the band's output goes nowhere but the recording
+    engine = Engine(Stepper.load(bundled_model()), sink.append, settings,
+                    Rules(temperature=0.9, top_p=0.95, max_polyphony=4), seed=seed, record=True)
+    seconds = messages[-1][0] + WAIT_S + ANSWER_S + 0.7
+    ports: list = []
+    try:
+        if use_jack:  # the player is a real JACK client in its own process
+            from neuralband.ports import MidiInput, MidiOutput
+
+            player = _JackPlayer(messages)
+            ports.append(player)
+            ports.append(MidiInput(engine.receive, name=player.port, api="jack",
+                                   client="neuralband-demo"))
+            band = MidiOutput(virtual=True, api="jack", client="neuralband-demo")
+            ports.append(band)
+            engine.out.send = band.send
+        else:
+            player = _Player(messages, lambda d: engine.receive(time.perf_counter(), d))
+        player.start()
+        engine.run(seconds)
+    finally:
+        engine.close()
+        for port in reversed(ports):
+            port.close()
+    from neuralband.play import status_line
+
+    midi = write_recording(engine, out / "demo-session.mid")
+    roll = draw_pianoroll([midi], out / "demo-session.png",
+                          titles=["neuralband demo: player (the chorale's soprano) and the band"])
+    wav, missing = None, None
+    try:
+        wav = render_wav(midi, out / "demo-session.wav", soundfont)
+    except AuditionError as err:
+        missing = str(err)
+    rec = engine.recording or []
+    return DemoResult(
+        route="jack" if use_jack else "in-process", midi=midi, pianoroll=Path(roll), wav=wav,
+        wav_missing=missing,
+        player_notes=sum(1 for _, who, d in rec if who == "player" and d[0] & 0xF0 == 0x90
+                         and d[2] > 0),
+        band_notes=sum(1 for _, who, d in rec if who == "band" and d[0] & 0xF0 == 0x90),
+        status=status_line(engine))
