@@ -41,6 +41,7 @@ MODES = ("call", "solo", "duet")
 SPIN_S = 0.0015  # the last stretch before a deadline is spun, not slept
 SLICE_S = 0.1  # the longest sleep, so a stop request from a signal is seen quickly
 SWITCH_S = 0.0002  # GIL switch interval while playing
+MAX_CHAIN = 16  # events sampled ahead after a wait
 LATE_S = 0.02  # a wait that ended this late re-times the stream to the clock
 START_STEPS = 10  # the stream opens with TIME_SHIFT(10): "nothing yet", as `generate` starts
 
@@ -134,7 +135,8 @@ class Engine:
         self._sps = es.steps_per_second
         # Proposal state: a TIME_SHIFT fed on trial, and the event sampled after it.
         self._snap = stepper.snapshot()
-        self._mark: tuple[int, bool] | None = None  # set while a wait is on trial
+        self._mark: tuple | None = None  # the grammar's saved state while a wait is on trial
+        self._chain: list[int] = []  # the events after the wait, fed on trial, sent at its end
         self._deadline_step = 0
         self._next: int | None = None  # sampled from the current (committed or trial) state
         self._velocity = 100  # the band's current MIDI velocity
@@ -184,12 +186,12 @@ class Engine:
         end = np.inf if seconds is None else self.clock() + seconds
         next_poll = self.clock() + poll_every_s
         next_status = self.clock() + status_every_s
+        next_check = self.clock()
         while not self.stopping:
             now = self.clock()
             if now >= end:
                 break
             self._absorb_inbox()
-            self._force_overdue(now)
             if self._band_may_play(now):
                 self._play(now)
             elif self.tracker.sounding:
@@ -197,6 +199,9 @@ class Engine:
             else:
                 self._take_back()
             now = self.clock()
+            if now >= next_check:  # off the critical path: after the sends, 10 times a second
+                self._force_overdue(now)
+                next_check = now + 0.1
             if poll is not None and now >= next_poll:
                 poll()
                 next_poll = now + poll_every_s
@@ -349,12 +354,16 @@ class Engine:
             if self._mark is not None:  # a wait on trial: has it ended?
                 if self.clock() - self.t0 < self._deadline_step / self._sps:
                     return
-                self._mark = None  # the wait happened: the shift is committed
-                self.enc.observe(self._trial_shift)
-                if self.tokens is not None:
-                    self.tokens.append(self._trial_shift)
-                self.stats.band_events += 1
-                self._on_time = self.t0 + self.enc.step / self._sps
+                self._mark = None  # the wait happened: it and its chain are committed
+                self._on_time = self.t0 + (self.enc.step + self._trial_shift - self._ts + 1) \
+                    / self._sps
+                for tok in [self._trial_shift, *self._chain]:
+                    self._send(tok, self._on_time)
+                    self.enc.observe(tok)
+                    if self.tokens is not None:
+                        self.tokens.append(tok)
+                    self.stats.band_events += 1
+                self._chain.clear()
                 now = self.clock()
                 if now - self._on_time > LATE_S:
                     # Fallen behind (CPU starved): the stream follows real time, not the plan.
@@ -362,18 +371,14 @@ class Engine:
                     self._on_time = None
                     self._next = self._sample()
                     self.stats.late += 1
+                if self.inbox:
+                    return
             tok = self._next
             if tok is None:
                 return
             t = self.clock()
-            if self._ts <= tok < self._vel:  # a proposed wait: feed on trial, sample ahead
-                self.stepper.snapshot(into=self._snap)
-                self._mark = self.tracker.mark()
-                self._trial_shift = tok
-                self._deadline_step = self.enc.step + tok - self._ts + 1
-                self.stepper.feed(tok)
-                self.tracker.update(tok)
-                self._next = self._sample()
+            if self._ts <= tok < self._vel:
+                self._propose_wait(tok)
                 self.stats.step_s.add(self.clock() - t)
                 continue
             self._commit(tok, self._on_time)
@@ -381,6 +386,22 @@ class Engine:
             self.stats.step_s.add(self.clock() - t)
             if self.inbox:
                 return
+
+    def _propose_wait(self, shift: int) -> None:
+        """Feed a sampled TIME_SHIFT on trial, then sample on until the next TIME_SHIFT: the
+        events that follow the wait (a chord, say) are ready to go out together at its end."""
+        self.stepper.snapshot(into=self._snap)
+        self._mark = self.tracker.save()
+        self._trial_shift = shift
+        self._deadline_step = self.enc.step + shift - self._ts + 1
+        self.stepper.feed(shift)
+        self.tracker.update(shift)
+        self._next = self._sample()
+        while not self._ts <= self._next < self._vel and len(self._chain) < MAX_CHAIN:
+            self.stepper.feed(self._next)
+            self.tracker.update(self._next)
+            self._chain.append(self._next)
+            self._next = self._sample()
 
     def _commit(self, tok: int, scheduled: float | None) -> None:
         """A band event happens now: out of the port first, then into the stream."""
@@ -419,8 +440,9 @@ class Engine:
         """Undo a wait on trial (the player came in first), or drop a sampled-ahead event."""
         if self._mark is not None:
             self.stepper.restore(self._snap)
-            self.tracker.take_back(self._mark)
+            self.tracker.restore(self._mark)
             self._mark = None
+            self._chain.clear()
             self.stats.taken_back += 1
         self._next = None
 

@@ -23,7 +23,7 @@ class OutputNotes:
     def __init__(self, send: Callable[[list[int]], None], max_note_s: float = 5.0):
         self.send = send
         self.max_note_s = max_note_s
-        self.started = np.full((16, 128), np.nan)  # start time of each sounding note, NaN if silent
+        self.started = np.full((16, 128), np.inf)  # start time of each sounding note, inf if silent
         self.sent_on = 0
         self.sent_off = 0
         self.channels_used: set[int] = set()
@@ -31,10 +31,10 @@ class OutputNotes:
     @property
     def sounding(self) -> int:
         """How many notes are sounding now."""
-        return int(np.count_nonzero(~np.isnan(self.started)))
+        return int(np.count_nonzero(self.started != np.inf))
 
     def is_sounding(self, channel: int, pitch: int) -> bool:
-        return not np.isnan(self.started[channel, pitch])
+        return self.started[channel, pitch] != np.inf
 
     def note_on(self, channel: int, pitch: int, velocity: int, now: float) -> None:
         """Start a note; a pitch already sounding on the channel is released first."""
@@ -49,19 +49,18 @@ class OutputNotes:
         """End a note if it sounds; False (nothing sent) if it does not."""
         if not self.is_sounding(channel, pitch):
             return False
-        self.started[channel, pitch] = np.nan  # forgotten first: a failed send must not repeat
+        self.started[channel, pitch] = np.inf  # forgotten first: a failed send must not repeat
         self.send([NOTE_OFF | channel, pitch, 0])
         self.sent_off += 1
         return True
 
     def overdue(self, now: float) -> list[tuple[int, int]]:
         """(channel, pitch) of notes sounding for longer than the maximum note length."""
-        with np.errstate(invalid="ignore"):
-            late = np.argwhere(now - self.started >= self.max_note_s)
+        late = np.argwhere(self.started <= now - self.max_note_s)
         return [(int(c), int(p)) for c, p in late]
 
     def sounding_notes(self) -> list[tuple[int, int]]:
-        return [(int(c), int(p)) for c, p in np.argwhere(~np.isnan(self.started))]
+        return [(int(c), int(p)) for c, p in np.argwhere(self.started != np.inf)]
 
     def all_off(self, again_after_s: float = 0.0) -> int:
         """Release every sounding note; returns how many could not be sent (port gone).
@@ -87,4 +86,4 @@ class OutputNotes:
 
     def forget(self) -> None:
         """The output vanished and its notes with it: nothing is sounding any more."""
-        self.started.fill(np.nan)
+        self.started.fill(np.inf)

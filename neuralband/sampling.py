@@ -124,13 +124,20 @@ class NoteTracker:
         a[s.velocity:] = not self.last_was_velocity
         return a
 
-    def mark(self) -> tuple[int, bool]:
-        """A cheap bookmark, to take back TIME_SHIFTs fed on trial (a proposed wait)."""
-        return self.step, self.last_was_velocity
+    def save(self) -> tuple:
+        """A copy of the whole state, to take back events fed on trial (a proposed wait and
+        what follows it)."""
+        return (self.count.copy(), [list(o) for o in self.onsets], self.first_onset.copy(),
+                self.other.copy(), self._free.copy(), self.step, self.last_was_velocity)
 
-    def take_back(self, mark: tuple[int, bool]) -> None:
-        """Return to a `mark`; valid only if nothing but TIME_SHIFTs was fed since."""
-        self.step, self.last_was_velocity = mark
+    def restore(self, state: tuple) -> None:
+        """Return to a `save`d state."""
+        count, onsets, first, other, free, self.step, self.last_was_velocity = state
+        np.copyto(self.count, count)
+        self.onsets = [list(o) for o in onsets]
+        np.copyto(self.first_onset, first)
+        np.copyto(self.other, other)
+        np.copyto(self._free, free)
 
     def closing_tokens(self) -> list[int]:
         """NOTE_OFFs for every open note, oldest pitch first: the end of a piece, no hangers."""
