@@ -52,7 +52,7 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
     out: list[list[int]] = [[] for _ in range(variations)]
     done = np.zeros(variations, bool)
     nxt = np.zeros(variations, np.int64)
-    shown = 0.0
+    shown = trackers[0].step / settings.steps_per_second  # progress counts new music only
     while not done.all():
         logits = stepper.logits()
         for b, tracker in enumerate(trackers):
