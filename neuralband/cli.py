@@ -232,7 +232,20 @@ def _cmd_audition(args: argparse.Namespace) -> int:
     if args.out and len(files) != 1:
         print("neuralband: -o names one WAV; give one MIDI file with it", file=sys.stderr)
         return 2
-    # --play PORT (send the file to a live MIDI output) goes here, beside -o.
+    if args.play is not None:
+        from neuralband.playback import play_file
+        from neuralband.ports import PortError
+
+        try:
+            for midi in files:
+                print(f"playing {midi} to {args.play or 'the first output'} (Ctrl-C stops)",
+                      flush=True)
+                sent, seconds = play_file(midi, args.play or None, args.api)
+                print(f"played {sent} messages in {seconds:.1f} s; every note ended")
+        except PortError as err:
+            print(f"neuralband: {err}", file=sys.stderr)
+            return 2
+        return 0
     try:
         if args.html:
             report = html_report(args.html, soundfont=args.soundfont)
@@ -364,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "else Debian's fluid-soundfont-gm")
     aud.add_argument("--html", metavar="DIR",
                      help="a PNG and WAV beside every MIDI file in DIR, and DIR/index.html")
+    aud.add_argument("--play", metavar="PORT", nargs="?", const="",
+                     help="play the files in real time to a MIDI output (name or part of it)")
+    aud.add_argument("--api", choices=("alsa", "jack"), help="for --play")
     aud.set_defaults(func=_cmd_audition)
     return parser
 

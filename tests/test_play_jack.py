@@ -225,3 +225,25 @@ def test_a_missing_port_is_one_line_listing_the_ports(names):
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "no-such-keyboard" in lines[0] and kbd_name in lines[0]
+
+
+def test_audition_plays_a_file_to_a_port_and_ctrl_c_leaves_nothing_sounding(names, tmp_path):
+    _, dump_name = names
+    chorale = Path(__file__).parent / "data" / "chorales" / "bwv10.7.mid"
+    dump_path = tmp_path / "dump.txt"
+    dump = listener(dump_name, dump_path)
+    proc = neuralband("audition", str(chorale), "--play", dump_name, "--api", "jack")
+    try:
+        time.sleep(3.0)
+        assert proc.poll() is None, proc.communicate()
+        out, err = stop(proc)  # Ctrl-C in the middle of the chorale, chords sounding
+    finally:
+        proc.kill()
+        time.sleep(0.2)
+        dump.send_signal(signal.SIGINT)
+        dump.wait(timeout=10)
+    assert proc.returncode == 0, err
+    assert "every note ended" in out and "Traceback" not in err
+    sent = dumped(dump_path)
+    assert sum(m[0] & 0xF0 == 0x90 and m[2] > 0 for m in sent) >= 8
+    assert not left_sounding(sent)
