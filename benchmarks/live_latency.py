@@ -272,15 +272,15 @@ def make_engine_class() -> type:
     from neuralband.engine import Engine
 
     class MeasuredEngine(Engine):
-        """The engine unchanged; while a band event is committed, its scheduled time is kept
-        where the send wrapper can log it beside the message."""
+        """The engine unchanged; while a band event is sent, its scheduled time is kept where
+        the send wrapper can log it beside the message."""
 
         scheduled_now: float | None = None
 
-        def _commit(self, tok: int, scheduled: float | None) -> None:
+        def _send(self, tok: int, scheduled: float | None) -> None:
             self.scheduled_now = scheduled
             try:
-                super()._commit(tok, scheduled)
+                super()._send(tok, scheduled)
             finally:
                 self.scheduled_now = None
 
