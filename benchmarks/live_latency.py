@@ -66,7 +66,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.machine import cpu_model, usable_cpus, version  # noqa: E402
+from benchmarks.machine import cpu_model, print_rows, usable_cpus, version  # noqa: E402
 
 SENDER = "nb-lat-sender"  # JACK client names of the outside clients
 RECEIVER = "nb-lat-receiver"
@@ -411,28 +411,20 @@ def run_scenario(kind: str, sender: Child, receiver: Child, schedule: list[list[
     try:
         if kind == "naive":
             player = NaiveBand(stepper, send, seed)
-            holder.append(player)
-            player.stats.absorb_s = Ring(ring)
-            player.stats.step_s = Ring(1 << 16)
-            player.stats.timing_s = Ring(1 << 16)
-            inp = MidiInput(player.callback, name=f"{SENDER}:out", api="jack",
-                            client=ENGINE_CLIENT)
-            start = clock() + LEAD_S
-            sender.write(json.dumps({"start": start, "messages": schedule}))
-            player.run(start + length + TAIL_S - clock())
+            callback = player.callback
         else:
-            engine = make_engine_class()(stepper, send, PlaySettings(mode="solo"), seed=seed,
+            player = make_engine_class()(stepper, send, PlaySettings(mode="solo"), seed=seed,
                                          record=True)
-            holder.append(engine)
-            engine.stats.absorb_s = Ring(ring)
-            engine.stats.step_s = Ring(1 << 17)
-            engine.stats.timing_s = Ring(1 << 16)
-            player = engine
-            inp = MidiInput(engine.receive, name=f"{SENDER}:out", api="jack",
-                            client=ENGINE_CLIENT)
-            start = clock() + LEAD_S
-            sender.write(json.dumps({"start": start, "messages": schedule}))
-            engine.run(start + length + TAIL_S - clock())
+            callback = player.receive
+        holder.append(player)
+        # Rings big enough to keep the whole run, not only the last 4,096 values.
+        player.stats.absorb_s = Ring(ring)
+        player.stats.step_s = Ring(1 << 17)
+        player.stats.timing_s = Ring(1 << 16)
+        inp = MidiInput(callback, name=f"{SENDER}:out", api="jack", client=ENGINE_CLIENT)
+        start = clock() + LEAD_S
+        sender.write(json.dumps({"start": start, "messages": schedule}))
+        player.run(start + length + TAIL_S - clock())
     finally:
         if inp is not None:
             inp.close()
@@ -560,17 +552,7 @@ def print_table(results: dict[str, dict], goals: dict[str, dict], period_ms: flo
         "PASS" if goals[n]["timing_heard_p99_le_period_plus_1ms"] else "FAIL" for n in names]])
     rows.append(["engine timing p99 <= 1 ms", *[
         "PASS" if goals[n]["timing_engine_p99_le_1ms"] else "FAIL" for n in names]])
-    header = ["", *names]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-
-    print(fmt(header))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print(fmt(r))
+    print_rows(["", *names], rows)
 
 
 def main() -> None:

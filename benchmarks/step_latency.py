@@ -71,7 +71,7 @@ from torch import nn  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.machine import cpu_model, usable_cpus, version  # noqa: E402
+from benchmarks.machine import cpu_model, print_rows, usable_cpus, version  # noqa: E402
 from neuralband.model import PRESETS, EventLSTM  # noqa: E402
 from neuralband.modelfile import bundled_model  # noqa: E402
 from neuralband.runtime import Stepper, load_weights  # noqa: E402
@@ -258,16 +258,7 @@ def print_table(rows: list[Row]) -> None:
     header = ["row", "params", "steps", "median ms", "p99 ms", "vs nn.LSTM"]
     lines = [[r.row, f"{r.params:,}", f"{r.steps:,}", f"{r.median_ms:.3f}", f"{r.p99_ms:.3f}",
               "" if r.speedup is None else f"{r.speedup:,.1f}x"] for r in rows]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-
-    print(fmt(header))
-    print("  ".join("-" * w for w in widths))
-    for line in lines:
-        print(fmt(line))
+    print_rows(header, lines)
 
 
 def verdict(ok: bool) -> str:

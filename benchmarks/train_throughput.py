@@ -61,7 +61,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.machine import cpu_model, usable_cpus  # noqa: E402
+from benchmarks.machine import cpu_model, print_rows, usable_cpus  # noqa: E402
 from neuralband.model import PRESETS, EventLSTM, ModelConfig  # noqa: E402
 from training.data import TokenWindows, read_manifest, read_settings  # noqa: E402
 from training.dataset import build_dataset  # noqa: E402
@@ -280,17 +280,7 @@ def print_table(rows: list[Row]) -> None:
     lines = [[r.row, r.device, r.precision, r.preset, str(r.batch), str(r.window),
               f"{r.params:,}", f"{r.ms_per_step:,.1f}", f"{r.events_per_s:,.0f}",
               "" if r.relative is None else f"{r.relative:.2f}x"] for r in rows]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    left = 4  # row, device, precision, preset: left-aligned; the numbers right-aligned
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < left else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-
-    print(fmt(header))
-    print("  ".join("-" * w for w in widths))
-    for line in lines:
-        print(fmt(line))
+    print_rows(header, lines, left=4)  # row, device, precision, preset; then the numbers
 
 
 # --- main ---------------------------------------------------------------------------------------

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from encoders.midi_io import read_notes
+from neuralband.clock import sleep_until
 from neuralband.engine import Engine, PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.roundtrip import bundled_example
@@ -42,15 +44,19 @@ class DemoResult:
     files: list[Path] = field(default_factory=list)
 
 
-def phrases(source: str | os.PathLike, count: int = 3) -> list[tuple[float, list[int]]]:
-    """The top voice's first ``count`` phrases of PHRASE_S seconds, each followed by room for
-    an answer: (time, raw message) in playing order."""
+def top_voice(source: str | os.PathLike) -> tuple[np.ndarray, ...]:
+    """(start_s, end_s, pitch, velocity) of the part with the highest mean pitch: a melody."""
     table = read_notes(source)
     groups = np.unique(table.group)
     top = groups[int(np.argmax([table.pitch[table.group == g].mean() for g in groups]))]
     sel = table.group == top
-    start, end = table.start_s[sel], table.end_s[sel]
-    pitch, vel = table.pitch[sel], table.velocity[sel]
+    return table.start_s[sel], table.end_s[sel], table.pitch[sel], table.velocity[sel]
+
+
+def phrases(source: str | os.PathLike, count: int = 3) -> list[tuple[float, list[int]]]:
+    """The top voice's first ``count`` phrases of PHRASE_S seconds, each followed by room for
+    an answer: (time, raw message) in playing order."""
+    start, end, pitch, vel = top_voice(source)
     msgs: list[tuple[float, list[int]]] = []
     at = 0.5
     for k in range(count):
@@ -69,20 +75,20 @@ def _jack_running() -> bool:
     return "jack" in available_apis()
 
 
-class _Player(threading.Thread):
-    """Plays the messages on time, into a port or straight into the engine."""
+class ScriptedPlayer(threading.Thread):
+    """Plays (seconds, raw message) pairs on time from `start()`, into a port's send or straight
+    into an engine; ``t0`` is when it began."""
 
-    def __init__(self, messages: list[tuple[float, list[int]]], send) -> None:
+    def __init__(self, messages: list[tuple[float, list[int]]],
+                 send: Callable[[list[int]], None]) -> None:
         super().__init__(daemon=True)
         self.messages, self.send = messages, send
+        self.t0 = 0.0
 
     def run(self) -> None:
-        t0 = time.perf_counter()
+        self.t0 = time.perf_counter()
         for t, data in self.messages:
-            while (delay := t0 + t - time.perf_counter()) > 0.002:
-                time.sleep(delay - 0.002)
-            while time.perf_counter() < t0 + t:
-                pass
+            sleep_until(self.t0 + t)
             self.send(data)
 
 
@@ -127,7 +133,7 @@ def _player_main() -> None:
     keys = MidiOutput(virtual=True, api="jack", client="neuralband-demo-player")
     print("ready", flush=True)
     sys.stdin.readline()
-    _Player(messages, keys.send).run()
+    ScriptedPlayer(messages, keys.send).run()
     time.sleep(0.2)
     keys.close()
 
@@ -161,7 +167,7 @@ def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | Non
             ports.append(band)
             engine.out.send = band.send
         else:
-            player = _Player(messages, lambda d: engine.receive(time.perf_counter(), d))
+            player = ScriptedPlayer(messages, lambda d: engine.receive(time.perf_counter(), d))
         player.start()
         engine.run(seconds)
     finally:

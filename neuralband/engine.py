@@ -33,13 +33,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.live import LiveEncoder
+from encoders.performance import DEFAULT_SETTINGS
+from neuralband.clock import SLICE_S, SPIN_S
 from neuralband.notes import OutputNotes
 from neuralband.runtime import Stepper
 from neuralband.sampling import NoteTracker, Rules, Sampler
 
 MODES = ("call", "solo", "duet")
-SPIN_S = 0.0015  # the last stretch before a deadline is spun, not slept
-SLICE_S = 0.1  # the longest sleep, so a stop request from a signal is seen quickly
 SWITCH_S = 0.0002  # GIL switch interval while playing
 MAX_CHAIN = 16  # events sampled ahead after a wait
 LATE_S = 0.02  # a wait that ended this late re-times the stream to the clock
@@ -115,10 +115,8 @@ class Engine:
         self.stepper = stepper
         self.settings = settings
         self.rules = rules
-        self.encoder_settings = stepper.info.encoder if stepper.info else None
-        enc_settings = self.encoder_settings
-        self.enc = LiveEncoder(enc_settings) if enc_settings else LiveEncoder()
-        es = self.enc.settings
+        es = stepper.info.encoder if stepper.info else DEFAULT_SETTINGS
+        self.enc = LiveEncoder(es)
         self.tracker = NoteTracker(rules, es)
         self.sampler = Sampler(rules, seed, es.vocab_size)
         self.out = OutputNotes(send, rules.max_note_s)
@@ -355,8 +353,7 @@ class Engine:
                 if self.clock() - self.t0 < self._deadline_step / self._sps:
                     return
                 self._mark = None  # the wait happened: it and its chain are committed
-                self._on_time = self.t0 + (self.enc.step + self._trial_shift - self._ts + 1) \
-                    / self._sps
+                self._on_time = self.t0 + self._deadline_step / self._sps
                 for tok in [self._trial_shift, *self._chain]:
                     self._send(tok, self._on_time)
                     self.enc.observe(tok)

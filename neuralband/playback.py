@@ -1,7 +1,7 @@
 """Playing a MIDI file to a port in real time, for auditioning on a real synth.
 
-Messages go out on the monotonic clock, sleeping and then spinning the last stretch (mido's
-`MidiFile.play` sleeps between messages and drifts: mido#160). Every note passes through
+Messages go out on the monotonic clock through `clock.sleep_until` (mido's `MidiFile.play`
+sleeps between messages and drifts: mido#160). Every note passes through
 `notes.OutputNotes`, so Ctrl-C, SIGTERM or an error ends every sounding note.
 """
 
@@ -13,10 +13,9 @@ import time
 
 import mido
 
+from neuralband.clock import sleep_until
 from neuralband.notes import OutputNotes
 from neuralband.ports import MidiOutput
-
-SPIN_S = 0.0015
 
 
 def file_messages(path: str | os.PathLike) -> list[tuple[float, list[int]]]:
@@ -46,12 +45,7 @@ def play_file(path: str | os.PathLike, port: str | None, api: str | None = None,
     sent, t0 = 0, time.perf_counter()
     try:
         for at, data in messages:
-            due = t0 + at
-            while not stopping and (rest := due - time.perf_counter()) > SPIN_S:
-                time.sleep(min(rest - SPIN_S, 0.1))
-            while not stopping and time.perf_counter() < due:
-                pass
-            if stopping:
+            if not sleep_until(t0 + at, lambda: bool(stopping)):
                 break
             kind, channel = data[0] & 0xF0, data[0] & 0x0F
             if kind == 0x90 and data[2] > 0:

@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from encoders.midi_io import read_notes
+from neuralband.demo import ScriptedPlayer, top_voice
 from neuralband.engine import Engine, PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
@@ -24,31 +24,12 @@ from tests.conftest import CHORALES
 
 def melody(seconds: float, offset: float = 0.2) -> list[tuple[float, list[int]]]:
     """The top voice of a real chorale as (time, raw message), its first ``seconds``."""
-    table = read_notes(CHORALES[0])
-    top = int(np.argmax([table.pitch[table.group == g].mean() for g in np.unique(table.group)]))
-    sel = table.group == np.unique(table.group)[top]
     msgs = []
-    for s, e, p, v in zip(table.start_s[sel], table.end_s[sel], table.pitch[sel],
-                          table.velocity[sel], strict=True):
+    for s, e, p, v in zip(*top_voice(CHORALES[0]), strict=True):
         if s < seconds:
             msgs.append((offset + s, [0x90, int(p), int(v)]))
             msgs.append((offset + min(e, seconds) - 0.005, [0x80, int(p), 0]))
     return sorted(msgs, key=lambda m: m[0])
-
-
-class Player(threading.Thread):
-    """Sends messages into the engine at their times (relative to start())."""
-
-    def __init__(self, engine: Engine, messages: list[tuple[float, list[int]]]):
-        super().__init__(daemon=True)
-        self.engine, self.messages = engine, messages
-
-    def run(self) -> None:
-        self.t0 = t0 = time.perf_counter()
-        for t, data in self.messages:
-            while (delay := t0 + t - time.perf_counter()) > 0:
-                time.sleep(min(delay, 0.002))
-            self.engine.receive(time.perf_counter(), data)
 
 
 class Capture:
@@ -68,7 +49,7 @@ def session(mode: str, messages, seconds: float, rules: Rules | None = None, **k
     out = Capture()
     engine = Engine(Stepper.load(bundled_model()), out, PlaySettings(mode=mode, **kw), rules,
                     seed=3, keep_tokens=True)
-    player = Player(engine, messages)
+    player = ScriptedPlayer(messages, lambda data: engine.receive(time.perf_counter(), data))
     threading.Timer(0.05, player.start).start()
     engine.run(seconds)
     player.join()

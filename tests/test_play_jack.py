@@ -52,6 +52,13 @@ def listener(name: str, path: Path) -> subprocess.Popen:
     return proc
 
 
+def close_listener(dump: subprocess.Popen) -> None:
+    """Let the last messages arrive, then stop jack_midi_dump (SIGINT flushes its output)."""
+    time.sleep(0.2)
+    dump.send_signal(signal.SIGINT)
+    dump.wait(timeout=10)
+
+
 def dumped(path: Path) -> list[list[int]]:
     """The raw messages jack_midi_dump printed ("frames: 90 3c 40 note on ...")."""
     msgs = []
@@ -144,9 +151,8 @@ def test_play_answers_and_releases_every_note_on_a_signal(names, tmp_path, sig):
         out, err = stop(proc, sig)
     finally:
         kbd.kill()
-        time.sleep(0.2)
-        dump.send_signal(signal.SIGINT)
-        dump.wait(timeout=10)
+        proc.kill()  # a no-op when it has exited; never leave an instrument running
+        close_listener(dump)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     sent = dumped(dump_path)
@@ -179,9 +185,7 @@ def test_a_killed_keyboard_is_reported_and_the_band_stops_clean(names, tmp_path)
     finally:
         kbd.kill()
         proc.kill()
-        time.sleep(0.2)
-        dump.send_signal(signal.SIGINT)
-        dump.wait(timeout=10)
+        close_listener(dump)
     assert proc.returncode == 1
     assert "disappeared" in err and "Traceback" not in err
     sent = dumped(dump_path)
@@ -206,8 +210,7 @@ def test_a_keyboard_that_comes_back_is_reconnected(names, tmp_path):
     finally:
         kbd.kill()
         proc.kill()
-        dump.send_signal(signal.SIGINT)
-        dump.wait(timeout=10)
+        close_listener(dump)
     assert "disappeared; waiting" in err
     assert "is back" in err
     assert proc.returncode == 0
@@ -239,9 +242,7 @@ def test_audition_plays_a_file_to_a_port_and_ctrl_c_leaves_nothing_sounding(name
         out, err = stop(proc)  # Ctrl-C in the middle of the chorale, chords sounding
     finally:
         proc.kill()
-        time.sleep(0.2)
-        dump.send_signal(signal.SIGINT)
-        dump.wait(timeout=10)
+        close_listener(dump)
     assert proc.returncode == 0, err
     assert "every note ended" in out and "Traceback" not in err
     sent = dumped(dump_path)

@@ -1,0 +1,26 @@
+"""Waiting for a moment on the monotonic clock: sleep most of the way, spin the rest.
+
+`time.sleep` alone wakes late by up to a millisecond or more (mido#160), so the last stretch is
+spun; the spin calls `time.sleep(0)`, which hands the GIL to a waiting MIDI callback thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+SPIN_S = 0.0015  # the last stretch before a deadline is spun, not slept
+SLICE_S = 0.1  # the longest single sleep, so a stop request is seen quickly
+
+
+def sleep_until(deadline: float, stop: Callable[[], bool] = lambda: False) -> bool:
+    """Return at ``deadline`` (time.perf_counter seconds); False if ``stop()`` came true first."""
+    while (rest := deadline - time.perf_counter()) > SPIN_S:
+        if stop():
+            return False
+        time.sleep(min(rest - SPIN_S, SLICE_S))
+    while time.perf_counter() < deadline:
+        if stop():
+            return False
+        time.sleep(0)
+    return not stop()
