@@ -1,0 +1,139 @@
+"""Voice-packed tokens: the layout, the merge/split round trip, lead selection on real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from encoders.errors import MidiError
+from encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
+from encoders.voices import VoiceScheme, decode_voices, encode_voices, merge, parse_lead, split
+from tests.helpers import pretty
+
+CHORALES = sorted(Path(__file__).parent.glob("data/chorales*/*.mid"))
+SATB = ["Soprano", "Alto", "Tenor", "Bass"]
+
+
+def satb_files() -> list[Path]:
+    """The test chorales whose tracks are exactly the four voices."""
+    return [f for f in CHORALES
+            if [i.name for i in pretty_midi.PrettyMIDI(str(f)).instruments] == SATB]
+
+
+def one_track(inst: pretty_midi.Instrument) -> pretty_midi.PrettyMIDI:
+    pm = pretty_midi.PrettyMIDI()
+    pm.instruments.append(inst)
+    return pm
+
+
+def test_layout_sizes_and_order():
+    duet, choir = VoiceScheme(2), VoiceScheme(4)
+    assert (duet.vocab_size, choir.vocab_size) == (676, 1252)
+    assert duet.names == ("lead", "band") and choir.names[1:] == ("band 1", "band 2", "band 3")
+    s = DEFAULT_SETTINGS
+    # Voiced tokens are Packer codes: their order is the order of (voice, event).
+    codes = [duet.pack(v, b) for v in range(2) for b in (0, 127, s.note_off + 5, s.velocity)]
+    assert codes == sorted(codes) and codes[4] == 288
+    assert duet.pack(1, s.time_shift + 9) == duet.pack(0, s.time_shift + 9) == 2 * 288 + 9
+    assert duet.describe(duet.pack(1, 60)) == "band NOTE_ON 60"
+    assert choir.describe(choir.time_shift + 24) == "TIME_SHIFT 250 ms"
+
+
+def test_pack_unpack_cover_the_vocabulary():
+    scheme = VoiceScheme(3)
+    tokens = np.arange(scheme.vocab_size)
+    voice, base = scheme.unpack(tokens)
+    assert np.array_equal(scheme.pack(voice, base), tokens)
+    is_shift = voice < 0
+    assert is_shift.sum() == DEFAULT_SETTINGS.max_shift_steps
+    assert set(base[is_shift] - DEFAULT_SETTINGS.time_shift) == set(range(100))
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        scheme.unpack(scheme.vocab_size)
+
+
+notes = st.lists(st.tuples(st.integers(21, 108), st.integers(1, 127),
+                           st.floats(0, 4), st.floats(0.001, 2.5)), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(notes, min_size=2, max_size=4))
+def test_split_undoes_merge(parts):
+    """Any voices' Performance streams survive being interleaved on one clock."""
+    scheme = VoiceScheme(len(parts))
+    streams = [encode(pretty([(p, v, t, t + d) for p, v, t, d in part])) for part in parts]
+    merged = merge(streams, scheme)
+    assert merged.min(initial=0) >= 0 and merged.max(initial=0) < scheme.vocab_size
+    for got, want in zip(split(merged, scheme), streams, strict=True):
+        assert np.array_equal(got, want)
+    # Within a step the lead comes first, then band voices in order.
+    voice, base = scheme.unpack(merged)
+    step = np.cumsum(np.where(voice < 0, base - DEFAULT_SETTINGS.time_shift + 1, 0))
+    voiced = voice >= 0
+    key = step[voiced] * 100 + voice[voiced]
+    assert np.all(np.diff(key) >= 0)
+
+
+def test_real_chorales_each_voice_is_its_own_encoding():
+    files = satb_files()
+    assert len(files) >= 20
+    scheme = VoiceScheme(4, lead="track:Soprano")
+    for f in files:
+        pm = pretty_midi.PrettyMIDI(str(f))
+        tokens = encode_voices(f, scheme)
+        for stream, inst in zip(split(tokens, scheme), pm.instruments, strict=True):
+            assert np.array_equal(stream, encode(one_track(inst))), (f.name, inst.name)
+        decoded = decode_voices(tokens, scheme)
+        assert [i.name for i in decoded.instruments] == list(scheme.names)
+        for inst, stream in zip(decoded.instruments, split(tokens, scheme), strict=True):
+            got = [(round(n.start * 100), round(n.end * 100), n.pitch) for n in inst.notes]
+            assert got == [(s, e, p) for s, e, p, _ in decode_notes(stream)]
+
+
+def test_lead_rules_on_a_chorale():
+    f = satb_files()[0]
+    pm = pretty_midi.PrettyMIDI(str(f))
+    soprano, alto = (encode(one_track(i)) for i in pm.instruments[:2])
+    top = split(encode_voices(f, VoiceScheme(2)), VoiceScheme(2))
+    assert np.array_equal(top[0], soprano)  # the highest track leads
+    named = VoiceScheme(4, lead="track:alto")
+    assert np.array_equal(split(encode_voices(f, named), named)[0], alto)
+    # Two voices: the whole band is one voice, as the file's three lower parts together.
+    rest = pretty_midi.PrettyMIDI()
+    rest.instruments.extend(pm.instruments[1:])
+    assert sorted(decode_notes(top[1])) == sorted(decode_notes(encode(rest)))
+
+
+def test_piano_split_and_missing_track():
+    piano = pretty([(40, 80, 0.0, 1.0), (60, 80, 0.0, 1.0), (72, 90, 0.5, 1.0)],
+                   pedals=[(0.0, 127), (2.0, 0)])
+    scheme = VoiceScheme(2, lead="split:60")
+    lead, band = split(encode_voices(piano, scheme), scheme)
+    assert [n[2] for n in decode_notes(lead)] == [60, 72]
+    assert [n[2] for n in decode_notes(band)] == [40]
+    assert decode_notes(band)[0][1] == 200  # the pedal holds the left hand too
+    with pytest.raises(MidiError, match=r"no track named 'Flute' \(tracks: ''\)"):
+        encode_voices(piano, VoiceScheme(2, lead="track:Flute"))
+    with pytest.raises(MidiError, match="MThd"):
+        encode_voices(b"not midi at all", scheme)
+
+
+@pytest.mark.parametrize("bad", ["", "highest", "track:", "split:200", "split:x"])
+def test_bad_lead_rules_are_refused(bad):
+    with pytest.raises(ValueError, match="lead must be"):
+        parse_lead(bad)
+    with pytest.raises(ValueError, match="lead must be"):
+        VoiceScheme(2, lead=bad)
+
+
+def test_scheme_round_trips_through_a_dict():
+    scheme = VoiceScheme(4, lead="track:Soprano")
+    assert VoiceScheme.from_dict(scheme.to_dict()) == scheme
+    with pytest.raises(ValueError, match="voices must be"):
+        VoiceScheme(1)
+    with pytest.raises(ValueError, match="unknown voice settings"):
+        VoiceScheme.from_dict({"voices": 2, "colour": "red"})
