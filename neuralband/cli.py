@@ -72,9 +72,15 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from encoders.performance import EncoderSettings
+    from encoders.voices import VoiceScheme
     from training.dataset import Limits, build_dataset, find_midi_files
 
     settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
+    try:
+        voices = VoiceScheme(args.voices, args.lead, settings) if args.voices else None
+    except ValueError as err:
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
     try:
         fractions = tuple(float(x) / 100 for x in args.split.split("/"))
         if len(fractions) != 3:
@@ -97,7 +103,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
             if result.error is not None:
                 counts["errors"] += 1
             else:
-                counts["notes"] += int((result.tokens < settings.note_off).sum())
+                base = voices.unpack(result.tokens)[1] if voices else result.tokens
+                counts["notes"] += int((base < settings.note_off).sum())
         rate = counts["notes"] / max(time.perf_counter() - start, 1e-9)
         bar.set_postfix_str(f"{rate:,.0f} notes/s, {counts['errors']} errors", refresh=False)
         bar.update(1)
@@ -105,7 +112,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     limits = Limits(max_notes=args.max_notes, max_seconds=args.max_seconds)
     try:
         summary = build_dataset(args.sources, args.out, settings, workers=args.workers,
-                                fractions=fractions, limits=limits, progress=progress)
+                                fractions=fractions, limits=limits, progress=progress,
+                                voices=voices)
     except ValueError as err:
         bar.close()
         print(f"neuralband: {err}", file=sys.stderr)
@@ -311,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--max-seconds", type=float, default=4 * 3600.0, help="refuse longer files")
     enc.add_argument("--drums", action="store_true", help="keep drum tracks (channel 10)")
     enc.add_argument("--no-sustain", action="store_true", help="ignore the sustain pedal")
+    enc.add_argument("--voices", type=int, default=0, metavar="N",
+                     help="voice-packed tokens for duet models: the lead part plus N-1 band "
+                          "voices (2: lead and band; 4: SATB)")
+    enc.add_argument("--lead", default="top", metavar="RULE",
+                     help="with --voices, the part that leads: top (the highest melodic track, "
+                          "default), track:NAME, or split:PITCH (a piano's notes >= PITCH)")
     enc.add_argument("--strict", action="store_true", help="exit 1 if any file failed")
     enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(func=_cmd_encode)

@@ -17,8 +17,10 @@ in the engine thread (`Engine.run`), one pass at a time:
    drifts by a millisecond or more).
 
 Player and band share one token stream, the way the model was trained on one performance: the
-grammar keeps the band off the player's held pitches and lets it end only its own notes. Every
-outgoing note passes through `notes.OutputNotes`, so `close` leaves nothing sounding.
+grammar keeps the band off the player's held pitches and lets it end only its own notes. With a
+voice-packed model (`encoders.voices`, through `voicing.Voicing`) the player's events are the lead
+voice's and the band samples only its own voices, each on its own channel from ``channel`` up.
+Every outgoing note passes through `notes.OutputNotes`, so `close` leaves nothing sounding.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from encoders.performance import DEFAULT_SETTINGS
 from neuralband.clock import SLICE_S, SPIN_S
 from neuralband.notes import OutputNotes
 from neuralband.runtime import Stepper
-from neuralband.sampling import NoteTracker, Rules, Sampler
+from neuralband.sampling import Rules, Sampler
+from neuralband.voicing import Voicing
 
 MODES = ("call", "solo", "duet")
 SWITCH_S = 0.0002  # GIL switch interval while playing
@@ -53,7 +56,7 @@ class PlaySettings:
     mode: str = "call"
     wait_s: float = 1.0  # call: silence before the band answers; duet: how long it plays on
     answer_s: float = 4.0  # call: the longest answer
-    channel: int = 0  # the band's MIDI channel (0-based)
+    channel: int = 0  # the band's MIDI channel (0-based); band voice k of a voiced model: +k-1
     thru: bool = False  # echo the player's notes to the output
     feedback_guard_s: float = 0.0  # ignore input equal to our own output this recent (0: off)
 
@@ -116,9 +119,10 @@ class Engine:
         self.settings = settings
         self.rules = rules
         es = stepper.info.encoder if stepper.info else DEFAULT_SETTINGS
+        self.voicing = v = Voicing(es, stepper.info.voices if stepper.info else None)
         self.enc = LiveEncoder(es)
-        self.tracker = NoteTracker(rules, es)
-        self.sampler = Sampler(rules, seed, es.vocab_size)
+        self.tracker = v.tracker(rules)
+        self.sampler = Sampler(rules, seed, v.vocab_size)
         self.out = OutputNotes(send, rules.max_note_s)
         self.clock = clock
         self.stats = Stats()
@@ -128,16 +132,23 @@ class Engine:
         self.output_ok = True  # False while the output port is gone
         self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
-        # Token layout shortcuts.
+        # Token layout shortcuts: model token -> voice, Performance token, TIME_SHIFT steps.
         self._ts, self._vel, self._off = es.time_shift, es.velocity, es.note_off
         self._sps = es.steps_per_second
+        self._voice, self._base = v.voice_list, v.base_list
+        self._steps = v.shift_steps.tolist()
+        self._player = v.player.tolist()
+        # Each band voice's channel, and the channel's voice.
+        self._channel = {voice: (settings.channel + max(voice - 1, 0)) % 16
+                         for voice in v.band_voices}
+        self._band_voice = {c: voice for voice, c in self._channel.items()}
         # Proposal state: a TIME_SHIFT fed on trial, and the event sampled after it.
         self._snap = stepper.snapshot()
         self._mark: tuple | None = None  # the grammar's saved state while a wait is on trial
         self._chain: list[int] = []  # the events after the wait, fed on trial, sent at its end
         self._deadline_step = 0
         self._next: int | None = None  # sampled from the current (committed or trial) state
-        self._velocity = 100  # the band's current MIDI velocity
+        self._velocity = [100] * 16  # each band voice's current MIDI velocity
         self._trial_shift = 0
         self._on_time: float | None = None  # when the band's current step was due
         # Turn-taking.
@@ -160,9 +171,8 @@ class Engine:
         """Open the stream: reset the model and feed "nothing yet", dated so that it ends now."""
         self.stepper.reset()
         self.enc = LiveEncoder(self.enc.settings)
-        self.tracker = NoteTracker(self.rules, self.enc.settings)
-        first = self._ts + START_STEPS - 1
-        self._feed_shared(first)
+        self.tracker = self.voicing.tracker(self.rules)
+        self._feed_shared(self.voicing.shift(START_STEPS))
         self.t0 = self.clock() - START_STEPS / self._sps
 
     def run(self, seconds: float | None = None, poll: Callable[[], None] | None = None,
@@ -229,10 +239,9 @@ class Engine:
         """The input vanished: the player's held notes end now, in the stream and at the output."""
         self._take_back()
         for tok in self.enc.close(self.clock() - self.t0):
-            self._feed(tok, own=False)
-        band = self.settings.channel
+            self._feed(self._player[tok], own=False)
         for channel, pitch in self.out.sounding_notes():  # the thru echo of held keys
-            if channel != band or not self.tracker.count[pitch]:
+            if self._band_off(channel, pitch) is None:
                 self._thru(channel, pitch, 0, self.clock())
 
     # --- input ----------------------------------------------------------------------------------
@@ -269,7 +278,7 @@ class Engine:
                 self.played_since_answer = True
                 self.answer_start = None if self.settings.mode == "call" else self.answer_start
         for tok in tokens:
-            self._feed(tok, own=False)
+            self._feed(self._player[tok], own=False)
         if self.recording is not None:
             self.recording.append((t, "player", list(data)))
         if self.settings.thru and self.output_ok and status != 0xB0:
@@ -330,12 +339,18 @@ class Engine:
     def _feed_shared(self, tok: int) -> None:
         """A TIME_SHIFT (or other shared event) both parts hear."""
         self._feed(tok)
-        self.enc.observe(tok)
+        self._observe(tok)
+
+    def _observe(self, tok: int) -> None:
+        """Tell the player's encoder about a band event: the time it moves, and in a shared
+        (plain) stream its notes and velocity too; a band voice's events are its own."""
+        if self._voice[tok] < 0 or not self.voicing.voiced:
+            self.enc.observe(self._base[tok])
 
     def _catch_up(self, now: float) -> None:
         """Feed the time that passed since the stream's last event (no proposal on trial)."""
         for tok in self.enc.advance(now - self.t0):
-            self._feed(tok, own=False)
+            self._feed(self._player[tok], own=False)
 
     def _sample(self) -> int:
         return self.sampler.sample(self.stepper.logits()[0], self.tracker.allowed())
@@ -356,7 +371,7 @@ class Engine:
                 self._on_time = self.t0 + self._deadline_step / self._sps
                 for tok in [self._trial_shift, *self._chain]:
                     self._send(tok, self._on_time)
-                    self.enc.observe(tok)
+                    self._observe(tok)
                     if self.tokens is not None:
                         self.tokens.append(tok)
                     self.stats.band_events += 1
@@ -374,7 +389,7 @@ class Engine:
             if tok is None:
                 return
             t = self.clock()
-            if self._ts <= tok < self._vel:
+            if self._voice[tok] < 0:
                 self._propose_wait(tok)
                 self.stats.step_s.add(self.clock() - t)
                 continue
@@ -390,11 +405,11 @@ class Engine:
         self.stepper.snapshot(into=self._snap)
         self._mark = self.tracker.save()
         self._trial_shift = shift
-        self._deadline_step = self.enc.step + shift - self._ts + 1
+        self._deadline_step = self.enc.step + self._steps[shift]
         self.stepper.feed(shift)
         self.tracker.update(shift)
         self._next = self._sample()
-        while not self._ts <= self._next < self._vel and len(self._chain) < MAX_CHAIN:
+        while self._voice[self._next] >= 0 and len(self._chain) < MAX_CHAIN:
             self.stepper.feed(self._next)
             self.tracker.update(self._next)
             self._chain.append(self._next)
@@ -404,22 +419,23 @@ class Engine:
         """A band event happens now: out of the port first, then into the stream."""
         self._send(tok, scheduled)
         self._feed(tok)
-        self.enc.observe(tok)
+        self._observe(tok)
         self.stats.band_events += 1
 
     def _send(self, tok: int, scheduled: float | None) -> None:
-        if tok >= self._vel:
-            self._velocity = int(self.enc.settings.bin_to_velocity(tok - self._vel + 1))
+        voice, base = self._voice[tok], self._base[tok]
+        if voice < 0:
             return
-        if tok >= self._ts:
+        if base >= self._vel:
+            self._velocity[voice] = int(self.enc.settings.bin_to_velocity(base - self._vel + 1))
             return
-        ch = self.settings.channel
-        pitch = tok % 128
+        ch = self._channel[voice]
+        pitch = base % 128
         now = self.clock()
         try:
-            if tok < self._off:
-                self.out.note_on(ch, pitch, self._velocity, now)
-                data = [0x90 | ch, pitch, self._velocity]
+            if base < self._off:
+                self.out.note_on(ch, pitch, self._velocity[voice], now)
+                data = [0x90 | ch, pitch, self._velocity[voice]]
             else:
                 if not self.out.note_off(ch, pitch):
                     return
@@ -427,7 +443,7 @@ class Engine:
         except Exception:
             self.output_ok = False  # the port went away mid-send; `poll` will say so
             return
-        self._last_sent[int(tok < self._off), pitch] = now
+        self._last_sent[int(base < self._off), pitch] = now
         if scheduled is not None:  # events after one of the band's own waits keep its clock
             self.stats.timing_s.add(now - scheduled)
         if self.recording is not None:
@@ -445,15 +461,23 @@ class Engine:
 
     def _force_overdue(self, now: float) -> None:
         """Belt and braces: a band note held past the limit by the wall clock is ended."""
-        late = [p for c, p in self.out.overdue(now) if c == self.settings.channel]
+        late = [(c, p) for c, p in self.out.overdue(now) if c in self._band_voice]
         if not late or not self.tracker.sounding:
             return
         self._take_back()
         self._catch_up(now)
-        for pitch in late:
-            if self.tracker.count[pitch]:
-                self._commit(self._off + pitch, None)
+        for channel, pitch in late:
+            tok = self._band_off(channel, pitch)
+            if tok is not None:
+                self._commit(tok, None)
                 self.stats.forced_off += 1
+
+    def _band_off(self, channel: int, pitch: int) -> int | None:
+        """The token that ends the band's note (channel, pitch), or None if it holds none."""
+        voice = self._band_voice.get(channel)
+        if voice is None or not self.tracker.holds(voice, pitch):
+            return None
+        return self.voicing.token(voice, self._off + pitch)
 
     # --- waiting ------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from encoders.performance import EncoderSettings
+from encoders.voices import VoiceScheme
 from neuralband.atomic import write_atomic
 from neuralband.modelconfig import ModelConfig
 
@@ -34,13 +35,20 @@ class ModelInfo:
     dtype: str
     sha256: str
     summary: dict = field(default_factory=dict)
+    voices: VoiceScheme | None = None  # a voice-packed model (encoders.voices), else None
 
     def to_json(self) -> str:
+        voices = {"voices": self.voices.to_dict()} if self.voices else {}
         return json.dumps({
             "format": FORMAT, "version": VERSION, "model": self.config.to_dict(),
-            "encoder": self.encoder.to_dict(), "dtype": self.dtype, "sha256": self.sha256,
-            "summary": self.summary,
+            "encoder": self.encoder.to_dict(), **voices, "dtype": self.dtype,
+            "sha256": self.sha256, "summary": self.summary,
         }, indent=2) + "\n"
+
+    @property
+    def vocab_size(self) -> int:
+        """The token vocabulary the model was trained on."""
+        return self.voices.vocab_size if self.voices else self.encoder.vocab_size
 
 
 def bundled_model() -> Path:
@@ -73,9 +81,14 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
         raise ModelFileError(f"{sidecar}: model format version {meta.get('version')!r}, "
                              f"this neuralband reads {VERSION}")
     try:
-        info = ModelInfo(ModelConfig.from_dict(meta["model"]),
-                         EncoderSettings.from_dict(meta["encoder"]), str(meta["dtype"]),
-                         str(meta["sha256"]), dict(meta.get("summary", {})))
+        encoder = EncoderSettings.from_dict(meta["encoder"])
+        voices = (VoiceScheme.from_dict(meta["voices"], encoder) if meta.get("voices")
+                  else None)
+        info = ModelInfo(ModelConfig.from_dict(meta["model"]), encoder, str(meta["dtype"]),
+                         str(meta["sha256"]), dict(meta.get("summary", {})), voices)
+        if info.config.vocab_size != info.vocab_size:
+            raise ValueError(f"the model has {info.config.vocab_size} classes, its tokens "
+                             f"{info.vocab_size}")
     except (KeyError, TypeError, ValueError) as err:
         raise ModelFileError(f"{sidecar}: bad model description ({err})") from err
     try:
@@ -89,7 +102,8 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
 
 
 def save_model(path: str | os.PathLike, model, encoder: EncoderSettings,
-               summary: dict | None = None, dtype: str = "float32") -> ModelInfo:
+               summary: dict | None = None, dtype: str = "float32",
+               voices: VoiceScheme | None = None) -> ModelInfo:
     """Write a torch `EventLSTM` as NAME.safetensors + NAME.json (fp32 or fp16 weights)."""
     import torch
     from safetensors.torch import save
@@ -102,7 +116,7 @@ def save_model(path: str | os.PathLike, model, encoder: EncoderSettings,
     tensors = {k: v.detach().to("cpu", to).contiguous() for k, v in model.state_dict().items()}
     data = save(tensors, metadata={"format": FORMAT})
     info = ModelInfo(model.config, encoder, dtype, hashlib.sha256(data).hexdigest(),
-                     summary or {})
+                     summary or {}, voices)
     write_atomic(weights, data)
     write_atomic(sidecar, info.to_json().encode())
     return info

@@ -103,6 +103,10 @@ class NoteTracker:
         elif tok < s.velocity:
             self.step += tok - s.time_shift + 1
 
+    def holds(self, voice: int, pitch: int) -> bool:
+        """Whether an own note of ``pitch`` is open (one voice: ``voice`` is ignored)."""
+        return bool(self.count[pitch])
+
     def overdue(self) -> np.ndarray:
         """Pitches whose oldest open note has reached the maximum length."""
         return np.flatnonzero(self.step - self.first_onset >= self.max_steps)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import read_manifest, read_settings
+from training.data import read_manifest, vocab_size
 
 _CHUNK_TOKENS = 1 << 22  # bincount the gathered tokens every ~4 M, bounding memory per shard
 
@@ -39,7 +39,7 @@ def count_train(dataset_dir: str | Path, settings_vocab: int | None = None) -> C
     Raises ValueError if a piece lies outside its shard or holds a token outside the vocabulary.
     """
     root = Path(dataset_dir)
-    vocab = settings_vocab if settings_vocab is not None else read_settings(root)[0].vocab_size
+    vocab = settings_vocab if settings_vocab is not None else vocab_size(root)
     if vocab < 1:
         raise ValueError(f"vocabulary size must be >= 1, got {vocab}")
     unigram = np.zeros(vocab, np.int64)

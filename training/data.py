@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from encoders.performance import EncoderSettings
+from encoders.voices import VoiceScheme
 from training.dataset import FORMAT as DATASET_FORMAT
 from training.dataset import VERSION as DATASET_VERSION
 
@@ -50,6 +52,40 @@ def read_settings(path: str | Path) -> tuple[EncoderSettings, dict]:
     except (KeyError, TypeError, ValueError) as e:
         raise DatasetMismatch(f"{path}: unreadable encoder settings: {e}") from e
     return settings, info
+
+
+def read_voices(info: dict, settings: EncoderSettings) -> VoiceScheme | None:
+    """The voice scheme of a voice-packed dataset (from `read_settings`' dict), else None."""
+    if not info.get("voices"):
+        return None
+    try:
+        return VoiceScheme.from_dict(info["voices"], settings)
+    except (KeyError, TypeError, ValueError) as e:
+        raise DatasetMismatch(f"unreadable voice settings {info['voices']!r}: {e}") from e
+
+
+def vocab_size(dataset_dir: str | Path) -> int:
+    """The number of token classes of a dataset: 388 by default, more when voice-packed."""
+    settings, info = read_settings(dataset_dir)
+    voices = read_voices(info, settings)
+    return voices.vocab_size if voices else settings.vocab_size
+
+
+def in_base(tokens: np.ndarray, voices: VoiceScheme | None, change) -> np.ndarray | None:
+    """Apply a Performance-token augmentation (``change(tokens) -> tokens or None``) to
+    voice-packed tokens: each note or velocity event keeps its voice, TIME_SHIFTs are shared."""
+    if voices is None:
+        return change(tokens)
+    voice, base = voices.unpack(tokens)
+    out = change(base)
+    if out is None:
+        return None
+    s = voices.settings
+    shift_in = (base >= s.time_shift) & (base < s.velocity)
+    shift_out = (out >= s.time_shift) & (out < s.velocity)
+    out_voice = np.full(len(out), -1, np.int64)
+    out_voice[~shift_out] = voice[~shift_in]
+    return np.asarray(voices.pack(out_voice, out), np.int64)
 
 
 def read_manifest(path: str | Path) -> list[dict]:
@@ -158,6 +194,7 @@ class TokenWindows:
 
         # The tokens must mean what the model's vocabulary means: refuse other encoder settings.
         self.settings, self.info = read_settings(self.dataset_dir)
+        self.voices = read_voices(self.info, self.settings)
         if settings is not None and settings != self.settings:
             raise DatasetMismatch(
                 f"{self.dataset_dir} was encoded with {self.settings.to_dict()}, "
@@ -233,8 +270,8 @@ class TokenWindows:
         if self.stretch > 0:
             factor = rng.uniform(1.0 - self.stretch, 1.0 + self.stretch)
             span = math.ceil(size * (1.0 + self.stretch)) + STRETCH_MARGIN
-            stretched = stretch_tokens(self.piece_tokens(index, start, start + span), factor,
-                                       self.settings)
+            stretched = in_base(self.piece_tokens(index, start, start + span), self.voices,
+                                partial(stretch_tokens, factor=factor, settings=self.settings))
             tokens = (stretched[:size] if len(stretched) >= size
                       else self.piece_tokens(index, start, start + size))
         else:
@@ -242,7 +279,8 @@ class TokenWindows:
         if self.transpose > 0:
             for _ in range(TRANSPOSE_TRIES):
                 k = int(rng.integers(-self.transpose, self.transpose + 1))
-                moved = transpose_tokens(tokens, k, self.settings)
+                moved = in_base(tokens, self.voices,
+                                partial(transpose_tokens, k=k, settings=self.settings))
                 if moved is not None:
                     return moved
         return tokens

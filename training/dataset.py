@@ -2,7 +2,8 @@
 
 A dataset folder holds::
 
-    settings.json      encoder settings (training refuses a dataset made with other ones)
+    settings.json      encoder settings (training refuses a dataset made with other ones), and
+                       for a voice-packed dataset (`encoders.voices`) its voices and lead rule
     manifest.jsonl     one line per encoded piece: source, sha256, split, shard, offset, length,
                        duration_s, notes (and tune, the X: reference, for a tune of an ABC file)
     errors.jsonl       one line per piece that could not be used: source (tune), reason
@@ -30,6 +31,7 @@ import numpy as np
 from encoders.abc import split_tunes, tune_to_midi
 from encoders.errors import MidiError
 from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, encode
+from encoders.voices import VoiceScheme, encode_voices
 from neuralband.atomic import write_atomic
 
 FORMAT = "neuralband-dataset"
@@ -104,6 +106,7 @@ class _Job:
     path: str
     settings: EncoderSettings
     limits: Limits
+    voices: VoiceScheme | None = None
 
 
 @dataclass(frozen=True)
@@ -137,21 +140,29 @@ def _encode_one(job: _Job) -> list[_Result]:
         name = f"{job.path}#{ref}" if ref else job.path
         try:
             midi = tune_to_midi(tune, name) if tune is not None else content
-            tokens = encode(midi, job.settings)
+            if job.voices is None:
+                tokens = encode(midi, job.settings)
+            else:
+                tokens = encode_voices(midi, job.voices)
         except MidiError as err:
             results.append(_Result(job.path, ref, sha, None, err.reason))
             continue
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
             results.append(_Result(job.path, ref, sha, None, f"{type(err).__name__}: {err}"))
             continue
-        error = _refusal(tokens, job.settings, job.limits)
+        error = _refusal(tokens, job.settings, job.limits, job.voices)
         results.append(_Result(job.path, ref, sha, None if error else tokens.astype(np.uint16),
                                error))
     return results
 
 
-def _refusal(tokens: np.ndarray, settings: EncoderSettings, limits: Limits) -> str | None:
-    """Why a piece is not used (empty or oversized), or None."""
+def _refusal(tokens: np.ndarray, settings: EncoderSettings, limits: Limits,
+             voices: VoiceScheme | None = None) -> str | None:
+    """Why a piece is not used (empty, no band to learn from, or oversized), or None."""
+    if voices is not None:
+        voice, tokens = voices.unpack(tokens)
+        if not np.any((voice > 0) & (tokens < settings.note_off)):
+            return "no band: every note is in the lead part"
     notes = int((tokens < settings.note_off).sum())
     if notes == 0:
         return "empty: no notes"
@@ -179,7 +190,8 @@ def _results(jobs: list[_Job], workers: int) -> Iterator[list[_Result]]:
         yield from pool.map(_encode_one, jobs, chunksize=chunk)
 
 
-def read_existing(out_dir: Path, settings: EncoderSettings) -> list[dict]:
+def read_existing(out_dir: Path, settings: EncoderSettings,
+                  voices: VoiceScheme | None = None) -> list[dict]:
     """The manifest of a dataset already at out_dir (empty if none); refuses other settings."""
     settings_path = out_dir / "settings.json"
     if not settings_path.exists():
@@ -190,6 +202,9 @@ def read_existing(out_dir: Path, settings: EncoderSettings) -> list[dict]:
     if EncoderSettings.from_dict(stored["encoder"]) != settings:
         raise ValueError(f"{out_dir} was encoded with other settings: {stored['encoder']}; "
                          f"asked for {settings.to_dict()}")
+    if stored.get("voices") != (voices.to_dict() if voices else None):
+        raise ValueError(f"{out_dir} was encoded with voices {stored.get('voices')}; "
+                         f"asked for {voices.to_dict() if voices else None}")
     manifest = out_dir / "manifest.jsonl"
     if not manifest.exists():
         return []
@@ -210,16 +225,21 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
                   settings: EncoderSettings = DEFAULT_SETTINGS, workers: int | None = None,
                   fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
                   limits: Limits = Limits(), shard_tokens: int = SHARD_TOKENS,
-                  progress: Callable[[list[_Result]], None] | None = None) -> Summary:
-    """Encode every MIDI file under ``sources`` into the dataset at ``out_dir`` (made or grown)."""
+                  progress: Callable[[list[_Result]], None] | None = None,
+                  voices: VoiceScheme | None = None) -> Summary:
+    """Encode every MIDI file under ``sources`` into the dataset at ``out_dir`` (made or grown);
+    with ``voices``, as voice-packed tokens (its settings must be ``settings``)."""
+    if voices is not None and voices.settings != settings:
+        raise ValueError("the voice scheme was made for other encoder settings")
     if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
         raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
     files = find_midi_files(sources)
     out = Path(out_dir)
-    old = read_existing(out, settings)
+    old = read_existing(out, settings, voices)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     if not (out / "settings.json").exists():
         meta = {"format": FORMAT, "version": VERSION, "encoder": settings.to_dict(),
+                **({"voices": voices.to_dict()} if voices else {}),
                 "splits": dict(zip(SPLITS, fractions, strict=True))}
         _write_atomic(out / "settings.json", json.dumps(meta, indent=2) + "\n")
 
@@ -228,7 +248,7 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
     known_hashes = {row["sha256"] for row in old}
     todo = [str(p) for p in files if str(p) not in known_sources]
     summary.already = len(files) - len(todo)
-    jobs = [_Job(p, settings, limits) for p in todo]
+    jobs = [_Job(p, settings, limits, voices) for p in todo]
 
     next_shard = 1 + max((int(p.stem) for p in (out / "shards").glob("[0-9]*.npy")), default=-1)
     pending: list[np.ndarray] = []
@@ -265,11 +285,12 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
             if pending_len and pending_len + len(tokens) > shard_tokens:
                 flush()
             split = split_of(result.sha256, fractions)
-            seconds = duration_s(tokens, settings)
+            base = voices.unpack(tokens)[1] if voices else tokens
+            seconds = duration_s(base, settings)
             pending_rows.append(where | {
                 "sha256": result.sha256, "split": split, "shard": None, "offset": pending_len,
                 "length": len(tokens), "duration_s": round(seconds, 3),
-                "notes": int((tokens < settings.note_off).sum()),
+                "notes": int((base < settings.note_off).sum()),
             })
             pending.append(tokens)
             pending_len += len(tokens)

@@ -33,7 +33,7 @@ from neuralband.modelfile import save_model
 from training.baselines import baselines
 from training.checkpoint import STATE, load_checkpoint, save_checkpoint
 from training.config import TrainConfig, add_arguments, config_from_args
-from training.data import TokenWindows, read_settings
+from training.data import TokenWindows, read_settings, read_voices
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -83,7 +83,8 @@ def train(cfg: TrainConfig) -> dict:
     autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
 
     # --- data, model, optimizer ---------------------------------------------------------------
-    encoder, _ = read_settings(cfg.dataset)
+    encoder, info = read_settings(cfg.dataset)
+    voices = read_voices(info, encoder)  # a voice-packed dataset: more classes, same model
     run = Path(cfg.out)
     train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch, cfg.seed,
                                  cfg.transpose, cfg.stretch, settings=encoder)
@@ -91,7 +92,7 @@ def train(cfg: TrainConfig) -> dict:
                          settings=encoder)
     eval_set = valid.batch(0)  # (eval_windows, window + 1), the same for every evaluation
     config = PRESETS[cfg.preset]
-    config = replace(config, vocab_size=encoder.vocab_size,
+    config = replace(config, vocab_size=voices.vocab_size if voices else encoder.vocab_size,
                      dropout=config.dropout if cfg.dropout is None else cfg.dropout)
     torch.manual_seed(cfg.seed)
     model = EventLSTM(config).to(device)
@@ -171,7 +172,8 @@ def train(cfg: TrainConfig) -> dict:
                     summary = {"dataset": str(cfg.dataset), "preset": cfg.preset, "step": done,
                                "valid_nll": round(nll, 4), "valid_ppl": round(math.exp(nll), 3),
                                "baselines": base, "parameters": model.num_parameters()}
-                    save_model(run / "model", model, encoder, summary, dtype=cfg.export_dtype)
+                    save_model(run / "model", model, encoder, summary, dtype=cfg.export_dtype,
+                               voices=voices)
                 save_checkpoint(run, done, model, optimizer, {"best_valid_nll": best})
                 if bar is not None:
                     bar.write(f"step {done}: valid NLL {nll:.4f} nats/event "
