@@ -256,7 +256,6 @@ def encode_voices(source: MidiSource, scheme: VoiceScheme = VoiceScheme()) -> np
     Parsed with pretty_midi (track names are needed to choose the lead); each voice is encoded
     exactly as `encoders.performance.encode` encodes a file, then the voices are merged.
     """
-    import io
 
     import pretty_midi
 
@@ -265,15 +264,24 @@ def encode_voices(source: MidiSource, scheme: VoiceScheme = VoiceScheme()) -> np
         pm = source
     else:
         data = source if isinstance(source, (bytes, bytearray)) else _read(source, name)
-        if len(data) < 14 or data[:4] != b"MThd":
-            raise MidiError(name, "not a MIDI file (no MThd header)")
-        try:
-            pm = pretty_midi.PrettyMIDI(io.BytesIO(bytes(data)))
-        except Exception as err:  # noqa: BLE001 - any parse failure is this file's fault
-            raise MidiError(name, str(err).strip().splitlines()[0] if str(err).strip()
-                            else type(err).__name__) from err
+        pm = _parse(bytes(data), name)
     parts = split_parts(pm, scheme, name)
     return merge([encode_notes(part, scheme.settings) for part in parts], scheme)
+
+
+def _parse(data: bytes, name: str) -> pretty_midi.PrettyMIDI:  # noqa: F821
+    """MIDI bytes -> PrettyMIDI, or MidiError naming the file."""
+    import io
+
+    import pretty_midi
+
+    if len(data) < 14 or data[:4] != b"MThd":
+        raise MidiError(name, "not a MIDI file (no MThd header)")
+    try:
+        return pretty_midi.PrettyMIDI(io.BytesIO(data))
+    except Exception as err:  # noqa: BLE001 - any parse failure is this file's fault
+        text = str(err).strip()
+        raise MidiError(name, text.splitlines()[0] if text else type(err).__name__) from err
 
 
 def _read(path: object, name: str) -> bytes:
@@ -301,3 +309,20 @@ def decode_voices(tokens: np.ndarray, scheme: VoiceScheme,
                                                end=end * seconds_per_step))
         pm.instruments.append(inst)
     return pm
+
+
+def melody_tokens(source: MidiSource, scheme: VoiceScheme) -> np.ndarray:
+    """A melody to accompany, as Performance tokens: the whole file when it has one melodic
+    track, else the part the scheme's lead rule picks (the soprano of a chorale, say)."""
+    import pretty_midi
+
+    if isinstance(source, pretty_midi.PrettyMIDI):
+        pm = source
+    else:
+        name = source_name(source)
+        data = source if isinstance(source, (bytes, bytearray)) else _read(source, name)
+        pm = _parse(bytes(data), name)
+    melodic = [i for i in pm.instruments if i.notes and not i.is_drum]
+    if len(melodic) <= 1 and not scheme.lead.startswith("split:"):
+        return encode_notes(table_from_pretty_midi(pm), scheme.settings)
+    return encode_notes(split_parts(pm, scheme, source_name(source))[0], scheme.settings)

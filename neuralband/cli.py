@@ -155,7 +155,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from encoders.performance import decode, encode
-    from neuralband.generate import generate
+    from encoders.voices import decode_voices, encode_voices, melody_tokens
+    from neuralband.generate import accompany, generate
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
     from neuralband.sampling import Rules
 
@@ -163,12 +164,26 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     try:
         rules = Rules(temperature=args.temperature, top_p=args.top_p,
                       max_polyphony=args.max_polyphony, max_note_s=args.max_note)
-        encoder = read_info(model).encoder
-        primer = encode(args.primer, encoder) if args.primer else None
-        with tqdm(total=round(args.seconds), unit="s", disable=args.quiet or args.seconds < 20,
+        info = read_info(model)
+        encoder, voices = info.encoder, info.voices
+        if args.lead and voices is None:
+            raise ValueError(f"{model} is not a voice-packed model: --lead needs one, "
+                             "e.g. --model duet")
+        if args.lead:
+            lead = melody_tokens(args.lead, voices)
+        elif args.primer:
+            primer = encode_voices(args.primer, voices) if voices else encode(args.primer, encoder)
+        else:
+            primer = None
+        seconds = 30.0 if args.seconds is None else args.seconds
+        with tqdm(total=round(seconds), unit="s", disable=args.quiet or seconds < 20,
                   dynamic_ncols=True) as bar:
-            pieces = generate(model, primer, args.seconds, args.n, rules, args.seed,
-                              progress=lambda dt: bar.update(round(dt)))
+            if args.lead:
+                pieces = accompany(model, lead, args.n, rules, args.seed,
+                                   progress=lambda dt: bar.update(round(dt)))
+            else:
+                pieces = generate(model, primer, seconds, args.n, rules, args.seed,
+                                  progress=lambda dt: bar.update(round(dt)))
     except (ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -180,10 +195,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         names = [out / f"generated-{i + 1}.mid" for i in range(args.n)]
     for name, piece in zip(names, pieces, strict=True):
         name.parent.mkdir(parents=True, exist_ok=True)
-        pm = decode(piece.tokens, encoder)
+        pm = decode_voices(piece.tokens, voices) if voices else decode(piece.tokens, encoder)
         pm.write(str(name))
-        notes = len(pm.instruments[0].notes)
-        print(f"wrote {name}: {notes} notes, {pm.get_end_time():.1f} s "
+        notes = sum(len(i.notes) for i in pm.instruments)
+        parts = (" (" + ", ".join(f"{i.name} {len(i.notes)}" for i in pm.instruments) + ")"
+                 if voices else "")
+        print(f"wrote {name}: {notes} notes{parts}, {pm.get_end_time():.1f} s "
               f"({len(piece.tokens) - piece.primer_length} events generated)")
     return 0
 
@@ -338,7 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="continue a primer (or silence) with the model")
     gen.add_argument("--model", help="model file (default: the bundled model)")
     gen.add_argument("--primer", help="a MIDI file to continue")
-    gen.add_argument("--seconds", type=float, default=30.0, help="music to add (default 30)")
+    gen.add_argument("--lead", metavar="MELODY.mid",
+                     help="accompany this melody (a voice-packed model, e.g. --model duet); "
+                          "from a file of several tracks, the part the model's lead rule picks")
+    gen.add_argument("--seconds", type=float, default=None,
+                     help="music to add (default 30; with --lead, the melody's length)")
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--top-p", type=float, default=0.95)
     gen.add_argument("--max-polyphony", type=int, default=12)

@@ -1,9 +1,13 @@
-"""Offline generation: continue a primer (or silence) for S seconds, K variations in one pass.
+"""Offline generation: continue a primer (or silence), or accompany a melody, K variations at once.
 
 The K variations are K streams of one batched `Stepper`: one matrix product per layer per step
-serves them all. Each stream has its own `NoteTracker` (the grammar) and the shared seeded
-`Sampler`; when a stream has its S seconds it closes its open notes and stops, so no file ends
-with a hanging note.
+serves them all. Each stream has its own grammar (`NoteTracker`, or `VoiceTracker` for a
+voice-packed model) and the shared seeded `Sampler`; when a stream has its S seconds it closes
+its open notes and stops, so no file ends with a hanging note.
+
+`accompany` is the live duet done offline: a voice-packed model hears the melody as the lead voice
+event by event, at its own times, and samples only band events in between. A band TIME_SHIFT that
+would pass the melody's next event is cut to land on it, so the band never skips what it hears.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from encoders.performance import EncoderSettings
 from neuralband.runtime import Stepper
-from neuralband.sampling import NoteTracker, Rules, Sampler
+from neuralband.sampling import Rules, Sampler
+from neuralband.voicing import Voicing
 
 # From silence the model is started with one event of "nothing happened yet".
 SILENCE_START_STEPS = 10
@@ -31,38 +35,47 @@ class Piece:
     seconds: float
 
 
+def _load(model: str | os.PathLike, variations: int) -> tuple[Stepper, Voicing]:
+    stepper = Stepper.load(model, batch=variations)
+    return stepper, Voicing(stepper.info.encoder, stepper.info.voices)
+
+
 def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float,
              variations: int = 1, rules: Rules | None = None, seed: int | None = None,
              progress: Callable[[float], None] | None = None) -> list[Piece]:
-    """Continue ``primer`` tokens (None: silence) by ``seconds`` of music, ``variations`` times."""
+    """Continue ``primer`` tokens (None: silence) by ``seconds`` of music, ``variations`` times.
+
+    A voice-packed model plays every voice, the lead included.
+    """
     if seconds <= 0 or variations < 1:
         raise ValueError("seconds and variations must be positive")
     rules = rules or Rules()
-    stepper = Stepper.load(model, batch=variations)
-    settings: EncoderSettings = stepper.info.encoder
+    stepper, voicing = _load(model, variations)
+    every = tuple(range(voicing.voices.voices)) if voicing.voiced else None
     prefix = (np.asarray(primer, np.int64) if primer is not None and len(primer) else
-              np.array([settings.time_shift + SILENCE_START_STEPS - 1]))
-    trackers = [NoteTracker(rules, settings) for _ in range(variations)]
+              np.array([voicing.shift(SILENCE_START_STEPS)]))
+    trackers = [voicing.tracker(rules, every) for _ in range(variations)]
     for tok in prefix:
         stepper.feed(np.full(variations, tok))
         for tracker in trackers:
             tracker.update(int(tok))
-    sampler = Sampler(rules, seed, settings.vocab_size)
-    target = trackers[0].step + round(seconds * settings.steps_per_second)
+    sampler = Sampler(rules, seed, voicing.vocab_size)
+    sps = voicing.settings.steps_per_second
+    target = trackers[0].step + round(seconds * sps)
     out: list[list[int]] = [[] for _ in range(variations)]
     done = np.zeros(variations, bool)
     nxt = np.zeros(variations, np.int64)
-    shown = trackers[0].step / settings.steps_per_second  # progress counts new music only
+    idle = voicing.shift(1)
+    shown = trackers[0].step / sps  # progress counts new music only
     while not done.all():
         logits = stepper.logits()
         for b, tracker in enumerate(trackers):
             if done[b]:
-                nxt[b] = settings.time_shift  # finished streams idle on a short shift
+                nxt[b] = idle  # finished streams idle on a short shift
                 continue
             tok = sampler.sample(logits[b], tracker.allowed())
-            if settings.time_shift <= tok < settings.velocity:  # never past the end
-                room = target - tracker.step
-                tok = min(tok, settings.time_shift + room - 1)
+            if voicing.is_shift[tok]:  # never past the end
+                tok = voicing.shift(min(int(voicing.shift_steps[tok]), target - tracker.step))
             tracker.update(tok)
             out[b].append(tok)
             nxt[b] = tok
@@ -71,9 +84,73 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
                 out[b].extend(tracker.closing_tokens())
         stepper.feed(nxt)
         if progress is not None:
-            now = min(t.step for t in trackers) / settings.steps_per_second
+            now = min(t.step for t in trackers) / sps
             if now - shown >= 1.0 or done.all():
                 progress(now - shown)
                 shown = now
     return [Piece(np.concatenate([prefix, np.asarray(o, np.int64)]), len(prefix), seconds)
             for o in out]
+
+
+def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
+              rules: Rules | None = None, seed: int | None = None, tail_s: float = 1.0,
+              progress: Callable[[float], None] | None = None) -> list[Piece]:
+    """Band parts for a melody: ``lead`` is its Performance tokens (`encoders.performance`);
+    each Piece's tokens hold the melody as the lead voice and the band's sampled voices, ending
+    ``tail_s`` after the melody's last event with every band note closed."""
+    if variations < 1 or tail_s < 0:
+        raise ValueError("variations must be positive and the tail >= 0 seconds")
+    rules = rules or Rules()
+    stepper, voicing = _load(model, variations)
+    if not voicing.voiced:
+        raise ValueError("accompanying a melody needs a voice-packed model "
+                         "(trained on a dataset made with `neuralband encode --voices`)")
+    s = voicing.settings
+    lead = np.asarray(lead, np.int64)
+    is_shift = (lead >= s.time_shift) & (lead < s.velocity)
+    steps = SILENCE_START_STEPS + np.cumsum(np.where(is_shift, lead - s.time_shift + 1, 0))
+    events = voicing.player[lead[~is_shift]].tolist()  # the melody as the lead voice's tokens
+    at = steps[~is_shift].tolist()
+    end = (steps[-1] if len(steps) else SILENCE_START_STEPS) + round(tail_s * s.steps_per_second)
+
+    trackers = [voicing.tracker(rules) for _ in range(variations)]
+    first = voicing.shift(SILENCE_START_STEPS)
+    stepper.feed(np.full(variations, first))
+    for tracker in trackers:
+        tracker.update(first)
+    sampler = Sampler(rules, seed, voicing.vocab_size)
+    out: list[list[int]] = [[first] for _ in range(variations)]
+    heard = [0] * variations  # melody events fed so far, per stream
+    done = np.zeros(variations, bool)
+    nxt = np.zeros(variations, np.int64)
+    idle = voicing.shift(1)
+    shown = 0.0
+    while not done.all():
+        logits = stepper.logits()
+        for b, tracker in enumerate(trackers):
+            i = heard[b]
+            if not done[b] and i == len(events) and tracker.step >= end:
+                done[b] = True
+                out[b].extend(tracker.closing_tokens())
+            if done[b]:
+                nxt[b] = idle
+                continue
+            if i < len(events) and at[i] <= tracker.step:  # the melody's event is due: heard
+                tok = events[i]
+                heard[b] += 1
+            else:
+                tok = sampler.sample(logits[b], tracker.allowed())
+                if voicing.is_shift[tok]:  # land on the melody's next event (or the end)
+                    until = at[i] if i < len(events) else end
+                    tok = voicing.shift(min(int(voicing.shift_steps[tok]), until - tracker.step))
+            tracker.update(tok)
+            out[b].append(tok)
+            nxt[b] = tok
+        stepper.feed(nxt)
+        if progress is not None:
+            now = min(t.step for t in trackers) / s.steps_per_second
+            if now - shown >= 1.0 or done.all():
+                progress(now - shown)
+                shown = now
+    seconds = (end - SILENCE_START_STEPS) / s.steps_per_second
+    return [Piece(np.asarray(o, np.int64), 1, seconds) for o in out]

@@ -51,18 +51,25 @@ class ModelInfo:
         return self.voices.vocab_size if self.voices else self.encoder.vocab_size
 
 
-def bundled_model() -> Path:
-    """The default model shipped inside the package (see examples/train_default_model.sh)."""
+BUNDLED = ("default", "duet")  # shipped in neuralband/data; a --model argument may name one
+
+
+def bundled_model(name: str = "default") -> Path:
+    """A model shipped inside the package: "default" (plays with you, examples/
+    train_default_model.sh) or "duet" (voice-packed SATB, examples/train_duet_model.sh)."""
     from importlib import resources
 
-    return Path(str(resources.files("neuralband") / "data" / "default"))
+    return Path(str(resources.files("neuralband") / "data" / name))
 
 
 def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """NAME, NAME.json or NAME.safetensors -> (weights path, sidecar path)."""
+    """NAME, NAME.json or NAME.safetensors -> (weights path, sidecar path); a bare bundled name
+    ("duet") that is not a file here means the bundled model."""
     p = Path(path)
     if p.suffix in (".json", ".safetensors"):
         p = p.with_suffix("")
+    if str(p) in BUNDLED and not p.with_name(p.name + ".json").exists():
+        p = bundled_model(str(p))
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 

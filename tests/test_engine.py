@@ -45,9 +45,10 @@ class Capture:
         self.sent.append((time.perf_counter(), list(data)))
 
 
-def session(mode: str, messages, seconds: float, rules: Rules | None = None, **kw):
+def session(mode: str, messages, seconds: float, rules: Rules | None = None, model=None, **kw):
     out = Capture()
-    engine = Engine(Stepper.load(bundled_model()), out, PlaySettings(mode=mode, **kw), rules,
+    engine = Engine(Stepper.load(model or bundled_model()), out, PlaySettings(mode=mode, **kw),
+                    rules,
                     seed=3, keep_tokens=True)
     player = ScriptedPlayer(messages, lambda data: engine.receive(time.perf_counter(), data))
     threading.Timer(0.05, player.start).start()

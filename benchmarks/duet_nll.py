@@ -1,0 +1,173 @@
+"""Does the duet model listen? NLL of the band's events with the lead present and with it hidden.
+
+A voice-packed model (`encoders.voices`) predicts the band's events from everything before them,
+the lead's events included. If it uses what the lead plays, hiding the lead must cost it: the band
+events of held-out pieces are scored twice, by the same model, in one run:
+
+1. ``lead present``: the piece as encoded (lead and band interleaved on one clock);
+2. ``lead hidden``: the same piece with the lead's events taken out (`split`, an empty lead,
+   `merge`): the band's events and times are unchanged, only the melody is gone;
+3. ``band unigram``: the naive baseline, each band event by its frequency in the train split.
+
+NLL is in nats per band event (NOTE_ON, NOTE_OFF and VELOCITY of voices 1..; TIME_SHIFTs are
+shared, so they are left out of both), over the dataset's valid split, each piece scored from its
+second token on by the numpy `Stepper` (teacher forcing, all pieces as one batch). NOTE_ON NLL is
+also shown: which note the band picks is where the melody should help most.
+
+With ``--out DIR`` it also writes, for auditioning, the accompaniment the model samples for the
+first valid piece's melody (``accompaniment.mid``: lead + band tracks) and that piece as written
+(``original.mid``).
+
+Run from the repository root (the dataset comes from examples/train_duet_model.sh)::
+
+    python benchmarks/duet_nll.py --model duet --dataset data/duet-dataset --out data/duet-audition
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.machine import cpu_model, print_rows  # noqa: E402
+from encoders.voices import VoiceScheme, decode_voices, merge, split  # noqa: E402
+from neuralband.modelfile import read_info  # noqa: E402
+from neuralband.runtime import Stepper  # noqa: E402
+from training.data import read_manifest, read_settings, read_voices  # noqa: E402
+
+
+def pieces(dataset: Path, split_name: str) -> list[np.ndarray]:
+    """The token arrays of one split of a dataset folder."""
+    out = []
+    for row in read_manifest(dataset):
+        if row["split"] == split_name:
+            shard = np.load(dataset / "shards" / row["shard"], mmap_mode="r")
+            out.append(np.asarray(shard[row["offset"]:row["offset"] + row["length"]], np.int64))
+    return out
+
+
+def hide_lead(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
+    """The same piece without the lead's events; the band's events keep their times."""
+    streams = split(tokens, scheme)
+    streams[0] = streams[0][:0]
+    return merge(streams, scheme)
+
+
+def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme) -> tuple[float, float, int]:
+    """Mean NLL of the band's events (and of its NOTE_ONs alone), all pieces in one batch."""
+    stepper = Stepper.load(model, batch=len(seqs))
+    length = max(len(s) for s in seqs)
+    idle = scheme.time_shift  # padding after a piece ends; never scored
+    grid = np.full((len(seqs), length), idle, np.int64)
+    for i, s in enumerate(seqs):
+        grid[i, :len(s)] = s
+    voice, base = scheme.unpack(grid)
+    scored = (voice > 0) & (np.arange(length) < np.array([len(s) for s in seqs])[:, None])
+    scored[:, 0] = False
+    is_on = scored & (base < 128)
+    total = np.zeros(len(seqs))
+    total_on = np.zeros(len(seqs))
+    rows = np.arange(len(seqs))
+    for t in range(length):
+        if t:
+            logits = stepper.logits().astype(np.float64)
+            top = logits.max(axis=1, keepdims=True)
+            logz = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+            nll = logz - logits[rows, grid[:, t]]
+            total += np.where(scored[:, t], nll, 0.0)
+            total_on += np.where(is_on[:, t], nll, 0.0)
+        stepper.feed(grid[:, t])
+    return float(total.sum() / scored.sum()), float(total_on.sum() / is_on.sum()), int(
+        scored.sum())
+
+
+def unigram_nll(train: list[np.ndarray], valid: list[np.ndarray], scheme: VoiceScheme,
+                ) -> tuple[float, float]:
+    """Band events scored by their train-split frequency (add-one smoothed over band events)."""
+    counts = np.ones(scheme.vocab_size)
+    for s in train:
+        counts += np.bincount(s, minlength=scheme.vocab_size)
+    voice_all, base_all = scheme.unpack(np.arange(scheme.vocab_size))
+    band = voice_all > 0
+    logp = np.log(counts / counts[band].sum())
+    toks = np.concatenate([s[1:] for s in valid])
+    v, b = scheme.unpack(toks)
+    mine = v > 0
+    on = mine & (b < 128)
+    on_logp = np.log(counts / counts[band & (base_all < 128)].sum())
+    return float(-logp[toks[mine]].mean()), float(-on_logp[toks[on]].mean())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="duet", help="a voice-packed model (default: bundled)")
+    ap.add_argument("--dataset", default="data/duet-dataset",
+                    help="the voice-packed dataset it was trained on (its valid split is scored)")
+    ap.add_argument("--out", help="write a held-out melody's accompaniment here, for auditioning")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    dataset = Path(args.dataset)
+    if not (dataset / "settings.json").exists():
+        print(f"duet_nll: no dataset at {dataset}; make it with examples/train_duet_model.sh",
+              file=sys.stderr)
+        return 2
+    settings, info = read_settings(dataset)
+    scheme = read_voices(info, settings)
+    model_info = read_info(args.model)
+    if scheme is None or model_info.voices != scheme:
+        print(f"duet_nll: {dataset} ({scheme}) and the model ({model_info.voices}) must share one "
+              "voice scheme", file=sys.stderr)
+        return 2
+    valid = pieces(dataset, "valid")
+    train = pieces(dataset, "train")
+    start = time.perf_counter()
+    present, present_on, events = band_nll(args.model, valid, scheme)
+    hidden, hidden_on, _ = band_nll(args.model, [hide_lead(s, scheme) for s in valid], scheme)
+    uni, uni_on = unigram_nll(train, valid, scheme)
+    elapsed = time.perf_counter() - start
+
+    print(f"duet NLL: {args.model} on {len(valid)} valid pieces of {dataset} "
+          f"({events:,} band events; {cpu_model()}, {platform.python_version()})")
+    print_rows(["condition", "band events NLL", "band NOTE_ON NLL"], [
+        ["lead present", f"{present:.4f}", f"{present_on:.4f}"],
+        ["lead hidden", f"{hidden:.4f}", f"{hidden_on:.4f}"],
+        ["band unigram", f"{uni:.4f}", f"{uni_on:.4f}"],
+    ])
+    gain = hidden - present
+    print(f"listening gain: {gain:.4f} nats per band event ({gain / hidden:.1%} of the hidden NLL);"
+          f" scored in {elapsed:.1f} s")
+
+    if args.out:
+        from neuralband.generate import accompany
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        piece = valid[0]
+        melody = split(piece, scheme)[0]
+        decode_voices(piece, scheme).write(str(out / "original.mid"))
+        made = accompany(args.model, melody, seed=args.seed)[0]
+        decode_voices(made.tokens, scheme).write(str(out / "accompaniment.mid"))
+        print(f"wrote {out / 'accompaniment.mid'} (the first valid melody, band sampled) and "
+              f"{out / 'original.mid'}")
+
+    print(json.dumps({
+        "benchmark": "duet_nll", "model": str(args.model), "dataset": str(dataset),
+        "valid_pieces": len(valid), "band_events": events,
+        "nll_lead_present": round(present, 4), "nll_lead_hidden": round(hidden, 4),
+        "nll_band_unigram": round(uni, 4), "note_on_nll_lead_present": round(present_on, 4),
+        "note_on_nll_lead_hidden": round(hidden_on, 4), "note_on_nll_unigram": round(uni_on, 4),
+        "listens": bool(present < hidden), "cpu": cpu_model(),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Duet models: a voice-packed model trained on real chorales accompanies a melody, offline and
+live, and never plays the lead's part."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
+from encoders.voices import VoiceScheme, decode_voices, split
+from neuralband.generate import accompany, generate
+from neuralband.modelfile import bundled_model, read_info
+from neuralband.runtime import Stepper
+from neuralband.sampling import Rules, Sampler
+from neuralband.voicing import Voicing
+from tests.conftest import CHORALES, TRAIN_CHORALES
+from tests.test_engine import balanced, melody, session
+from training.config import TrainConfig
+from training.data import TokenWindows
+from training.dataset import build_dataset
+from training.train import train
+
+SATB = VoiceScheme(4, lead="track:Soprano")
+
+
+@pytest.fixture(scope="module")
+def duet_dataset(tmp_path_factory) -> Path:
+    """The 36 training chorales as SATB voice-packed tokens, every 6th piece valid."""
+    out = tmp_path_factory.mktemp("duet") / "ds"
+    build_dataset(TRAIN_CHORALES, out, workers=1, fractions=(1.0, 0.0, 0.0), voices=SATB)
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    for row in rows[::6]:
+        row["split"] = "valid"
+    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
+@pytest.fixture(scope="module")
+def duet_model(duet_dataset, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("duet-run")
+    train(TrainConfig(str(duet_dataset), str(run), preset="tiny", steps=60, batch=8, window=64,
+                      lr=1e-2, warmup=5, eval_every=30, eval_windows=16, threads=1,
+                      transpose=3, progress=False))
+    return run / "model"
+
+
+def soprano(path: Path) -> np.ndarray:
+    """A chorale's soprano line as Performance tokens: the melody to accompany."""
+    pm = pretty_midi.PrettyMIDI(str(path))
+    one = pretty_midi.PrettyMIDI()
+    one.instruments.append(next(i for i in pm.instruments if i.name == "Soprano"))
+    return encode(one)
+
+
+def test_the_dataset_and_model_carry_the_voice_scheme(duet_dataset, duet_model):
+    info = json.loads((duet_dataset / "settings.json").read_text())
+    assert info["voices"] == {"voices": 4, "lead": "track:Soprano"}
+    model = read_info(duet_model)
+    assert model.voices == SATB and model.config.vocab_size == 1252
+    assert Stepper.load(duet_model).table.shape[0] == 1252
+
+
+def test_transposed_windows_keep_every_event_in_its_voice(duet_dataset):
+    plain = TokenWindows(duet_dataset, window=64, batch_size=4, seed=5)
+    moved = TokenWindows(duet_dataset, window=64, batch_size=4, seed=5, transpose=6)
+    a, b = plain.batch(0), moved.batch(0)
+    va, ba = SATB.unpack(a)
+    vb, bb = SATB.unpack(b)
+    assert np.array_equal(va, vb)  # same voices, same TIME_SHIFTs
+    notes = ba < DEFAULT_SETTINGS.time_shift
+    shift = (bb - ba)[notes].reshape(-1) if notes.any() else np.zeros(0)
+    assert np.array_equal(bb[~notes], ba[~notes]) and np.all(np.abs(shift) <= 6)
+
+
+def test_accompaniment_keeps_the_melody_and_never_plays_the_lead(duet_model):
+    melody_tokens = soprano(CHORALES[0])
+    pieces = accompany(duet_model, melody_tokens, variations=2, seed=1)
+    want = [(s + 10, e + 10, p, v) for s, e, p, v in decode_notes(melody_tokens)]
+    for piece in pieces:
+        streams = split(piece.tokens, SATB)
+        assert decode_notes(streams[0]) == want  # the melody, at its own times, untouched
+        band = [decode_notes(s) for s in streams[1:]]
+        assert sum(len(b) for b in band) > 0
+        voices, base = SATB.unpack(piece.tokens)
+        for v in (1, 2, 3):  # every band note is closed: each voice's ONs and OFFs pair up
+            mine = base[voices == v]
+            for pitch in range(128):
+                assert (mine == pitch).sum() == (mine == 128 + pitch).sum()
+        pm = decode_voices(piece.tokens, SATB)
+        assert [i.name for i in pm.instruments] == ["lead", "band 1", "band 2", "band 3"]
+        assert pm.get_end_time() <= (want[-1][1] / 100) + 1.0 + 0.01
+    assert not np.array_equal(pieces[0].tokens, pieces[1].tokens)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(0, 287), min_size=50, max_size=200))
+def test_the_band_mask_never_allows_a_lead_event(seed, lead_events):
+    """Random logits, the lead's events fed in between: what the band draws is never the lead's
+    and always playable (a NOTE_OFF only for a note that voice holds)."""
+    voicing = Voicing(DEFAULT_SETTINGS, SATB)
+    tracker = voicing.tracker(Rules())
+    sampler = Sampler(Rules(), seed, voicing.vocab_size)
+    rng = np.random.default_rng(seed)
+    held = np.zeros((4, 128), int)
+    for e in lead_events:
+        if e < 128 or (e < 256 and held[0, e - 128]) or e >= 256:
+            tok = int(SATB.pack(0, e if e < 256 else e + 100))
+            tracker.update(tok)
+            held[0, e % 128] += 1 if e < 128 else -1 if e < 256 else 0
+        tok = sampler.sample(rng.normal(size=voicing.vocab_size) * 3, tracker.allowed())
+        voice, base = voicing.voice_of[tok], voicing.base_of[tok]
+        assert voice != 0
+        if voice > 0 and 128 <= base < 256:
+            assert held[voice, base - 128] > 0
+            held[voice, base - 128] -= 1
+        elif voice > 0 and base < 128:
+            held[voice, base] += 1
+        tracker.update(tok)
+
+
+def test_generate_with_a_voiced_model_plays_every_voice(duet_model):
+    piece = generate(duet_model, None, seconds=8, seed=2)[0]
+    voices, _ = SATB.unpack(piece.tokens)
+    assert set(voices.tolist()) - {-1}  # something is played
+    assert max(len(decode_notes(s)) for s in split(piece.tokens, SATB)) > 0
+
+
+def test_live_duet_with_a_voiced_model(duet_model):
+    """The engine feeds the player's notes as the lead and the band answers on channels 1-3."""
+    engine, out = session("duet", melody(3.0), seconds=4.5, wait_s=0.5, model=duet_model)
+    band = [d for _, d in out.sent]
+    assert band and balanced(out.sent)
+    assert {d[0] & 0x0F for d in band} <= {0, 1, 2}
+    voices, base = SATB.unpack(np.array(engine.tokens))
+    player = [b for v, b in zip(voices, base, strict=True) if v == 0 and b < 256]
+    assert len(player) == engine.stats.absorbed  # every note message became a lead event
+    assert engine.stats.band_events > 0
+
+
+def test_accompany_refuses_a_plain_model():
+    with pytest.raises(ValueError, match="voice-packed model"):
+        accompany(bundled_model(), soprano(CHORALES[0]))
+
+
+def test_generate_lead_on_the_command_line(duet_model, tmp_path, capsys):
+    from neuralband.cli import main
+
+    out = tmp_path / "accompanied.mid"
+    assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]), "-o",
+                 str(out), "--seed", "4", "-q"]) == 0
+    pm = pretty_midi.PrettyMIDI(str(out))
+    assert [i.name for i in pm.instruments] == ["lead", "band 1", "band 2", "band 3"]
+    # From a four-track chorale the model's lead rule (track:Soprano) picks the melody.
+    soprano_notes = pretty_midi.PrettyMIDI(str(CHORALES[0])).instruments[0].notes
+    want = [(round(n.start * 100), round(n.end * 100), n.pitch) for n in soprano_notes]
+    got = [(round(n.start * 100) - 10, round(n.end * 100) - 10, n.pitch)
+           for n in pm.instruments[0].notes]
+    assert got == want
+    assert "band 1" in capsys.readouterr().out
+    assert main(["generate", "--lead", str(CHORALES[0]), "-o", str(tmp_path / "x.mid")]) == 2
+    assert "not a voice-packed model" in capsys.readouterr().err
