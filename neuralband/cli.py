@@ -52,8 +52,25 @@ def _cmd_roundtrip(args: argparse.Namespace) -> int:
 
 def _cmd_tokens(args: argparse.Namespace) -> int:
     from encoders.performance import EncoderSettings, describe, encode
+    from encoders.voices import VoiceScheme, encode_voices
 
     settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
+    if args.voices:
+        try:
+            scheme = VoiceScheme(args.voices, args.lead, settings)
+        except ValueError as err:
+            print(f"neuralband: {err}", file=sys.stderr)
+            return 2
+        tokens = encode_voices(args.midi, scheme)
+        voice, base = scheme.unpack(tokens)
+        per_voice = Counter(int(v) for v in voice[voice >= 0])
+        print(f"{args.midi}: {len(tokens)} events, vocabulary of {scheme.vocab_size}; "
+              + ", ".join(f"{name} {per_voice[v]}" for v, name in enumerate(scheme.names)))
+        for i, tok in enumerate(tokens[: args.limit]):
+            print(f"{i:6d}  {int(tok):4d}  {scheme.describe(tok)}")
+        if len(tokens) > args.limit:
+            print(f"   ... {len(tokens) - args.limit} more (--limit)")
+        return 0
     tokens = encode(args.midi, settings)
     kinds = Counter(describe(t).split()[0] for t in tokens)
     names = ("NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY")
@@ -326,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("--limit", type=int, default=40, help="events to list (default 40)")
     tokens.add_argument("--drums", action="store_true", help="keep drum tracks (channel 10)")
     tokens.add_argument("--no-sustain", action="store_true", help="ignore the sustain pedal")
+    tokens.add_argument("--voices", type=int, default=0, metavar="N",
+                        help="voice-packed tokens (as encode --voices)")
+    tokens.add_argument("--lead", default="top", metavar="RULE", help="as encode --lead")
     tokens.set_defaults(func=_cmd_tokens)
     enc = sub.add_parser("encode", help="encode MIDI folders into a training dataset")
     enc.add_argument("sources", nargs="+", help="MIDI files or folders (searched recursively)")
@@ -391,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--top-p", type=float, default=0.95)
     pl.add_argument("--max-polyphony", type=int, default=8)
     pl.add_argument("--max-note", type=float, default=5.0, help="longest band note in seconds")
-    pl.add_argument("--channel", type=int, default=1, help="the band's MIDI channel, 1-16")
+    pl.add_argument("--channel", type=int, default=1,
+                    help="the band's MIDI channel, 1-16 (a duet model's band voices: this and up)")
     pl.add_argument("--thru", action="store_true", help="echo your notes to the output")
     pl.add_argument("--feedback-guard", action="store_true",
                     help="ignore input that echoes our own output within 30 ms")

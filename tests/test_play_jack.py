@@ -248,3 +248,27 @@ def test_audition_plays_a_file_to_a_port_and_ctrl_c_leaves_nothing_sounding(name
     sent = dumped(dump_path)
     assert sum(m[0] & 0xF0 == 0x90 and m[2] > 0 for m in sent) >= 8
     assert not left_sounding(sent)
+
+
+def test_duet_with_the_bundled_duet_model(names, tmp_path):
+    """You lead, the SATB duet model answers with three voices, each on its own channel."""
+    kbd_name, dump_name = names
+    dump_path = tmp_path / "dump.txt"
+    dump = listener(dump_name, dump_path)
+    kbd = keyboard(kbd_name, loop_s=1.2)  # the phrase over and over: the player never stops
+    proc = neuralband("play", "--api", "jack", "--in", kbd_name, "--out", dump_name,
+                      "--model", "duet", "--mode", "duet", "--channel", "2", "--seed", "3")
+    try:
+        time.sleep(5.0)
+        assert proc.poll() is None, proc.communicate()
+        out, err = stop(proc)
+    finally:
+        kbd.kill()
+        proc.kill()
+        close_listener(dump)
+    assert proc.returncode == 0, err
+    sent = dumped(dump_path)
+    band_on = [m for m in sent if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    assert band_on, f"the band never played; stderr: {err}"
+    assert {m[0] & 0x0F for m in band_on} <= {1, 2, 3}  # band voices 1-3 on channels 2-4
+    assert not left_sounding(sent), f"stuck notes: {left_sounding(sent)}"

@@ -137,3 +137,14 @@ def test_scheme_round_trips_through_a_dict():
         VoiceScheme(1)
     with pytest.raises(ValueError, match="unknown voice settings"):
         VoiceScheme.from_dict({"voices": 2, "colour": "red"})
+
+
+def test_tokens_command_lists_voiced_events(capsys):
+    from neuralband.cli import main
+
+    f = str(satb_files()[0])
+    assert main(["tokens", f, "--voices", "4", "--lead", "track:Soprano", "--limit", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "vocabulary of 1252" in out and "lead NOTE_ON" in out
+    assert main(["tokens", f, "--voices", "2", "--lead", "bogus"]) == 2
+    assert "lead must be" in capsys.readouterr().err
