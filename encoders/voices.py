@@ -326,3 +326,16 @@ def melody_tokens(source: MidiSource, scheme: VoiceScheme) -> np.ndarray:
     if len(melodic) <= 1 and not scheme.lead.startswith("split:"):
         return encode_notes(table_from_pretty_midi(pm), scheme.settings)
     return encode_notes(split_parts(pm, scheme, source_name(source))[0], scheme.settings)
+
+
+def voice_polyphony(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
+    """The most notes each voice holds at once in a piece (a chorale voice: 1)."""
+    out = np.zeros(scheme.voices, np.int64)
+    for v, stream in enumerate(split(tokens, scheme)):
+        notes = np.array(decode_notes(stream, scheme.settings), np.int64).reshape(-1, 4)
+        # A sweep: +1 at each start, -1 at each end, ends first where they meet.
+        times = np.concatenate([notes[:, 0], notes[:, 1]])
+        delta = np.concatenate([np.ones(len(notes), np.int64), -np.ones(len(notes), np.int64)])
+        order = np.lexsort((delta, times))
+        out[v] = int(np.cumsum(delta[order]).max(initial=0))
+    return out

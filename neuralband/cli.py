@@ -176,6 +176,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from neuralband.generate import accompany, generate
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
     from neuralband.sampling import Rules
+    from training.dataset import duration_s
 
     model = args.model or bundled_model()
     try:
@@ -188,6 +189,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                              "e.g. --model duet")
         if args.lead:
             lead = melody_tokens(args.lead, voices)
+            args.seconds = duration_s(lead, encoder)  # the bar counts the melody's length
         elif args.primer:
             primer = encode_voices(args.primer, voices) if voices else encode(args.primer, encoder)
         else:

@@ -40,7 +40,7 @@ from neuralband.clock import SLICE_S, SPIN_S
 from neuralband.notes import OutputNotes
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
-from neuralband.voicing import Voicing
+from neuralband.voicing import Voicing, from_info
 
 MODES = ("call", "solo", "duet")
 SWITCH_S = 0.0002  # GIL switch interval while playing
@@ -119,7 +119,7 @@ class Engine:
         self.settings = settings
         self.rules = rules
         es = stepper.info.encoder if stepper.info else DEFAULT_SETTINGS
-        self.voicing = v = Voicing(es, stepper.info.voices if stepper.info else None)
+        self.voicing = v = from_info(stepper.info) if stepper.info else Voicing(es)
         self.enc = LiveEncoder(es)
         self.tracker = v.tracker(rules)
         self.sampler = Sampler(rules, seed, v.vocab_size)

@@ -20,7 +20,7 @@ import numpy as np
 
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
-from neuralband.voicing import Voicing
+from neuralband.voicing import Voicing, from_info
 
 # From silence the model is started with one event of "nothing happened yet".
 SILENCE_START_STEPS = 10
@@ -37,7 +37,7 @@ class Piece:
 
 def _load(model: str | os.PathLike, variations: int) -> tuple[Stepper, Voicing]:
     stepper = Stepper.load(model, batch=variations)
-    return stepper, Voicing(stepper.info.encoder, stepper.info.voices)
+    return stepper, from_info(stepper.info)
 
 
 def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float,

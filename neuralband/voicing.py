@@ -9,6 +9,8 @@ keeps its own grammar (`sampling.NoteTracker`) and plays on its own MIDI channel
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from encoders.performance import EncoderSettings
@@ -16,13 +18,21 @@ from encoders.voices import VoiceScheme
 from neuralband.sampling import NoteTracker, Rules
 
 
+def from_info(info) -> Voicing:
+    """The voicing of a model file (`modelfile.ModelInfo`)."""
+    polyphony = info.summary.get("voice_polyphony") if info.voices else None
+    return Voicing(info.encoder, info.voices, polyphony)
+
+
 class Voicing:
     """Lookup tables over the model's vocabulary, built once: voice (-1 for a TIME_SHIFT), the
     Performance token, whether it is a TIME_SHIFT and how many steps it moves."""
 
-    def __init__(self, settings: EncoderSettings, voices: VoiceScheme | None = None):
+    def __init__(self, settings: EncoderSettings, voices: VoiceScheme | None = None,
+                 polyphony: list[int] | None = None):
         self.settings = settings
         self.voices = voices
+        self.polyphony = polyphony  # per voice, from the training data (model summary)
         s = settings
         if voices is None:
             self.vocab_size = s.vocab_size
@@ -69,7 +79,11 @@ class VoiceTracker:
         assert voicing.voices is not None
         self.voicing = voicing
         scheme = voicing.voices
-        self.parts = [NoteTracker(rules, voicing.settings) for _ in range(scheme.voices)]
+        # Each voice holds at most as many notes as the data's voice did (a chorale's alto:
+        # one), and never more than the rules allow.
+        cap = voicing.polyphony or [rules.max_polyphony] * scheme.voices
+        self.parts = [NoteTracker(replace(rules, max_polyphony=min(rules.max_polyphony, n)),
+                                  voicing.settings) for n in cap]
         self.playing = playing
         self._events = scheme.events
         self._allowed = np.zeros(voicing.vocab_size, bool)

@@ -63,6 +63,8 @@ def test_the_dataset_and_model_carry_the_voice_scheme(duet_dataset, duet_model):
     assert info["voices"] == {"voices": 4, "lead": "track:Soprano"}
     model = read_info(duet_model)
     assert model.voices == SATB and model.config.vocab_size == 1252
+    # Most chorales' voices hold one note at a time; the band's grammar will keep to that.
+    assert model.summary["voice_polyphony"][:3] == [1, 1, 1]
     assert Stepper.load(duet_model).table.shape[0] == 1252
 
 
@@ -92,6 +94,9 @@ def test_accompaniment_keeps_the_melody_and_never_plays_the_lead(duet_model):
             mine = base[voices == v]
             for pitch in range(128):
                 assert (mine == pitch).sum() == (mine == 128 + pitch).sum()
+        for stream in streams[1:3]:  # monophonic voices in the data stay monophonic
+            notes = decode_notes(stream)
+            assert all(a[1] <= b[0] for a, b in zip(notes, notes[1:], strict=False))
         pm = decode_voices(piece.tokens, SATB)
         assert [i.name for i in pm.instruments] == ["lead", "band 1", "band 2", "band 3"]
         assert pm.get_end_time() <= (want[-1][1] / 100) + 1.0 + 0.01

@@ -64,6 +64,25 @@ def read_voices(info: dict, settings: EncoderSettings) -> VoiceScheme | None:
         raise DatasetMismatch(f"unreadable voice settings {info['voices']!r}: {e}") from e
 
 
+def voice_polyphony(dataset_dir: str | Path, voices: VoiceScheme, split: str = "train",
+                    limit: int = 500, quantile: float = 95.0) -> list[int]:
+    """How many notes each voice holds at once in most pieces (the ``quantile`` over up to
+    ``limit`` pieces of a split): the cap the band's grammar keeps when it plays, so that a voice
+    the data plays one note at a time (a chorale's alto) is never left holding two."""
+    from encoders.voices import voice_polyphony as piece_polyphony
+
+    root = Path(dataset_dir)
+    rows = [r for r in read_manifest(root) if r["split"] == split][:limit]
+    if not rows:
+        return []
+    per_piece = []
+    for row in rows:
+        shard = np.load(root / "shards" / row["shard"], mmap_mode="r")
+        tokens = np.asarray(shard[row["offset"]:row["offset"] + row["length"]], np.int64)
+        per_piece.append(piece_polyphony(tokens, voices))
+    return [max(1, int(math.ceil(q))) for q in np.percentile(per_piece, quantile, axis=0)]
+
+
 def vocab_size(dataset_dir: str | Path) -> int:
     """The number of token classes of a dataset: 388 by default, more when voice-packed."""
     settings, info = read_settings(dataset_dir)

@@ -33,7 +33,7 @@ from neuralband.modelfile import save_model
 from training.baselines import baselines
 from training.checkpoint import STATE, load_checkpoint, save_checkpoint
 from training.config import TrainConfig, add_arguments, config_from_args
-from training.data import TokenWindows, read_settings, read_voices
+from training.data import TokenWindows, read_settings, read_voices, voice_polyphony
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -111,6 +111,8 @@ def train(cfg: TrainConfig) -> dict:
         if not base_path.exists():
             base_path.write_text(json.dumps(baselines(cfg.dataset, eval_set), indent=2) + "\n")
         base = json.loads(base_path.read_text())
+        # A voice-packed model also keeps how many notes each voice holds at once in the data.
+        voicing = {"voice_polyphony": voice_polyphony(cfg.dataset, voices)} if voices else {}
         metrics_path = run / "metrics.csv"
         if not metrics_path.exists() or start == 0:
             metrics_path.write_text("step,train_loss,valid_nll,valid_ppl,lr,events_per_s,"
@@ -171,7 +173,8 @@ def train(cfg: TrainConfig) -> dict:
                     best = nll
                     summary = {"dataset": str(cfg.dataset), "preset": cfg.preset, "step": done,
                                "valid_nll": round(nll, 4), "valid_ppl": round(math.exp(nll), 3),
-                               "baselines": base, "parameters": model.num_parameters()}
+                               "baselines": base, "parameters": model.num_parameters(),
+                               **voicing}
                     save_model(run / "model", model, encoder, summary, dtype=cfg.export_dtype,
                                voices=voices)
                 save_checkpoint(run, done, model, optimizer, {"best_valid_nll": best})
