@@ -40,17 +40,7 @@ from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 from encoders.voices import VoiceScheme, decode_voices, merge, split  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
-from training.data import read_manifest, read_settings, read_voices  # noqa: E402
-
-
-def pieces(dataset: Path, split_name: str) -> list[np.ndarray]:
-    """The token arrays of one split of a dataset folder."""
-    out = []
-    for row in read_manifest(dataset):
-        if row["split"] == split_name:
-            shard = np.load(dataset / "shards" / row["shard"], mmap_mode="r")
-            out.append(np.asarray(shard[row["offset"]:row["offset"] + row["length"]], np.int64))
-    return out
+from training.data import read_settings, read_voices, split_pieces  # noqa: E402
 
 
 def hide_lead(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
@@ -126,8 +116,8 @@ def main() -> int:
         print(f"duet_nll: {dataset} ({scheme}) and the model ({model_info.voices}) must share one "
               "voice scheme", file=sys.stderr)
         return 2
-    valid = pieces(dataset, "valid")
-    train = pieces(dataset, "train")
+    valid = list(split_pieces(dataset, "valid"))
+    train = list(split_pieces(dataset, "train"))
     start = time.perf_counter()
     present, present_on, events = band_nll(args.model, valid, scheme)
     hidden, hidden_on, _ = band_nll(args.model, [hide_lead(s, scheme) for s in valid], scheme)

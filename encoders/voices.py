@@ -25,7 +25,7 @@ Each voice's own event stream is exactly its Performance encoding (`encoders.per
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -33,7 +33,13 @@ import numpy as np
 from encoders.errors import MidiError
 from encoders.midi_io import MidiSource, NoteTable, source_name, table_from_pretty_midi
 from encoders.packing import Packer
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, decode_notes, encode_notes
+from encoders.performance import (
+    DEFAULT_SETTINGS,
+    EncoderSettings,
+    decode_notes,
+    describe,
+    encode_notes,
+)
 
 LEAD_RULES = "top, track:NAME or split:PITCH"
 
@@ -52,7 +58,7 @@ class VoiceScheme:
 
     voices: int = 2
     lead: str = "top"
-    settings: EncoderSettings = field(default=DEFAULT_SETTINGS, compare=True)
+    settings: EncoderSettings = DEFAULT_SETTINGS
 
     def __post_init__(self) -> None:
         if not isinstance(self.voices, int) or not 2 <= self.voices <= 16:
@@ -120,8 +126,6 @@ class VoiceScheme:
 
     def describe(self, token: int) -> str:
         """A token in words: "lead NOTE_ON 60", "band 2 VELOCITY 17", "TIME_SHIFT 250 ms"."""
-        from encoders.performance import describe
-
         voice, base = self.unpack(int(token))
         words = describe(int(base), self.settings)
         return words if voice < 0 else f"{self.names[int(voice)]} {words}"
@@ -129,7 +133,7 @@ class VoiceScheme:
 
 # --- interleaving per-voice streams on one clock --------------------------------------------------
 
-def _steps(base: np.ndarray, settings: EncoderSettings) -> tuple[np.ndarray, np.ndarray]:
+def event_steps(base: np.ndarray, settings: EncoderSettings) -> tuple[np.ndarray, np.ndarray]:
     """Performance tokens -> (is TIME_SHIFT, the step each token happens at)."""
     is_shift = (base >= settings.time_shift) & (base < settings.velocity)
     shift = np.where(is_shift, base - settings.time_shift + 1, 0)
@@ -161,7 +165,7 @@ def merge(streams: list[np.ndarray], scheme: VoiceScheme) -> np.ndarray:
     steps, voices, order, events = [], [], [], []
     for v, stream in enumerate(streams):
         base = np.asarray(stream, np.int64)
-        is_shift, at = _steps(base, s)
+        is_shift, at = event_steps(base, s)
         keep = ~is_shift
         steps.append(at[keep])
         voices.append(np.full(int(keep.sum()), v, np.int64))
@@ -178,7 +182,7 @@ def split(tokens: np.ndarray, scheme: VoiceScheme) -> list[np.ndarray]:
     """A voice-packed stream -> one Performance token stream per voice, on the same clock."""
     s = scheme.settings
     voice, base = scheme.unpack(np.asarray(tokens, np.int64).ravel())
-    _, at = _steps(base, s)
+    _, at = event_steps(base, s)
     out = []
     for v in range(scheme.voices):
         mine = voice == v

@@ -187,14 +187,18 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         if args.lead and voices is None:
             raise ValueError(f"{model} is not a voice-packed model: --lead needs one, "
                              "e.g. --model duet")
+        if args.lead and (args.seconds is not None or args.primer):
+            raise ValueError("--lead is accompanied for its own length, from silence: "
+                             "leave out --seconds and --primer")
         if args.lead:
             lead = melody_tokens(args.lead, voices)
-            args.seconds = duration_s(lead, encoder)  # the bar counts the melody's length
-        elif args.primer:
-            primer = encode_voices(args.primer, voices) if voices else encode(args.primer, encoder)
+            seconds = duration_s(lead, encoder)  # the progress bar counts the melody's length
         else:
             primer = None
-        seconds = 30.0 if args.seconds is None else args.seconds
+            if args.primer:
+                primer = (encode_voices(args.primer, voices) if voices
+                          else encode(args.primer, encoder))
+            seconds = 30.0 if args.seconds is None else args.seconds
         with tqdm(total=round(seconds), unit="s", disable=args.quiet or seconds < 20,
                   dynamic_ncols=True) as bar:
             if args.lead:

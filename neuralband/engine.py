@@ -133,7 +133,7 @@ class Engine:
         self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
         # Token layout shortcuts: model token -> voice, Performance token, TIME_SHIFT steps.
-        self._ts, self._vel, self._off = es.time_shift, es.velocity, es.note_off
+        self._vel, self._off = es.velocity, es.note_off
         self._sps = es.steps_per_second
         self._voice, self._base = v.voice_list, v.base_list
         self._steps = v.shift_steps.tolist()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from encoders.voices import event_steps
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
 from neuralband.voicing import Voicing, from_info
@@ -107,8 +108,8 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
                          "(trained on a dataset made with `neuralband encode --voices`)")
     s = voicing.settings
     lead = np.asarray(lead, np.int64)
-    is_shift = (lead >= s.time_shift) & (lead < s.velocity)
-    steps = SILENCE_START_STEPS + np.cumsum(np.where(is_shift, lead - s.time_shift + 1, 0))
+    is_shift, steps = event_steps(lead, s)
+    steps = steps + SILENCE_START_STEPS
     events = voicing.player[lead[~is_shift]].tolist()  # the melody as the lead voice's tokens
     at = steps[~is_shift].tolist()
     end = (steps[-1] if len(steps) else SILENCE_START_STEPS) + round(tail_s * s.steps_per_second)

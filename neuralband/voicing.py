@@ -85,11 +85,15 @@ class VoiceTracker:
         self.parts = [NoteTracker(replace(rules, max_polyphony=min(rules.max_polyphony, n)),
                                   voicing.settings) for n in cap]
         self.playing = playing
-        self._events = scheme.events
         self._allowed = np.zeros(voicing.vocab_size, bool)
         self._shift0 = scheme.time_shift
         s = voicing.settings
         self._ts, self._vel = s.time_shift, s.velocity
+        # Where each playing voice's blocks start in the vocabulary: its NOTE_ONs, NOTE_OFFs,
+        # VELOCITYs (contiguous, as the scheme packs them) and the block's end.
+        self._blocks = [(v, int(scheme.pack(v, s.note_on)), int(scheme.pack(v, s.note_off)),
+                         int(scheme.pack(v, s.velocity)), int(scheme.pack(v, s.velocity))
+                         + s.velocity_bins) for v in playing]
 
     @property
     def step(self) -> int:
@@ -116,22 +120,22 @@ class VoiceTracker:
     def allowed(self) -> np.ndarray:
         """Boolean mask over the vocabulary (a reused buffer): the playing voices' events, and
         the TIME_SHIFTs that every playing voice allows; an overdue note's NOTE_OFF alone."""
-        a, e, ts, vel = self._allowed, self._events, self._ts, self._vel
+        a, ts, vel = self._allowed, self._ts, self._vel
         a.fill(False)
         late = False
-        for v in self.playing:
+        for v, _, off, _, _ in self._blocks:
             over = self.parts[v].overdue()
             if len(over):
-                a[v * e + 128 + over] = True
+                a[off + over] = True
                 late = True
         if late:
             return a
         shifts = a[self._shift0:]
         shifts.fill(True)
-        for v in self.playing:
+        for v, on, _, vel_at, end in self._blocks:
             mask = self.parts[v].allowed()
-            a[v * e:v * e + 256] = mask[:256]
-            a[v * e + 256:(v + 1) * e] = mask[vel:]
+            a[on:vel_at] = mask[:ts]  # NOTE_ON and NOTE_OFF
+            a[vel_at:end] = mask[vel:]
             shifts &= mask[ts:vel]
         return a
 

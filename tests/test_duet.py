@@ -170,3 +170,6 @@ def test_generate_lead_on_the_command_line(duet_model, tmp_path, capsys):
     assert "band 1" in capsys.readouterr().out
     assert main(["generate", "--lead", str(CHORALES[0]), "-o", str(tmp_path / "x.mid")]) == 2
     assert "not a voice-packed model" in capsys.readouterr().err
+    assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]),
+                 "--seconds", "5", "-o", str(tmp_path / "y.mid")]) == 2
+    assert "leave out --seconds" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Iterator
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,18 @@ def read_voices(info: dict, settings: EncoderSettings) -> VoiceScheme | None:
         raise DatasetMismatch(f"unreadable voice settings {info['voices']!r}: {e}") from e
 
 
+def split_pieces(dataset_dir: str | Path, split: str) -> Iterator[np.ndarray]:
+    """The int64 token arrays of every piece of one split, in manifest order."""
+    root = Path(dataset_dir)
+    shards: dict[str, np.ndarray] = {}
+    for row in read_manifest(root):
+        if row["split"] == split:
+            if row["shard"] not in shards:
+                shards[row["shard"]] = np.load(root / "shards" / row["shard"], mmap_mode="r")
+            start = int(row["offset"])
+            yield np.asarray(shards[row["shard"]][start:start + int(row["length"])], np.int64)
+
+
 def voice_polyphony(dataset_dir: str | Path, voices: VoiceScheme, split: str = "train",
                     limit: int = 500, quantile: float = 95.0) -> list[int]:
     """How many notes each voice holds at once in most pieces (the ``quantile`` over up to
@@ -71,15 +84,10 @@ def voice_polyphony(dataset_dir: str | Path, voices: VoiceScheme, split: str = "
     the data plays one note at a time (a chorale's alto) is never left holding two."""
     from encoders.voices import voice_polyphony as piece_polyphony
 
-    root = Path(dataset_dir)
-    rows = [r for r in read_manifest(root) if r["split"] == split][:limit]
-    if not rows:
+    per_piece = [piece_polyphony(tokens, voices)
+                 for tokens in islice(split_pieces(dataset_dir, split), limit)]
+    if not per_piece:
         return []
-    per_piece = []
-    for row in rows:
-        shard = np.load(root / "shards" / row["shard"], mmap_mode="r")
-        tokens = np.asarray(shard[row["offset"]:row["offset"] + row["length"]], np.int64)
-        per_piece.append(piece_polyphony(tokens, voices))
     return [max(1, int(math.ceil(q))) for q in np.percentile(per_piece, quantile, axis=0)]
 
 
