@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from encoders.midi_io import NoteTable
+from encoders.midi_io import MidiSource, NoteTable, source_name
 from encoders.packing import Packer
+from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, prepare_notes
+from encoders.voices import VoiceScheme, parse_lead, read_pretty_midi, split_parts
 
 REST = 0
 HOLD = 1
@@ -40,10 +42,12 @@ Note = tuple[float, float, int]  # (start_s, end_s, pitch)
 
 @dataclass(frozen=True)
 class GridSettings:
-    """The grid step and the number of voices (voice 0 is the lead, 1.. the band)."""
+    """The grid step, the number of voices (voice 0 is the lead, 1.. the band) and the rule that
+    picks the lead from a multi-track file (`encoders.voices.parse_lead`)."""
 
     step_s: float
     voices: int = 4
+    lead: str = "top"
 
     def __post_init__(self) -> None:
         if isinstance(self.step_s, bool) or not isinstance(self.step_s, (int, float)):
@@ -56,13 +60,25 @@ class GridSettings:
         if not 2 <= self.voices <= MAX_VOICES:
             raise ValueError(f"voices must be in 2..{MAX_VOICES} (a lead and a band), "
                              f"got {self.voices}")
+        parse_lead(self.lead)  # a ValueError naming the rules if it is none of them
+
+    @property
+    def input_classes(self) -> int:
+        """How many input classes a grid model reads: STATES ** voices (38,416 for 4)."""
+        return STATES ** self.voices
+
+    @property
+    def output_classes(self) -> int:
+        """How many output classes it predicts: STATES ** (voices - 1) (2,744 for 4)."""
+        return STATES ** (self.voices - 1)
 
     @classmethod
-    def from_tempo(cls, bpm: float, steps_per_beat: int = 4, voices: int = 4) -> GridSettings:
+    def from_tempo(cls, bpm: float, steps_per_beat: int = 4, voices: int = 4,
+                   lead: str = "top") -> GridSettings:
         """A grid of ``steps_per_beat`` steps per beat at ``bpm`` (4: sixteenth notes)."""
         if not bpm > 0 or steps_per_beat < 1:
             raise ValueError(f"need bpm > 0 and steps_per_beat >= 1, got {bpm}, {steps_per_beat}")
-        return cls(step_s=60.0 / (bpm * steps_per_beat), voices=voices)
+        return cls(step_s=60.0 / (bpm * steps_per_beat), voices=voices, lead=lead)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -280,3 +296,44 @@ def grid_from_codes(inputs: np.ndarray, targets: np.ndarray, voices: int = 4,
     out[0, 0], out[1:, 0] = first_lead, lead_next
     out[0, 1:], out[1:, 1:] = band_now[0], band_next
     return out
+
+
+# --- multi-track MIDI -> a grid model's classes ---------------------------------------------------
+
+def encode_grid(source: MidiSource, grid: GridSettings,
+                settings: EncoderSettings = DEFAULT_SETTINGS) -> np.ndarray:
+    """A multi-track MIDI file (path, bytes or PrettyMIDI) -> the input classes of a grid model,
+    int64, one per step after the first (`training_pairs`' inputs).
+
+    The parts are chosen as `encoders.voices.encode_voices` chooses them (``grid.lead``, then the
+    band tracks highest first), and each is prepared as the event encoder prepares notes (the
+    pedal held into note lengths). The targets need not be stored: with the lead the most
+    significant field, ``inputs[t + 1] % grid.output_classes`` is ``targets[t]``.
+    """
+    name = source_name(source)
+    pm = read_pretty_midi(source, name)
+    scheme = VoiceScheme(grid.voices, grid.lead, settings)
+    parts = [prepare_notes(part, settings) for part in split_parts(pm, scheme, name)]
+    return training_pairs(grid_states(parts, grid))[0] if parts else np.zeros(0, np.int64)
+
+
+def codes_states(codes: np.ndarray, voices: int) -> np.ndarray:
+    """Stored input classes -> (T, voices) states as the model saw them: the lead at t+1 and the
+    band at t in row t (each row is one class's fields)."""
+    return np.stack(_input_packer(voices).unpack(np.asarray(codes, np.int64)),
+                    axis=1).reshape(-1, voices).astype(np.uint8)
+
+
+def transpose_codes(codes: np.ndarray, k: int, voices: int) -> np.ndarray:
+    """Every new note of every voice moved by k semitones (its pitch class, mod 12); rests and
+    holds kept. Always possible: pitch classes wrap, so no window is ever refused."""
+    states = codes_states(codes, voices).astype(np.int64)
+    new = states >= NEW
+    states[new] = NEW + (states[new] - NEW + k) % 12
+    return np.asarray(_input_packer(voices).pack(states), np.int64).reshape(-1)
+
+
+def codes_summary(codes: np.ndarray, grid: GridSettings) -> tuple[float, int]:
+    """(seconds, new notes) of a piece's stored classes: len + 1 steps, onsets of every voice."""
+    states = codes_states(codes, grid.voices)
+    return (len(codes) + 1) * grid.step_s if len(codes) else 0.0, int((states >= NEW).sum())

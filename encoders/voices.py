@@ -261,16 +261,19 @@ def encode_voices(source: MidiSource, scheme: VoiceScheme = VoiceScheme()) -> np
     exactly as `encoders.performance.encode` encodes a file, then the voices are merged.
     """
 
+    name = source_name(source)
+    parts = split_parts(read_pretty_midi(source, name), scheme, name)
+    return merge([encode_notes(part, scheme.settings) for part in parts], scheme)
+
+
+def read_pretty_midi(source: MidiSource, name: str) -> pretty_midi.PrettyMIDI:  # noqa: F821
+    """A path, bytes or PrettyMIDI -> PrettyMIDI; MidiError naming the file if unreadable."""
     import pretty_midi
 
-    name = source_name(source)
     if isinstance(source, pretty_midi.PrettyMIDI):
-        pm = source
-    else:
-        data = source if isinstance(source, (bytes, bytearray)) else _read(source, name)
-        pm = _parse(bytes(data), name)
-    parts = split_parts(pm, scheme, name)
-    return merge([encode_notes(part, scheme.settings) for part in parts], scheme)
+        return source
+    data = source if isinstance(source, (bytes, bytearray)) else _read(source, name)
+    return _parse(bytes(data), name)
 
 
 def _parse(data: bytes, name: str) -> pretty_midi.PrettyMIDI:  # noqa: F821
@@ -315,21 +318,20 @@ def decode_voices(tokens: np.ndarray, scheme: VoiceScheme,
     return pm
 
 
-def melody_tokens(source: MidiSource, scheme: VoiceScheme) -> np.ndarray:
-    """A melody to accompany, as Performance tokens: the whole file when it has one melodic
-    track, else the part the scheme's lead rule picks (the soprano of a chorale, say)."""
-    import pretty_midi
-
-    if isinstance(source, pretty_midi.PrettyMIDI):
-        pm = source
-    else:
-        name = source_name(source)
-        data = source if isinstance(source, (bytes, bytearray)) else _read(source, name)
-        pm = _parse(bytes(data), name)
+def melody_part(source: MidiSource, scheme: VoiceScheme) -> NoteTable:
+    """A melody to accompany: the whole file when it has one melodic track, else the part the
+    scheme's lead rule picks (the soprano of a chorale, say)."""
+    name = source_name(source)
+    pm = read_pretty_midi(source, name)
     melodic = [i for i in pm.instruments if i.notes and not i.is_drum]
     if len(melodic) <= 1 and not scheme.lead.startswith("split:"):
-        return encode_notes(table_from_pretty_midi(pm), scheme.settings)
-    return encode_notes(split_parts(pm, scheme, source_name(source))[0], scheme.settings)
+        return table_from_pretty_midi(pm)
+    return split_parts(pm, scheme, name)[0]
+
+
+def melody_tokens(source: MidiSource, scheme: VoiceScheme) -> np.ndarray:
+    """`melody_part` as Performance tokens."""
+    return encode_notes(melody_part(source, scheme), scheme.settings)
 
 
 def voice_polyphony(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:

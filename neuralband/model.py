@@ -5,6 +5,8 @@ The model computes; it keeps no performance state (the engine remembers what is 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -17,22 +19,34 @@ State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, batch, hidden
 
 
 class EventLSTM(nn.Module):
-    """Next-event language model over Performance tokens."""
+    """Next-event language model over Performance tokens (or, with ``config.fields``, next band
+state over ensemble-grid classes)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
+        if config.fields:  # a grid model: one embedding per field of the packed input class
+            self.embed_fields = nn.ModuleList(nn.Embedding(r, config.embed_dim)
+                                              for r in config.fields)
+            strides = [math.prod(config.fields[k + 1:]) for k in range(len(config.fields))]
+            self.register_buffer("strides", torch.tensor(strides), persistent=False)
+            self.register_buffer("radix", torch.tensor(config.fields), persistent=False)
+        else:
+            self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
         self.lstm = nn.LSTM(config.embed_dim, config.hidden, num_layers=config.layers,
                             batch_first=True,
                             dropout=config.dropout if config.layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.hidden, config.vocab_size)
+        self.head = nn.Linear(config.hidden, config.classes)
 
     def forward(self, tokens: torch.Tensor, state: State | None = None
                 ) -> tuple[torch.Tensor, State]:
-        """tokens (batch, time) int64 -> logits (batch, time, vocab) and the final state."""
-        x = self.embed(tokens)  # (B, T, E)
+        """tokens (batch, time) int64 -> logits (batch, time, classes) and the final state."""
+        if self.config.fields:
+            digits = tokens.unsqueeze(-1) // self.strides % self.radix  # (B, T, fields)
+            x = sum(e(digits[..., k]) for k, e in enumerate(self.embed_fields))
+        else:
+            x = self.embed(tokens)  # (B, T, E)
         out, state = self.lstm(x, state)  # (B, T, H)
         return self.head(self.drop(out)), state
 

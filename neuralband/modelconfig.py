@@ -3,6 +3,7 @@ file rebuilds its model alone (and the numpy runtime reads it without importing 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from encoders.performance import VOCAB_SIZE
@@ -17,6 +18,13 @@ class ModelConfig:
     hidden: int = 512
     layers: int = 3
     dropout: float = 0.0
+    # An ensemble-grid model (`encoders.grid`) reads one class and predicts another: out_size is
+    # the number of output classes (None: vocab_size, as for event tokens), and fields the
+    # mixed radix of the input class (most significant first). Each field (a voice's state) has
+    # its own embedding and they are summed, so an input combination never seen in training still
+    # means something; () is one embedding row per class.
+    out_size: int | None = None
+    fields: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embed_dim", "hidden", "layers"):
@@ -25,9 +33,28 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.out_size is not None and (not isinstance(self.out_size, int)
+                                          or isinstance(self.out_size, bool)
+                                          or self.out_size < 1):
+            raise ValueError(f"out_size must be a positive int or None, got {self.out_size!r}")
+        object.__setattr__(self, "fields", tuple(self.fields))
+        if self.fields:
+            if not all(isinstance(r, int) and not isinstance(r, bool) and r >= 1
+                       for r in self.fields):
+                raise ValueError(f"fields must be positive ints, got {self.fields!r}")
+            if math.prod(self.fields) != self.vocab_size:
+                raise ValueError(f"fields {self.fields} make {math.prod(self.fields)} classes, "
+                                 f"not vocab_size {self.vocab_size}")
+
+    @property
+    def classes(self) -> int:
+        """How many classes the head scores: out_size, or vocab_size for an event model."""
+        return self.vocab_size if self.out_size is None else self.out_size
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["fields"] = list(self.fields)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:

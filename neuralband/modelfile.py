@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from encoders.grid import STATES, GridSettings
 from encoders.performance import EncoderSettings
 from encoders.voices import VoiceScheme
 from neuralband.atomic import write_atomic
@@ -36,27 +37,47 @@ class ModelInfo:
     sha256: str
     summary: dict = field(default_factory=dict)
     voices: VoiceScheme | None = None  # a voice-packed model (encoders.voices), else None
+    grid: GridSettings | None = None  # an ensemble-grid model (encoders.grid), else None
 
     def to_json(self) -> str:
         voices = {"voices": self.voices.to_dict()} if self.voices else {}
+        grid = {"grid": self.grid.to_dict()} if self.grid else {}
         return json.dumps({
             "format": FORMAT, "version": VERSION, "model": self.config.to_dict(),
-            "encoder": self.encoder.to_dict(), **voices, "dtype": self.dtype,
+            "encoder": self.encoder.to_dict(), **voices, **grid, "dtype": self.dtype,
             "sha256": self.sha256, "summary": self.summary,
         }, indent=2) + "\n"
 
     @property
     def vocab_size(self) -> int:
-        """The token vocabulary the model was trained on."""
+        """The token vocabulary (input classes) the model was trained on."""
+        if self.grid:
+            return self.grid.input_classes
         return self.voices.vocab_size if self.voices else self.encoder.vocab_size
 
+    def check(self) -> None:
+        """ValueError where the config does not fit the tokens (classes in and out)."""
+        if self.voices and self.grid:
+            raise ValueError("a model is voice-packed or a grid model, not both")
+        if self.config.vocab_size != self.vocab_size:
+            raise ValueError(f"the model has {self.config.vocab_size} classes, its tokens "
+                             f"{self.vocab_size}")
+        out = self.grid.output_classes if self.grid else self.vocab_size
+        if self.config.classes != out:
+            raise ValueError(f"the model predicts {self.config.classes} classes, its tokens "
+                             f"need {out}")
+        if self.grid and self.config.fields != (STATES,) * self.grid.voices:
+            raise ValueError(f"a grid model embeds {self.grid.voices} fields of {STATES} states, "
+                             f"not {self.config.fields}")
 
-BUNDLED = ("default", "duet")  # shipped in neuralband/data; a --model argument may name one
+
+BUNDLED = ("default", "duet", "grid")  # shipped in neuralband/data; a --model argument may name one
 
 
 def bundled_model(name: str = "default") -> Path:
     """A model shipped inside the package: "default" (plays with you, examples/
-    train_default_model.sh) or "duet" (voice-packed SATB, examples/train_duet_model.sh)."""
+    train_default_model.sh), "duet" (voice-packed SATB, examples/train_duet_model.sh) or "grid"
+    (the SATB ensemble grid, examples/train_grid_model.sh)."""
     from importlib import resources
 
     return Path(str(resources.files("neuralband") / "data" / name))
@@ -91,11 +112,10 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
         encoder = EncoderSettings.from_dict(meta["encoder"])
         voices = (VoiceScheme.from_dict(meta["voices"], encoder) if meta.get("voices")
                   else None)
+        grid = GridSettings.from_dict(meta["grid"]) if meta.get("grid") else None
         info = ModelInfo(ModelConfig.from_dict(meta["model"]), encoder, str(meta["dtype"]),
-                         str(meta["sha256"]), dict(meta.get("summary", {})), voices)
-        if info.config.vocab_size != info.vocab_size:
-            raise ValueError(f"the model has {info.config.vocab_size} classes, its tokens "
-                             f"{info.vocab_size}")
+                         str(meta["sha256"]), dict(meta.get("summary", {})), voices, grid)
+        info.check()
     except (KeyError, TypeError, ValueError) as err:
         raise ModelFileError(f"{sidecar}: bad model description ({err})") from err
     try:
@@ -110,8 +130,9 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
 
 def save_model(path: str | os.PathLike, model, encoder: EncoderSettings,
                summary: dict | None = None, dtype: str = "float32",
-               voices: VoiceScheme | None = None) -> ModelInfo:
-    """Write a torch `EventLSTM` as NAME.safetensors + NAME.json (fp32 or fp16 weights)."""
+               voices: VoiceScheme | None = None, grid: GridSettings | None = None) -> ModelInfo:
+    """Write a torch `EventLSTM` as NAME.safetensors + NAME.json (fp32 or fp16 weights); a
+    voice-packed model names its ``voices``, a grid model its ``grid``."""
     import torch
     from safetensors.torch import save
 
@@ -123,7 +144,8 @@ def save_model(path: str | os.PathLike, model, encoder: EncoderSettings,
     tensors = {k: v.detach().to("cpu", to).contiguous() for k, v in model.state_dict().items()}
     data = save(tensors, metadata={"format": FORMAT})
     info = ModelInfo(model.config, encoder, dtype, hashlib.sha256(data).hexdigest(),
-                     summary or {}, voices)
+                     summary or {}, voices, grid)
+    info.check()
     write_atomic(weights, data)
     write_atomic(sidecar, info.to_json().encode())
     return info

@@ -12,6 +12,7 @@ handful of BLAS calls and in-place ufuncs, nothing else. It computes what `Event
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -54,11 +55,22 @@ class Stepper:
         self.batch = batch
         H, L = config.hidden, config.layers
         try:
-            embed = weights["embed.weight"]  # (V, E)
-            # Layer 0: the whole input projection for every token, biases folded in.
-            self.table = np.ascontiguousarray(
-                embed @ weights["lstm.weight_ih_l0"].T
-                + weights["lstm.bias_ih_l0"] + weights["lstm.bias_hh_l0"], dtype=np.float32)
+            w_ih0 = weights["lstm.weight_ih_l0"].T  # (E, 4H)
+            bias0 = weights["lstm.bias_ih_l0"] + weights["lstm.bias_hh_l0"]
+            # Layer 0: the whole input projection for every token, biases folded in. A grid
+            # model (config.fields) sums one embedding per field of its input class: one such
+            # table per field (the biases in the first), and a step adds one row of each.
+            if config.fields:
+                self.tables = [np.ascontiguousarray(
+                    weights[f"embed_fields.{k}.weight"] @ w_ih0 + (bias0 if k == 0 else 0.0),
+                    dtype=np.float32) for k in range(len(config.fields))]
+                self.strides = [math.prod(config.fields[k + 1:])
+                                for k in range(len(config.fields))]
+                self.table = None
+            else:
+                self.tables = []
+                self.table = np.ascontiguousarray(weights["embed.weight"] @ w_ih0 + bias0,
+                                                  dtype=np.float32)
             self.w_hh0 = np.ascontiguousarray(weights["lstm.weight_hh_l0"].T)  # (H, 4H)
             # Layers 1..L-1: [input | recurrent] fused, so one matmul per layer.
             self.w_fused = [np.ascontiguousarray(np.concatenate(
@@ -70,7 +82,11 @@ class Stepper:
             self.b_head = weights["head.bias"].astype(np.float32)
         except KeyError as err:
             raise ModelFileError(f"model weights lack {err.args[0]!r}") from err
-        if self.table.shape != (config.vocab_size, 4 * H):
+        rows = ([t.shape for t in self.tables] if config.fields
+                else [self.table.shape])
+        wanted = ([(r, 4 * H) for r in config.fields] if config.fields
+                  else [(config.vocab_size, 4 * H)])
+        if rows != wanted or self.w_head.shape != (H, config.classes):
             raise ModelFileError(f"model weights do not fit {config}")
         # State and scratch, allocated once.
         self.h = np.zeros((L, batch, H), np.float32)
@@ -79,7 +95,7 @@ class Stepper:
         self._gates = np.zeros((batch, 4 * H), np.float32)
         self._rows = np.zeros((batch, 4 * H), np.float32)
         self._tmp = np.zeros((batch, H), np.float32)
-        self._logits = np.zeros((batch, config.vocab_size), np.float32)
+        self._logits = np.zeros((batch, config.classes), np.float32)
         self._fresh = False  # whether _logits matches the state
 
     @classmethod
@@ -100,7 +116,15 @@ class Stepper:
         gates, tmp = self._gates, self._tmp
         # Layer 0: table row + recurrent matmul.
         np.dot(self.h[0], self.w_hh0, out=gates)
-        if isinstance(tokens, (int, np.integer)):
+        if self.tables:  # a grid model: one row per field of the input class
+            for table, stride in zip(self.tables, self.strides, strict=True):
+                if isinstance(tokens, (int, np.integer)):
+                    gates += table[tokens // stride % len(table)]
+                else:
+                    np.take(table, np.asarray(tokens) // stride % len(table), axis=0,
+                            out=self._rows)
+                    gates += self._rows
+        elif isinstance(tokens, (int, np.integer)):
             gates += self.table[tokens]  # a row view: no copy
         else:
             np.take(self.table, tokens, axis=0, out=self._rows)
@@ -132,7 +156,7 @@ class Stepper:
         np.multiply(o, tmp, out=self.h[k])
 
     def logits(self) -> np.ndarray:
-        """(B, vocab) scores for the next event; a view, valid until the next feed."""
+        """(B, classes) scores for the next event; a view, valid until the next feed."""
         if not self._fresh:
             np.dot(self.h[-1], self.w_head, out=self._logits)
             self._logits += self.b_head

@@ -284,7 +284,11 @@ def test_settings() -> None:
     grid = GridSettings(step_s=1, voices=3)
     assert isinstance(grid.step_s, float)
     assert GridSettings.from_dict(grid.to_dict()) == grid
-    assert grid.to_dict() == {"step_s": 1.0, "voices": 3}
+    assert grid.to_dict() == {"step_s": 1.0, "voices": 3, "lead": "top"}
+    assert (grid.input_classes, grid.output_classes) == (14**3, 14**2)
+    assert GridSettings(0.1, lead="track:Soprano").lead == "track:Soprano"
+    with pytest.raises(ValueError, match="track:NAME"):
+        GridSettings(0.1, lead="soprano")
     for bad in (0, -0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError):
             GridSettings(step_s=bad)
