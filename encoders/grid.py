@@ -307,14 +307,20 @@ def encode_grid(source: MidiSource, grid: GridSettings,
 
     The parts are chosen as `encoders.voices.encode_voices` chooses them (``grid.lead``, then the
     band tracks highest first), and each is prepared as the event encoder prepares notes (the
-    pedal held into note lengths). The targets need not be stored: with the lead the most
+    pedal held into note lengths). Every piece starts from silence, one all-rest step before its
+    first, so the first class is (the lead's first state, the band resting), as it is live when
+    the band waits for the player. The targets need not be stored: with the lead the most
     significant field, ``inputs[t + 1] % grid.output_classes`` is ``targets[t]``.
     """
     name = source_name(source)
     pm = read_pretty_midi(source, name)
     scheme = VoiceScheme(grid.voices, grid.lead, settings)
     parts = [prepare_notes(part, settings) for part in split_parts(pm, scheme, name)]
-    return training_pairs(grid_states(parts, grid))[0] if parts else np.zeros(0, np.int64)
+    states = grid_states(parts, grid)
+    if len(states) == 0:
+        return np.zeros(0, np.int64)
+    silence = np.full((1, grid.voices), REST, np.uint8)
+    return training_pairs(np.concatenate([silence, states]))[0]
 
 
 def codes_states(codes: np.ndarray, voices: int) -> np.ndarray:
@@ -334,6 +340,7 @@ def transpose_codes(codes: np.ndarray, k: int, voices: int) -> np.ndarray:
 
 
 def codes_summary(codes: np.ndarray, grid: GridSettings) -> tuple[float, int]:
-    """(seconds, new notes) of a piece's stored classes: len + 1 steps, onsets of every voice."""
+    """(seconds, new notes) of a piece's stored classes (`encode_grid`): one step per class,
+    and the onsets of every voice."""
     states = codes_states(codes, grid.voices)
-    return (len(codes) + 1) * grid.step_s if len(codes) else 0.0, int((states >= NEW).sum())
+    return len(codes) * grid.step_s, int((states >= NEW).sum())

@@ -83,18 +83,36 @@ def _cmd_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_grid(text: str, voices: int, lead: str) -> GridSettings:  # noqa: F821
+    """``--grid BPM[/STEPS_PER_BEAT]`` (sixteenths by default) with ``--voices N`` -> settings."""
+    from encoders.grid import GridSettings
+
+    bpm, _, per_beat = text.partition("/")
+    try:
+        bpm_value, steps = float(bpm), int(per_beat or 4)
+    except ValueError:
+        raise ValueError(f"--grid wants BPM or BPM/STEPS_PER_BEAT (120, 120/4), "
+                         f"got {text!r}") from None
+    if not voices:
+        raise ValueError("--grid needs --voices N: the lead and N-1 band voices (4: SATB)")
+    return GridSettings.from_tempo(bpm_value, steps, voices, lead)
+
+
 def _cmd_encode(args: argparse.Namespace) -> int:
     import time
 
     from tqdm import tqdm
 
+    from encoders.grid import codes_summary
     from encoders.performance import EncoderSettings
     from encoders.voices import VoiceScheme
     from training.dataset import Limits, build_dataset, find_midi_files
 
     settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
     try:
-        voices = VoiceScheme(args.voices, args.lead, settings) if args.voices else None
+        grid = parse_grid(args.grid, args.voices, args.lead) if args.grid else None
+        voices = (VoiceScheme(args.voices, args.lead, settings) if args.voices and not grid
+                  else None)
     except ValueError as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -119,6 +137,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         for result in results:  # one MIDI file, or every tune of an ABC file
             if result.error is not None:
                 counts["errors"] += 1
+            elif grid:
+                counts["notes"] += codes_summary(result.tokens, grid)[1]
             else:
                 base = voices.unpack(result.tokens)[1] if voices else result.tokens
                 counts["notes"] += int((base < settings.note_off).sum())
@@ -130,7 +150,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     try:
         summary = build_dataset(args.sources, args.out, settings, workers=args.workers,
                                 fractions=fractions, limits=limits, progress=progress,
-                                voices=voices)
+                                voices=voices, grid=grid)
     except ValueError as err:
         bar.close()
         print(f"neuralband: {err}", file=sys.stderr)
@@ -140,7 +160,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     print(f"{summary.found} files found: {summary.encoded} pieces encoded, {summary.failed} failed,"
           f" {summary.duplicates} duplicate; {summary.already} files already in {args.out}")
     for split, row in sorted(summary.per_split.items()):
-        print(f"  {split:5s}  {row['files']:6d} pieces  {row['events']:10,d} events  "
+        print(f"  {split:5s}  {row['files']:6d} pieces  {row['events']:10,d} "
+              f"{'steps ' if grid else 'events'}  "
               f"{row['hours']:8.2f} hours")
     if summary.failed:
         print(f"warning: {summary.failed} pieces could not be used; see {args.out}/errors.jsonl",
@@ -184,6 +205,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                       max_polyphony=args.max_polyphony, max_note_s=args.max_note)
         info = read_info(model)
         encoder, voices = info.encoder, info.voices
+        if info.grid:
+            return _generate_grid(args, model, rules)
         if args.lead and voices is None:
             raise ValueError(f"{model} is not a voice-packed model: --lead needs one, "
                              "e.g. --model duet")
@@ -210,13 +233,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     except (ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    if out.suffix.lower() in (".mid", ".midi"):
-        names = [out] if args.n == 1 else [
-            out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(args.n)]
-    else:
-        names = [out / f"generated-{i + 1}.mid" for i in range(args.n)]
-    for name, piece in zip(names, pieces, strict=True):
+    for name, piece in zip(_output_names(args), pieces, strict=True):
         name.parent.mkdir(parents=True, exist_ok=True)
         pm = decode_voices(piece.tokens, voices) if voices else decode(piece.tokens, encoder)
         pm.write(str(name))
@@ -226,6 +243,32 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(f"wrote {name}: {notes} notes{parts}, {pm.get_end_time():.1f} s "
               f"({len(piece.tokens) - piece.primer_length} events generated)")
     return 0
+
+
+def _generate_grid(args: argparse.Namespace, model: str, rules) -> int:
+    """generate --lead with a grid model: the melody's steps in, the band's states out."""
+    from neuralband.gridband import accompany_file
+
+    if not args.lead or args.seconds is not None or args.primer:
+        raise ValueError(f"{model} is a grid model: it accompanies a melody (--lead MELODY.mid),"
+                         " for the melody's length (no --seconds or --primer)")
+    pieces = accompany_file(model, args.lead, args.n, rules, args.seed)
+    for name, pm in zip(_output_names(args), pieces, strict=True):
+        name.parent.mkdir(parents=True, exist_ok=True)
+        pm.write(str(name))
+        parts = ", ".join(f"{i.name} {len(i.notes)}" for i in pm.instruments)
+        print(f"wrote {name}: {sum(len(i.notes) for i in pm.instruments)} notes ({parts}), "
+              f"{pm.get_end_time():.1f} s")
+    return 0
+
+
+def _output_names(args: argparse.Namespace) -> list[Path]:
+    """-o as n file names: a .mid file (numbered when n > 1) or a folder of generated-K.mid."""
+    out = Path(args.out)
+    if out.suffix.lower() in (".mid", ".midi"):
+        return [out] if args.n == 1 else [
+            out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(args.n)]
+    return [out / f"generated-{i + 1}.mid" for i in range(args.n)]
 
 
 def _cmd_ports(args: argparse.Namespace) -> int:
@@ -254,7 +297,9 @@ def _cmd_play(args: argparse.Namespace) -> int:
                       max_polyphony=args.max_polyphony, max_note_s=args.max_note)
         choice = PortChoice(inp=args.inp, out=args.out, virtual=args.virtual, api=args.api,
                             on_loss=args.on_loss)
-        return play(choice, args.model, settings, rules, args.seed, args.record, args.seconds)
+        return play(choice, args.model, settings, rules, args.seed, args.record, args.seconds,
+                    bpm=args.bpm, click=args.click,
+                    grace_s=None if args.grace_ms is None else args.grace_ms / 1000.0)
     except (PortError, ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -368,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--lead", default="top", metavar="RULE",
                      help="with --voices, the part that leads: top (the highest melodic track, "
                           "default), track:NAME, or split:PITCH (a piano's notes >= PITCH)")
+    enc.add_argument("--grid", metavar="BPM[/STEPS]",
+                     help="with --voices, an ensemble grid for grid models instead of events: "
+                          "each voice's state (rest, hold, new note) at every step, STEPS per "
+                          "beat at BPM (default 4: sixteenths), e.g. --grid 120")
     enc.add_argument("--strict", action="store_true", help="exit 1 if any file failed")
     enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(func=_cmd_encode)
@@ -382,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", help="model file (default: the bundled model)")
     gen.add_argument("--primer", help="a MIDI file to continue")
     gen.add_argument("--lead", metavar="MELODY.mid",
-                     help="accompany this melody (a voice-packed model, e.g. --model duet); "
+                     help="accompany this melody (a voice-packed or grid model, e.g. --model "
+                          "duet or --model grid); "
                           "from a file of several tracks, the part the model's lead rule picks")
     gen.add_argument("--seconds", type=float, default=None,
                      help="music to add (default 30; with --lead, the melody's length)")
@@ -427,6 +477,15 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--on-loss", choices=("wait", "exit"), default="wait",
                     help="when a port disappears: wait for it to come back, or exit")
     pl.add_argument("--seed", type=int, default=None)
+    pl.add_argument("--bpm", type=float, default=None,
+                    help="grid models: the tempo of the grid, in beats per minute "
+                         "(default: the model's)")
+    pl.add_argument("--grace-ms", type=float, default=None,
+                    help="grid models: how long after each grid line the band decides, so a "
+                         "note played a little late still counts on it (default 30, at most "
+                         "half a step)")
+    pl.add_argument("--click", action="store_true",
+                    help="grid models: a metronome click on channel 10 every beat")
     pl.set_defaults(func=_cmd_play)
 
     aud = sub.add_parser("audition", help="render MIDI to WAV and piano-roll PNG, or an HTML page")

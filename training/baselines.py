@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import read_manifest, vocab_size
+from training.data import model_shape, read_manifest
 
 _CHUNK_TOKENS = 1 << 22  # bincount the gathered tokens every ~4 M, bounding memory per shard
 
@@ -35,11 +35,15 @@ class Counts:
 def count_train(dataset_dir: str | Path, settings_vocab: int | None = None) -> Counts:
     """Unigram and within-piece bigram counts over every train piece of a dataset folder.
 
-    ``settings_vocab`` overrides the vocabulary size (default: the dataset's encoder settings).
+    ``settings_vocab`` overrides the vocabulary size (default: the classes the dataset's model
+    predicts). A grid dataset is counted as its band's states, ``token % out_size``: the bigram
+    is then p(band at t+1 | band at t), a band that only follows itself, never the lead.
     Raises ValueError if a piece lies outside its shard or holds a token outside the vocabulary.
     """
     root = Path(dataset_dir)
-    vocab = settings_vocab if settings_vocab is not None else vocab_size(root)
+    out_size = model_shape(root)["out_size"]
+    vocab = settings_vocab if settings_vocab is not None else (
+        out_size or model_shape(root)["vocab_size"])
     if vocab < 1:
         raise ValueError(f"vocabulary size must be >= 1, got {vocab}")
     unigram = np.zeros(vocab, np.int64)
@@ -76,6 +80,8 @@ def count_train(dataset_dir: str | Path, settings_vocab: int | None = None) -> C
                 raise ValueError(f"{path} has {len(shard)} tokens; the manifest puts a train "
                                  f"piece at {offset}+{length}")
             tokens = np.asarray(shard[offset:offset + length], dtype=np.int64)
+            if out_size:
+                tokens %= out_size
             singles.append(tokens)
             # Pair codes prev * V + next of this piece alone: none crosses a piece boundary.
             # Tokens >= V would alias here, but flush() refuses them before they are counted.
@@ -135,8 +141,12 @@ def baselines(dataset_dir: str | Path, windows: np.ndarray, k_unigram: float = 1
     """Unigram and bigram NLL (nats per event) and perplexity on the LSTM's validation targets.
 
     Counts come from the dataset's train split; the result is JSON-serialisable (baselines.json).
+    A grid dataset's windows are scored as its band's states (see `count_train`).
     """
     counts = count_train(dataset_dir)
+    out_size = model_shape(dataset_dir)["out_size"]
+    if out_size:
+        windows = np.asarray(windows, np.int64) % out_size
     uni = unigram_nll(counts, windows, k_unigram)
     bi = bigram_nll(counts, windows, k_bigram)
     windows = np.asarray(windows)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from encoders.grid import STATES, GridSettings, transpose_codes
 from encoders.performance import EncoderSettings
 from encoders.voices import VoiceScheme
 from training.dataset import FORMAT as DATASET_FORMAT
@@ -65,6 +66,16 @@ def read_voices(info: dict, settings: EncoderSettings) -> VoiceScheme | None:
         raise DatasetMismatch(f"unreadable voice settings {info['voices']!r}: {e}") from e
 
 
+def read_grid(info: dict) -> GridSettings | None:
+    """The grid of an ensemble-grid dataset (from `read_settings`' dict), else None."""
+    if not info.get("grid"):
+        return None
+    try:
+        return GridSettings.from_dict(info["grid"])
+    except (TypeError, ValueError) as e:
+        raise DatasetMismatch(f"unreadable grid settings {info['grid']!r}: {e}") from e
+
+
 def split_pieces(dataset_dir: str | Path, split: str) -> Iterator[np.ndarray]:
     """The int64 token arrays of every piece of one split, in manifest order."""
     root = Path(dataset_dir)
@@ -92,10 +103,25 @@ def voice_polyphony(dataset_dir: str | Path, voices: VoiceScheme, split: str = "
 
 
 def vocab_size(dataset_dir: str | Path) -> int:
-    """The number of token classes of a dataset: 388 by default, more when voice-packed."""
+    """The number of token classes of a dataset: 388 by default, more when voice-packed, the
+    input classes of a grid dataset (38,416 for 4 voices)."""
     settings, info = read_settings(dataset_dir)
+    grid = read_grid(info)
+    if grid:
+        return grid.input_classes
     voices = read_voices(info, settings)
     return voices.vocab_size if voices else settings.vocab_size
+
+
+def model_shape(dataset_dir: str | Path) -> dict:
+    """The `ModelConfig` sizes a dataset's tokens need: vocab_size, and for a grid dataset
+    out_size (the band's classes) and fields (one per voice, embedded apart)."""
+    settings, info = read_settings(dataset_dir)
+    grid = read_grid(info)
+    if grid:
+        return {"vocab_size": grid.input_classes, "out_size": grid.output_classes,
+                "fields": (STATES,) * grid.voices}
+    return {"vocab_size": vocab_size(dataset_dir), "out_size": None, "fields": ()}
 
 
 def in_base(tokens: np.ndarray, voices: VoiceScheme | None, change) -> np.ndarray | None:
@@ -188,7 +214,9 @@ def stretch_tokens(tokens: np.ndarray, factor: float, settings: EncoderSettings)
 class TokenWindows:
     """Batches of (batch_size, window + 1) int64 token windows from one split of a dataset.
 
-    Input is ``batch[:, :-1]``, target ``batch[:, 1:]``. Each window is consecutive tokens of one
+    Input is ``batch[:, :-1]``, target ``batch[:, 1:]`` (for a grid dataset, whose tokens are
+    the model's input classes, the target is ``batch[:, 1:] % grid.output_classes``: the band's
+    part of the next class). Each window is consecutive tokens of one
     piece; every (piece, start) pair is equally likely, so a piece is chosen in proportion to its
     number of starts (length - window) and the start is uniform. Pieces shorter than window + 1
     are skipped (counted in `skipped`). Shards are memory-mapped, so datasets larger than RAM work.
@@ -202,6 +230,9 @@ class TokenWindows:
       source span is read and cut to window + 1 tokens after stretching; the window's first and
       last shift runs may be cut mid-run (as unstretched windows are), which is fine for training.
       If the stretched span is still too short (near a piece's end), the window is unstretched.
+
+    A grid dataset transposes every voice's new notes by k (pitch classes wrap, so every draw is
+    used) and is never stretched: its steps are the grid's, so ``stretch`` is ignored.
     """
 
     def __init__(self, dataset_dir: str | Path, split: str = "train", window: int = 256,
@@ -222,6 +253,9 @@ class TokenWindows:
         # The tokens must mean what the model's vocabulary means: refuse other encoder settings.
         self.settings, self.info = read_settings(self.dataset_dir)
         self.voices = read_voices(self.info, self.settings)
+        self.grid = read_grid(self.info)
+        if self.grid is not None:
+            self.stretch = 0.0
         if settings is not None and settings != self.settings:
             raise DatasetMismatch(
                 f"{self.dataset_dir} was encoded with {self.settings.to_dict()}, "
@@ -303,6 +337,9 @@ class TokenWindows:
                       else self.piece_tokens(index, start, start + size))
         else:
             tokens = self.piece_tokens(index, start, start + size)
+        if self.transpose > 0 and self.grid is not None:
+            k = int(rng.integers(-self.transpose, self.transpose + 1))
+            return transpose_codes(tokens, k, self.grid.voices)
         if self.transpose > 0:
             for _ in range(TRANSPOSE_TRIES):
                 k = int(rng.integers(-self.transpose, self.transpose + 1))

@@ -3,11 +3,13 @@
 A dataset folder holds::
 
     settings.json      encoder settings (training refuses a dataset made with other ones), and
-                       for a voice-packed dataset (`encoders.voices`) its voices and lead rule
+                       for a voice-packed dataset (`encoders.voices`) its voices and lead rule,
+                       for an ensemble-grid dataset (`encoders.grid`) its grid
     manifest.jsonl     one line per encoded piece: source, sha256, split, shard, offset, length,
                        duration_s, notes (and tune, the X: reference, for a tune of an ABC file)
     errors.jsonl       one line per piece that could not be used: source (tune), reason
     shards/NNNNN.npy   uint16 token arrays; a file's tokens are shard[offset:offset + length]
+                       (a grid dataset: its input classes, uint32 beyond 4 voices)
 
 Files are split train/valid/test by their content hash, so adding files never moves old ones, and
 exact duplicates are kept once. Running again adds only new files. The manifest is the commit
@@ -30,6 +32,7 @@ import numpy as np
 
 from encoders.abc import split_tunes, tune_to_midi
 from encoders.errors import MidiError
+from encoders.grid import GridSettings, codes_summary, encode_grid
 from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, encode
 from encoders.voices import VoiceScheme, encode_voices
 from neuralband.atomic import write_atomic
@@ -107,6 +110,7 @@ class _Job:
     settings: EncoderSettings
     limits: Limits
     voices: VoiceScheme | None = None
+    grid: GridSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -140,19 +144,24 @@ def _encode_one(job: _Job) -> list[_Result]:
         name = f"{job.path}#{ref}" if ref else job.path
         try:
             midi = tune_to_midi(tune, name) if tune is not None else content
-            if job.voices is None:
-                tokens = encode(midi, job.settings)
-            else:
+            if job.grid is not None:
+                tokens = encode_grid(midi, job.grid, job.settings)
+            elif job.voices is not None:
                 tokens = encode_voices(midi, job.voices)
+            else:
+                tokens = encode(midi, job.settings)
         except MidiError as err:
             results.append(_Result(job.path, ref, sha, None, err.reason))
             continue
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
             results.append(_Result(job.path, ref, sha, None, f"{type(err).__name__}: {err}"))
             continue
-        error = _refusal(tokens, job.settings, job.limits, job.voices)
-        results.append(_Result(job.path, ref, sha, None if error else tokens.astype(np.uint16),
-                               error))
+        if job.grid is not None:
+            error = _grid_refusal(tokens, job.grid, job.limits)
+        else:
+            error = _refusal(tokens, job.settings, job.limits, job.voices)
+        results.append(_Result(job.path, ref, sha, None if error else tokens.astype(
+            token_dtype(job.grid.input_classes if job.grid else 1 << 16)), error))
     return results
 
 
@@ -174,6 +183,27 @@ def _refusal(tokens: np.ndarray, settings: EncoderSettings, limits: Limits,
     return None
 
 
+def _grid_refusal(codes: np.ndarray, grid: GridSettings, limits: Limits) -> str | None:
+    """Why a grid piece is not used (no band notes, or oversized), or None."""
+    from encoders.grid import NEW, codes_states
+
+    states = codes_states(codes, grid.voices)
+    if not np.any(states[:, 1:] >= NEW):
+        return "no band: every note is in the lead part" if np.any(states >= NEW) else \
+            "empty: no notes"
+    seconds, notes = codes_summary(codes, grid)
+    if notes > limits.max_notes:
+        return f"oversized: {notes} notes > {limits.max_notes} (--max-notes)"
+    if seconds > limits.max_seconds:
+        return f"oversized: {seconds:.0f} s > {limits.max_seconds:.0f} s (--max-seconds)"
+    return None
+
+
+def token_dtype(classes: int) -> type:
+    """The smallest unsigned type the shards can hold ``classes`` classes in."""
+    return np.uint16 if classes <= 1 << 16 else np.uint32
+
+
 def duration_s(tokens: np.ndarray, settings: EncoderSettings = DEFAULT_SETTINGS) -> float:
     """Length of a token sequence in seconds: the sum of its TIME_SHIFTs."""
     shifts = tokens[(tokens >= settings.time_shift) & (tokens < settings.velocity)]
@@ -191,7 +221,8 @@ def _results(jobs: list[_Job], workers: int) -> Iterator[list[_Result]]:
 
 
 def read_existing(out_dir: Path, settings: EncoderSettings,
-                  voices: VoiceScheme | None = None) -> list[dict]:
+                  voices: VoiceScheme | None = None,
+                  grid: GridSettings | None = None) -> list[dict]:
     """The manifest of a dataset already at out_dir (empty if none); refuses other settings."""
     settings_path = out_dir / "settings.json"
     if not settings_path.exists():
@@ -205,6 +236,9 @@ def read_existing(out_dir: Path, settings: EncoderSettings,
     if stored.get("voices") != (voices.to_dict() if voices else None):
         raise ValueError(f"{out_dir} was encoded with voices {stored.get('voices')}; "
                          f"asked for {voices.to_dict() if voices else None}")
+    if stored.get("grid") != (grid.to_dict() if grid else None):
+        raise ValueError(f"{out_dir} was encoded with grid {stored.get('grid')}; "
+                         f"asked for {grid.to_dict() if grid else None}")
     manifest = out_dir / "manifest.jsonl"
     if not manifest.exists():
         return []
@@ -226,20 +260,25 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
                   fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
                   limits: Limits = Limits(), shard_tokens: int = SHARD_TOKENS,
                   progress: Callable[[list[_Result]], None] | None = None,
-                  voices: VoiceScheme | None = None) -> Summary:
+                  voices: VoiceScheme | None = None,
+                  grid: GridSettings | None = None) -> Summary:
     """Encode every MIDI file under ``sources`` into the dataset at ``out_dir`` (made or grown);
-    with ``voices``, as voice-packed tokens (its settings must be ``settings``)."""
+    with ``voices``, as voice-packed tokens (its settings must be ``settings``); with ``grid``,
+    as the input classes of an ensemble-grid model (`encoders.grid.encode_grid`)."""
     if voices is not None and voices.settings != settings:
         raise ValueError("the voice scheme was made for other encoder settings")
+    if voices is not None and grid is not None:
+        raise ValueError("a dataset is voice-packed or a grid, not both")
     if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
         raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
     files = find_midi_files(sources)
     out = Path(out_dir)
-    old = read_existing(out, settings, voices)
+    old = read_existing(out, settings, voices, grid)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     if not (out / "settings.json").exists():
         meta = {"format": FORMAT, "version": VERSION, "encoder": settings.to_dict(),
                 **({"voices": voices.to_dict()} if voices else {}),
+                **({"grid": grid.to_dict()} if grid else {}),
                 "splits": dict(zip(SPLITS, fractions, strict=True))}
         _write_atomic(out / "settings.json", json.dumps(meta, indent=2) + "\n")
 
@@ -248,7 +287,7 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
     known_hashes = {row["sha256"] for row in old}
     todo = [str(p) for p in files if str(p) not in known_sources]
     summary.already = len(files) - len(todo)
-    jobs = [_Job(p, settings, limits, voices) for p in todo]
+    jobs = [_Job(p, settings, limits, voices, grid) for p in todo]
 
     next_shard = 1 + max((int(p.stem) for p in (out / "shards").glob("[0-9]*.npy")), default=-1)
     pending: list[np.ndarray] = []
@@ -285,12 +324,14 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
             if pending_len and pending_len + len(tokens) > shard_tokens:
                 flush()
             split = split_of(result.sha256, fractions)
-            base = voices.unpack(tokens)[1] if voices else tokens
-            seconds = duration_s(base, settings)
+            if grid is not None:
+                seconds, notes = codes_summary(tokens, grid)
+            else:
+                base = voices.unpack(tokens)[1] if voices else tokens
+                seconds, notes = duration_s(base, settings), int((base < settings.note_off).sum())
             pending_rows.append(where | {
                 "sha256": result.sha256, "split": split, "shard": None, "offset": pending_len,
-                "length": len(tokens), "duration_s": round(seconds, 3),
-                "notes": int((base < settings.note_off).sum()),
+                "length": len(tokens), "duration_s": round(seconds, 3), "notes": notes,
             })
             pending.append(tokens)
             pending_len += len(tokens)

@@ -33,7 +33,14 @@ from neuralband.modelfile import save_model
 from training.baselines import baselines
 from training.checkpoint import STATE, load_checkpoint, save_checkpoint
 from training.config import TrainConfig, add_arguments, config_from_args
-from training.data import TokenWindows, read_settings, read_voices, voice_polyphony
+from training.data import (
+    TokenWindows,
+    model_shape,
+    read_grid,
+    read_settings,
+    read_voices,
+    voice_polyphony,
+)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -42,6 +49,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     done = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(done, 1.0)))
+
+
+def targets(window: torch.Tensor, classes: int) -> torch.Tensor:
+    """The next-class targets of windows of tokens: ``window[:, 1:]``. A grid model reads more
+    classes than it predicts, and the band's part of the next input class is its low digits, so
+    ``% classes`` picks it (for an event model it changes nothing: every token < classes)."""
+    return window[:, 1:] % classes
 
 
 @torch.no_grad()
@@ -53,8 +67,8 @@ def evaluate(model: torch.nn.Module, windows: np.ndarray, device: torch.device,
     for i in range(0, len(windows), batch):
         w = torch.from_numpy(windows[i:i + batch]).to(device)
         logits, _ = model(w[:, :-1])
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1),
-                               reduction="sum")
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                               targets(w, logits.shape[-1]).reshape(-1), reduction="sum")
         total += float(loss)
         count += w[:, 1:].numel()
     model.train()
@@ -85,6 +99,7 @@ def train(cfg: TrainConfig) -> dict:
     # --- data, model, optimizer ---------------------------------------------------------------
     encoder, info = read_settings(cfg.dataset)
     voices = read_voices(info, encoder)  # a voice-packed dataset: more classes, same model
+    grid = read_grid(info)  # a grid dataset: classes in and out differ, one embedding per voice
     run = Path(cfg.out)
     train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch, cfg.seed,
                                  cfg.transpose, cfg.stretch, settings=encoder)
@@ -92,7 +107,7 @@ def train(cfg: TrainConfig) -> dict:
                          settings=encoder)
     eval_set = valid.batch(0)  # (eval_windows, window + 1), the same for every evaluation
     config = PRESETS[cfg.preset]
-    config = replace(config, vocab_size=voices.vocab_size if voices else encoder.vocab_size,
+    config = replace(config, **model_shape(cfg.dataset),
                      dropout=config.dropout if cfg.dropout is None else cfg.dropout)
     torch.manual_seed(cfg.seed)
     model = EventLSTM(config).to(device)
@@ -142,8 +157,8 @@ def train(cfg: TrainConfig) -> dict:
         x = torch.from_numpy(rows).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits, _ = ddp(x[:, :-1])  # (B/world, T, V)
-            loss = F.cross_entropy(logits.float().reshape(-1, config.vocab_size),
-                                   x[:, 1:].reshape(-1))
+            loss = F.cross_entropy(logits.float().reshape(-1, config.classes),
+                                   targets(x, config.classes).reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -176,7 +191,7 @@ def train(cfg: TrainConfig) -> dict:
                                "baselines": base, "parameters": model.num_parameters(),
                                **voicing}
                     save_model(run / "model", model, encoder, summary, dtype=cfg.export_dtype,
-                               voices=voices)
+                               voices=voices, grid=grid)
                 save_checkpoint(run, done, model, optimizer, {"best_valid_nll": best})
                 if bar is not None:
                     bar.write(f"step {done}: valid NLL {nll:.4f} nats/event "
