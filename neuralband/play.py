@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuralband.engine import Engine, PlaySettings
+from neuralband.gridplay import GridEngine, bpm_step_s, step_bpm
 from neuralband.modelfile import bundled_model
 from neuralband.ports import MidiInput, MidiOutput, PortError
 from neuralband.runtime import Stepper
@@ -119,8 +120,12 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
          settings: PlaySettings | None = None, rules: Rules | None = None,
          seed: int | None = None, record: str | os.PathLike | None = None,
          seconds: float | None = None, show_status: bool | None = None,
-         client: str = "neuralband") -> int:
-    """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost)."""
+         client: str = "neuralband", bpm: float | None = None, grace_s: float | None = None,
+         click: bool = False) -> int:
+    """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost).
+
+    A grid model plays on a clock (`neuralband.gridplay`): ``bpm`` sets its tempo (4 steps a
+    beat; None: the model's), ``grace_s`` its decision delay, ``click`` a metronome."""
     def say(line: str) -> None:
         print(("\r\033[K" if show_status else "") + f"neuralband: {line}", file=sys.stderr,
               flush=True)
@@ -130,7 +135,14 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     if show_status is None:
         show_status = sys.stderr.isatty()
     stepper = Stepper.load(model or bundled_model())
-    engine = Engine(stepper, _not_open, settings, rules, seed, record=record is not None)
+    if stepper.info and stepper.info.grid:
+        grid = {} if grace_s is None else {"grace_s": grace_s}
+        engine = GridEngine(stepper, _not_open, settings, rules, seed, record=record is not None,
+                            step_s=None if bpm is None else bpm_step_s(bpm), click=click, **grid)
+    elif bpm is not None or grace_s is not None or click:
+        raise ValueError("--bpm, --grace-ms and --click are for grid models")
+    else:
+        engine = Engine(stepper, _not_open, settings, rules, seed, record=record is not None)
     # The input first: the keyboard is what a player names, and its error lists the inputs.
     inp = MidiInput(engine.receive, name=ports.inp, api=ports.api, virtual=ports.virtual,
                     client=client)
@@ -150,7 +162,8 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
 
     for sig in previous:
         signal.signal(sig, on_signal)
-    say(f"playing ({settings.mode}): in '{inp.port_name or 'virtual'}', "
+    tempo = f", {step_bpm(engine.step_s):g} bpm" if isinstance(engine, GridEngine) else ""
+    say(f"playing ({settings.mode}{tempo}): in '{inp.port_name or 'virtual'}', "
         f"out '{out.port_name or 'virtual'}'; Ctrl-C to stop")
     try:
         engine.run(seconds, poll=watch, status=(lambda e: print(

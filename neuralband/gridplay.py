@@ -1,0 +1,477 @@
+"""A grid model live: a clock ticks every grid step; at each tick the player's notes become the
+lead's state, the model answers with the band's states and the band's notes go out.
+
+Where `neuralband.engine` follows the player event by event, a grid model (`encoders.grid`)
+counts steps: tick n's grid line is at ``t0 + n * step_s``. Its decision is taken ``grace_s``
+later (30 ms by default, at most half a step), so that a note played a little behind the beat
+still lands on it; the band's notes for tick n therefore sound grace_s after the grid line (plus
+one model step), and ``stats.timing_s`` measures them against that decision time. The tempo is
+the player's choice (``step_s``): the model counts steps, not seconds.
+
+Three parts, each testable alone: `LeadReader` (the player's messages -> the lead's state at a
+tick), `BandVoices` (the band's states -> MIDI through `notes.OutputNotes`, so `close` leaves
+nothing sounding) and `GridEngine` (the clock and the turn-taking, with `Engine`'s interface, so
+`neuralband.play` runs either). Two threads, as in the engine: the MIDI callback only queues.
+
+When the band may not play (duet with the player silent, call before its answer, a lost output)
+its notes end at the next tick, and the model goes on hearing every tick with the band resting:
+its state follows the music as it sounded, and it comes back in from silence, as it learned to.
+An optional click (channel 10) sounds each beat of 4 steps on the grid line itself, so a player
+who plays with it lands in the grace window rather than on its edge.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from encoders.grid import DECODE_VELOCITY, HOLD, NEW, REST, default_registers, voice_pitch
+from neuralband.clock import SLICE_S, SPIN_S
+from neuralband.engine import SWITCH_S, PlaySettings, Stats
+from neuralband.gridband import GridBand
+from neuralband.notes import NOTE_OFF, NOTE_ON, OutputNotes
+from neuralband.runtime import Stepper
+from neuralband.sampling import Rules
+
+GRACE_S = 0.03  # the decision for a tick waits this long after its grid line
+CHECK_EVERY_S = 0.1  # the wall-clock note-length limit is checked this often
+BEAT_STEPS = 4  # grid steps per beat (a sixteenth-note grid) for the click
+CLICK_CHANNEL = 9  # channel 10, General MIDI percussion
+CLICK_PITCH = 76  # Hi Wood Block
+CLICK_ACCENT, CLICK_VELOCITY = 110, 70  # the first beat of a bar of 4, the others
+
+
+def bpm_step_s(bpm: float) -> float:
+    """The grid step at ``bpm`` beats per minute, `BEAT_STEPS` steps a beat (sixteenths)."""
+    if not 0 < bpm < math.inf:
+        raise ValueError(f"the tempo must be a positive number of beats per minute, got {bpm}")
+    return 60.0 / (bpm * BEAT_STEPS)
+
+
+def step_bpm(step_s: float) -> float:
+    """The tempo of a grid step, `BEAT_STEPS` steps a beat."""
+    return 60.0 / (step_s * BEAT_STEPS)
+
+
+@dataclass
+class _Note:
+    start: int  # the grid step its onset rounds to
+    pitch: int
+    serial: int  # arrival order: a re-struck pitch is another note
+    seen: bool = False  # whether a tick has counted it
+
+
+class LeadReader:
+    """The player's note messages in, the lead's grid state at each tick out (no clock, no I/O).
+
+    Times are seconds since the grid started. As offline (`encoders.grid._voice_states`) each
+    onset rounds to the nearest step, and at tick n the note that started last (then highest)
+    wins, among those sounding and those pressed and released since the last tick (still a new
+    note). The same winner as at the last tick holds, another is a new note, none is a rest.
+    All channels alike; a note-on of velocity 0 is a note-off.
+    """
+
+    def __init__(self, step_s: float):
+        self.step_s = step_s
+        self.reset()
+
+    def reset(self) -> None:
+        """No notes, no winner, the default velocity."""
+        self.held: dict[tuple[int, int], _Note] = {}  # (channel, pitch) -> the note sounding
+        self._brief: list[_Note] = []  # released before any tick counted them
+        self._winner: _Note | None = None
+        self._serial = 0
+        self.velocity = DECODE_VELOCITY  # the last note-on's: the band plays at the player's
+
+    def message(self, t: float, data: Sequence[int]) -> bool:
+        """One raw message at ``t`` seconds; False (nothing done) unless a note-on or -off."""
+        status = data[0] & 0xF0 if len(data) >= 3 else 0
+        if status not in (NOTE_ON, NOTE_OFF):
+            return False
+        key = (data[0] & 0x0F, data[1])
+        self._release(key)  # a note-off, or a re-struck key: the note before ends here
+        if status == NOTE_ON and data[2] > 0:
+            self._serial += 1
+            start = max(0, math.floor(t / self.step_s + 0.5))
+            self.held[key] = _Note(start, data[1], self._serial)
+            self.velocity = data[2]
+        return True
+
+    def _release(self, key: tuple[int, int]) -> None:
+        note = self.held.pop(key, None)
+        if note is not None and not note.seen:
+            self._brief.append(note)
+
+    def release_all(self) -> None:
+        """Every held note ends (the keyboard went away)."""
+        for key in list(self.held):
+            self._release(key)
+
+    def tick(self, n: int) -> int:
+        """The lead's state at tick ``n`` (ticks in increasing order), from what came so far."""
+        candidates = [x for x in (*self.held.values(), *self._brief) if x.start <= n]
+        for x in candidates:
+            x.seen = True
+        self._brief = [x for x in self._brief if not x.seen]
+        winner = max(candidates, key=lambda x: (x.start, x.pitch, x.serial), default=None)
+        previous, self._winner = self._winner, winner
+        if winner is None:
+            return REST
+        return HOLD if winner is previous else NEW + winner.pitch % 12
+
+
+class BandVoices:
+    """The band's states per tick -> notes through `OutputNotes`: band voice k (1..) on channel
+    ``channel + k - 1``, one note at a time, each new note's octave by `voice_pitch` (nearest the
+    voice's last note, near its register in `default_registers`)."""
+
+    def __init__(self, out: OutputNotes, voices: int, channel: int = 0,
+                 on_sent: Callable[[list[int]], None] | None = None):
+        self.out = out
+        self.channels = [(channel + k) % 16 for k in range(voices - 1)]
+        self.registers = default_registers(voices)[1:]
+        self.on_sent = on_sent or (lambda data: None)  # each message, after it went out
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the sounding notes, and lead each voice from its register again."""
+        self.sounding: list[int | None] = [None] * len(self.channels)
+        self.previous = list(self.registers)
+
+    def play(self, states: Sequence[int], velocity: int, now: float) -> None:
+        """One tick: a new note ends the voice's note and starts its own; a rest ends it; a hold
+        does nothing. A failed send raises (the port is gone) with the voices still true."""
+        for k, state in enumerate(states):
+            if state == HOLD:
+                continue
+            self.end(k)
+            if state >= NEW:
+                channel = self.channels[k]
+                pitch = voice_pitch(int(state) - NEW, self.previous[k], self.registers[k])
+                self.out.note_on(channel, pitch, velocity, now)
+                self.sounding[k] = self.previous[k] = pitch
+                self.on_sent([NOTE_ON | channel, pitch, max(1, min(127, velocity))])
+
+    def end(self, k: int) -> None:
+        """End voice ``k``'s note, if it sounds."""
+        pitch, self.sounding[k] = self.sounding[k], None
+        if pitch is not None and self.out.note_off(self.channels[k], pitch):
+            self.on_sent([NOTE_OFF | self.channels[k], pitch, 0])
+
+    def silence(self) -> None:
+        """End every voice's note."""
+        for k in range(len(self.channels)):
+            self.end(k)
+
+    def forget(self) -> None:
+        """The output went away with the notes: nothing of ours sounds."""
+        self.sounding = [None] * len(self.channels)
+
+    def overdue(self, now: float) -> list[int]:
+        """The voices whose note has sounded longer than the output's maximum note length."""
+        limit = now - self.out.max_note_s
+        return [k for k, pitch in enumerate(self.sounding)
+                if pitch is not None and self.out.started[self.channels[k], pitch] <= limit]
+
+
+class GridEngine:
+    """A grid model's band on a clock; the same interface as `neuralband.engine.Engine`."""
+
+    def __init__(self, stepper: Stepper, send: Callable[[list[int]], None],
+                 settings: PlaySettings | None = None, rules: Rules | None = None,
+                 seed: int | None = None, clock: Callable[[], float] = time.perf_counter,
+                 record: bool = False, step_s: float | None = None, grace_s: float = GRACE_S,
+                 click: bool = False):
+        self.settings = settings = settings or PlaySettings()
+        self.rules = rules = rules or Rules()
+        self.band = GridBand(stepper, rules, seed)  # a ValueError for a model without a grid
+        self.step_s = float(self.band.grid.step_s if step_s is None else step_s)
+        if not 0 < self.step_s < math.inf:
+            raise ValueError(f"the grid step must be a positive number of seconds, "
+                             f"got {self.step_s}")
+        if not grace_s >= 0:
+            raise ValueError(f"grace must be >= 0 seconds, got {grace_s}")
+        # Past half a step a late note rounds to the next tick anyway: waiting longer only delays.
+        self.grace_s = min(float(grace_s), self.step_s / 2)
+        self.out = OutputNotes(send, rules.max_note_s)
+        self.reader = LeadReader(self.step_s)
+        self.voices = BandVoices(self.out, self.band.grid.voices, settings.channel,
+                                 self._band_sent)
+        self.click = click
+        if click and CLICK_CHANNEL in self.voices.channels:
+            raise ValueError("the click sounds on channel 10, which a band voice uses: "
+                             "choose another channel for the band")
+        self.clock = clock
+        self.stats = Stats()
+        self.inbox: deque[tuple[float, list[int]]] = deque()
+        self.wake = threading.Event()
+        self.stopping = False  # a plain flag: safe to set from a signal handler
+        self.output_ok = True  # False while the output port is gone
+        self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
+        self.t0 = 0.0
+        self.last_player_s = -math.inf  # time of the player's last note message
+        self.answer_start: float | None = None
+        self.played_since_answer = False
+        self._next_tick = 0
+        self._next_beat = 0
+        self._next_check = 0.0
+        self._due: float | None = None  # the current tick's decision time, until a note goes out
+        self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
+
+    # --- the callback's side ------------------------------------------------------------------
+
+    def receive(self, t: float, data: list[int]) -> None:
+        """MIDI callback target: queue and wake the loop; nothing else."""
+        self.inbox.append((t, data))
+        self.wake.set()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def due(self, n: int) -> float:
+        """When tick ``n`` is decided: its grid line plus the grace."""
+        return self.t0 + n * self.step_s + self.grace_s
+
+    def start(self) -> None:
+        """The grid starts now: the band silent, the model fresh, tick 0 on this instant."""
+        self.band.reset()
+        self.reader.reset()
+        self.voices.reset()
+        self.t0 = self._next_check = self.clock()
+        self._next_tick = self._next_beat = 0
+
+    def run(self, seconds: float | None = None, poll: Callable[[], None] | None = None,
+            poll_every_s: float = 0.5, status: Callable[[GridEngine], None] | None = None,
+            status_every_s: float = 1.0) -> None:
+        """Play until `stop()` (or ``seconds``); `poll` checks the ports now and then."""
+        switch = sys.getswitchinterval()  # short, so the MIDI callback gets the GIL at once
+        sys.setswitchinterval(SWITCH_S)
+        try:
+            self._run(seconds, poll, poll_every_s, status, status_every_s)
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _run(self, seconds: float | None, poll: Callable[[], None] | None, poll_every_s: float,
+             status: Callable[[GridEngine], None] | None, status_every_s: float) -> None:
+        self.start()
+        end = math.inf if seconds is None else self.t0 + seconds
+        next_poll = self.t0 + poll_every_s
+        next_status = self.t0 + status_every_s
+        while not self.stopping:
+            now = self.clock()
+            if now >= end:
+                break
+            self.pump(now)
+            now = self.clock()
+            if poll is not None and now >= next_poll:
+                poll()
+                next_poll = now + poll_every_s
+            if status is not None and now >= next_status:
+                status(self)
+                next_status = now + status_every_s
+            self._wait(min(self._next_deadline(), next_poll if poll else math.inf,
+                           next_status if status else math.inf, end))
+
+    def pump(self, now: float) -> None:
+        """Everything due by ``now``: the click, the tick (input up to its decision first), the
+        rest of the input, the note-length limit. More than a tick behind (the CPU was starved),
+        it skips to the latest tick rather than play the missed ones in a burst."""
+        if self.click and now >= self._beat_time(self._next_beat):
+            self._click(now)
+        if now >= self.due(self._next_tick):
+            n = max(self._next_tick, math.floor((now - self.t0 - self.grace_s) / self.step_s))
+            if n > self._next_tick:
+                self.stats.late += 1
+            self._absorb_inbox(until=self.due(n))
+            self._tick(n)
+            self._next_tick = n + 1
+        self._absorb_inbox()
+        if now >= self._next_check:
+            self._force_overdue(now)
+            self._next_check = now + CHECK_EVERY_S
+
+    def stop(self, from_signal: bool = False) -> None:
+        """Ask the loop to end. From a signal handler only the flag is set (the handler runs in
+        the loop's thread, maybe inside `Event.wait`, whose lock `set()` would need)."""
+        self.stopping = True
+        if not from_signal:
+            self.wake.set()
+
+    def close(self) -> int:
+        """Release every sounding note; how many could not be sent. Tried even after a failed
+        send (a port that failed once may still carry the note-offs); never raises."""
+        if self.output_ok:
+            try:
+                self.voices.silence()  # the band's own first, so the recording ends them too
+            except Exception:
+                self.output_ok = False
+        failed = self.out.all_off(again_after_s=0.01)
+        self.out.forget()
+        self.voices.forget()
+        return failed
+
+    def player_gone(self) -> None:
+        """The input vanished: the player's held notes end now, for the lead and at the output."""
+        held = list(self.reader.held)
+        self.reader.release_all()
+        if self.settings.thru and self.output_ok:
+            for channel, pitch in held:
+                self._thru(channel, pitch, 0, self.clock())
+
+    # --- input ----------------------------------------------------------------------------------
+
+    def _absorb_inbox(self, until: float = math.inf) -> None:
+        while self.inbox and self.inbox[0][0] <= until:
+            t, data = self.inbox.popleft()
+            self.stats.received += 1
+            self._absorb(t, data)
+
+    def _absorb(self, t: float, data: list[int]) -> None:
+        status = data[0] & 0xF0 if len(data) >= 3 else 0
+        if status not in (NOTE_ON, NOTE_OFF):
+            self.stats.ignored += 1
+            return
+        is_on = status == NOTE_ON and data[2] > 0
+        guard = self.settings.feedback_guard_s
+        if guard > 0 and t - self._last_sent[int(is_on), data[1]] <= guard:
+            self.stats.ignored += 1
+            self.stats.echoes += 1
+            return
+        self.reader.message(t - self.t0, data)
+        self.last_player_s = t
+        if is_on:
+            self.played_since_answer = True
+            if self.settings.mode == "call":
+                self.answer_start = None  # the player comes in: the answer ends at the next tick
+        if self.recording is not None:
+            self.recording.append((t, "player", list(data)))
+        if self.settings.thru and self.output_ok:
+            self._thru(data[0] & 0x0F, data[1], data[2] if is_on else 0, t)
+        self.stats.absorbed += 1
+        self.stats.absorb_s.add(self.clock() - t)
+
+    def _thru(self, channel: int, pitch: int, velocity: int, t: float) -> None:
+        try:
+            if velocity:
+                self.out.note_on(channel, pitch, velocity, t)
+            else:
+                self.out.note_off(channel, pitch)
+        except Exception:
+            self.output_ok = False
+
+    # --- turn-taking ------------------------------------------------------------------------------
+
+    def _player_active(self, now: float) -> bool:
+        return bool(self.reader.held) or now - self.last_player_s < self.settings.wait_s
+
+    def _band_may_play(self, now: float) -> bool:
+        if not self.output_ok:
+            return False
+        mode = self.settings.mode
+        if mode == "solo":
+            return True
+        if mode == "duet":
+            return self._player_active(now)
+        # call: answer a phrase after a silence, for at most answer_s, until the player plays.
+        if self.answer_start is not None:
+            if now - self.answer_start < self.settings.answer_s:
+                return True
+            self.answer_start = None
+            self.played_since_answer = False
+            return False
+        if self.played_since_answer and not self._player_active(now):
+            self.answer_start = now
+            return True
+        return False
+
+    # --- the band -------------------------------------------------------------------------------
+
+    def _tick(self, n: int) -> None:
+        """Tick n: the lead's state into the model, the band's out, or silence where it may not
+        play (the model then hears the band resting, as it sounds)."""
+        due = self.due(n)
+        lead = self.reader.tick(n)
+        may_play = self._band_may_play(due)
+        t = self.clock()
+        states = self.band.step(lead)
+        self.stats.step_s.add(self.clock() - t)
+        if not may_play:
+            states = self.band.band = (REST,) * len(states)
+        if not self.output_ok:
+            self.voices.forget()
+            return
+        self._due = due
+        try:
+            self.voices.play(states, self.reader.velocity, self.clock())
+            if self.click and n % BEAT_STEPS:
+                self.out.note_off(CLICK_CHANNEL, CLICK_PITCH)
+        except Exception:
+            self.output_ok = False  # the port went away mid-send; `poll` will say so
+        self._due = None
+
+    def _band_sent(self, data: list[int]) -> None:
+        """A band message went out: count it, time it against its tick, record it."""
+        now = self.clock()
+        self.stats.band_events += 1
+        self._last_sent[int(data[0] & 0xF0 == NOTE_ON), data[1]] = now
+        if self._due is not None:  # the tick's first message measures its lateness
+            self.stats.timing_s.add(now - self._due)
+            self._due = None
+        if self.recording is not None:
+            self.recording.append((now, "band", data))
+
+    def _beat_time(self, beat: int) -> float:
+        return self.t0 + beat * BEAT_STEPS * self.step_s
+
+    def _click(self, now: float) -> None:
+        """The metronome on the grid line itself (not the decision time): the latest beat due."""
+        beat = max(self._next_beat, math.floor((now - self.t0) / (BEAT_STEPS * self.step_s)))
+        self._next_beat = beat + 1
+        if self.output_ok:
+            try:
+                velocity = CLICK_ACCENT if beat % 4 == 0 else CLICK_VELOCITY
+                self.out.note_on(CLICK_CHANNEL, CLICK_PITCH, velocity, now)
+            except Exception:
+                self.output_ok = False
+
+    def _force_overdue(self, now: float) -> None:
+        """Belt and braces: a band note held past the limit by the wall clock ends, and the
+        model hears that voice resting from the next tick on."""
+        late = self.voices.overdue(now) if self.output_ok else []
+        if not late:
+            return
+        states = list(self.band.band)
+        try:
+            for k in late:
+                self.voices.end(k)
+                states[k] = REST
+                self.stats.forced_off += 1
+        except Exception:
+            self.output_ok = False
+        self.band.band = tuple(states)
+
+    # --- waiting ------------------------------------------------------------------------------
+
+    def _next_deadline(self) -> float:
+        beat = self._beat_time(self._next_beat) if self.click else math.inf
+        return min(self.due(self._next_tick), beat, self._next_check)
+
+    def _wait(self, until: float) -> None:
+        """Sleep until ``until`` or new input, then spin the last stretch on the clock."""
+        if self.inbox or self.stopping:
+            return
+        rest = until - self.clock()
+        if rest > SPIN_S:
+            self.wake.wait(min(rest - SPIN_S, SLICE_S))
+            self.wake.clear()
+            # A message queued between the check and clear() is still in the deque.
+        while not self.inbox and self.clock() < until and not self.stopping:
+            if until - self.clock() > SPIN_S:
+                return  # woke early (a short sleep cap): let the loop look again
+            time.sleep(0)  # spin, but hand the GIL to the MIDI callback if it is waiting
