@@ -11,5 +11,8 @@ neuralband ports
 # --thru echoes your notes to the synth too; --record keeps both parts as two tracks.
 neuralband play --in "${KEYBOARD:-}" --out "${SYNTH:-FLUID}" --mode call --thru \
     --record take.mid "$@"
+# A band on a grid instead: the bundled chorale grid model harmonises your melody a sixteenth at
+# a time, at the tempo you choose, with a click to play along with:
+#   neuralband play --model grid --mode duet --bpm 90 --click --in "${KEYBOARD:-}" --out FLUID
 # Then listen to / look at the take:
 neuralband audition take.mid
