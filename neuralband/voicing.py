@@ -19,7 +19,12 @@ from neuralband.sampling import NoteTracker, Rules
 
 
 def from_info(info) -> Voicing:
-    """The voicing of a model file (`modelfile.ModelInfo`)."""
+    """The voicing of a model file (`modelfile.ModelInfo`); a grid model has none (it plays
+    grid steps, `neuralband.gridband`, not events), and is refused with a ValueError."""
+    if getattr(info, "grid", None) is not None:
+        raise ValueError("a grid model plays grid steps, not events: accompany a melody with it "
+                         "(generate --lead, neuralband.gridband) or play it live (play, "
+                         "neuralband.gridplay)")
     polyphony = info.summary.get("voice_polyphony") if info.voices else None
     return Voicing(info.encoder, info.voices, polyphony)
 

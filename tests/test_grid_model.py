@@ -268,3 +268,13 @@ def test_the_bundled_grid_model_listens_to_the_melody() -> None:
         pm = accompany_file("grid", path, seed=0)[0]
         assert [len(i.notes) > 20 for i in pm.instruments] == [True] * 4
         assert consonance(pm) > 0.7
+
+
+def test_the_event_paths_refuse_a_grid_model() -> None:
+    from neuralband.engine import Engine
+    from neuralband.generate import generate
+
+    with pytest.raises(ValueError, match="grid model"):
+        generate("grid", None, 1.0)
+    with pytest.raises(ValueError, match="grid model"):
+        Engine(Stepper.load("grid"), lambda data: None)
