@@ -22,6 +22,7 @@ from neuralband.ports import MidiInput, MidiOutput, PortError
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules
 
+Performer = Engine | GridEngine  # the event engine, or a grid model's on a clock: one interface
 TICKS_PER_BEAT = 480
 TEMPO = 500_000  # 120 bpm: 960 ticks per second
 
@@ -37,7 +38,7 @@ class PortChoice:
     on_loss: str = "wait"  # a port vanished: "wait" for it to come back, or "exit"
 
 
-def status_line(engine: Engine) -> str:
+def status_line(engine: Performer) -> str:
     """Mode, events/s, model step time, absorb latency and output timing error (p50/p99)."""
     s = engine.stats
     ms = 1000.0
@@ -48,7 +49,7 @@ def status_line(engine: Engine) -> str:
             f"{s.timing_s.percentile(99) * ms:+.2f} ms | sounding {engine.out.sounding}")
 
 
-def write_recording(engine: Engine, path: str | os.PathLike) -> Path:
+def write_recording(engine: Performer, path: str | os.PathLike) -> Path:
     """Both parts as a two-track MIDI file: track 1 the player, track 2 the band."""
     import mido
 
@@ -80,7 +81,7 @@ def _not_open(data: list[int]) -> None:
 class PortWatch:
     """Polls both ports (python-rtmidi does not notice an unplugged device) and reconnects."""
 
-    def __init__(self, engine: Engine, inp: MidiInput, out: MidiOutput, on_loss: str,
+    def __init__(self, engine: Performer, inp: MidiInput, out: MidiOutput, on_loss: str,
                  say: Callable[[str], None]):
         self.engine, self.inp, self.out, self.on_loss, self.say = engine, inp, out, on_loss, say
         self.in_lost = False
