@@ -36,8 +36,8 @@ import numpy as np
 
 from encoders.live import LiveEncoder
 from encoders.performance import DEFAULT_SETTINGS
-from neuralband.clock import SLICE_S, SPIN_S
-from neuralband.notes import OutputNotes
+from neuralband.clock import wait_for_input
+from neuralband.notes import OutputNotes, echo
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
 from neuralband.voicing import Voicing, from_info
@@ -67,6 +67,60 @@ class PlaySettings:
             raise ValueError("wait must be >= 0 and answer > 0 seconds")
         if not 0 <= self.channel <= 15:
             raise ValueError(f"channel must be 1..16, got {self.channel + 1}")
+
+
+class Turns:
+    """Whose turn it is, from the mode and the player's note times alone (the event engine and
+    the grid engine share it): solo always the band's; duet while the player holds a note or
+    played within ``wait_s``; call an answer of at most ``answer_s`` after ``wait_s`` of
+    silence, over as soon as the player plays again."""
+
+    def __init__(self, settings: PlaySettings):
+        self.settings = settings
+        self.last_player_s = -np.inf  # time of the player's last note message
+        self.answer_start: float | None = None
+        self.played_since_answer = False
+
+    def heard(self, t: float, note_on: bool) -> None:
+        """A note message of the player's at ``t``."""
+        self.last_player_s = t
+        if note_on:
+            self.played_since_answer = True
+            if self.settings.mode == "call":
+                self.answer_start = None  # the player comes in: the answer is over
+
+    def player_active(self, now: float, holding: bool) -> bool:
+        return holding or now - self.last_player_s < self.settings.wait_s
+
+    def band_may_play(self, now: float, holding: bool) -> bool:
+        """Whether the band plays at ``now`` (``holding``: the player holds a note)."""
+        mode = self.settings.mode
+        if mode == "solo":
+            return True
+        if mode == "duet":
+            return self.player_active(now, holding)
+        if self.answer_start is not None:
+            if now - self.answer_start < self.settings.answer_s:
+                return True
+            self.answer_start = None
+            self.played_since_answer = False
+            return False
+        if self.played_since_answer and not self.player_active(now, holding):
+            self.answer_start = now
+            return True
+        return False
+
+    def next_change(self) -> float:
+        """When `band_may_play` may next change with no new input (inf: not before input)."""
+        s = self.settings
+        if s.mode == "call":
+            if self.answer_start is not None:
+                return self.answer_start + s.answer_s
+            if self.played_since_answer:
+                return self.last_player_s + s.wait_s
+        elif s.mode == "duet":
+            return self.last_player_s + s.wait_s
+        return np.inf
 
 
 class Ring:
@@ -151,11 +205,9 @@ class Engine:
         self._velocity = [100] * 16  # each band voice's current MIDI velocity
         self._trial_shift = 0
         self._on_time: float | None = None  # when the band's current step was due
-        # Turn-taking.
         self.t0 = 0.0
-        self.last_player_s = -np.inf  # time of the player's last note message
-        self.answer_start: float | None = None
-        self.played_since_answer = False
+        self.turns = Turns(settings)
+        self._stopped = lambda: self.stopping
         self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
 
     # --- the callback's side ------------------------------------------------------------------
@@ -273,10 +325,7 @@ class Engine:
         else:
             tokens = self.enc.note_off(seconds, data[1], channel)
         if status != 0xB0:
-            self.last_player_s = t
-            if is_on:
-                self.played_since_answer = True
-                self.answer_start = None if self.settings.mode == "call" else self.answer_start
+            self.turns.heard(t, is_on)
         for tok in tokens:
             self._feed(self._player[tok], own=False)
         if self.recording is not None:
@@ -287,38 +336,13 @@ class Engine:
         self.stats.absorb_s.add(self.clock() - t)
 
     def _thru(self, channel: int, pitch: int, velocity: int, t: float) -> None:
-        try:
-            if velocity:
-                self.out.note_on(channel, pitch, velocity, t)
-            else:
-                self.out.note_off(channel, pitch)
-        except Exception:
+        if not echo(self.out, channel, pitch, velocity, t):
             self.output_ok = False
 
     # --- turn-taking ------------------------------------------------------------------------------
 
-    def _player_active(self, now: float) -> bool:
-        return bool(self.enc.open_pitches) or now - self.last_player_s < self.settings.wait_s
-
     def _band_may_play(self, now: float) -> bool:
-        if not self.output_ok:
-            return False
-        mode = self.settings.mode
-        if mode == "solo":
-            return True
-        if mode == "duet":
-            return self._player_active(now)
-        # call: answer a phrase after a silence, for at most answer_s, until the player plays.
-        if self.answer_start is not None:
-            if now - self.answer_start < self.settings.answer_s:
-                return True
-            self.answer_start = None
-            self.played_since_answer = False
-            return False
-        if self.played_since_answer and not self._player_active(now):
-            self.answer_start = now
-            return True
-        return False
+        return self.output_ok and self.turns.band_may_play(now, bool(self.enc.open_pitches))
 
     def _band_stops(self, now: float) -> None:
         """The band's turn is over: end its notes, in the stream and at the output."""
@@ -485,26 +509,9 @@ class Engine:
         times = [np.inf]
         if self._mark is not None:
             times.append(self.t0 + self._deadline_step / self._sps)
-        mode, s = self.settings.mode, self.settings
-        if mode == "call":
-            if self.answer_start is not None:
-                times.append(self.answer_start + s.answer_s)
-            elif self.played_since_answer:
-                times.append(self.last_player_s + s.wait_s)
-        elif mode == "duet":
-            times.append(self.last_player_s + s.wait_s)
+        times.append(self.turns.next_change())
         return max(now, min(times))
 
     def _wait(self, until: float) -> None:
         """Sleep until ``until`` or new input, then spin the last stretch on the clock."""
-        if self.inbox or self.stopping:
-            return
-        rest = until - self.clock()
-        if rest > SPIN_S:
-            self.wake.wait(min(rest - SPIN_S, SLICE_S))
-            self.wake.clear()
-            # A message queued between the check and clear() is still in the deque.
-        while not self.inbox and self.clock() < until and not self.stopping:
-            if until - self.clock() > SPIN_S:
-                return  # woke early (a short sleep cap): let the loop look again
-            time.sleep(0)  # spin, but hand the GIL to the MIDI callback if it is waiting
+        wait_for_input(until, self.inbox, self.wake, self._stopped, self.clock)

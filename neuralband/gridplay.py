@@ -33,10 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.grid import DECODE_VELOCITY, HOLD, NEW, REST, default_registers, voice_pitch
-from neuralband.clock import SLICE_S, SPIN_S
-from neuralband.engine import SWITCH_S, PlaySettings, Stats
+from neuralband.clock import wait_for_input
+from neuralband.engine import SWITCH_S, PlaySettings, Stats, Turns
 from neuralband.gridband import GridBand
-from neuralband.notes import NOTE_OFF, NOTE_ON, OutputNotes
+from neuralband.notes import NOTE_OFF, NOTE_ON, OutputNotes, echo
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules
 
@@ -216,9 +216,8 @@ class GridEngine:
         self.output_ok = True  # False while the output port is gone
         self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
         self.t0 = 0.0
-        self.last_player_s = -math.inf  # time of the player's last note message
-        self.answer_start: float | None = None
-        self.played_since_answer = False
+        self.turns = Turns(settings)
+        self._stopped = lambda: self.stopping
         self._next_tick = 0
         self._next_beat = 0
         self._next_check = 0.0
@@ -344,11 +343,7 @@ class GridEngine:
             self.stats.echoes += 1
             return
         self.reader.message(t - self.t0, data)
-        self.last_player_s = t
-        if is_on:
-            self.played_since_answer = True
-            if self.settings.mode == "call":
-                self.answer_start = None  # the player comes in: the answer ends at the next tick
+        self.turns.heard(t, is_on)  # in call mode, an answer then ends at the next tick
         if self.recording is not None:
             self.recording.append((t, "player", list(data)))
         if self.settings.thru and self.output_ok:
@@ -357,38 +352,11 @@ class GridEngine:
         self.stats.absorb_s.add(self.clock() - t)
 
     def _thru(self, channel: int, pitch: int, velocity: int, t: float) -> None:
-        try:
-            if velocity:
-                self.out.note_on(channel, pitch, velocity, t)
-            else:
-                self.out.note_off(channel, pitch)
-        except Exception:
+        if not echo(self.out, channel, pitch, velocity, t):
             self.output_ok = False
 
-    # --- turn-taking ------------------------------------------------------------------------------
-
-    def _player_active(self, now: float) -> bool:
-        return bool(self.reader.held) or now - self.last_player_s < self.settings.wait_s
-
     def _band_may_play(self, now: float) -> bool:
-        if not self.output_ok:
-            return False
-        mode = self.settings.mode
-        if mode == "solo":
-            return True
-        if mode == "duet":
-            return self._player_active(now)
-        # call: answer a phrase after a silence, for at most answer_s, until the player plays.
-        if self.answer_start is not None:
-            if now - self.answer_start < self.settings.answer_s:
-                return True
-            self.answer_start = None
-            self.played_since_answer = False
-            return False
-        if self.played_since_answer and not self._player_active(now):
-            self.answer_start = now
-            return True
-        return False
+        return self.output_ok and self.turns.band_may_play(now, bool(self.reader.held))
 
     # --- the band -------------------------------------------------------------------------------
 
@@ -464,14 +432,4 @@ class GridEngine:
 
     def _wait(self, until: float) -> None:
         """Sleep until ``until`` or new input, then spin the last stretch on the clock."""
-        if self.inbox or self.stopping:
-            return
-        rest = until - self.clock()
-        if rest > SPIN_S:
-            self.wake.wait(min(rest - SPIN_S, SLICE_S))
-            self.wake.clear()
-            # A message queued between the check and clear() is still in the deque.
-        while not self.inbox and self.clock() < until and not self.stopping:
-            if until - self.clock() > SPIN_S:
-                return  # woke early (a short sleep cap): let the loop look again
-            time.sleep(0)  # spin, but hand the GIL to the MIDI callback if it is waiting
+        wait_for_input(until, self.inbox, self.wake, self._stopped, self.clock)

@@ -87,3 +87,16 @@ class OutputNotes:
     def forget(self) -> None:
         """The output vanished and its notes with it: nothing is sounding any more."""
         self.started.fill(np.inf)
+
+
+def echo(out: OutputNotes, channel: int, pitch: int, velocity: int, now: float) -> bool:
+    """The player's note to the output (``--thru``): on, or off at velocity 0; False if the
+    port failed (it is gone), never raising."""
+    try:
+        if velocity:
+            out.note_on(channel, pitch, velocity, now)
+        else:
+            out.note_off(channel, pitch)
+    except Exception:
+        return False
+    return True

@@ -102,7 +102,7 @@ def test_duet_plays_only_while_the_player_plays():
     engine, out = session("duet", phrase, seconds=6.0, wait_s=0.5)
     band_on = [t - engine.t0 for t, d in out.sent if d[0] == 0x90 and d[2] > 0]
     assert band_on
-    last_player = engine.last_player_s - engine.t0
+    last_player = engine.turns.last_player_s - engine.t0
     assert max(band_on) <= last_player + 0.5 + 0.05
     assert balanced(out.sent)
 
