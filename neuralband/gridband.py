@@ -21,8 +21,8 @@ from encoders.grid import (
     GridSettings,
     grid_states,
     grid_to_pretty_midi,
+    input_packer,
     output_packer,
-    step_input,
 )
 from encoders.midi_io import MidiSource, NoteTable
 from encoders.performance import prepare_notes
@@ -43,7 +43,7 @@ class GridBand:
         self.stepper, self.grid = stepper, grid
         self.rules = rules or Rules()
         n_out = grid.output_classes
-        self._out = output_packer(grid)
+        self._in, self._out = input_packer(grid), output_packer(grid)  # made once, not per step
         fields = self._out.unpack(np.arange(n_out))
         self._holds = np.stack(fields, axis=1) == HOLD  # (classes, band voices)
         self._masks: dict[tuple[bool, ...], np.ndarray] = {}
@@ -67,7 +67,7 @@ class GridBand:
 
     def step(self, lead: int) -> tuple[int, ...]:
         """The lead's state at the new step in, the band's states at that step out."""
-        self.stepper.feed(step_input(lead, self.band))
+        self.stepper.feed(int(self._in.pack((lead, *self.band))))  # as encoders.grid.step_input
         code = self.sampler.sample(self.stepper.logits()[0], self.allowed())
         self.band = tuple(int(s) for s in self._out.unpack(code))
         return self.band

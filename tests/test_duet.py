@@ -20,6 +20,7 @@ from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
 from neuralband.voicing import Voicing
 from tests.conftest import CHORALES, TRAIN_CHORALES
+from tests.helpers import every_nth_valid
 from tests.test_engine import balanced, melody, session
 from training.config import TrainConfig
 from training.data import TokenWindows
@@ -34,11 +35,7 @@ def duet_dataset(tmp_path_factory) -> Path:
     """The 36 training chorales as SATB voice-packed tokens, every 6th piece valid."""
     out = tmp_path_factory.mktemp("duet") / "ds"
     build_dataset(TRAIN_CHORALES, out, workers=1, fractions=(1.0, 0.0, 0.0), voices=SATB)
-    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    for row in rows[::6]:
-        row["split"] = "valid"
-    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return out
+    return every_nth_valid(out)
 
 
 @pytest.fixture(scope="module")

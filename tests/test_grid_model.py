@@ -36,6 +36,7 @@ from neuralband.modelconfig import ModelConfig
 from neuralband.modelfile import ModelFileError, load_model, read_info, save_model
 from neuralband.runtime import Stepper
 from tests.conftest import CHORALES, TRAIN_CHORALES
+from tests.helpers import every_nth_valid
 from training.baselines import baselines
 from training.config import TrainConfig
 from training.data import TokenWindows
@@ -57,11 +58,7 @@ def grid_dataset(tmp_path_factory) -> Path:
     """The 36 training chorales on the grid, every 6th piece valid."""
     out = tmp_path_factory.mktemp("grid") / "ds"
     build_dataset(TRAIN_CHORALES, out, workers=1, fractions=(1.0, 0.0, 0.0), grid=GRID)
-    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    for row in rows[::6]:
-        row["split"] = "valid"
-    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return out
+    return every_nth_valid(out)
 
 
 @pytest.fixture(scope="module")

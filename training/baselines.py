@@ -41,9 +41,9 @@ def count_train(dataset_dir: str | Path, settings_vocab: int | None = None) -> C
     Raises ValueError if a piece lies outside its shard or holds a token outside the vocabulary.
     """
     root = Path(dataset_dir)
-    out_size = model_shape(root)["out_size"]
-    vocab = settings_vocab if settings_vocab is not None else (
-        out_size or model_shape(root)["vocab_size"])
+    shape = model_shape(root)
+    out_size = shape["out_size"]
+    vocab = settings_vocab if settings_vocab is not None else out_size or shape["vocab_size"]
     if vocab < 1:
         raise ValueError(f"vocabulary size must be >= 1, got {vocab}")
     unigram = np.zeros(vocab, np.int64)

@@ -32,7 +32,7 @@ import numpy as np
 
 from encoders.abc import split_tunes, tune_to_midi
 from encoders.errors import MidiError
-from encoders.grid import GridSettings, codes_summary, encode_grid
+from encoders.grid import NEW, GridSettings, codes_states, codes_summary, encode_grid
 from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, encode
 from encoders.voices import VoiceScheme, encode_voices
 from neuralband.atomic import write_atomic
@@ -185,8 +185,6 @@ def _refusal(tokens: np.ndarray, settings: EncoderSettings, limits: Limits,
 
 def _grid_refusal(codes: np.ndarray, grid: GridSettings, limits: Limits) -> str | None:
     """Why a grid piece is not used (no band notes, or oversized), or None."""
-    from encoders.grid import NEW, codes_states
-
     states = codes_states(codes, grid.voices)
     if not np.any(states[:, 1:] >= NEW):
         return "no band: every note is in the lead part" if np.any(states >= NEW) else \
