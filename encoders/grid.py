@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 
 import numpy as np
 
@@ -232,11 +233,13 @@ def grid_to_pretty_midi(states: np.ndarray, settings: GridSettings,
     return pm
 
 
+@cache  # a Packer is immutable: one per voice count, so a live step builds none
 def _input_packer(voices: int) -> Packer:
     names = ["lead_next", *(f"band{k}_now" for k in range(1, voices))]
     return Packer([STATES] * voices, names=names)
 
 
+@cache
 def _output_packer(voices: int) -> Packer:
     return Packer([STATES] * (voices - 1), names=[f"band{k}_next" for k in range(1, voices)])
 

@@ -21,8 +21,9 @@ from encoders.grid import (
     GridSettings,
     grid_states,
     grid_to_pretty_midi,
-    input_packer,
     output_packer,
+    step_input,
+    unpack_band,
 )
 from encoders.midi_io import MidiSource, NoteTable
 from encoders.performance import prepare_notes
@@ -43,8 +44,7 @@ class GridBand:
         self.stepper, self.grid = stepper, grid
         self.rules = rules or Rules()
         n_out = grid.output_classes
-        self._in, self._out = input_packer(grid), output_packer(grid)  # made once, not per step
-        fields = self._out.unpack(np.arange(n_out))
+        fields = output_packer(grid).unpack(np.arange(n_out))
         self._holds = np.stack(fields, axis=1) == HOLD  # (classes, band voices)
         self._masks: dict[tuple[bool, ...], np.ndarray] = {}
         self.sampler = Sampler(self.rules, seed, n_out)
@@ -67,9 +67,9 @@ class GridBand:
 
     def step(self, lead: int) -> tuple[int, ...]:
         """The lead's state at the new step in, the band's states at that step out."""
-        self.stepper.feed(int(self._in.pack((lead, *self.band))))  # as encoders.grid.step_input
+        self.stepper.feed(step_input(lead, self.band))
         code = self.sampler.sample(self.stepper.logits()[0], self.allowed())
-        self.band = tuple(int(s) for s in self._out.unpack(code))
+        self.band = unpack_band(code, self.grid.voices)
         return self.band
 
 
