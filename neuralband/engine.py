@@ -177,7 +177,7 @@ class Engine:
         self.enc = LiveEncoder(es)
         self.tracker = v.tracker(rules)
         self.sampler = Sampler(rules, seed, v.vocab_size)
-        self.out = OutputNotes(send, rules.max_note_s)
+        self.out = OutputNotes(send, rules.max_note_s, on_sent=self._band_sent)
         self.clock = clock
         self.stats = Stats()
         self.inbox: deque[tuple[float, list[int]]] = deque()
@@ -459,19 +459,19 @@ class Engine:
         try:
             if base < self._off:
                 self.out.note_on(ch, pitch, self._velocity[voice], now)
-                data = [0x90 | ch, pitch, self._velocity[voice]]
-            else:
-                if not self.out.note_off(ch, pitch):
-                    return
-                data = [0x80 | ch, pitch, 0]
+            elif not self.out.note_off(ch, pitch):
+                return
         except Exception:
             self.output_ok = False  # the port went away mid-send; `poll` will say so
             return
         self._last_sent[int(base < self._off), pitch] = now
         if scheduled is not None:  # events after one of the band's own waits keep its clock
             self.stats.timing_s.add(now - scheduled)
+
+    def _band_sent(self, data: list[int]) -> None:
+        """A band note message went out, by whichever path (a release on stop too): record it."""
         if self.recording is not None:
-            self.recording.append((now, "band", data))
+            self.recording.append((self.clock(), "band", data))
 
     def _take_back(self) -> None:
         """Undo a wait on trial (the player came in first), or drop a sampled-ahead event."""

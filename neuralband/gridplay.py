@@ -132,12 +132,10 @@ class BandVoices:
     ``channel + k - 1``, one note at a time, each new note's octave by `voice_pitch` (nearest the
     voice's last note, near its register in `default_registers`)."""
 
-    def __init__(self, out: OutputNotes, voices: int, channel: int = 0,
-                 on_sent: Callable[[list[int]], None] | None = None):
+    def __init__(self, out: OutputNotes, voices: int, channel: int = 0):
         self.out = out
         self.channels = [(channel + k) % 16 for k in range(voices - 1)]
         self.registers = default_registers(voices)[1:]
-        self.on_sent = on_sent or (lambda data: None)  # each message, after it went out
         self.reset()
 
     def reset(self) -> None:
@@ -157,13 +155,12 @@ class BandVoices:
                 pitch = voice_pitch(int(state) - NEW, self.previous[k], self.registers[k])
                 self.out.note_on(channel, pitch, velocity, now)
                 self.sounding[k] = self.previous[k] = pitch
-                self.on_sent([NOTE_ON | channel, pitch, max(1, min(127, velocity))])
 
     def end(self, k: int) -> None:
         """End voice ``k``'s note, if it sounds."""
         pitch, self.sounding[k] = self.sounding[k], None
-        if pitch is not None and self.out.note_off(self.channels[k], pitch):
-            self.on_sent([NOTE_OFF | self.channels[k], pitch, 0])
+        if pitch is not None:
+            self.out.note_off(self.channels[k], pitch)
 
     def silence(self) -> None:
         """End every voice's note."""
@@ -200,10 +197,9 @@ class GridEngine:
             raise ValueError(f"grace must be >= 0 seconds, got {grace_s}")
         # Past half a step a late note rounds to the next tick anyway: waiting longer only delays.
         self.grace_s = min(float(grace_s), self.step_s / 2)
-        self.out = OutputNotes(send, rules.max_note_s)
+        self.out = OutputNotes(send, rules.max_note_s, on_sent=self._band_sent)
         self.reader = LeadReader(self.step_s)
-        self.voices = BandVoices(self.out, self.band.grid.voices, settings.channel,
-                                 self._band_sent)
+        self.voices = BandVoices(self.out, self.band.grid.voices, settings.channel)
         self.click = click
         if click and CLICK_CHANNEL in self.voices.channels:
             raise ValueError("the click sounds on channel 10, which a band voice uses: "
@@ -307,7 +303,7 @@ class GridEngine:
         send (a port that failed once may still carry the note-offs); never raises."""
         if self.output_ok:
             try:
-                self.voices.silence()  # the band's own first, so the recording ends them too
+                self.voices.silence()  # the voices learn they are silent; all_off is the net
             except Exception:
                 self.output_ok = False
         failed = self.out.all_off(again_after_s=0.01)
@@ -404,7 +400,7 @@ class GridEngine:
         if self.output_ok:
             try:
                 velocity = CLICK_ACCENT if beat % 4 == 0 else CLICK_VELOCITY
-                self.out.note_on(CLICK_CHANNEL, CLICK_PITCH, velocity, now)
+                self.out.note_on(CLICK_CHANNEL, CLICK_PITCH, velocity, now, own=False)
             except Exception:
                 self.output_ok = False
 

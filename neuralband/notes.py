@@ -4,6 +4,8 @@ It knows what is sounding on which channel and since when, so that nothing is ev
 a re-struck pitch is released first, a note held past the maximum length can be found and ended,
 and `all_off` releases everything on exit, Ctrl-C, SIGTERM, an error or a lost port. A failed
 send (the port went away) never raises out of `all_off`: the notes it could not end are reported.
+The band's own notes (not the thru echo or the click) are reported to ``on_sent`` on and off,
+whichever path ends them, so a recording of what left the instrument has no open notes.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ ALL_NOTES_OFF = 123
 class OutputNotes:
     """Sounding notes per (channel, pitch), with their start times, in front of a raw sender."""
 
-    def __init__(self, send: Callable[[list[int]], None], max_note_s: float = 5.0):
+    def __init__(self, send: Callable[[list[int]], None], max_note_s: float = 5.0,
+                 on_sent: Callable[[list[int]], None] | None = None):
         self.send = send
         self.max_note_s = max_note_s
+        self.on_sent = on_sent  # told each message of an ``own`` note, after it went out
         self.started = np.full((16, 128), np.inf)  # start time of each sounding note, inf if silent
+        self.own = np.zeros((16, 128), dtype=bool)  # whether the sounding note is the band's own
         self.sent_on = 0
         self.sent_off = 0
         self.channels_used: set[int] = set()
@@ -36,22 +41,31 @@ class OutputNotes:
     def is_sounding(self, channel: int, pitch: int) -> bool:
         return self.started[channel, pitch] != np.inf
 
-    def note_on(self, channel: int, pitch: int, velocity: int, now: float) -> None:
-        """Start a note; a pitch already sounding on the channel is released first."""
+    def note_on(self, channel: int, pitch: int, velocity: int, now: float,
+                own: bool = True) -> None:
+        """Start a note; a pitch already sounding on the channel is released first. ``own``
+        False (the thru echo, the click) keeps the note and its release from ``on_sent``."""
         if self.is_sounding(channel, pitch):
             self.note_off(channel, pitch)
-        self.send([NOTE_ON | channel, pitch, max(1, min(127, velocity))])
+        data = [NOTE_ON | channel, pitch, max(1, min(127, velocity))]
+        self.send(data)
         self.started[channel, pitch] = now
+        self.own[channel, pitch] = own
         self.sent_on += 1
         self.channels_used.add(channel)
+        if own and self.on_sent is not None:
+            self.on_sent(data)
 
     def note_off(self, channel: int, pitch: int) -> bool:
         """End a note if it sounds; False (nothing sent) if it does not."""
         if not self.is_sounding(channel, pitch):
             return False
         self.started[channel, pitch] = np.inf  # forgotten first: a failed send must not repeat
-        self.send([NOTE_OFF | channel, pitch, 0])
+        data = [NOTE_OFF | channel, pitch, 0]
+        self.send(data)
         self.sent_off += 1
+        if self.own[channel, pitch] and self.on_sent is not None:
+            self.on_sent(data)
         return True
 
     def overdue(self, now: float) -> list[tuple[int, int]]:
@@ -94,7 +108,7 @@ def echo(out: OutputNotes, channel: int, pitch: int, velocity: int, now: float) 
     port failed (it is gone), never raising."""
     try:
         if velocity:
-            out.note_on(channel, pitch, velocity, now)
+            out.note_on(channel, pitch, velocity, now, own=False)
         else:
             out.note_off(channel, pitch)
     except Exception:

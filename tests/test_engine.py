@@ -150,3 +150,39 @@ def test_a_dead_output_stops_the_band_and_close_does_not_raise():
 def test_silence_in_listening_modes_plays_nothing(mode):
     engine, out = session(mode, [], seconds=1.5)
     assert out.sent == []
+
+
+def test_the_recording_holds_the_releases_sent_on_stop():
+    """Stopped while the band sounds: the note-offs `close` sends are in the recording too,
+    so the band's track of ``play --record`` never has an open note (it had, once, in CI)."""
+    out = Capture()
+    engine = Engine(Stepper.load(bundled_model()), out, PlaySettings(mode="solo"), seed=4,
+                    record=True)
+    held_at_stop = []
+
+    def stop_while_sounding() -> None:
+        if engine.out.sounding:
+            held_at_stop.append(engine.out.sounding)
+            engine.stop()
+
+    engine.run(10.0, poll=stop_while_sounding, poll_every_s=0.02)
+    assert held_at_stop, "the band never sounded a note in 10 s of solo"
+    assert engine.close() == 0
+    band = [(t, d) for t, who, d in engine.recording if who == "band"]
+    notes_sent = [(t, d) for t, d in out.sent if d[0] & 0xF0 in (0x80, 0x90)]
+    assert [d for _, d in band] == [d for _, d in notes_sent]
+    assert balanced(band)
+
+
+def test_only_the_bands_own_notes_are_reported_on_and_off():
+    from neuralband.notes import OutputNotes, echo
+
+    out, heard = Capture(), []
+    notes = OutputNotes(out, on_sent=heard.append)
+    notes.note_on(0, 60, 90, 0.0)
+    notes.note_on(0, 60, 80, 0.1)  # re-struck: released first, and that release is reported
+    echo(notes, 1, 64, 70, 0.2)  # the player's thru echo is sent, not reported
+    notes.note_on(9, 76, 100, 0.3, own=False)  # nor is a click
+    assert notes.all_off() == 0
+    assert heard == [[0x90, 60, 90], [0x80, 60, 0], [0x90, 60, 80], [0x80, 60, 0]]
+    assert balanced(out.sent) and len(out.sent) == 8
