@@ -17,6 +17,11 @@ the per-step times are kept. Rows, all in one run:
    the head, stepped under ``no_grad`` (before: 1.1 ms per step). ``--slow-steps`` too.
 4. ``Stepper bundled``: the Stepper with the model shipped in the package (2 x 256, fp16 file,
    run in fp32).
+5. ``int8`` rows: rows 1 and 4 with ``precision="int8"`` (`neuralband.int8`: int8 matrices with
+   per-row scales, a numba kernel; the kernel is compiled or loaded from numba's cache before
+   timing). How much the int8 weights change the predictions is measured on real data by
+   ``benchmarks/precision_nll.py``; here the largest logit difference from fp32 over the timed
+   steps' first events is printed as a sanity check.
 
 The floor: the bytes of weights a 3 x 512 step must read (the Stepper's ``w_hh0``, ``w_fused``
 and ``w_head`` arrays plus one row of its input table) over the read bandwidth measured in the same
@@ -25,9 +30,13 @@ matrix of that many bytes: the time a step cannot beat on this machine with this
 those bytes come from cache or DRAM depends on the machine's last-level cache; a buffer of the
 same size is read so the floor sees the same cache as the Stepper does.
 
+The int8 floor: the same with the int8 step's bytes (the int8 matrices, their scales, one fp32
+table row) at the same bandwidth.
+
 Start-up, in fresh subprocesses (the environment as this script got it, so the thread variables
 above do not apply there): the wall time from before the child is started to its exit, for
-``Stepper.load(bundled_model()); feed(60); logits()`` and, for comparison, ``import torch`` alone,
+``Stepper.load(bundled_model()); feed(60); logits()``, the same with ``precision="int8"`` (numba
+imported, the kernel from its on-disk cache) and, for comparison, ``import torch`` alone,
 median of ``--startup-runs`` (5) runs. Peak memory is the child's own ``VmHWM`` (the high-water
 mark of its resident set, from ``/proc/self/status``, read as its last statement), the maximum
 over the runs. Not ``ru_maxrss``: on Linux a child's ``ru_maxrss`` (``RUSAGE_CHILDREN``,
@@ -42,8 +51,9 @@ Run from the repository root::
 The output is a table (row, params, median ms, p99 ms, speed-up over nn.LSTM in this run), the
 floor, the start-up lines, the machine, PASS/FAIL lines for the goals (3 x 512 fp32 median
 <= 0.2 ms and p99 <= 0.4 ms; >= 50x faster than nn.LSTM stepping; ready in <= 1 s with <= 150 MB
-peak memory) and a last line of JSON with all the numbers. A failed goal is printed as FAIL,
-with the floor beside it. Other processes busy on the same cores give higher, noisier numbers.
+peak memory; int8 3 x 512 median <= 0.1 ms) and a last line of JSON with all the numbers. A
+failed goal is printed as FAIL, with the floor beside it. Other processes busy on the same cores
+give higher, noisier numbers.
 """
 
 from __future__ import annotations
@@ -83,10 +93,12 @@ GOAL_P99_MS = 0.4
 GOAL_SPEEDUP = 50.0
 GOAL_READY_S = 1.0
 GOAL_PEAK_MB = 150.0
+GOAL_INT8_MEDIAN_MS = 0.1
 
 STEPPER_CHILD = ("from neuralband.runtime import Stepper; "
                  "from neuralband.modelfile import bundled_model; "
                  "s = Stepper.load(bundled_model()); s.feed(60); s.logits()")
+INT8_CHILD = STEPPER_CHILD.replace("bundled_model())", "bundled_model(), precision='int8')")
 TORCH_CHILD = "import torch"
 
 
@@ -198,13 +210,24 @@ def check_same(model: EventLSTM, stepper: Stepper) -> float:
     return worst
 
 
+def logits_diff(a: Stepper, b: Stepper, events: int = 200) -> float:
+    """Max |logits a - logits b| over the same seeded random events (both reset after)."""
+    worst = 0.0
+    for token in np.random.default_rng(0).integers(0, a.config.vocab_size, events):
+        a.feed(int(token))
+        b.feed(int(token))
+        worst = max(worst, float(np.abs(a.logits() - b.logits()).max()))
+    a.reset()
+    b.reset()
+    return worst
+
+
 # --- the floor ----------------------------------------------------------------------------------
 
 
 def step_bytes(stepper: Stepper) -> int:
     """Bytes of weights one step reads: recurrent + fused matrices + head + one table row."""
-    return (stepper.w_hh0.nbytes + sum(w.nbytes for w in stepper.w_fused)
-            + stepper.w_head.nbytes + stepper.table[0].nbytes)
+    return stepper.weight_bytes
 
 
 def gemv_bandwidth(nbytes: int, repeats: int) -> tuple[float, float]:
@@ -292,9 +315,16 @@ def main() -> None:
     bundled_params = sum(int(w.size) for w in bundled_weights.values())
     c, b = config, info.config
 
+    stepper8 = Stepper(weights, config, precision="int8")
+    bundled8 = Stepper(bundled_weights, info.config, precision="int8")
+    int8_diff = max(logits_diff(stepper, stepper8), logits_diff(bundled, bundled8))
+
     say("Stepper 3x512")
     rows = [Row(f"Stepper {c.layers}x{c.hidden} fp32", params, args.steps,
                 *time_steps(stepper_step(stepper, args.seed), args.warmup, args.steps))]
+    say("Stepper 3x512 int8")
+    rows.append(Row(f"Stepper {c.layers}x{c.hidden} int8", params, args.steps,
+                    *time_steps(stepper_step(stepper8, args.seed), args.warmup, args.steps)))
     say("nn.LSTM stepped")
     rows.append(Row(f"nn.LSTM stepped {c.layers}x{c.hidden}", params, args.slow_steps,
                     *time_steps(lstm_step(model, args.seed), args.warmup, args.slow_steps)))
@@ -305,7 +335,10 @@ def main() -> None:
     rows.append(Row(f"Stepper bundled {b.layers}x{b.hidden} ({info.dtype} file)", bundled_params,
                     args.steps,
                     *time_steps(stepper_step(bundled, args.seed), args.warmup, args.steps)))
-    lstm_ms = rows[1].median_ms
+    say("Stepper bundled int8")
+    rows.append(Row(f"Stepper bundled {b.layers}x{b.hidden} int8", bundled_params, args.steps,
+                    *time_steps(stepper_step(bundled8, args.seed), args.warmup, args.steps)))
+    lstm_ms = rows[2].median_ms
     for r in rows:
         r.speedup = lstm_ms / r.median_ms
 
@@ -314,18 +347,24 @@ def main() -> None:
     gemv_s, bandwidth = gemv_bandwidth(nbytes, repeats=200)
     floor = {"bytes_per_step": nbytes, "method": "median np.dot(vector, fp32 matrix) of the same "
              "bytes, 1 thread", "gemv_ms": gemv_s * 1e3, "bandwidth_gb_s": bandwidth / 1e9,
-             "floor_ms": nbytes / bandwidth * 1e3}
+             "floor_ms": nbytes / bandwidth * 1e3, "int8_bytes_per_step": step_bytes(stepper8),
+             "int8_floor_ms": step_bytes(stepper8) / bandwidth * 1e3}
 
     say("start-up (fresh processes)")
     ready = startup(STEPPER_CHILD, args.startup_runs)
+    ready8 = startup(INT8_CHILD, args.startup_runs)
     torch_only = startup(TORCH_CHILD, args.startup_runs)
 
     print_table(rows)
     print(f"floor: {nbytes / 1e6:.1f} MB of weights per 3x512 step / "
           f"{floor['bandwidth_gb_s']:.1f} GB/s ({floor['method']}) = "
-          f"{floor['floor_ms']:.3f} ms per step")
+          f"{floor['floor_ms']:.3f} ms per step; int8: "
+          f"{floor['int8_bytes_per_step'] / 1e6:.1f} MB = {floor['int8_floor_ms']:.3f} ms")
+    print(f"check: int8 vs fp32 Stepper logits, max |diff| over 200 events = {int8_diff:.2f} "
+          "(the NLL change on real music: benchmarks/precision_nll.py)")
     print(f"check: Stepper vs EventLSTM logits, max |diff| over 5 events = {diff:.1e}")
     for name, s in (("ready (Stepper.load bundled + feed + logits)", ready),
+                    ("ready, int8 (numba kernel from its cache)", ready8),
                     ("import torch alone", torch_only)):
         print(f"start-up: {name}: {s['median_s']:.3f} s median of {s['runs']}, "
               f"peak RSS {s['peak_mb']:.0f} MB (max of runs)")
@@ -338,12 +377,13 @@ def main() -> None:
           f"usable), 1 thread, python {machine['python']}, numpy {machine['numpy']}, "
           f"torch {machine['torch']}")
 
-    ours = rows[0]
+    ours, ours8 = rows[0], rows[1]
     floor_note = f"(floor {floor['floor_ms']:.3f} ms)"
     goals = {
         "latency": ours.median_ms <= GOAL_MEDIAN_MS and ours.p99_ms <= GOAL_P99_MS,
         "speedup": ours.speedup >= GOAL_SPEEDUP,
         "startup": ready["median_s"] <= GOAL_READY_S and ready["peak_mb"] <= GOAL_PEAK_MB,
+        "int8_latency": ours8.median_ms <= GOAL_INT8_MEDIAN_MS,
     }
     print(f"{verdict(goals['latency'])}: 3x512 fp32 median {ours.median_ms:.3f} ms "
           f"<= {GOAL_MEDIAN_MS} ms and p99 {ours.p99_ms:.3f} ms <= {GOAL_P99_MS} ms {floor_note}")
@@ -352,13 +392,17 @@ def main() -> None:
           f"{lstm_ms / floor['floor_ms']:,.1f}x)")
     print(f"{verdict(goals['startup'])}: ready in {ready['median_s']:.3f} s "
           f"<= {GOAL_READY_S:.0f} s with {ready['peak_mb']:.0f} MB <= {GOAL_PEAK_MB:.0f} MB peak")
+    print(f"{verdict(goals['int8_latency'])}: 3x512 int8 median {ours8.median_ms:.3f} ms "
+          f"<= {GOAL_INT8_MEDIAN_MS} ms (int8 floor {floor['int8_floor_ms']:.3f} ms)")
     settings = {"steps": args.steps, "slow_steps": args.slow_steps, "warmup": args.warmup,
                 "startup_runs": args.startup_runs, "seed": args.seed,
                 "temperature": TEMPERATURE, "preset": "performance",
                 "bundled": {"config": b.to_dict(), "dtype": info.dtype}}
     print(json.dumps({"benchmark": "step_latency", "machine": machine, "settings": settings,
                       "rows": [asdict(r) for r in rows], "floor": floor,
-                      "startup": {"ready": ready, "import_torch": torch_only},
+                      "startup": {"ready": ready, "ready_int8": ready8,
+                                  "import_torch": torch_only},
+                      "int8_max_logit_diff": int8_diff,
                       "goals": goals}))
 
 

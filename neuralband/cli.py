@@ -299,7 +299,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
                             on_loss=args.on_loss)
         return play(choice, args.model, settings, rules, args.seed, args.record, args.seconds,
                     bpm=args.bpm, click=args.click,
-                    grace_s=None if args.grace_ms is None else args.grace_ms / 1000.0)
+                    grace_s=None if args.grace_ms is None else args.grace_ms / 1000.0,
+                    precision=args.precision)
     except (PortError, ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -486,6 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "half a step)")
     pl.add_argument("--click", action="store_true",
                     help="grid models: a metronome click on channel 10 every beat")
+    pl.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                    help="int8: the model's matrices as int8 (a quarter of the bytes a step "
+                         "reads; needs numba: pip install 'neuralband[fast]')")
     pl.set_defaults(func=_cmd_play)
 
     aud = sub.add_parser("audition", help="render MIDI to WAV and piano-roll PNG, or an HTML page")

@@ -122,8 +122,9 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
          seed: int | None = None, record: str | os.PathLike | None = None,
          seconds: float | None = None, show_status: bool | None = None,
          client: str = "neuralband", bpm: float | None = None, grace_s: float | None = None,
-         click: bool = False) -> int:
+         click: bool = False, precision: str = "fp32") -> int:
     """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost).
+    ``precision="int8"`` steps the model with int8 weights (`neuralband.int8`, needs numba).
 
     A grid model plays on a clock (`neuralband.gridplay`): ``bpm`` sets its tempo (4 steps a
     beat; None: the model's), ``grace_s`` its decision delay, ``click`` a metronome."""
@@ -135,7 +136,7 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     rules = rules or Rules()
     if show_status is None:
         show_status = sys.stderr.isatty()
-    stepper = Stepper.load(model or bundled_model())
+    stepper = Stepper.load(model or bundled_model(), precision=precision)
     if stepper.info and stepper.info.grid:
         grid = {} if grace_s is None else {"grace_s": grace_s}
         engine = GridEngine(stepper, _not_open, settings, rules, seed, record=record is not None,

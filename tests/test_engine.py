@@ -186,3 +186,13 @@ def test_only_the_bands_own_notes_are_reported_on_and_off():
     assert notes.all_off() == 0
     assert heard == [[0x90, 60, 90], [0x80, 60, 0], [0x90, 60, 80], [0x80, 60, 0]]
     assert balanced(out.sent) and len(out.sent) == 8
+
+
+def test_the_band_plays_with_int8_weights():
+    out = Capture()
+    stepper = Stepper.load(bundled_model(), precision="int8")
+    engine = Engine(stepper, out, PlaySettings(mode="solo"), seed=5)
+    engine.run(1.5)
+    assert engine.close() == 0
+    assert engine.stats.band_events > 10
+    assert balanced(out.sent)

@@ -8,6 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
 
 from encoders import EncoderSettings
 from neuralband.model import PRESETS, EventLSTM, ModelConfig
@@ -94,3 +97,83 @@ def test_the_play_path_never_imports_torch():
 def test_missing_weights_are_one_error(tmp_path):
     with pytest.raises(ModelFileError, match="no such model file"):
         Stepper.load(tmp_path / "nothing")
+
+
+# --- int8 weights (neuralband.int8) ---------------------------------------------------------------
+
+from neuralband import int8  # noqa: E402 (numba: in the dev extra, as in neuralband[fast])
+
+
+def stream_nll(stepper: Stepper, tokens: np.ndarray) -> float:
+    """Mean NLL (nats) of tokens[1:] given what came before, teacher-forced."""
+    total = 0.0
+    for t in range(len(tokens) - 1):
+        stepper.feed(int(tokens[t]))
+        z = stepper.logits()[0].astype(np.float64)
+        total += np.log(np.exp(z - z.max()).sum()) + z.max() - z[tokens[t + 1]]
+    return total / (len(tokens) - 1)
+
+
+def test_int8_weights_score_real_music_within_one_percent_of_fp32():
+    from encoders import encode
+    from tests.conftest import CHORALES
+
+    tokens = np.concatenate([encode(path) for path in CHORALES])
+    fp32 = stream_nll(Stepper.load(bundled_model()), tokens)
+    q = Stepper.load(bundled_model(), precision="int8")
+    assert q.weight_bytes < Stepper.load(bundled_model()).weight_bytes / 3
+    assert abs(stream_nll(q, tokens) - fp32) / fp32 < 0.01
+
+
+def test_int8_matches_its_fp32_reconstruction_and_batches(tmp_path):
+    """The kernel computes x @ (q * scale).T exactly up to fp32 rounding, for B streams."""
+    torch.manual_seed(1)
+    model = EventLSTM(ModelConfig(embed_dim=32, hidden=80, layers=3)).eval()
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    def rounded(w: np.ndarray) -> np.ndarray:
+        q, scale = int8.quantize_rows(w)
+        return q.astype(np.float32) * scale[:, None]
+
+    # What the int8 Stepper quantizes: W_hh of layer 0, [W_ih | W_hh] of the layers above (one
+    # scale per fused row), the head; the embedding and W_ih of layer 0 make the fp32 table.
+    dequantized = dict(weights, **{"lstm.weight_hh_l0": rounded(weights["lstm.weight_hh_l0"]),
+                                   "head.weight": rounded(weights["head.weight"])})
+    for k in (1, 2):
+        ih, hh = weights[f"lstm.weight_ih_l{k}"], weights[f"lstm.weight_hh_l{k}"]
+        both = rounded(np.concatenate([ih, hh], axis=1))
+        dequantized[f"lstm.weight_ih_l{k}"] = both[:, :ih.shape[1]]
+        dequantized[f"lstm.weight_hh_l{k}"] = both[:, ih.shape[1]:]
+    tokens = np.random.default_rng(2).integers(0, 388, (3, 200))
+    q8 = Stepper(weights, model.config, batch=3, precision="int8")
+    ref = Stepper(dequantized, model.config, batch=3)
+    for t in range(tokens.shape[1]):
+        q8.feed(tokens[:, t])
+        ref.feed(tokens[:, t])
+        assert np.abs(q8.logits() - ref.logits()).max() < 1e-4
+    one = Stepper(weights, model.config, precision="int8")
+    for t in range(tokens.shape[1]):
+        one.feed(int(tokens[1, t]))
+    assert np.abs(one.logits()[0] - q8.logits()[1]).max() < 1e-5
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float32, array_shapes(min_dims=2, max_dims=2, max_side=40),
+              elements=st.floats(-1e4, 1e4, width=32)))
+def test_quantize_rows_rounds_each_weight_to_half_a_step(w):
+    q, scale = int8.quantize_rows(w)
+    assert q.dtype == np.int8 and np.abs(q.astype(int)).max(initial=0) <= 127
+    assert np.all(scale > 0)
+    err = np.abs(q.astype(np.float64) * scale[:, None] - w)
+    assert np.all(err <= scale[:, None] * 0.5 + 1e-6 * np.abs(w))
+
+
+def test_an_unknown_precision_is_one_error():
+    with pytest.raises(ValueError, match="precision must be one of fp32, int8"):
+        Stepper.load(bundled_model(), precision="fp8")
+
+
+def test_int8_without_numba_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+    monkeypatch.delitem(sys.modules, "neuralband.int8")
+    with pytest.raises(ValueError, match=r"pip install 'neuralband\[fast\]'"):
+        Stepper.load(bundled_model(), precision="int8")
