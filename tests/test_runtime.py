@@ -167,6 +167,14 @@ def test_quantize_rows_rounds_each_weight_to_half_a_step(w):
     assert np.all(err <= scale[:, None] * 0.5 + 1e-6 * np.abs(w))
 
 
+def test_the_int8_kernel_is_ready_at_import_not_at_the_first_step():
+    assert len(int8._matmul.signatures) == 1  # loaded (or compiled) once, for the Stepper's types
+    stepper = Stepper.load(bundled_model(), batch=2, precision="int8")
+    stepper.feed(np.array([60, 61]))
+    stepper.logits()
+    assert len(int8._matmul.signatures) == 1  # and no other specialisation was needed
+
+
 def test_an_unknown_precision_is_one_error():
     with pytest.raises(ValueError, match="precision must be one of fp32, int8"):
         Stepper.load(bundled_model(), precision="fp8")
