@@ -37,7 +37,7 @@ import numpy as np
 from encoders.live import LiveEncoder
 from encoders.performance import DEFAULT_SETTINGS
 from neuralband.clock import wait_for_input
-from neuralband.notes import OutputNotes, echo
+from neuralband.notes import NOTE_ON, OutputNotes, echo
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
 from neuralband.voicing import Voicing, from_info
@@ -158,7 +158,90 @@ class Stats:
         self.step_s = Ring()  # one band event: feed + sample
 
 
-class Engine:
+class LiveLoop:
+    """What both live loops (`Engine`, `gridplay.GridEngine`) share: the MIDI callback's queue,
+    the stop flag, the output note tracker with the recording and the feedback guard behind it,
+    and what becomes of a player's message once the loop has taken it in."""
+
+    def __init__(self, send: Callable[[list[int]], None], settings: PlaySettings, rules: Rules,
+                 clock: Callable[[], float], record: bool):
+        self.settings = settings
+        self.rules = rules
+        self.out = OutputNotes(send, rules.max_note_s, on_sent=self._band_sent)
+        self.clock = clock
+        self.stats = Stats()
+        self.inbox: deque[tuple[float, list[int]]] = deque()
+        self.wake = threading.Event()
+        self.stopping = False  # a plain flag: safe to set from a signal handler
+        self.output_ok = True  # False while the output port is gone
+        self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
+        self.t0 = 0.0
+        self.turns = Turns(settings)
+        self._stopped = lambda: self.stopping
+        self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
+
+    # --- the callback's side ------------------------------------------------------------------
+
+    def receive(self, t: float, data: list[int]) -> None:
+        """MIDI callback target: queue and wake the loop; nothing else."""
+        self.inbox.append((t, data))
+        self.wake.set()
+
+    def stop(self, from_signal: bool = False) -> None:
+        """Ask the loop to end. From a signal handler only the flag is set: the handler runs
+        inside the loop's thread, possibly within `Event.wait`, whose lock `set()` would need
+        (a self-deadlock); the loop sees the flag within one sleep slice."""
+        self.stopping = True
+        if not from_signal:
+            self.wake.set()
+
+    # --- the player's messages, in the loop's thread ------------------------------------------
+
+    def _absorb_inbox(self, until: float = np.inf) -> None:
+        while self.inbox and self.inbox[0][0] <= until:
+            t, data = self.inbox.popleft()
+            self.stats.received += 1
+            self._absorb(t, data)
+
+    def _absorb(self, t: float, data: list[int]) -> None:
+        raise NotImplementedError  # each loop hears the player its own way
+
+    def _our_echo(self, t: float, data: list[int], is_on: bool) -> bool:
+        """With ``--feedback-guard``: whether this note repeats one the band just sent (a synth
+        that echoes); such a message is counted and dropped."""
+        guard = self.settings.feedback_guard_s
+        if guard > 0 and t - self._last_sent[int(is_on), data[1]] <= guard:
+            self.stats.ignored += 1
+            self.stats.echoes += 1
+            return True
+        return False
+
+    def _absorbed(self, t: float, data: list[int], is_on: bool, thru: bool) -> None:
+        """The player's message is in: recorded, echoed to the output (``--thru``), counted."""
+        if self.recording is not None:
+            self.recording.append((t, "player", list(data)))
+        if thru and self.settings.thru and self.output_ok:
+            self._thru(data[0] & 0x0F, data[1], data[2] if is_on else 0, t)
+        self.stats.absorbed += 1
+        self.stats.absorb_s.add(self.clock() - t)
+
+    def _thru(self, channel: int, pitch: int, velocity: int, t: float) -> None:
+        if not echo(self.out, channel, pitch, velocity, t):
+            self.output_ok = False
+
+    # --- the band's messages ------------------------------------------------------------------
+
+    def _band_sent(self, data: list[int]) -> float:
+        """A band note message went out, by whichever path (a release on stop too): the feedback
+        guard and the recording learn of it. Returns when."""
+        now = self.clock()
+        self._last_sent[int(data[0] & 0xF0 == NOTE_ON), data[1]] = now
+        if self.recording is not None:
+            self.recording.append((now, "band", data))
+        return now
+
+
+class Engine(LiveLoop):
     """The instrument's state and loop; ports, signals and printing live in `neuralband.play`."""
 
     def __init__(self, stepper: Stepper, send: Callable[[list[int]], None],
@@ -169,22 +252,13 @@ class Engine:
             raise ValueError("the live engine runs one stream")
         settings = settings or PlaySettings()
         rules = rules or Rules()
+        super().__init__(send, settings, rules, clock, record)
         self.stepper = stepper
-        self.settings = settings
-        self.rules = rules
         es = stepper.info.encoder if stepper.info else DEFAULT_SETTINGS
         self.voicing = v = from_info(stepper.info) if stepper.info else Voicing(es)
         self.enc = LiveEncoder(es)
         self.tracker = v.tracker(rules)
         self.sampler = Sampler(rules, seed, v.vocab_size)
-        self.out = OutputNotes(send, rules.max_note_s, on_sent=self._band_sent)
-        self.clock = clock
-        self.stats = Stats()
-        self.inbox: deque[tuple[float, list[int]]] = deque()
-        self.wake = threading.Event()
-        self.stopping = False  # a plain flag: safe to set from a signal handler
-        self.output_ok = True  # False while the output port is gone
-        self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
         # Token layout shortcuts: model token -> voice, Performance token, TIME_SHIFT steps.
         self._vel, self._off = es.velocity, es.note_off
@@ -205,17 +279,6 @@ class Engine:
         self._velocity = [100] * 16  # each band voice's current MIDI velocity
         self._trial_shift = 0
         self._on_time: float | None = None  # when the band's current step was due
-        self.t0 = 0.0
-        self.turns = Turns(settings)
-        self._stopped = lambda: self.stopping
-        self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
-
-    # --- the callback's side ------------------------------------------------------------------
-
-    def receive(self, t: float, data: list[int]) -> None:
-        """MIDI callback target: queue and wake the engine; nothing else."""
-        self.inbox.append((t, data))
-        self.wake.set()
 
     # --- the engine thread --------------------------------------------------------------------
 
@@ -271,14 +334,6 @@ class Engine:
             self._wait(min(self._next_deadline(now), next_poll if poll else np.inf,
                            next_status if status else np.inf, end))
 
-    def stop(self, from_signal: bool = False) -> None:
-        """Ask the loop to end. From a signal handler only the flag is set: the handler runs
-        inside the engine thread, possibly within `Event.wait`, whose lock `set()` would need
-        (a self-deadlock); the loop sees the flag within one sleep slice."""
-        self.stopping = True
-        if not from_signal:
-            self.wake.set()
-
     def close(self) -> int:
         """Release every sounding note; how many could not be sent (0 unless the port is gone)."""
         self._take_back()  # a wait still on trial never happened
@@ -298,12 +353,6 @@ class Engine:
 
     # --- input ----------------------------------------------------------------------------------
 
-    def _absorb_inbox(self) -> None:
-        while self.inbox:
-            t, data = self.inbox.popleft()
-            self.stats.received += 1
-            self._absorb(t, data)
-
     def _absorb(self, t: float, data: list[int]) -> None:
         status = data[0] & 0xF0 if data else 0
         if status not in (0x80, 0x90, 0xB0) or len(data) < 3:
@@ -311,11 +360,8 @@ class Engine:
             return
         is_on = status == 0x90 and data[2] > 0
         channel = data[0] & 0x0F
-        if status != 0xB0 and self.settings.feedback_guard_s > 0:
-            if t - self._last_sent[int(is_on), data[1]] <= self.settings.feedback_guard_s:
-                self.stats.ignored += 1
-                self.stats.echoes += 1
-                return
+        if status != 0xB0 and self._our_echo(t, data, is_on):
+            return
         self._take_back()
         seconds = t - self.t0
         if status == 0xB0:
@@ -328,16 +374,7 @@ class Engine:
             self.turns.heard(t, is_on)
         for tok in tokens:
             self._feed(self._player[tok], own=False)
-        if self.recording is not None:
-            self.recording.append((t, "player", list(data)))
-        if self.settings.thru and self.output_ok and status != 0xB0:
-            self._thru(channel, data[1], data[2] if is_on else 0, t)
-        self.stats.absorbed += 1
-        self.stats.absorb_s.add(self.clock() - t)
-
-    def _thru(self, channel: int, pitch: int, velocity: int, t: float) -> None:
-        if not echo(self.out, channel, pitch, velocity, t):
-            self.output_ok = False
+        self._absorbed(t, data, is_on, thru=status != 0xB0)
 
     # --- turn-taking ------------------------------------------------------------------------------
 
@@ -464,14 +501,8 @@ class Engine:
         except Exception:
             self.output_ok = False  # the port went away mid-send; `poll` will say so
             return
-        self._last_sent[int(base < self._off), pitch] = now
         if scheduled is not None:  # events after one of the band's own waits keep its clock
             self.stats.timing_s.add(now - scheduled)
-
-    def _band_sent(self, data: list[int]) -> None:
-        """A band note message went out, by whichever path (a release on stop too): record it."""
-        if self.recording is not None:
-            self.recording.append((self.clock(), "band", data))
 
     def _take_back(self) -> None:
         """Undo a wait on trial (the player came in first), or drop a sampled-ahead event."""

@@ -24,19 +24,15 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from encoders.grid import DECODE_VELOCITY, HOLD, NEW, REST, default_registers, voice_pitch
 from neuralband.clock import wait_for_input
-from neuralband.engine import SWITCH_S, PlaySettings, Stats, Turns
+from neuralband.engine import SWITCH_S, LiveLoop, PlaySettings
 from neuralband.gridband import GridBand
-from neuralband.notes import NOTE_OFF, NOTE_ON, OutputNotes, echo
+from neuralband.notes import NOTE_OFF, NOTE_ON, OutputNotes
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules
 
@@ -178,7 +174,7 @@ class BandVoices:
                 if pitch is not None and self.out.started[self.channels[k], pitch] <= limit]
 
 
-class GridEngine:
+class GridEngine(LiveLoop):
     """A grid model's band on a clock; the same interface as `neuralband.engine.Engine`."""
 
     def __init__(self, stepper: Stepper, send: Callable[[list[int]], None],
@@ -186,8 +182,9 @@ class GridEngine:
                  seed: int | None = None, clock: Callable[[], float] = time.perf_counter,
                  record: bool = False, step_s: float | None = None, grace_s: float = GRACE_S,
                  click: bool = False):
-        self.settings = settings = settings or PlaySettings()
-        self.rules = rules = rules or Rules()
+        settings = settings or PlaySettings()
+        rules = rules or Rules()
+        super().__init__(send, settings, rules, clock, record)
         self.band = GridBand(stepper, rules, seed)  # a ValueError for a model without a grid
         self.step_s = float(self.band.grid.step_s if step_s is None else step_s)
         if not 0 < self.step_s < math.inf:
@@ -197,35 +194,16 @@ class GridEngine:
             raise ValueError(f"grace must be >= 0 seconds, got {grace_s}")
         # Past half a step a late note rounds to the next tick anyway: waiting longer only delays.
         self.grace_s = min(float(grace_s), self.step_s / 2)
-        self.out = OutputNotes(send, rules.max_note_s, on_sent=self._band_sent)
         self.reader = LeadReader(self.step_s)
         self.voices = BandVoices(self.out, self.band.grid.voices, settings.channel)
         self.click = click
         if click and CLICK_CHANNEL in self.voices.channels:
             raise ValueError("the click sounds on channel 10, which a band voice uses: "
                              "choose another channel for the band")
-        self.clock = clock
-        self.stats = Stats()
-        self.inbox: deque[tuple[float, list[int]]] = deque()
-        self.wake = threading.Event()
-        self.stopping = False  # a plain flag: safe to set from a signal handler
-        self.output_ok = True  # False while the output port is gone
-        self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
-        self.t0 = 0.0
-        self.turns = Turns(settings)
-        self._stopped = lambda: self.stopping
         self._next_tick = 0
         self._next_beat = 0
         self._next_check = 0.0
         self._due: float | None = None  # the current tick's decision time, until a note goes out
-        self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
-
-    # --- the callback's side ------------------------------------------------------------------
-
-    def receive(self, t: float, data: list[int]) -> None:
-        """MIDI callback target: queue and wake the loop; nothing else."""
-        self.inbox.append((t, data))
-        self.wake.set()
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -291,13 +269,6 @@ class GridEngine:
             self._force_overdue(now)
             self._next_check = now + CHECK_EVERY_S
 
-    def stop(self, from_signal: bool = False) -> None:
-        """Ask the loop to end. From a signal handler only the flag is set (the handler runs in
-        the loop's thread, maybe inside `Event.wait`, whose lock `set()` would need)."""
-        self.stopping = True
-        if not from_signal:
-            self.wake.set()
-
     def close(self) -> int:
         """Release every sounding note; how many could not be sent. Tried even after a failed
         send (a port that failed once may still carry the note-offs); never raises."""
@@ -321,35 +292,17 @@ class GridEngine:
 
     # --- input ----------------------------------------------------------------------------------
 
-    def _absorb_inbox(self, until: float = math.inf) -> None:
-        while self.inbox and self.inbox[0][0] <= until:
-            t, data = self.inbox.popleft()
-            self.stats.received += 1
-            self._absorb(t, data)
-
     def _absorb(self, t: float, data: list[int]) -> None:
         status = data[0] & 0xF0 if len(data) >= 3 else 0
         if status not in (NOTE_ON, NOTE_OFF):
             self.stats.ignored += 1
             return
         is_on = status == NOTE_ON and data[2] > 0
-        guard = self.settings.feedback_guard_s
-        if guard > 0 and t - self._last_sent[int(is_on), data[1]] <= guard:
-            self.stats.ignored += 1
-            self.stats.echoes += 1
+        if self._our_echo(t, data, is_on):
             return
         self.reader.message(t - self.t0, data)
         self.turns.heard(t, is_on)  # in call mode, an answer then ends at the next tick
-        if self.recording is not None:
-            self.recording.append((t, "player", list(data)))
-        if self.settings.thru and self.output_ok:
-            self._thru(data[0] & 0x0F, data[1], data[2] if is_on else 0, t)
-        self.stats.absorbed += 1
-        self.stats.absorb_s.add(self.clock() - t)
-
-    def _thru(self, channel: int, pitch: int, velocity: int, t: float) -> None:
-        if not echo(self.out, channel, pitch, velocity, t):
-            self.output_ok = False
+        self._absorbed(t, data, is_on, thru=True)
 
     def _band_may_play(self, now: float) -> bool:
         return self.output_ok and self.turns.band_may_play(now, bool(self.reader.held))
@@ -379,16 +332,15 @@ class GridEngine:
             self.output_ok = False  # the port went away mid-send; `poll` will say so
         self._due = None
 
-    def _band_sent(self, data: list[int]) -> None:
-        """A band message went out: count it, time it against its tick, record it."""
-        now = self.clock()
+    def _band_sent(self, data: list[int]) -> float:
+        """A band message went out: guarded against and recorded (`LiveLoop`), counted, and
+        timed against its tick."""
+        now = super()._band_sent(data)
         self.stats.band_events += 1
-        self._last_sent[int(data[0] & 0xF0 == NOTE_ON), data[1]] = now
         if self._due is not None:  # the tick's first message measures its lateness
             self.stats.timing_s.add(now - self._due)
             self._due = None
-        if self.recording is not None:
-            self.recording.append((now, "band", data))
+        return now
 
     def _beat_time(self, beat: int) -> float:
         return self.t0 + beat * BEAT_STEPS * self.step_s
