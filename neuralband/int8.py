@@ -24,10 +24,12 @@ ROW_MAX = 127  # symmetric int8: -127..127, so a row's scale is max|w| / 127
 
 def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, K) weights -> int8 (N, K) and fp32 scales (N,): ``w ~= q * scale[:, None]``.
-    A row of zeros gets scale 1 (its codes are all 0 anyway)."""
+    A row whose scale would be zero or subnormal (every |w| below 1.5e-36, hence nothing a step
+    could hear) is stored as zeros with scale 1: dividing by a subnormal scale overflows or loses
+    the bits that keep each weight within half a step."""
     w = np.asarray(w, dtype=np.float32)
-    peak = np.abs(w).max(axis=1)
-    scale = np.where(peak > 0, peak / ROW_MAX, 1.0).astype(np.float32)
+    scale = np.abs(w).max(axis=1) / np.float32(ROW_MAX)
+    scale = np.where(scale >= np.finfo(np.float32).tiny, scale, 1.0).astype(np.float32)
     q = np.clip(np.rint(w / scale[:, None]), -ROW_MAX, ROW_MAX).astype(np.int8)
     return np.ascontiguousarray(q), scale
 
