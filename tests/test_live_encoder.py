@@ -6,7 +6,7 @@ from __future__ import annotations
 import mido
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from encoders.live import DRUM_CHANNEL, LiveEncoder
@@ -224,12 +224,17 @@ def piece_files(draw) -> bytes:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(piece_files(), st.sampled_from([S, WITH_DRUMS, NO_SUSTAIN]))
+# Found by a seed sweep: a zero-length note's deferred NOTE_OFF brought due by a drum's release
+# after the end of the melodic take, with the pedal still holding another note.
+@example(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x00\x18\x00\x91<\x01\x00"
+         b"\xb1@@\x04\x81<@\x04\x907\x01\x04\x807@\x00\xff/\x00MTrk\x00\x00\x00\x0c\x00\x99$d"
+         b"(\x89$@\x00\xff/\x00", S)
 def test_random_pieces_with_pedal_decode_the_same_live(data, enc_settings):
     table = read_notes(data)
-    if enc_settings.include_drums:
-        # Offline, notes sustained to the end stop at the last melodic event or pedal change,
-        # drums after it or not; live can only close the take after its last message.
-        table = table.select(~table.is_drum | (table.end_s <= end_of_take(table)))
+    # Offline, notes sustained to the end stop at the last melodic event or pedal change, drums
+    # after it or not; live can only close the take after its last message, and even an ignored
+    # drum message moves the clock (it brings deferred NOTE_OFFs due). So drums after it go.
+    table = table.select(~table.is_drum | (table.end_s <= end_of_take(table)))
     # Two onsets of one pitch on one channel at one instant: with the pedal down the first is
     # dropped, which live costs an extra NOTE_ON/NOTE_OFF pair in its step.
     keys = np.stack([table.group, table.pitch, table.start_s.view(np.int64)], axis=1)
