@@ -4,8 +4,9 @@ pretty_midi (through mido) builds an object per message; this walks the bytes on
 what the encoder needs (notes, CC64, program changes, tempo on track 0) and pairs notes as
 pretty_midi does: a NOTE_OFF closes every open note of its pitch and channel that did not start
 on the same tick; notes go to the instrument (program at the NOTE_OFF, channel, track), created
-in the order their first note closes; control changes seen before an instrument exists are held
-per (channel, track) and shared by every instrument later made there. About 4x pretty_midi's
+in the order their first note closes; control changes and pitch bends seen before an instrument
+exists make a straggler per (channel, track), whose pedal list every instrument later made there
+shares. About 4x pretty_midi's
 speed; `tests/test_midi_exact.py` checks it against pretty_midi table for table.
 """
 
@@ -168,8 +169,14 @@ def _pair(tpq: int, tracks: list[list[tuple[int, int, int, int]]]) -> NoteTable:
                     open_notes[(channel, a)] = staying
                 else:
                     del open_notes[(channel, a)]
-            elif kind == 0xB0 and a == SUSTAIN_CC:
-                instrument(program[channel], channel, t, False).controls.append((tick, b))
+            elif kind == 0xB0 or kind == 0xE0:
+                # Every controller and pitch bend finds its instrument or makes a straggler, as
+                # in pretty_midi; a straggler made by (say) a volume change shares its list with
+                # the instruments made there later, so a pedal sent under a program with no
+                # instrument of its own lands in theirs.
+                inst = instrument(program[channel], channel, t, False)
+                if kind == 0xB0 and a == SUSTAIN_CC:
+                    inst.controls.append((tick, b))
 
     to_seconds = tick_to_seconds_fn(tpq, [tk for tk, _ in tempos], [m for _, m in tempos])
     notes = [(*n, g, inst.is_drum) for g, inst in enumerate(instruments.values())

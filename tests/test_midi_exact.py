@@ -37,7 +37,8 @@ def test_real_files(miditok_tests):
 
 
 # Random multi-track files with several channels, program changes mid-track, pedals before the
-# first note, same-pitch overlaps, zero-length notes, note-on with velocity 0 as note-off.
+# first note, same-pitch overlaps, zero-length notes, note-on with velocity 0 as note-off, and
+# volume changes and pitch bends (which make pretty_midi's stragglers too).
 channel_msg = st.one_of(
     st.builds(lambda c, n, v: mido.Message("note_on", channel=c, note=n, velocity=v),
               st.integers(0, 3), st.integers(58, 62), st.integers(0, 127)),
@@ -49,6 +50,8 @@ channel_msg = st.one_of(
               st.integers(0, 3), st.integers(0, 2)),
     st.builds(lambda c: mido.Message("control_change", channel=c, control=7, value=100),
               st.integers(0, 3)),
+    st.builds(lambda c, v: mido.Message("pitchwheel", channel=c, pitch=v),
+              st.integers(0, 3), st.integers(-8192, 8191)),
 )
 track = st.lists(st.tuples(st.integers(0, 2000), channel_msg), max_size=40)
 tempos = st.lists(st.tuples(st.integers(0, 2000), st.integers(30, 240).map(tempo)), max_size=3)
@@ -59,6 +62,24 @@ tempos = st.lists(st.tuples(st.integers(0, 2000), st.integers(30, 240).map(tempo
 def test_random_files(tracks, tempo_map, tpq):
     data = midi_bytes([tempo_map + tracks[0], *tracks[1:]], ticks_per_beat=tpq)
     assert_tables_equal(read_exact(data, "random"), reference(data))
+
+
+@pytest.mark.parametrize("first", [
+    mido.Message("control_change", channel=3, control=7, value=100),
+    mido.Message("pitchwheel", channel=3, pitch=512),
+])
+def test_a_pedal_under_a_program_with_no_notes_joins_the_straggler(first):
+    # A seed sweep found it: the volume change (or bend) makes channel 3's straggler, the note
+    # makes program 0's instrument sharing its list, and the pedal sent after the program change
+    # goes to the straggler, so pretty_midi files it under program 0's instrument.
+    data = midi_bytes([[(0, first), (0, mido.Message("note_on", channel=3, note=58, velocity=1)),
+                        (1, mido.Message("note_off", channel=3, note=58)),
+                        (2, mido.Message("program_change", channel=3, program=1)),
+                        (2, mido.Message("control_change", channel=3, control=64, value=0))]],
+                      ticks_per_beat=96)
+    table = read_exact(data, "straggler")
+    assert table.pedal_value.tolist() == [0] and table.pedal_group.tolist() == [0]
+    assert_tables_equal(table, reference(data))
 
 
 def test_running_status_and_sysex():
