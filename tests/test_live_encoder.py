@@ -118,12 +118,15 @@ def note_events(tokens, settings: EncoderSettings = S) -> list[tuple[int, int]]:
 
 
 def assert_same_notes(table: NoteTable, settings: EncoderSettings, what: str,
-                      same_events: bool = True) -> np.ndarray:
+                      same_events: bool = True, same_velocities: bool = True) -> np.ndarray:
     """Live and offline decode to the same notes; with ``same_events``, they also hold the same
-    note events at the same steps."""
+    note events at the same steps; without ``same_velocities``, notes are compared by their
+    steps and pitch only."""
     live = play(table, settings)
     offline = encode_notes(table, settings)
     ours, theirs = decode_notes(live, settings), decode_notes(offline, settings)
+    if not same_velocities:
+        ours, theirs = [n[:3] for n in ours], [n[:3] for n in theirs]
     if ours != theirs:
         diff = sorted(set(ours) ^ set(theirs))[:6]
         raise AssertionError(f"{what}: {len(ours)} live vs {len(theirs)} offline notes; "
@@ -229,6 +232,11 @@ def piece_files(draw) -> bytes:
 @example(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x00\x18\x00\x91<\x01\x00"
          b"\xb1@@\x04\x81<@\x04\x907\x01\x04\x807@\x00\xff/\x00MTrk\x00\x00\x00\x0c\x00\x99$d"
          b"(\x89$@\x00\xff/\x00", S)
+# And the documented takeover: channel 1 strikes 62 twice at once under the pedal while channel
+# 0 holds 62; the second onset takes the first's NOTE_ON over, velocity bin and all.
+@example(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x00\x1e\x00\x90>\x01\x00"
+         b"\x91>\x01\x00>\x05\x00\xb1@@\x04\x80>@\x00\x81>@\x00>@\x00\xff/\x00MTrk\x00\x00\x00"
+         b"\x04\x00\xff/\x00", S)
 def test_random_pieces_with_pedal_decode_the_same_live(data, enc_settings):
     table = read_notes(data)
     # Offline, notes sustained to the end stop at the last melodic event or pedal change, drums
@@ -236,10 +244,13 @@ def test_random_pieces_with_pedal_decode_the_same_live(data, enc_settings):
     # drum message moves the clock (it brings deferred NOTE_OFFs due). So drums after it go.
     table = table.select(~table.is_drum | (table.end_s <= end_of_take(table)))
     # Two onsets of one pitch on one channel at one instant: with the pedal down the first is
-    # dropped, which live costs an extra NOTE_ON/NOTE_OFF pair in its step.
+    # dropped, which live costs an extra NOTE_ON/NOTE_OFF pair in its step, or, where an older
+    # note of that pitch is open, the new onset keeps the dropped one's NOTE_ON and velocity
+    # (the case `encoders.live` documents as not exact).
     keys = np.stack([table.group, table.pitch, table.start_s.view(np.int64)], axis=1)
     same_instant = len(np.unique(keys, axis=0)) < len(table)
-    assert_same_notes(table, enc_settings, "random piece", same_events=not same_instant)
+    assert_same_notes(table, enc_settings, "random piece", same_events=not same_instant,
+                      same_velocities=not same_instant)
 
 
 # --- 4. case by case -------------------------------------------------------------------------
