@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # A CPU build of torch; pip finds it on this machine's disk. Override for CUDA builds.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test props lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ demo: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# The property tests (hypothesis) under many seeds: each CI run draws new examples, so a rare
+# case can fail a submission; sweeping seeds here finds it first.  make props SEEDS="$$(seq 50)"
+SEEDS ?= 1 2 3 4 5 6 7 8 9 10
+props: setup
+	@for s in $(SEEDS); do echo "seed $$s"; \
+	    $(PY) -m pytest -q -p no:cacheprovider -m hypothesis --hypothesis-seed=$$s || exit 1; done
 
 bench: setup
 	$(PY) benchmarks/encode.py
