@@ -31,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -180,6 +181,24 @@ class LiveLoop:
         self._stopped = lambda: self.stopping
         self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
 
+    def run(self, seconds: float | None = None, poll: Callable[[], None] | None = None,
+            poll_every_s: float = 0.5, status: Callable[[Any], None] | None = None,
+            status_every_s: float = 1.0) -> None:
+        """Play until `stop()` (or ``seconds``); `poll` checks the ports now and then, `status`
+        is handed the loop every ``status_every_s``."""
+        # The MIDI callback runs in the driver's thread (JACK's process thread) and needs the
+        # GIL: a short switch interval keeps it from waiting 5 ms (Python's default) for it.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_S)
+        try:
+            self._run(seconds, poll, poll_every_s, status, status_every_s)
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _run(self, seconds: float | None, poll: Callable[[], None] | None, poll_every_s: float,
+             status: Callable[[Any], None] | None, status_every_s: float) -> None:
+        raise NotImplementedError  # a stream of events and a clock of ticks loop differently
+
     # --- the callback's side ------------------------------------------------------------------
 
     def receive(self, t: float, data: list[int]) -> None:
@@ -289,19 +308,6 @@ class Engine(LiveLoop):
         self.tracker = self.voicing.tracker(self.rules)
         self._feed_shared(self.voicing.shift(START_STEPS))
         self.t0 = self.clock() - START_STEPS / self._sps
-
-    def run(self, seconds: float | None = None, poll: Callable[[], None] | None = None,
-            poll_every_s: float = 0.5, status: Callable[[Engine], None] | None = None,
-            status_every_s: float = 1.0) -> None:
-        """Play until `stop()` (or ``seconds``); `poll` checks the ports now and then."""
-        # The MIDI callback runs in the driver's thread (JACK's process thread) and needs the
-        # GIL: a short switch interval keeps it from waiting 5 ms (Python's default) for it.
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_S)
-        try:
-            self._run(seconds, poll, poll_every_s, status, status_every_s)
-        finally:
-            sys.setswitchinterval(switch)
 
     def _run(self, seconds: float | None, poll: Callable[[], None] | None, poll_every_s: float,
              status: Callable[[Engine], None] | None, status_every_s: float) -> None:

@@ -23,14 +23,13 @@ who plays with it lands in the grace window rather than on its edge.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from encoders.grid import DECODE_VELOCITY, HOLD, NEW, REST, default_registers, voice_pitch
 from neuralband.clock import wait_for_input
-from neuralband.engine import SWITCH_S, LiveLoop, PlaySettings
+from neuralband.engine import LiveLoop, PlaySettings
 from neuralband.gridband import GridBand
 from neuralband.notes import NOTE_OFF, NOTE_ON, OutputNotes
 from neuralband.runtime import Stepper
@@ -218,17 +217,6 @@ class GridEngine(LiveLoop):
         self.voices.reset()
         self.t0 = self._next_check = self.clock()
         self._next_tick = self._next_beat = 0
-
-    def run(self, seconds: float | None = None, poll: Callable[[], None] | None = None,
-            poll_every_s: float = 0.5, status: Callable[[GridEngine], None] | None = None,
-            status_every_s: float = 1.0) -> None:
-        """Play until `stop()` (or ``seconds``); `poll` checks the ports now and then."""
-        switch = sys.getswitchinterval()  # short, so the MIDI callback gets the GIL at once
-        sys.setswitchinterval(SWITCH_S)
-        try:
-            self._run(seconds, poll, poll_every_s, status, status_every_s)
-        finally:
-            sys.setswitchinterval(switch)
 
     def _run(self, seconds: float | None, poll: Callable[[], None] | None, poll_every_s: float,
              status: Callable[[GridEngine], None] | None, status_every_s: float) -> None:
