@@ -197,7 +197,36 @@ class LiveLoop:
 
     def _run(self, seconds: float | None, poll: Callable[[], None] | None, poll_every_s: float,
              status: Callable[[Any], None] | None, status_every_s: float) -> None:
-        raise NotImplementedError  # a stream of events and a clock of ticks loop differently
+        """The shell: a turn of the loop's own work, then the ports and the status line when
+        due, then sleep until the next deadline or new input."""
+        self.start()
+        now = self.clock()
+        end = np.inf if seconds is None else now + seconds
+        next_poll, next_status = now + poll_every_s, now + status_every_s
+        while not self.stopping:
+            now = self.clock()
+            if now >= end:
+                break
+            self._turn(now)
+            now = self.clock()
+            if poll is not None and now >= next_poll:
+                poll()
+                next_poll = now + poll_every_s
+            if status is not None and now >= next_status:
+                status(self)
+                next_status = now + status_every_s
+            until = min(self._next_deadline(now), next_poll if poll else np.inf,
+                        next_status if status else np.inf, end)
+            wait_for_input(until, self.inbox, self.wake, self._stopped, self.clock)
+
+    def start(self) -> None:
+        raise NotImplementedError  # each loop opens its own way
+
+    def _turn(self, now: float) -> None:
+        raise NotImplementedError  # a stream of events and a clock of ticks work differently
+
+    def _next_deadline(self, now: float) -> float:
+        raise NotImplementedError
 
     # --- the callback's side ------------------------------------------------------------------
 
@@ -298,6 +327,7 @@ class Engine(LiveLoop):
         self._velocity = [100] * 16  # each band voice's current MIDI velocity
         self._trial_shift = 0
         self._on_time: float | None = None  # when the band's current step was due
+        self._next_check = 0.0  # when the wall-clock note-length limit is next checked
 
     # --- the engine thread --------------------------------------------------------------------
 
@@ -308,37 +338,22 @@ class Engine(LiveLoop):
         self.tracker = self.voicing.tracker(self.rules)
         self._feed_shared(self.voicing.shift(START_STEPS))
         self.t0 = self.clock() - START_STEPS / self._sps
+        self._next_check = self.clock()
 
-    def _run(self, seconds: float | None, poll: Callable[[], None] | None, poll_every_s: float,
-             status: Callable[[Engine], None] | None, status_every_s: float) -> None:
-        self.start()
-        end = np.inf if seconds is None else self.clock() + seconds
-        next_poll = self.clock() + poll_every_s
-        next_status = self.clock() + status_every_s
-        next_check = self.clock()
-        while not self.stopping:
-            now = self.clock()
-            if now >= end:
-                break
-            self._absorb_inbox()
-            if self._band_may_play(now):
-                self._play(now)
-            elif self.tracker.sounding:
-                self._band_stops(now)
-            else:
-                self._take_back()
-            now = self.clock()
-            if now >= next_check:  # off the critical path: after the sends, 10 times a second
-                self._force_overdue(now)
-                next_check = now + 0.1
-            if poll is not None and now >= next_poll:
-                poll()
-                next_poll = now + poll_every_s
-            if status is not None and now >= next_status:
-                status(self)
-                next_status = now + status_every_s
-            self._wait(min(self._next_deadline(now), next_poll if poll else np.inf,
-                           next_status if status else np.inf, end))
+    def _turn(self, now: float) -> None:
+        """The player's messages in, then the band plays (or stops, or takes a wait back); the
+        note-length limit is checked after the sends, off the critical path, 10 times a second."""
+        self._absorb_inbox()
+        if self._band_may_play(now):
+            self._play(now)
+        elif self.tracker.sounding:
+            self._band_stops(now)
+        else:
+            self._take_back()
+        now = self.clock()
+        if now >= self._next_check:
+            self._force_overdue(now)
+            self._next_check = now + 0.1
 
     def close(self) -> int:
         """Release every sounding note; how many could not be sent (0 unless the port is gone)."""
@@ -549,6 +564,3 @@ class Engine(LiveLoop):
         times.append(self.turns.next_change())
         return max(now, min(times))
 
-    def _wait(self, until: float) -> None:
-        """Sleep until ``until`` or new input, then spin the last stretch on the clock."""
-        wait_for_input(until, self.inbox, self.wake, self._stopped, self.clock)

@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from encoders.grid import DECODE_VELOCITY, HOLD, NEW, REST, default_registers, voice_pitch
-from neuralband.clock import wait_for_input
 from neuralband.engine import LiveLoop, PlaySettings
 from neuralband.gridband import GridBand
 from neuralband.notes import NOTE_OFF, NOTE_ON, OutputNotes
@@ -218,26 +217,8 @@ class GridEngine(LiveLoop):
         self.t0 = self._next_check = self.clock()
         self._next_tick = self._next_beat = 0
 
-    def _run(self, seconds: float | None, poll: Callable[[], None] | None, poll_every_s: float,
-             status: Callable[[GridEngine], None] | None, status_every_s: float) -> None:
-        self.start()
-        end = math.inf if seconds is None else self.t0 + seconds
-        next_poll = self.t0 + poll_every_s
-        next_status = self.t0 + status_every_s
-        while not self.stopping:
-            now = self.clock()
-            if now >= end:
-                break
-            self.pump(now)
-            now = self.clock()
-            if poll is not None and now >= next_poll:
-                poll()
-                next_poll = now + poll_every_s
-            if status is not None and now >= next_status:
-                status(self)
-                next_status = now + status_every_s
-            self._wait(min(self._next_deadline(), next_poll if poll else math.inf,
-                           next_status if status else math.inf, end))
+    def _turn(self, now: float) -> None:
+        self.pump(now)
 
     def pump(self, now: float) -> None:
         """Everything due by ``now``: the click, the tick (input up to its decision first), the
@@ -362,10 +343,6 @@ class GridEngine(LiveLoop):
 
     # --- waiting ------------------------------------------------------------------------------
 
-    def _next_deadline(self) -> float:
+    def _next_deadline(self, now: float) -> float:
         beat = self._beat_time(self._next_beat) if self.click else math.inf
         return min(self.due(self._next_tick), beat, self._next_check)
-
-    def _wait(self, until: float) -> None:
-        """Sleep until ``until`` or new input, then spin the last stretch on the clock."""
-        wait_for_input(until, self.inbox, self.wake, self._stopped, self.clock)
