@@ -47,6 +47,7 @@ MODES = ("call", "solo", "duet")
 SWITCH_S = 0.0002  # GIL switch interval while playing
 MAX_CHAIN = 16  # events sampled ahead after a wait
 LATE_S = 0.02  # a wait that ended this late re-times the stream to the clock
+CHECK_EVERY_S = 0.1  # the wall-clock note-length limit is checked this often
 START_STEPS = 10  # the stream opens with TIME_SHIFT(10): "nothing yet", as `generate` starts
 
 
@@ -180,6 +181,7 @@ class LiveLoop:
         self.turns = Turns(settings)
         self._stopped = lambda: self.stopping
         self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
+        self._next_check = 0.0  # when the wall-clock note-length limit is next checked
 
     def run(self, seconds: float | None = None, poll: Callable[[], None] | None = None,
             poll_every_s: float = 0.5, status: Callable[[Any], None] | None = None,
@@ -227,6 +229,16 @@ class LiveLoop:
 
     def _next_deadline(self, now: float) -> float:
         raise NotImplementedError
+
+    def _check_lengths(self, now: float) -> None:
+        """The wall-clock note-length limit, every `CHECK_EVERY_S`: called after the sends, off
+        the critical path."""
+        if now >= self._next_check:
+            self._force_overdue(now)
+            self._next_check = now + CHECK_EVERY_S
+
+    def _force_overdue(self, now: float) -> None:
+        raise NotImplementedError  # each loop knows which notes are the band's and how to end them
 
     # --- the callback's side ------------------------------------------------------------------
 
@@ -327,7 +339,6 @@ class Engine(LiveLoop):
         self._velocity = [100] * 16  # each band voice's current MIDI velocity
         self._trial_shift = 0
         self._on_time: float | None = None  # when the band's current step was due
-        self._next_check = 0.0  # when the wall-clock note-length limit is next checked
 
     # --- the engine thread --------------------------------------------------------------------
 
@@ -341,8 +352,8 @@ class Engine(LiveLoop):
         self._next_check = self.clock()
 
     def _turn(self, now: float) -> None:
-        """The player's messages in, then the band plays (or stops, or takes a wait back); the
-        note-length limit is checked after the sends, off the critical path, 10 times a second."""
+        """The player's messages in, then the band plays (or stops, or takes a wait back), then
+        the note-length limit."""
         self._absorb_inbox()
         if self._band_may_play(now):
             self._play(now)
@@ -350,10 +361,7 @@ class Engine(LiveLoop):
             self._band_stops(now)
         else:
             self._take_back()
-        now = self.clock()
-        if now >= self._next_check:
-            self._force_overdue(now)
-            self._next_check = now + 0.1
+        self._check_lengths(self.clock())
 
     def close(self) -> int:
         """Release every sounding note; how many could not be sent (0 unless the port is gone)."""

@@ -35,7 +35,6 @@ from neuralband.runtime import Stepper
 from neuralband.sampling import Rules
 
 GRACE_S = 0.03  # the decision for a tick waits this long after its grid line
-CHECK_EVERY_S = 0.1  # the wall-clock note-length limit is checked this often
 BEAT_STEPS = 4  # grid steps per beat (a sixteenth-note grid) for the click
 CLICK_CHANNEL = 9  # channel 10, General MIDI percussion
 CLICK_PITCH = 76  # Hi Wood Block
@@ -200,7 +199,6 @@ class GridEngine(LiveLoop):
                              "choose another channel for the band")
         self._next_tick = 0
         self._next_beat = 0
-        self._next_check = 0.0
         self._due: float | None = None  # the current tick's decision time, until a note goes out
 
     # --- the loop -----------------------------------------------------------------------------
@@ -234,9 +232,7 @@ class GridEngine(LiveLoop):
             self._tick(n)
             self._next_tick = n + 1
         self._absorb_inbox()
-        if now >= self._next_check:
-            self._force_overdue(now)
-            self._next_check = now + CHECK_EVERY_S
+        self._check_lengths(now)
 
     def close(self) -> int:
         """Release every sounding note; how many could not be sent. Tried even after a failed

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from neuralband.demo import ScriptedPlayer, top_voice
-from neuralband.engine import Engine, PlaySettings
+from neuralband.engine import CHECK_EVERY_S, Engine, PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules
@@ -116,10 +116,12 @@ def test_no_band_note_is_longer_than_the_limit():
             starts[d[1]] = t
         elif d[1] in starts:
             lengths.append(t - starts.pop(d[1]))
-    # The grammar ends notes on the model's clock; the wall-clock backstop looks every 0.1 s.
-    # A loop the CPU starved sends late whatever it sends: its worst lateness is allowed too.
+    # The grammar ends notes on the model's clock; the wall-clock backstop looks every
+    # CHECK_EVERY_S. A loop the CPU starved sends late whatever it sends: its worst lateness is
+    # allowed too.
     starved = max(0.0, engine.stats.timing_s.percentile(100))
-    assert lengths and max(lengths) <= 0.5 + 0.1 + 0.05 + starved, (max(lengths), starved)
+    assert lengths and max(lengths) <= 0.5 + CHECK_EVERY_S + 0.05 + starved, \
+        (max(lengths), starved)
     assert balanced(out.sent)
 
 
