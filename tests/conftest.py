@@ -2,7 +2,8 @@
 
 Real files: the Bach chorales in tests/data/chorales (exported from the music21 corpus) are always
 here; MidiTok's test MIDI (piano performances with pedal, POP909, multitrack pop, a corrupt file)
-come from MidiTok's source archive on PyPI, fetched once into a cache. Where a reference is missing
+come from MidiTok's source archive on PyPI, fetched once into a cache; 809 POP909 songs with their
+annotated keys are shared at ../shared/data/pop909. Where a reference is missing
 the tests that need it skip with the reason, and fail instead under NEURALBAND_REQUIRE_REFERENCE=1
 (CI sets it).
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.realdata import MIDITOK_VERSION, fetch_miditok_tests
+from tests.realdata import MIDITOK_VERSION, fetch_miditok_tests, pop909_root
 
 DATA = Path(__file__).parent / "data"
 CHORALES = sorted((DATA / "chorales").glob("*.mid"))
@@ -38,6 +39,15 @@ def miditok_tests() -> Path:
     root = fetch_miditok_tests()
     if root is None:
         missing(f"MidiTok {MIDITOK_VERSION} test files could not be downloaded from PyPI")
+    return root
+
+
+@pytest.fixture(scope="session")
+def pop909() -> Path:
+    """The shared POP909 songs (folders NNN/ of NNN.mid and key_audio.txt)."""
+    root = pop909_root()
+    if root is None:
+        missing("POP909 is not at ../shared/data/pop909 (or $NEURALBAND_POP909)")
     return root
 
 

@@ -40,3 +40,11 @@ def fetch_miditok_tests() -> Path | None:
             shutil.rmtree(root)
         os.replace(Path(tmp) / f"miditok-{MIDITOK_VERSION}" / "tests", root)
     return root
+
+
+def pop909_root() -> Path | None:
+    """The POP909 songs the team shares (``../shared/data/pop909``, or $NEURALBAND_POP909), each
+    folder NNN/ with NNN.mid and key_audio.txt; None where they are not here."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
+    root = Path(os.environ.get("NEURALBAND_POP909", default))
+    return root if (root / "001" / "001.mid").is_file() else None
