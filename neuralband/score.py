@@ -1,0 +1,109 @@
+"""How well a model predicts real music: negative log-likelihood per event, in nats, on MIDI files.
+
+Each file is encoded with the model's own encoder settings (voice-packed for a duet model) and
+run through the numpy step runtime from a fresh state. As in training, every event after the
+first is predicted from those before it, so a file of N events scores N - 1 predictions. Files
+are run B at a time in one batched stepper, the shorter ones padded (their padding is not scored).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from encoders.errors import MidiError
+from neuralband.modelfile import ModelInfo
+from neuralband.runtime import Stepper
+
+
+@dataclass(frozen=True)
+class FileScore:
+    """One file's score: its events, the predictions scored, and their summed NLL (nats)."""
+
+    path: str
+    events: int
+    total_nll: float
+
+    @property
+    def predicted(self) -> int:
+        return max(self.events - 1, 0)
+
+    @property
+    def nll(self) -> float:
+        """Mean NLL per predicted event (nats); NaN with nothing predicted."""
+        return self.total_nll / self.predicted if self.predicted else float("nan")
+
+
+def encode_for(path: str | os.PathLike, info: ModelInfo) -> np.ndarray:
+    """A MIDI file as an event model's tokens (voice-packed for a duet model)."""
+    from encoders.performance import encode
+    from encoders.voices import encode_voices
+
+    return encode_voices(path, info.voices) if info.voices else encode(path, info.encoder)
+
+
+def stream_nll(stepper: Stepper, streams: Sequence[np.ndarray]) -> np.ndarray:
+    """Summed NLL (nats) of each stream's events after its first, from a fresh state; the
+    stepper's batch must be ``len(streams)``. Logits are softmaxed in float64."""
+    if stepper.batch != len(streams):
+        raise ValueError(f"a stepper of batch {stepper.batch} for {len(streams)} streams")
+    stepper.reset()
+    lengths = np.array([len(s) for s in streams])
+    padded = np.zeros((len(streams), int(lengths.max(initial=0))), np.int64)
+    for b, s in enumerate(streams):
+        padded[b, :len(s)] = s
+    rows = np.arange(len(streams))
+    total = np.zeros(len(streams))
+    for t in range(1, padded.shape[1]):
+        stepper.feed(padded[:, t - 1])
+        logits = stepper.logits().astype(np.float64)
+        peak = logits.max(axis=1)
+        lse = peak + np.log(np.exp(logits - peak[:, None]).sum(axis=1))
+        nll = lse - logits[rows, padded[:, t]]
+        total += np.where(t < lengths, nll, 0.0)
+    return total
+
+
+def score_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike],
+                batch: int = 8) -> tuple[list[FileScore], list[str]]:
+    """Score every file with the model; returns the scores and "name: reason" for each file
+    that could not be read or has no events to predict. ModelFileError for a bad model."""
+    from neuralband.modelfile import read_info
+
+    info = read_info(model)
+    if info.grid is not None:
+        raise ValueError(f"{model} is a grid model: score reads event models (default, duet, "
+                         "...), whose input and output are the same tokens")
+    streams, names, failed = [], [], []
+    for path in paths:
+        try:
+            tokens = encode_for(path, info)
+        except MidiError as err:
+            failed.append(str(err))
+            continue
+        if len(tokens) < 2:
+            failed.append(f"{path}: no events to predict ({len(tokens)} event(s))")
+            continue
+        streams.append(tokens)
+        names.append(str(path))
+    scores: list[FileScore | None] = [None] * len(streams)
+    # Similar lengths together, so that little of a batch is padding.
+    order = sorted(range(len(streams)), key=lambda i: len(streams[i]))
+    stepper = None
+    for k in range(0, len(order), batch):
+        chunk = order[k:k + batch]
+        if stepper is None or stepper.batch != len(chunk):
+            stepper = Stepper.load(model, batch=len(chunk))
+        totals = stream_nll(stepper, [streams[i] for i in chunk])
+        for i, total in zip(chunk, totals, strict=True):
+            scores[i] = FileScore(names[i], len(streams[i]), float(total))
+    return scores, failed
+
+
+def mean_nll(scores: Sequence[FileScore]) -> float:
+    """The NLL per event over all files together (weighted by the predictions each scores)."""
+    predicted = sum(s.predicted for s in scores)
+    return sum(s.total_nll for s in scores) / predicted if predicted else float("nan")
