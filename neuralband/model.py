@@ -33,20 +33,27 @@ state over ensemble-grid classes)."""
             self.register_buffer("radix", torch.tensor(config.fields), persistent=False)
         else:
             self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
-        self.lstm = nn.LSTM(config.embed_dim, config.hidden, num_layers=config.layers,
-                            batch_first=True,
+        self.lstm = nn.LSTM(config.embed_dim + config.controls, config.hidden,
+                            num_layers=config.layers, batch_first=True,
                             dropout=config.dropout if config.layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.classes)
 
-    def forward(self, tokens: torch.Tensor, state: State | None = None
-                ) -> tuple[torch.Tensor, State]:
-        """tokens (batch, time) int64 -> logits (batch, time, classes) and the final state."""
+    def forward(self, tokens: torch.Tensor, state: State | None = None,
+                controls: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """tokens (batch, time) int64 -> logits (batch, time, classes) and the final state.
+
+        A model with controls reads ``controls`` (batch, time, config.controls) beside the
+        tokens, concatenated to their embedding; None is "no control" (zeros)."""
         if self.config.fields:
             digits = tokens.unsqueeze(-1) // self.strides % self.radix  # (B, T, fields)
             x = sum(e(digits[..., k]) for k, e in enumerate(self.embed_fields))
         else:
             x = self.embed(tokens)  # (B, T, E)
+        if self.config.controls:
+            if controls is None:
+                controls = x.new_zeros(*x.shape[:2], self.config.controls)
+            x = torch.cat([x, controls.to(x.dtype)], dim=-1)
         out, state = self.lstm(x, state)  # (B, T, H)
         return self.head(self.drop(out)), state
 

@@ -25,6 +25,9 @@ class ModelConfig:
     # means something; () is one embedding row per class.
     out_size: int | None = None
     fields: tuple[int, ...] = ()
+    # The length of the control vector read beside each token (`encoders.controls`: key and
+    # density); 0 for a model without controls.
+    controls: int = 0
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embed_dim", "hidden", "layers"):
@@ -37,6 +40,9 @@ class ModelConfig:
                                           or isinstance(self.out_size, bool)
                                           or self.out_size < 1):
             raise ValueError(f"out_size must be a positive int or None, got {self.out_size!r}")
+        if not isinstance(self.controls, int) or isinstance(self.controls, bool) \
+                or self.controls < 0:
+            raise ValueError(f"controls must be an int >= 0, got {self.controls!r}")
         object.__setattr__(self, "fields", tuple(self.fields))
         if self.fields:
             if not all(isinstance(r, int) and not isinstance(r, bool) and r >= 1

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from encoders.controls import ControlSettings
 from encoders.grid import STATES, GridSettings
 from encoders.performance import EncoderSettings
 from encoders.voices import VoiceScheme
@@ -38,13 +39,15 @@ class ModelInfo:
     summary: dict = field(default_factory=dict)
     voices: VoiceScheme | None = None  # a voice-packed model (encoders.voices), else None
     grid: GridSettings | None = None  # an ensemble-grid model (encoders.grid), else None
+    controls: ControlSettings | None = None  # a model that reads key and density controls
 
     def to_json(self) -> str:
         voices = {"voices": self.voices.to_dict()} if self.voices else {}
         grid = {"grid": self.grid.to_dict()} if self.grid else {}
+        controls = {"controls": self.controls.to_dict()} if self.controls else {}
         return json.dumps({
             "format": FORMAT, "version": VERSION, "model": self.config.to_dict(),
-            "encoder": self.encoder.to_dict(), **voices, **grid, "dtype": self.dtype,
+            "encoder": self.encoder.to_dict(), **voices, **grid, **controls, "dtype": self.dtype,
             "sha256": self.sha256, "summary": self.summary,
         }, indent=2) + "\n"
 
@@ -66,6 +69,10 @@ class ModelInfo:
         if self.config.classes != out:
             raise ValueError(f"the model predicts {self.config.classes} classes, its tokens "
                              f"need {out}")
+        wanted = self.controls.size if self.controls else 0
+        if self.config.controls != wanted:
+            raise ValueError(f"the model reads {self.config.controls} control inputs, its "
+                             f"control settings make {wanted}")
         if self.grid and self.config.fields != (STATES,) * self.grid.voices:
             raise ValueError(f"a grid model embeds {self.grid.voices} fields of {STATES} states, "
                              f"not {self.config.fields}")
@@ -113,8 +120,11 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
         voices = (VoiceScheme.from_dict(meta["voices"], encoder) if meta.get("voices")
                   else None)
         grid = GridSettings.from_dict(meta["grid"]) if meta.get("grid") else None
+        controls = (ControlSettings.from_dict(meta["controls"]) if meta.get("controls")
+                    else None)
         info = ModelInfo(ModelConfig.from_dict(meta["model"]), encoder, str(meta["dtype"]),
-                         str(meta["sha256"]), dict(meta.get("summary", {})), voices, grid)
+                         str(meta["sha256"]), dict(meta.get("summary", {})), voices, grid,
+                         controls)
         info.check()
     except (KeyError, TypeError, ValueError) as err:
         raise ModelFileError(f"{sidecar}: bad model description ({err})") from err
@@ -130,9 +140,11 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
 
 def save_model(path: str | os.PathLike, model, encoder: EncoderSettings,
                summary: dict | None = None, dtype: str = "float32",
-               voices: VoiceScheme | None = None, grid: GridSettings | None = None) -> ModelInfo:
+               voices: VoiceScheme | None = None, grid: GridSettings | None = None,
+               controls: ControlSettings | None = None) -> ModelInfo:
     """Write a torch `EventLSTM` as NAME.safetensors + NAME.json (fp32 or fp16 weights); a
-    voice-packed model names its ``voices``, a grid model its ``grid``."""
+    voice-packed model names its ``voices``, a grid model its ``grid``, a conditioned model its
+    ``controls``."""
     import torch
     from safetensors.torch import save
 
@@ -144,7 +156,7 @@ def save_model(path: str | os.PathLike, model, encoder: EncoderSettings,
     tensors = {k: v.detach().to("cpu", to).contiguous() for k, v in model.state_dict().items()}
     data = save(tensors, metadata={"format": FORMAT})
     info = ModelInfo(model.config, encoder, dtype, hashlib.sha256(data).hexdigest(),
-                     summary or {}, voices, grid)
+                     summary or {}, voices, grid, controls)
     info.check()
     write_atomic(weights, data)
     write_atomic(sidecar, info.to_json().encode())

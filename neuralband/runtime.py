@@ -92,7 +92,12 @@ class Stepper:
         order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
         weights = {k: (v[order] if k.startswith("lstm.") else v) for k, v in weights.items()}
         try:
-            w_ih0 = weights["lstm.weight_ih_l0"].T  # (E, 4H)
+            w_in = weights["lstm.weight_ih_l0"].T  # (E + controls, 4H)
+            E = config.embed_dim
+            w_ih0 = w_in[:E]
+            # The control inputs' columns: a (controls, 4H) matrix applied once per change of
+            # the controls (`set_controls`), then one row added per step.
+            self.control_w = np.ascontiguousarray(w_in[E:], dtype=np.float32)
             bias0 = weights["lstm.bias_ih_l0"] + weights["lstm.bias_hh_l0"]
             # Layer 0: the whole input projection for every token, biases folded in. A grid
             # model (config.fields) sums one embedding per field of its input class: one such
@@ -124,7 +129,8 @@ class Stepper:
                 else [self.table.shape])
         wanted = ([(r, 4 * H) for r in config.fields] if config.fields
                   else [(config.vocab_size, 4 * H)])
-        if rows != wanted or head.shape != (config.classes, H):
+        if (rows != wanted or head.shape != (config.classes, H)
+                or self.control_w.shape != (config.controls, 4 * H)):
             raise ModelFileError(f"model weights do not fit {config}")
         # State and scratch, allocated once.
         self.h = np.zeros((L, batch, H), np.float32)
@@ -135,6 +141,8 @@ class Stepper:
         self._tmp = np.zeros((batch, H), np.float32)
         self._logits = np.zeros((batch, config.classes), np.float32)
         self._fresh = False  # whether _logits matches the state
+        self.controls = np.zeros((batch, config.controls), np.float32)  # zeros: no control
+        self._control_rows = np.zeros((batch, 4 * H), np.float32)  # controls @ control_w
 
     @classmethod
     def load(cls, path: str | os.PathLike, batch: int = 1, precision: str = "fp32") -> Stepper:
@@ -148,6 +156,18 @@ class Stepper:
         rows = self.tables if self.tables else [self.table]
         return (self.hh0.nbytes + sum(d.nbytes for d in self.fused) + self.head.nbytes
                 + sum(t[0].nbytes for t in rows))
+
+    def set_controls(self, controls: np.ndarray) -> None:
+        """The control vector read beside every following token (`encoders.controls`): one
+        vector for every stream, or one row per stream; zeros are "no control"."""
+        if not self.config.controls:
+            raise ValueError("this model reads no controls (it was trained without them)")
+        v = np.asarray(controls, np.float32)
+        if v.shape[-1] != self.config.controls or v.ndim > 2:
+            raise ValueError(f"controls must have {self.config.controls} values per stream, "
+                             f"got shape {v.shape}")
+        self.controls[:] = v
+        np.dot(self.controls, self.control_w, out=self._control_rows)
 
     def reset(self) -> None:
         """Back to the state before any event."""
@@ -174,6 +194,8 @@ class Stepper:
         else:
             np.take(self.table, tokens, axis=0, out=self._rows)
             gates += self._rows
+        if self.config.controls:
+            gates += self._control_rows
         self._cell(0, gates, tmp)
         for k in range(1, self.config.layers):
             self._xh[:, :H] = self.h[k - 1]

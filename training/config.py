@@ -35,6 +35,9 @@ class TrainConfig:
     resume: bool = False
     export_dtype: str = "float16"
     progress: bool = True
+    controls: bool = False  # read key and density controls beside each token
+    control_drop: float = 0.3  # the share of windows whose key (and, apart, density) is dropped
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast; auto: where the chip does bf16)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,6 +64,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     p.add_argument("--export-dtype", default=d.export_dtype, choices=["float16", "float32"])
+    p.add_argument("--controls", action="store_true",
+                   help="condition on the key and note density of the coming seconds "
+                        "(encoders.controls), as Magenta's conditioned Performance RNN")
+    p.add_argument("--control-drop", type=float, default=d.control_drop,
+                   help="share of windows trained with no key (and, apart, no density), so the "
+                        f"model also plays free (default {d.control_drop})")
+    p.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16"],
+                   help="bf16 autocast or plain fp32; auto: bf16 on a CUDA GPU that has it and "
+                        "on CPUs with AVX-512 BF16 or AMX, else fp32 (default auto)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -71,5 +83,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip, dropout=args.dropout,
         transpose=args.transpose, stretch=args.stretch, eval_every=args.eval_every,
         eval_windows=args.eval_windows, seed=args.seed, threads=args.threads, resume=args.resume,
-        export_dtype=args.export_dtype, progress=not args.quiet,
+        export_dtype=args.export_dtype, progress=not args.quiet, controls=args.controls,
+        control_drop=args.control_drop, precision=args.precision,
     )

@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from encoders.controls import ControlSettings, drop_controls, token_controls
 from encoders.grid import STATES, GridSettings, transpose_codes
 from encoders.performance import EncoderSettings
 from encoders.voices import VoiceScheme
 from training.dataset import FORMAT as DATASET_FORMAT
 from training.dataset import VERSION as DATASET_VERSION
 
+CONTROL_LOOKAHEAD = 1024  # tokens read past a window to compute its last controls
 TRANSPOSE_TRIES = 8  # draws of a transposition before a window is left untransposed
 STRETCH_MARGIN = 8  # extra source tokens read beyond (window + 1) * (1 + stretch)
 _MANIFEST_KEYS = ("split", "shard", "offset", "length")
@@ -237,7 +239,8 @@ class TokenWindows:
 
     def __init__(self, dataset_dir: str | Path, split: str = "train", window: int = 256,
                  batch_size: int = 64, seed: int = 0, transpose: int = 0, stretch: float = 0.0,
-                 settings: EncoderSettings | None = None) -> None:
+                 settings: EncoderSettings | None = None,
+                 controls: ControlSettings | None = None) -> None:
         if window < 1 or batch_size < 1:
             raise ValueError(f"window and batch_size must be >= 1, got {window}, {batch_size}")
         if seed < 0:
@@ -249,6 +252,7 @@ class TokenWindows:
         self.dataset_dir = Path(dataset_dir)
         self.split, self.window, self.batch_size, self.seed = split, window, batch_size, seed
         self.transpose, self.stretch = transpose, stretch
+        self.controls = controls
 
         # The tokens must mean what the model's vocabulary means: refuse other encoder settings.
         self.settings, self.info = read_settings(self.dataset_dir)
@@ -256,6 +260,9 @@ class TokenWindows:
         self.grid = read_grid(self.info)
         if self.grid is not None:
             self.stretch = 0.0
+        if controls is not None and (self.grid is not None or self.voices is not None):
+            raise DatasetMismatch("key and density controls are computed for plain Performance "
+                                  "datasets; this one is voice-packed or a grid")
         if settings is not None and settings != self.settings:
             raise DatasetMismatch(
                 f"{self.dataset_dir} was encoded with {self.settings.to_dict()}, "
@@ -303,6 +310,35 @@ class TokenWindows:
 
     def batch(self, step: int) -> np.ndarray:
         """Batch number `step`: (batch_size, window + 1) int64, a function of (seed, step) only."""
+        rng, index, start = self._positions(step)
+        out = np.empty((self.batch_size, self.window + 1), np.int64)
+        for row, (i, s) in enumerate(zip(index.tolist(), start.tolist(), strict=True)):
+            out[row] = self._window(rng, i, s)[0]
+        return out
+
+    def batch_with_controls(self, step: int, drop: float = 0.0
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """Batch `step` and its controls: tokens (batch_size, window + 1) int64 and
+        (batch_size, window, controls.size) float32, the controls after each input token,
+        computed from the augmented notes that follow it (`encoders.controls`). Each row's key
+        and density are dropped ("no control") with probability ``drop``."""
+        if self.controls is None:
+            raise ValueError("these windows were made without control settings")
+        rng, index, start = self._positions(step)
+        size = self.window + 1
+        out = np.empty((self.batch_size, size), np.int64)
+        ctrl = np.empty((self.batch_size, self.window, self.controls.size), np.float32)
+        for row, (i, s) in enumerate(zip(index.tolist(), start.tolist(), strict=True)):
+            tokens, complete = self._window(rng, i, s, extra=CONTROL_LOOKAHEAD)
+            out[row] = tokens[:size]
+            ctrl[row] = token_controls(tokens, self.controls, self.settings,
+                                       complete)[:self.window]
+        if drop > 0:
+            drop_controls(ctrl, rng, drop, self.controls)
+        return out, ctrl
+
+    def _positions(self, step: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+        """The generator of batch `step` and its windows' (piece, start) pairs."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
         rng = np.random.default_rng([self.seed, step])
@@ -310,10 +346,7 @@ class TokenWindows:
         flat = rng.integers(self.n_windows, size=self.batch_size)
         index = np.searchsorted(self._cum_starts, flat, side="right")
         start = flat - np.concatenate([[0], self._cum_starts[:-1]])[index]
-        out = np.empty((self.batch_size, self.window + 1), np.int64)
-        for row, (i, s) in enumerate(zip(index.tolist(), start.tolist(), strict=True)):
-            out[row] = self._window(rng, i, s)
-        return out
+        return rng, index, start
 
     def batches(self, start: int = 0) -> Iterator[np.ndarray]:
         """batch(start), batch(start + 1), ... without end (resume training at `start`)."""
@@ -325,26 +358,86 @@ class TokenWindows:
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.batches(0)
 
-    def _window(self, rng: np.random.Generator, index: int, start: int) -> np.ndarray:
-        """One window of piece `index` at `start`, stretched then transposed as configured."""
+    def _window(self, rng: np.random.Generator, index: int, start: int, extra: int = 0
+                ) -> tuple[np.ndarray, bool]:
+        """One window of piece `index` at `start` (with up to ``extra`` tokens after it),
+        stretched then transposed as configured, and whether it reaches the piece's end."""
         size = self.window + 1
+        length = int(self._length[index])
+        complete = start + size + extra >= length
         if self.stretch > 0:
             factor = rng.uniform(1.0 - self.stretch, 1.0 + self.stretch)
-            span = math.ceil(size * (1.0 + self.stretch)) + STRETCH_MARGIN
+            span = math.ceil((size + extra) * (1.0 + self.stretch)) + STRETCH_MARGIN
             stretched = in_base(self.piece_tokens(index, start, start + span), self.voices,
                                 partial(stretch_tokens, factor=factor, settings=self.settings))
-            tokens = (stretched[:size] if len(stretched) >= size
-                      else self.piece_tokens(index, start, start + size))
+            if len(stretched) >= size:
+                complete = start + span >= length and len(stretched) < size + extra
+                tokens = stretched[:size + extra]
+            else:
+                tokens = self.piece_tokens(index, start, start + size + extra)
         else:
-            tokens = self.piece_tokens(index, start, start + size)
+            tokens = self.piece_tokens(index, start, start + size + extra)
         if self.transpose > 0 and self.grid is not None:
             k = int(rng.integers(-self.transpose, self.transpose + 1))
-            return transpose_codes(tokens, k, self.grid.voices)
+            return transpose_codes(tokens, k, self.grid.voices), complete
         if self.transpose > 0:
             for _ in range(TRANSPOSE_TRIES):
                 k = int(rng.integers(-self.transpose, self.transpose + 1))
                 moved = in_base(tokens, self.voices,
                                 partial(transpose_tokens, k=k, settings=self.settings))
                 if moved is not None:
-                    return moved
-        return tokens
+                    return moved, complete
+        return tokens, complete
+
+
+def note_lengths(tokens: np.ndarray, settings: EncoderSettings) -> np.ndarray:
+    """The length in seconds of every note of Performance tokens, as decoding plays them."""
+    from encoders.performance import decode_notes
+
+    notes = decode_notes(tokens, settings)
+    if not len(notes):
+        return np.zeros(0)
+    return np.array([end - start for start, end, _, _ in notes], np.float64) / \
+        settings.steps_per_second
+
+
+def note_length_quantile(dataset_dir: str | Path, settings: EncoderSettings,
+                         voices: VoiceScheme | None = None, split: str = "train",
+                         limit: int = 300, quantile: float = 99.5) -> float:
+    """The note length (seconds) that ``quantile`` percent of a split's notes stay within (over
+    up to ``limit`` pieces): the longest note a model trained on them is let hold, so a note
+    ends because the music ends it, and the cap only stops a model's rare slip."""
+    lengths = []
+    for tokens in islice(split_pieces(dataset_dir, split), limit):
+        base = tokens if voices is None else voices.unpack(tokens)[1]
+        if voices is not None:  # each voice's notes apart: decode per voice
+            voice = voices.unpack(tokens)[0]
+            shift = voice < 0
+            for v in range(voices.voices):
+                lengths.append(note_lengths(base[shift | (voice == v)], settings))
+        else:
+            lengths.append(note_lengths(base, settings))
+    every = np.concatenate(lengths) if lengths else np.zeros(0)
+    if not every.size:
+        return 5.0
+    return round(float(np.percentile(every, quantile)), 2)
+
+
+def key_profiles(dataset_dir: str | Path, settings: EncoderSettings, split: str = "train",
+                 limit: int = 300) -> dict[str, list[float]]:
+    """The mean pitch-class histogram of a split's pieces in each mode, rotated to a tonic of C
+    (the key of each piece estimated from its notes): what "in Eb major" sounds like in this
+    data, the histogram `generate --key` gives the model."""
+    from encoders.controls import onsets
+    from encoders.keys import estimate_key, pitch_class_histogram
+
+    sums = {"major": np.zeros(12), "minor": np.zeros(12)}
+    for tokens in islice(split_pieces(dataset_dir, split), limit):
+        _, _, pitch = onsets(tokens, settings)
+        if not len(pitch):
+            continue
+        hist = pitch_class_histogram(pitch)
+        tonic, mode = estimate_key(hist)
+        sums[mode] += np.roll(hist, -tonic)
+    return {mode: [round(float(x), 5) for x in (s / s.sum())] for mode, s in sums.items()
+            if s.sum() > 0}

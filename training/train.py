@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from encoders.controls import ControlSettings
 from neuralband.model import PRESETS, EventLSTM
 from neuralband.modelfile import save_model
 from training.baselines import baselines
@@ -35,7 +36,9 @@ from training.checkpoint import STATE, load_checkpoint, save_checkpoint
 from training.config import TrainConfig, add_arguments, config_from_args
 from training.data import (
     TokenWindows,
+    key_profiles,
     model_shape,
+    note_length_quantile,
     read_grid,
     read_settings,
     read_voices,
@@ -58,15 +61,37 @@ def targets(window: torch.Tensor, classes: int) -> torch.Tensor:
     return window[:, 1:] % classes
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX), where autocast pays."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """--precision -> whether the step runs under bf16 autocast."""
+    if precision == "bf16":
+        return True
+    if precision == "fp32":
+        return False
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, windows: np.ndarray, device: torch.device,
-             batch: int = 64) -> float:
-    """Mean next-event NLL in nats over the targets of fixed validation windows."""
+             batch: int = 64, controls: np.ndarray | None = None) -> float:
+    """Mean next-event NLL in nats over the targets of fixed validation windows (with their
+    controls, for a conditioned model; None: "no control")."""
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(windows), batch):
         w = torch.from_numpy(windows[i:i + batch]).to(device)
-        logits, _ = model(w[:, :-1])
+        c = None if controls is None else torch.from_numpy(controls[i:i + batch]).to(device)
+        logits, _ = model(w[:, :-1], None, c)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                targets(w, logits.shape[-1]).reshape(-1), reduction="sum")
         total += float(loss)
@@ -94,21 +119,25 @@ def train(cfg: TrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     if cfg.batch % world:
         raise ValueError(f"--batch {cfg.batch} must be a multiple of the {world} processes")
-    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    autocast = use_bf16(cfg.precision, device)
 
     # --- data, model, optimizer ---------------------------------------------------------------
     encoder, info = read_settings(cfg.dataset)
     voices = read_voices(info, encoder)  # a voice-packed dataset: more classes, same model
     grid = read_grid(info)  # a grid dataset: classes in and out differ, one embedding per voice
     run = Path(cfg.out)
+    controls = ControlSettings() if cfg.controls else None
     train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch, cfg.seed,
-                                 cfg.transpose, cfg.stretch, settings=encoder)
+                                 cfg.transpose, cfg.stretch, settings=encoder, controls=controls)
     valid = TokenWindows(cfg.dataset, "valid", cfg.window, cfg.eval_windows, cfg.seed + 1,
-                         settings=encoder)
-    eval_set = valid.batch(0)  # (eval_windows, window + 1), the same for every evaluation
+                         settings=encoder, controls=controls)
+    # (eval_windows, window + 1), the same for every evaluation, and their true controls
+    eval_set, eval_controls = (valid.batch_with_controls(0) if controls
+                               else (valid.batch(0), None))
     config = PRESETS[cfg.preset]
     config = replace(config, **model_shape(cfg.dataset),
-                     dropout=config.dropout if cfg.dropout is None else cfg.dropout)
+                     dropout=config.dropout if cfg.dropout is None else cfg.dropout,
+                     controls=controls.size if controls else 0)
     torch.manual_seed(cfg.seed)
     model = EventLSTM(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -128,10 +157,14 @@ def train(cfg: TrainConfig) -> dict:
         base = json.loads(base_path.read_text())
         # A voice-packed model also keeps how many notes each voice holds at once in the data.
         voicing = {"voice_polyphony": voice_polyphony(cfg.dataset, voices)} if voices else {}
+        # The longest note the band holds: the training notes' 99.5th percentile, not a flat cap.
+        voicing["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
+        if controls is not None:  # "--key Eb major" means what the data's pieces in Eb do
+            controls = replace(controls, key_profiles=key_profiles(cfg.dataset, encoder))
         metrics_path = run / "metrics.csv"
         if not metrics_path.exists() or start == 0:
             metrics_path.write_text("step,train_loss,valid_nll,valid_ppl,lr,events_per_s,"
-                                    "elapsed_s\n")
+                                    "elapsed_s,valid_nll_with_controls\n")
 
     board = None
     if master:
@@ -153,10 +186,14 @@ def train(cfg: TrainConfig) -> dict:
     for step in range(start, cfg.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        rows = train_windows.batch(step)[rank::world]  # this rank's share of the global batch
-        x = torch.from_numpy(rows).to(device)
+        if controls is None:
+            rows, c = train_windows.batch(step), None
+        else:
+            rows, ctrl = train_windows.batch_with_controls(step, cfg.control_drop)
+            c = torch.from_numpy(ctrl[rank::world]).to(device)
+        x = torch.from_numpy(rows[rank::world]).to(device)  # this rank's share of the batch
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits, _ = ddp(x[:, :-1])  # (B/world, T, V)
+            logits, _ = ddp(x[:, :-1], None, c)  # (B/world, T, V)
             loss = F.cross_entropy(logits.float().reshape(-1, config.classes),
                                    targets(x, config.classes).reshape(-1))
         optimizer.zero_grad(set_to_none=True)
@@ -172,14 +209,19 @@ def train(cfg: TrainConfig) -> dict:
 
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.steps:
+            # A conditioned model is chosen by its NLL running free (no controls), the harder
+            # case; its NLL with the true controls is kept beside it.
             nll = evaluate(model, eval_set, device)
+            nll_ctrl = (evaluate(model, eval_set, device, controls=eval_controls)
+                        if controls is not None else None)
             if master:
                 train_loss = float(np.mean(losses))
                 losses = []
                 with open(run / "metrics.csv", "a", newline="") as f:
                     csv.writer(f).writerow([done, f"{train_loss:.4f}", f"{nll:.4f}",
                                             f"{math.exp(nll):.3f}", f"{lr_at(step, cfg):.6g}",
-                                            f"{rate:.0f}", f"{time.perf_counter() - t0:.1f}"])
+                                            f"{rate:.0f}", f"{time.perf_counter() - t0:.1f}",
+                                            "" if nll_ctrl is None else f"{nll_ctrl:.4f}"])
                 if board is not None:
                     board.add_scalar("loss/train", train_loss, done)
                     board.add_scalar("nll/valid", nll, done)
@@ -190,11 +232,15 @@ def train(cfg: TrainConfig) -> dict:
                                "valid_nll": round(nll, 4), "valid_ppl": round(math.exp(nll), 3),
                                "baselines": base, "parameters": model.num_parameters(),
                                **voicing}
+                    if nll_ctrl is not None:
+                        summary["valid_nll_with_controls"] = round(nll_ctrl, 4)
                     save_model(run / "model", model, encoder, summary, dtype=cfg.export_dtype,
-                               voices=voices, grid=grid)
+                               voices=voices, grid=grid, controls=controls)
                 save_checkpoint(run, done, model, optimizer, {"best_valid_nll": best})
                 if bar is not None:
-                    bar.write(f"step {done}: valid NLL {nll:.4f} nats/event "
+                    with_ctrl = ("" if nll_ctrl is None
+                                 else f", {nll_ctrl:.4f} with the true controls")
+                    bar.write(f"step {done}: valid NLL {nll:.4f} nats/event{with_ctrl} "
                               f"(ppl {math.exp(nll):.2f}; bigram {base['bigram_nll']:.4f})")
     if bar is not None:
         bar.close()
