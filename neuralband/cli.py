@@ -194,16 +194,21 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from encoders.performance import decode, encode
     from encoders.voices import decode_voices, encode_voices, melody_tokens
-    from neuralband.generate import accompany, generate
+    from neuralband.generate import accompany, generate, model_rules
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
-    from neuralband.sampling import Rules
+    from neuralband.steering import ControlChoice
     from training.dataset import duration_s
 
     model = args.model or bundled_model()
     try:
-        rules = Rules(temperature=args.temperature, top_p=args.top_p,
-                      max_polyphony=args.max_polyphony, max_note_s=args.max_note)
         info = read_info(model)
+        limit = {} if args.max_note is None else {"max_note_s": args.max_note}
+        rules = model_rules(info, None, temperature=args.temperature, top_p=args.top_p,
+                            max_polyphony=args.max_polyphony, **limit)
+        choice = ControlChoice.parse(args.key, args.density)
+        if info.controls is None and (args.key or args.density):
+            raise ValueError(f"{model} reads no key or density controls (trained without "
+                             "--controls): leave out --key and --density")
         encoder, voices = info.encoder, info.voices
         if info.grid:
             return _generate_grid(args, model, rules)
@@ -229,7 +234,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                                    progress=lambda dt: bar.update(round(dt)))
             else:
                 pieces = generate(model, primer, seconds, args.n, rules, args.seed,
-                                  progress=lambda dt: bar.update(round(dt)))
+                                  progress=lambda dt: bar.update(round(dt)), controls=choice)
     except (ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -284,23 +289,32 @@ def _cmd_ports(args: argparse.Namespace) -> int:
 
 def _cmd_play(args: argparse.Namespace) -> int:
     from neuralband.engine import PlaySettings
-    from neuralband.modelfile import ModelFileError
+    from neuralband.modelfile import ModelFileError, bundled_model, read_info
     from neuralband.play import PortChoice, play
     from neuralband.ports import PortError
-    from neuralband.sampling import Rules
+    from neuralband.sampling import model_rules
+    from neuralband.steering import ControlChoice
 
     try:
         settings = PlaySettings(mode=args.mode, wait_s=args.wait, answer_s=args.answer,
                                 channel=args.channel - 1, thru=args.thru,
                                 feedback_guard_s=0.03 if args.feedback_guard else 0.0)
-        rules = Rules(temperature=args.temperature, top_p=args.top_p,
-                      max_polyphony=args.max_polyphony, max_note_s=args.max_note)
+        info = read_info(args.model or bundled_model())
+        limit = {} if args.max_note is None else {"max_note_s": args.max_note}
+        rules = model_rules(info, None, temperature=args.temperature, top_p=args.top_p,
+                            max_polyphony=args.max_polyphony, **limit)
+        choice = ControlChoice.parse(args.key, args.density)
+        if info.controls is None and (args.key or args.density):
+            raise ValueError(f"{args.model or 'the default model'} reads no key or density "
+                             "controls (trained without --controls): leave out --key and "
+                             "--density")
         choice = PortChoice(inp=args.inp, out=args.out, virtual=args.virtual, api=args.api,
                             on_loss=args.on_loss)
         return play(choice, args.model, settings, rules, args.seed, args.record, args.seconds,
                     bpm=args.bpm, click=args.click,
                     grace_s=None if args.grace_ms is None else args.grace_ms / 1000.0,
-                    precision=args.precision)
+                    precision=args.precision,
+                    controls=choice if info.controls is not None else None)
     except (PortError, ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -530,7 +544,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--top-p", type=float, default=0.95)
     gen.add_argument("--max-polyphony", type=int, default=12)
-    gen.add_argument("--max-note", type=float, default=5.0, help="longest note in seconds")
+    gen.add_argument("--max-note", type=float, default=None,
+                     help="longest note in seconds (default: the model's, from its training "
+                          "data; 5 for models that do not say)")
+    gen.add_argument("--key", metavar="KEY",
+                     help="a conditioned model keeps to this key ('Eb major', 'F#m'); 'follow' "
+                          "(default): the primer's, free from silence; 'free': no key")
+    gen.add_argument("--density", metavar="NOTES/S",
+                     help="a conditioned model plays about this many notes per second; "
+                          "'follow' (default): as the primer, free from silence; 'free'")
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("-n", type=int, default=1, help="variations, in one batched pass")
     gen.add_argument("-o", "--out", required=True, help="a .mid file or a folder")
@@ -557,7 +579,15 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--temperature", type=float, default=1.0)
     pl.add_argument("--top-p", type=float, default=0.95)
     pl.add_argument("--max-polyphony", type=int, default=8)
-    pl.add_argument("--max-note", type=float, default=5.0, help="longest band note in seconds")
+    pl.add_argument("--max-note", type=float, default=None,
+                    help="longest band note in seconds (default: the model's, from its "
+                         "training data; 5 for models that do not say)")
+    pl.add_argument("--key", metavar="KEY",
+                    help="a conditioned model keeps to this key ('Eb major', 'F#m'); 'follow' "
+                         "(default): the key you play in (your last 20 s); 'free': no key")
+    pl.add_argument("--density", metavar="NOTES/S",
+                    help="a conditioned model plays about this many notes per second; "
+                         "'follow' (default): as busily as you play; 'free'")
     pl.add_argument("--channel", type=int, default=1,
                     help="the band's MIDI channel, 1-16 (a duet model's band voices: this and up)")
     pl.add_argument("--thru", action="store_true", help="echo your notes to the output")

@@ -41,6 +41,7 @@ from neuralband.clock import wait_for_input
 from neuralband.notes import NOTE_ON, OutputNotes, echo
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
+from neuralband.steering import FOLLOW, ControlChoice, steer
 from neuralband.voicing import Voicing, from_info
 
 MODES = ("call", "solo", "duet")
@@ -307,7 +308,8 @@ class Engine(LiveLoop):
     def __init__(self, stepper: Stepper, send: Callable[[list[int]], None],
                  settings: PlaySettings | None = None, rules: Rules | None = None,
                  seed: int | None = None, clock: Callable[[], float] = time.perf_counter,
-                 record: bool = False, keep_tokens: bool = False):
+                 record: bool = False, keep_tokens: bool = False,
+                 controls: ControlChoice | None = None):
         if stepper.batch != 1:
             raise ValueError("the live engine runs one stream")
         settings = settings or PlaySettings()
@@ -320,6 +322,10 @@ class Engine(LiveLoop):
         self.tracker = v.tracker(rules)
         self.sampler = Sampler(rules, seed, v.vocab_size)
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
+        # A conditioned model's key and density: fixed, free, or following the player's notes.
+        self.steering = steer(stepper, controls)
+        self._follow = self.steering is not None and FOLLOW in (self.steering.choice.key,
+                                                                self.steering.choice.density)
         # Token layout shortcuts: model token -> voice, Performance token, TIME_SHIFT steps.
         self._vel, self._off = es.velocity, es.note_off
         self._sps = es.steps_per_second
@@ -345,6 +351,8 @@ class Engine(LiveLoop):
     def start(self) -> None:
         """Open the stream: reset the model and feed "nothing yet", dated so that it ends now."""
         self.stepper.reset()
+        if self.steering is not None:
+            self.stepper.set_controls(self.steering.vector)
         self.enc = LiveEncoder(self.enc.settings)
         self.tracker = self.voicing.tracker(self.rules)
         self._feed_shared(self.voicing.shift(START_STEPS))
@@ -401,6 +409,8 @@ class Engine(LiveLoop):
             tokens = self.enc.note_off(seconds, data[1], channel)
         if status != 0xB0:
             self.turns.heard(t, is_on)
+        if is_on and self._follow:  # the band keeps to the key and pace the player sets
+            self.stepper.set_controls(self.steering.heard(seconds, data[1]))
         for tok in tokens:
             self._feed(self._player[tok], own=False)
         self._absorbed(t, data, is_on, thru=status != 0xB0)

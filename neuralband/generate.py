@@ -20,7 +20,8 @@ import numpy as np
 
 from encoders.voices import event_steps
 from neuralband.runtime import Stepper
-from neuralband.sampling import Rules, Sampler
+from neuralband.sampling import Rules, Sampler, model_rules
+from neuralband.steering import ControlChoice, steer
 from neuralband.voicing import Voicing, from_info
 
 # From silence the model is started with one event of "nothing happened yet".
@@ -43,15 +44,18 @@ def _load(model: str | os.PathLike, variations: int) -> tuple[Stepper, Voicing]:
 
 def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float,
              variations: int = 1, rules: Rules | None = None, seed: int | None = None,
-             progress: Callable[[float], None] | None = None) -> list[Piece]:
+             progress: Callable[[float], None] | None = None,
+             controls: ControlChoice | None = None) -> list[Piece]:
     """Continue ``primer`` tokens (None: silence) by ``seconds`` of music, ``variations`` times.
 
-    A voice-packed model plays every voice, the lead included.
+    A voice-packed model plays every voice, the lead included. A conditioned model keeps the
+    key and density of ``controls`` (by default those of the primer; from silence, free).
     """
     if seconds <= 0 or variations < 1:
         raise ValueError("seconds and variations must be positive")
-    rules = rules or Rules()
     stepper, voicing = _load(model, variations)
+    rules = model_rules(stepper.info, rules)
+    steer(stepper, controls, primer)
     every = tuple(range(voicing.voices.voices)) if voicing.voiced else None
     prefix = (np.asarray(primer, np.int64) if primer is not None and len(primer) else
               np.array([voicing.shift(SILENCE_START_STEPS)]))
@@ -101,8 +105,8 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
     ``tail_s`` after the melody's last event with every band note closed."""
     if variations < 1 or tail_s < 0:
         raise ValueError("variations must be positive and the tail >= 0 seconds")
-    rules = rules or Rules()
     stepper, voicing = _load(model, variations)
+    rules = model_rules(stepper.info, rules)
     if not voicing.voiced:
         raise ValueError("accompanying a melody needs a voice-packed model "
                          "(trained on a dataset made with `neuralband encode --voices`)")

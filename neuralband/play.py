@@ -20,7 +20,8 @@ from neuralband.gridplay import GridEngine, bpm_step_s, step_bpm
 from neuralband.modelfile import bundled_model
 from neuralband.ports import MidiInput, MidiOutput, PortError
 from neuralband.runtime import Stepper
-from neuralband.sampling import Rules
+from neuralband.sampling import Rules, model_rules
+from neuralband.steering import ControlChoice
 
 Performer = Engine | GridEngine  # the event engine, or a grid model's on a clock: one interface
 TICKS_PER_BEAT = 480
@@ -122,9 +123,11 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
          seed: int | None = None, record: str | os.PathLike | None = None,
          seconds: float | None = None, show_status: bool | None = None,
          client: str = "neuralband", bpm: float | None = None, grace_s: float | None = None,
-         click: bool = False, precision: str = "fp32") -> int:
+         click: bool = False, precision: str = "fp32",
+         controls: ControlChoice | None = None) -> int:
     """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost).
     ``precision="int8"`` steps the model with int8 weights (`neuralband.int8`, needs numba).
+    A conditioned model keeps to ``controls`` (by default the key and pace the player plays).
 
     A grid model plays on a clock (`neuralband.gridplay`): ``bpm`` sets its tempo (4 steps a
     beat; None: the model's), ``grace_s`` its decision delay, ``click`` a metronome."""
@@ -133,18 +136,21 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
               flush=True)
 
     settings = settings or PlaySettings()
-    rules = rules or Rules()
     if show_status is None:
         show_status = sys.stderr.isatty()
     stepper = Stepper.load(model or bundled_model(), precision=precision)
+    rules = model_rules(stepper.info, rules)
     if stepper.info and stepper.info.grid:
+        if controls is not None and controls != ControlChoice():
+            raise ValueError("--key and --density are for models trained with --controls")
         grid = {} if grace_s is None else {"grace_s": grace_s}
         engine = GridEngine(stepper, _not_open, settings, rules, seed, record=record is not None,
                             step_s=None if bpm is None else bpm_step_s(bpm), click=click, **grid)
     elif bpm is not None or grace_s is not None or click:
         raise ValueError("--bpm, --grace-ms and --click are for grid models")
     else:
-        engine = Engine(stepper, _not_open, settings, rules, seed, record=record is not None)
+        engine = Engine(stepper, _not_open, settings, rules, seed, record=record is not None,
+                        controls=controls)
     # The input first: the keyboard is what a player names, and its error lists the inputs.
     inp = MidiInput(engine.receive, name=ports.inp, api=ports.api, virtual=ports.virtual,
                     client=client)
@@ -167,6 +173,10 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     tempo = f", {step_bpm(engine.step_s):g} bpm" if isinstance(engine, GridEngine) else ""
     say(f"playing ({settings.mode}{tempo}): in '{inp.port_name or 'virtual'}', "
         f"out '{out.port_name or 'virtual'}'; Ctrl-C to stop")
+    steering = getattr(engine, "steering", None)
+    if steering is not None:
+        say(f"the band keeps to: key {steering.choice.key}, density {steering.choice.density}"
+            f" ({steering.describe()})")
     try:
         engine.run(seconds, poll=watch, status=(lambda e: print(
             "\r\033[K" + status_line(e), end="", file=sys.stderr, flush=True))

@@ -47,6 +47,17 @@ class Rules:
             raise ValueError("max polyphony and max note length must be positive")
 
 
+def model_rules(info, rules: Rules | None = None, **changes) -> Rules:
+    """``rules``, or the default rules with the longest note from the model's training data
+    where the model knows it (the music ends its notes; the cap only stops a slip)."""
+    if rules is not None:
+        return rules
+    data_max = info.summary.get("max_note_s") if info is not None else None
+    if data_max and "max_note_s" not in changes:
+        changes["max_note_s"] = float(data_max)
+    return Rules(**changes)
+
+
 class NoteTracker:
     """The state of one stream's notes, and the events allowed next."""
 
