@@ -174,17 +174,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from neuralband.modelfile import ModelFileError
     from training.config import config_from_args
     from training.data import DatasetMismatch
-    from training.train import train
+    from training.runs import announce, check_run_folder, end_line, stop_message
 
+    cfg = None
     try:
-        result = train(config_from_args(args))
+        cfg = config_from_args(args)
+        check_run_folder(cfg)
+        progress = announce(cfg, cfg.progress)  # at once: torch takes a while to load
+        with progress.phase("loading torch"):
+            from training.train import train
+
+        result = train(cfg, progress)
     except (ModelFileError, DatasetMismatch, FileNotFoundError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"neuralband: {stop_message(cfg) if cfg else 'stopped'}", file=sys.stderr)
+        return 130
     if "model" in result:
-        base = result["baselines"]
-        print(f"best valid NLL {result['best_valid_nll']:.4f} nats/event "
-              f"(unigram {base['unigram_nll']:.4f}, bigram {base['bigram_nll']:.4f})")
+        print(end_line(result["best_valid_nll"], result["baselines"]))
         print(f"model: {result['model']}.safetensors + .json")
     return 0
 
@@ -419,6 +427,7 @@ def _json_number(x: float) -> float | None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
+    from functools import partial
 
     from encoders.keys import key_name, parse_key
     from neuralband import evaluate as ev
@@ -432,7 +441,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
-    loader = ev.load_parts if args.accompaniment else ev.load_notes
+    loader = partial(ev.load_parts if args.accompaniment else ev.load_notes,
+                     sustain=not args.no_sustain)
     loaded = {}
     for name, paths in sets.items():
         loaded[name], failed = ev.read_all(paths, loader)
@@ -666,6 +676,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--accompaniment", action="store_true",
                     help="accompaniment metrics: the track named MELODY or lead (else the "
                          "first) is the melody, the other tracks the band")
+    ev.add_argument("--no-sustain", action="store_true",
+                    help="read notes as key presses, the sustain pedal not folded in (as the pop "
+                         "models were trained; default: folded in, as the encoder does)")
     ev.add_argument("--json", metavar="OUT", help="also write the JSON line to this file")
     ev.set_defaults(func=_cmd_evaluate)
     return parser

@@ -45,7 +45,7 @@ import numpy as np
 from encoders.errors import MidiError
 from encoders.keys import estimate_key, pitch_class_histogram, scale_mask
 from encoders.midi_io import NoteTable, read_notes, source_name, table_from_pretty_midi
-from encoders.performance import prepare_notes
+from encoders.performance import EncoderSettings, prepare_notes
 from encoders.voices import read_pretty_midi
 
 CAP_S = 5.0  # the instrument's default longest note (generate/play --max-note)
@@ -80,15 +80,16 @@ def find_midi(sources: Iterable[str | os.PathLike]) -> list[Path]:
     return sorted(found)
 
 
-def load_notes(piece: Piece) -> NoteTable:
+def load_notes(piece: Piece, sustain: bool = True) -> NoteTable:
     """A NoteTable as given, or a MIDI file's notes as the encoder sees them (drums out, sustain
-    folded in); MidiError for an unreadable file."""
+    folded in, or with ``sustain=False`` the key presses alone, as a model encoded without the
+    pedal plays); MidiError for an unreadable file."""
     if isinstance(piece, NoteTable):
         return piece
-    return prepare_notes(read_notes(piece))
+    return prepare_notes(read_notes(piece), EncoderSettings(sustain=sustain))
 
 
-def load_parts(source: str | os.PathLike) -> tuple[NoteTable, NoteTable]:
+def load_parts(source: str | os.PathLike, sustain: bool = True) -> tuple[NoteTable, NoteTable]:
     """A MIDI file -> (melody, band): the melody is the first track named MELODY or lead
     (case aside), else the first melodic track; the band is every other melodic track."""
     pm = read_pretty_midi(source, source_name(source))
@@ -98,8 +99,9 @@ def load_parts(source: str | os.PathLike) -> tuple[NoteTable, NoteTable]:
     named = [g for g in melodic if pm.instruments[g].name.strip().casefold() in MELODY_NAMES]
     lead = (named or melodic)[0]
     table = table_from_pretty_midi(pm)
-    melody = prepare_notes(table.select(table.group == lead))
-    band = prepare_notes(table.select((table.group != lead) & ~table.is_drum))
+    settings = EncoderSettings(sustain=sustain)
+    melody = prepare_notes(table.select(table.group == lead), settings)
+    band = prepare_notes(table.select((table.group != lead) & ~table.is_drum), settings)
     return melody, band
 
 
