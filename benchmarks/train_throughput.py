@@ -11,8 +11,10 @@ B = 64 windows of T = 256 events):
    tokens (B, T + 1) drawn once up front. This is the comparison point (measured before on an
    AMD EPYC: 8,016 events/s for 3 x 512, B 64 x T 128, 2 threads).
 2. ``model step``: neuralband's ``EventLSTM`` with the step of ``training/train.py`` (set the lr,
-   bf16 autocast on CUDA where supported, ``cross_entropy`` on float logits, ``backward``,
-   ``clip_grad_norm_(3)``, AdamW, the loss read back), on the same random batch: the model alone.
+   bf16 autocast where ``--precision auto`` takes it: CUDA with bf16, CPUs with AVX-512 BF16 or
+   AMX; there an fp32 row of the same step comes first, ``cross_entropy`` on float logits,
+   ``backward``, ``clip_grad_norm_(3)``, AdamW, the loss read back), on the same random batch:
+   the model alone.
 3. ``full loop``: the same step fed by the real data path: a small dataset is built once into a
    temporary folder from ``tests/data/chorales_train/*.mid`` (``build_dataset(..., workers=1,
    fractions=(1, 0, 0))``), and every step draws ``TokenWindows(..., transpose=3,
@@ -65,6 +67,7 @@ from benchmarks.machine import cpu_model, print_rows, usable_cpus  # noqa: E402
 from neuralband.model import PRESETS, EventLSTM, ModelConfig  # noqa: E402
 from training.data import TokenWindows, read_manifest, read_settings  # noqa: E402
 from training.dataset import build_dataset  # noqa: E402
+from training.train import use_bf16  # noqa: E402
 
 MIDI_DIR = REPO / "tests" / "data" / "chorales_train"
 REFERENCE_LR = 1e-3  # the plain loop's Adam
@@ -231,7 +234,7 @@ def run_device(device: torch.device, preset: str, config: ModelConfig,
                data_config: ModelConfig, windows: TokenWindows, B: int, T: int, warmup: int,
                steps: int) -> list[Row]:
     """The three rows on one device; relative is events/s over the reference's."""
-    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    autocast = use_bf16("auto", device)  # as training/train.py decides: bf16 where it pays
     ours = "bf16 autocast" if autocast else "fp32"
     generator = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, config.vocab_size, (B, T + 1), generator=generator,
@@ -247,6 +250,11 @@ def run_device(device: torch.device, preset: str, config: ModelConfig,
     say("reference (plain PyTorch)")
     seconds, params = reference_step_s(config, tokens, device, warmup, steps)
     reference = row("reference (plain PyTorch)", "fp32", T, seconds, params)
+    plain = []
+    if autocast:  # the same step without autocast: what bf16 buys on this chip
+        say("neuralband model step, fp32")
+        seconds, params = model_step_s(config, tokens, device, False, warmup, steps)
+        plain = [row("neuralband model step", "fp32", T, seconds, params)]
     say("neuralband model step")
     seconds, params = model_step_s(config, tokens, device, autocast, warmup, steps)
     model = row("neuralband model step", ours, T, seconds, params)
@@ -257,7 +265,7 @@ def run_device(device: torch.device, preset: str, config: ModelConfig,
     if windows.window != T:
         full.note = f"T={windows.window}: no chorale is long enough for T={T}"
 
-    rows = [reference, model, full]
+    rows = [reference, *plain, model, full]
     for r in rows:
         r.relative = r.events_per_s / reference.events_per_s
     return rows
