@@ -208,3 +208,178 @@ def test_resume_with_another_preset_is_one_readable_error(chorale_dataset, tmp_p
     train(tiny(chorale_dataset, run, steps=10))
     with pytest.raises(ModelFileError, match="another model size"):
         train(tiny(chorale_dataset, run, steps=20, resume=True, preset="small"))
+
+
+def cli_args(dataset: Path, run: Path, *extra: str, quiet: bool = True) -> list[str]:
+    """`neuralband train` with the settings of `tiny` (and -q unless quiet=False)."""
+    return ["train", str(dataset), "-o", str(run), "--preset", "tiny", "--steps", "40",
+            "--batch", "8", "--window", "32", "--lr", "5e-3", "--warmup", "5",
+            "--eval-every", "10", "--eval-windows", "16", "--threads", "1", "--dropout", "0.2",
+            *(["-q"] if quiet else []), *extra]
+
+
+def metric_rows(run: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(run / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def files_of(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file()}
+
+
+def test_resume_takes_the_runs_settings_and_refuses_a_conflicting_one(chorale_dataset, tmp_path,
+                                                                       capsys):
+    from neuralband.cli import main
+
+    run = tmp_path / "run"
+    assert main(cli_args(chorale_dataset, run, "--steps", "20")) == 0
+    args_json = (run / "args.json").read_bytes()
+    capsys.readouterr()
+    assert main(["train", str(chorale_dataset), "-o", str(run), "--resume", "--window", "64",
+                 "--lr", "0.002"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"neuralband: {run} was trained with --window 32 and --lr 0.005; drop "
+                   "--window 64 --lr 0.002 or start a new run folder\n")
+    assert json.loads((run / "state.json").read_text())["step"] == 20
+    # Settings left out (--preset, --batch, ...) are the run's; the same --window is no
+    # conflict, and --steps may be raised to train longer.
+    assert main(["train", str(chorale_dataset), "-o", str(run), "--resume", "--window", "32",
+                 "--steps", "30", "-q"]) == 0
+    assert json.loads((run / "state.json").read_text())["step"] == 30
+    assert (run / "args.json").read_bytes() == args_json
+    (resume,) = [json.loads(line) for line in (run / "resumes.jsonl").read_text().splitlines()]
+    assert resume["step"] == 20 and resume["steps"] == 30 and resume["threads"] == 1
+    # A later --resume goes on with the raised --steps, not args.json's 20.
+    assert main(["train", str(chorale_dataset), "-o", str(run), "--resume", "-q"]) == 0
+    assert "nothing to do" not in capsys.readouterr().err
+    assert [row["step"] for row in metric_rows(run)] == ["10", "20", "30"]
+
+
+def test_a_run_folder_is_replaced_only_with_force(chorale_dataset, tmp_path, capsys):
+    from neuralband.cli import main
+
+    run = tmp_path / "run"
+    assert main(cli_args(chorale_dataset, run, "--steps", "10")) == 0
+    assert main(cli_args(chorale_dataset, run, "--steps", "20", "--resume")) == 0
+    before = files_of(run)
+    capsys.readouterr()
+    assert main(cli_args(chorale_dataset, run, "--steps", "10")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume" in err and "--force" in err
+    assert main(cli_args(chorale_dataset, run, "--resume", "--force")) == 2
+    assert files_of(run) == before
+    # --force starts over: step 10 of a new run, not the checkpoint at 20, and no old rows.
+    assert main(cli_args(chorale_dataset, run, "--steps", "10", "--force")) == 0
+    assert json.loads((run / "state.json").read_text())["step"] == 10
+    assert [row["step"] for row in metric_rows(run)] == ["10"]
+    assert not (run / "resumes.jsonl").exists()
+
+
+def test_ctrl_c_checkpoints_the_step_under_way_and_says_how_to_go_on(chorale_dataset, tmp_path,
+                                                                      capsys, monkeypatch):
+    import signal
+
+    from neuralband.cli import main
+
+    run = tmp_path / "run"
+    real, sent = train_module.lr_at, []
+
+    def ctrl_c_in_step_13(step, cfg):
+        if step == 13 and not sent:
+            sent.append(step)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(step, cfg)
+
+    monkeypatch.setattr(train_module, "lr_at", ctrl_c_in_step_13)
+    assert main(cli_args(chorale_dataset, run)) == 130
+    err = capsys.readouterr().err
+    assert f"{run} is checkpointed at step 14 of 40" in err and "--resume" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert json.loads((run / "state.json").read_text())["step"] == 14
+    monkeypatch.undo()
+    assert main(["train", str(chorale_dataset), "-o", str(run), "--resume", "-q"]) == 0
+    train(tiny(chorale_dataset, tmp_path / "whole"))
+    assert_same_weights(tmp_path / "whole", run)
+
+
+def test_the_first_line_comes_before_the_slow_set_up(chorale_dataset, tmp_path, capsys,
+                                                     monkeypatch):
+    from neuralband.cli import main
+
+    real, printed = train_module.baselines, []
+
+    def baselines(*args):
+        printed.append(capsys.readouterr().err)
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "baselines", baselines)
+    run = tmp_path / "run"
+    assert main(cli_args(chorale_dataset, run, "--steps", "10", quiet=False)) == 0
+    (before,) = printed
+    assert before.startswith(f"training {run}: 30 train pieces (")
+    assert "6 valid; preset tiny" in before
+    assert before.endswith("  unigram and bigram baselines over the train split ...")
+
+
+def test_help_gives_every_options_meaning_and_default():
+    import argparse
+
+    from training.config import add_arguments
+
+    defaults = TrainConfig("", "")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = [a for a in parser._actions
+               if a.option_strings and not isinstance(a, argparse._HelpAction)]
+    assert len(options) > 20
+    for action in options:
+        assert action.help, action.option_strings
+        if action.nargs != 0 and not action.required:  # an option with a value: its default
+            assert "(default: " in action.help, action.option_strings
+    text = parser.format_help()
+    assert f"(default: {defaults.window})" in text and f"(default: {defaults.lr})" in text
+
+
+def test_the_end_line_says_whether_the_bigram_was_beaten(chorale_dataset, tmp_path, capsys):
+    from neuralband.cli import main
+
+    assert main(cli_args(chorale_dataset, tmp_path / "run", "--steps", "10")) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("best valid NLL ") and "did NOT beat the bigram" in first
+    from training.runs import end_line
+
+    base = {"bigram_nll": 3.83, "unigram_nll": 4.5}
+    assert end_line(2.71, base).startswith("best valid NLL 2.7100 nats/event: 1.1200 below the "
+                                           "bigram baseline (bigram 3.8300")
+    assert "did NOT beat the bigram baseline (bigram 3.8300" in end_line(3.9, base)
+
+
+def test_elapsed_time_adds_up_across_resumes(chorale_dataset, tmp_path, monkeypatch):
+    import time
+
+    run = tmp_path / "run"
+    real = checkpoint_module.save_checkpoint
+
+    def slow_then_stop(run_dir, step, *args, **kwargs):  # 1 s of training, then Ctrl-C at 20
+        if step == 10:
+            time.sleep(1.0)
+        real(run_dir, step, *args, **kwargs)
+        if step == 20:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_checkpoint", slow_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(chorale_dataset, run))
+    monkeypatch.undo()
+    at_20 = json.loads((run / "state.json").read_text())["elapsed_s"]
+    assert at_20 > 1.0
+    with open(run / "metrics.csv", "a") as f:  # a row written after the checkpoint, as kill -9
+        f.write("30,9.9,9.9,9.9,0.001,1,0.0,\n")  # between the two would leave
+    train(tiny(chorale_dataset, run, resume=True))
+    rows = metric_rows(run)
+    assert [row["step"] for row in rows] == ["10", "20", "30", "40"]
+    elapsed = [float(row["elapsed_s"]) for row in rows]
+    assert elapsed == sorted(elapsed) and elapsed[2] > at_20

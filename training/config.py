@@ -1,12 +1,21 @@
-"""The settings of a training run and their command line, without importing torch (so that
-`neuralband --help` stays fast)."""
+"""The settings of a training run, their command line and their files in the run folder
+(``args.json``, ``resumes.jsonl``), without importing torch (so that `neuralband --help` stays
+fast)."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
 from neuralband.modelconfig import PRESETS
+
+ARGS = "args.json"  # the first command line of a run, never rewritten
+RESUMES = "resumes.jsonl"  # one line per --resume
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     resume: bool = False
+    force: bool = False  # start over in a run folder that holds a run
     export_dtype: str = "float16"
     progress: bool = True
     controls: bool = False  # read key and density controls beside each token
@@ -40,49 +50,164 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 (autocast; auto: where the chip does bf16)
 
 
+DEFAULTS = TrainConfig("", "")
+# On --resume: the run's own value unless given again (raise --steps to train longer) ...
+INHERITED = ("steps", "eval_every", "device", "threads")
+# ... the terminal's, as given now (-q or not) ...
+LOCAL = ("progress",)
+# ... and every other setting is the run's: giving another value is refused.
+FIXED = tuple(f.name for f in fields(TrainConfig)
+              if f.name not in (*INHERITED, *LOCAL, "dataset", "out", "resume", "force"))
+
+
+class SettingsConflict(ValueError):
+    """--resume with an option that differs from the run's own setting."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The command line of `neuralband train` (and of `python -m training.train`)."""
-    d = TrainConfig("", "")
+    """The command line of `neuralband train` (and of `python -m training.train`). Options
+    default to None, so that `config_from_args` knows which ones the user gave."""
+    d = DEFAULTS
     p.add_argument("dataset", help="a dataset folder made by `neuralband encode`")
-    p.add_argument("-o", "--out", required=True, help="run folder (checkpoints, metrics, model)")
-    p.add_argument("--preset", default=d.preset, choices=sorted(PRESETS))
-    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"])
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch", type=int, default=d.batch, help="global batch (windows per step)")
-    p.add_argument("--window", type=int, default=d.window, help="events per window (T)")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
-    p.add_argument("--min-lr", type=float, default=d.min_lr)
-    p.add_argument("--warmup", type=int, default=d.warmup)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--clip", type=float, default=d.clip, help="gradient norm clip")
-    p.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
-    p.add_argument("--transpose", type=int, default=d.transpose, help="augment: +-N semitones")
-    p.add_argument("--stretch", type=float, default=d.stretch, help="augment: time x (1+-s)")
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--eval-windows", type=int, default=d.eval_windows)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
-    p.add_argument("--export-dtype", default=d.export_dtype, choices=["float16", "float32"])
-    p.add_argument("--controls", action="store_true",
+    p.add_argument("-o", "--out", required=True,
+                   help="run folder (args.json, baselines.json, metrics.csv, checkpoint, model)")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help=f"model size (default: {d.preset})")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                   help=f"auto: cuda where there is one, else cpu (default: {d.device})")
+    p.add_argument("--steps", type=int,
+                   help=f"optimizer steps in all; the learning rate decays to its end "
+                        f"(default: {d.steps})")
+    p.add_argument("--batch", type=int,
+                   help=f"global batch, windows per step (default: {d.batch})")
+    p.add_argument("--window", type=int, help=f"events per window, T (default: {d.window})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate of AdamW (default: {d.lr})")
+    p.add_argument("--min-lr", type=float,
+                   help=f"learning rate at the end of the cosine decay (default: {d.min_lr})")
+    p.add_argument("--warmup", type=int,
+                   help=f"steps of linear learning-rate warm-up (default: {d.warmup})")
+    p.add_argument("--weight-decay", type=float,
+                   help=f"AdamW weight decay (default: {d.weight_decay})")
+    p.add_argument("--clip", type=float, help=f"gradient norm clip (default: {d.clip})")
+    p.add_argument("--dropout", type=float,
+                   help="override the preset's dropout (default: the preset's)")
+    p.add_argument("--transpose", type=int,
+                   help=f"augment: transpose by up to +-N semitones (default: {d.transpose})")
+    p.add_argument("--stretch", type=float,
+                   help=f"augment: stretch time by x(1+-s) (default: {d.stretch})")
+    p.add_argument("--eval-every", type=int,
+                   help=f"steps between evaluations and checkpoints (default: {d.eval_every})")
+    p.add_argument("--eval-windows", type=int,
+                   help=f"validation windows per evaluation (default: {d.eval_windows})")
+    p.add_argument("--seed", type=int, help=f"seed of weights and batches (default: {d.seed})")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in OUT from its checkpoint with the run's own settings "
+                        "(args.json, resumes.jsonl); only --steps (raise it to train longer), "
+                        "--eval-every, --device, --threads and -q may be given anew, any other "
+                        "option given must match the run's")
+    p.add_argument("--force", action="store_true",
+                   help="start over in a run folder that holds a run (its checkpoint, metrics "
+                        "and model are deleted)")
+    p.add_argument("--export-dtype", choices=["float16", "float32"],
+                   help=f"weights of the model file (default: {d.export_dtype})")
+    p.add_argument("--controls", action="store_true", default=None,
                    help="condition on the key and note density of the coming seconds "
                         "(encoders.controls), as Magenta's conditioned Performance RNN")
-    p.add_argument("--control-drop", type=float, default=d.control_drop,
+    p.add_argument("--control-drop", type=float,
                    help="share of windows trained with no key (and, apart, no density), so the "
-                        f"model also plays free (default {d.control_drop})")
-    p.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16"],
+                        f"model also plays free (default: {d.control_drop})")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                    help="bf16 autocast or plain fp32; auto: bf16 on a CUDA GPU that has it and "
-                        "on CPUs with AVX-512 BF16 or AMX, else fp32 (default auto)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+                        f"on CPUs with AVX-512 BF16 or AMX, else fp32 (default: {d.precision})")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines and bar")
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    """The settings the command line gave explicitly (argparse left the others None)."""
+    given = {f: getattr(args, f) for f in (*FIXED, *INHERITED, *LOCAL)
+             if getattr(args, f, None) is not None}
+    if args.quiet:
+        given["progress"] = False
+    return given
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        dataset=args.dataset, out=args.out, preset=args.preset, device=args.device,
-        steps=args.steps, batch=args.batch, window=args.window, lr=args.lr, min_lr=args.min_lr,
-        warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip, dropout=args.dropout,
-        transpose=args.transpose, stretch=args.stretch, eval_every=args.eval_every,
-        eval_windows=args.eval_windows, seed=args.seed, threads=args.threads, resume=args.resume,
-        export_dtype=args.export_dtype, progress=not args.quiet, controls=args.controls,
-        control_drop=args.control_drop, precision=args.precision,
-    )
+    """The run's settings: the command line's over the defaults, or with --resume, over the
+    run's saved ones (refusing a conflicting one with SettingsConflict)."""
+    if args.resume and args.force:
+        raise ValueError("--resume continues a run and --force starts it over: give one of them")
+    given = given_settings(args)
+    cfg = TrainConfig(dataset=args.dataset, out=args.out, resume=args.resume, force=args.force,
+                      **given)
+    saved = saved_settings(Path(args.out)) if args.resume else None
+    return cfg if saved is None else resumed_config(cfg, given, saved)
+
+
+def resumed_config(cfg: TrainConfig, given: dict, saved: dict) -> TrainConfig:
+    """``cfg`` with the run's saved settings where the command line left them out."""
+    run = cfg.out
+    if not same_path(cfg.dataset, saved["dataset"]):
+        raise SettingsConflict(f"{run} was trained on {saved['dataset']}; give that dataset "
+                               "or start a new run folder")
+    own = {f: saved.get(f, getattr(DEFAULTS, f)) for f in (*FIXED, *INHERITED)}
+    clash = [f for f in FIXED if f in given and given[f] != own[f]]
+    if clash:
+        was = _trained_with({f: own[f] for f in clash})
+        now = " ".join(_option(f, given[f]) for f in clash)
+        raise SettingsConflict(f"{run} was trained {was}; drop {now} or start a new run folder")
+    own.update({f: given[f] for f in INHERITED if f in given})
+    return replace(cfg, **own)
+
+
+def same_path(a: str, b: str) -> bool:
+    """Whether two paths name the same file or folder."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _option(field: str, value: object) -> str:
+    """A setting as its command-line option: ``--window 256``, ``--controls``."""
+    flag = "--" + field.replace("_", "-")
+    return flag if isinstance(value, bool) else f"{flag} {value}"
+
+
+def _trained_with(settings: dict) -> str:
+    """Saved settings in words: ``with --window 256 and --lr 0.002, without --controls``."""
+    given = [_option(f, v) for f, v in settings.items() if v is not None and v is not False]
+    left_out = ["--" + f.replace("_", "-") for f, v in settings.items() if v is None or v is False]
+    parts = [f"{word} {' and '.join(flags)}"
+             for word, flags in (("with", given), ("without", left_out)) if flags]
+    return ", ".join(parts)
+
+
+def saved_settings(run: Path) -> dict | None:
+    """The run's settings as it trains now: args.json's, with the later --steps, --eval-every,
+    --device and --threads of resumes.jsonl; its dataset as an absolute path. None: no args.json."""
+    path = run / ARGS
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        config = dict(data["config"])
+        lines = (run / RESUMES).read_text().splitlines() if (run / RESUMES).exists() else []
+        for line in filter(str.strip, lines):
+            config.update({k: v for k, v in json.loads(line).items() if k in INHERITED})
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a readable run settings file ({err}); "
+                         "train a new run folder") from err
+    config["dataset"] = os.path.join(data.get("cwd", os.getcwd()), config["dataset"])
+    return config
+
+
+def write_settings(run: Path, cfg: TrainConfig, world: int) -> None:
+    """args.json: the command line and settings a run starts with (and the folder it ran in)."""
+    data = {"argv": sys.argv, "cwd": os.getcwd(), "config": asdict(cfg), "world_size": world}
+    (run / ARGS).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def record_resume(run: Path, cfg: TrainConfig, step: int, world: int) -> None:
+    """One line of resumes.jsonl: when, from which step, and the settings that may change."""
+    line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv, "step": step,
+            "world_size": world, **{f: getattr(cfg, f) for f in (*INHERITED, *LOCAL)}}
+    with open(run / RESUMES, "a") as f:
+        f.write(json.dumps(line) + "\n")

@@ -5,11 +5,14 @@ Run on one process (`neuralband train DATASET -o RUN`), or on several with PyTor
 rank takes its share of the rows of the same global batch, and DistributedDataParallel averages
 the gradients, so N processes train the same model as one process would with the whole batch.
 
-The run folder holds ``args.json`` (the exact command line), ``baselines.json`` (unigram and
-bigram NLL on the same validation windows), ``metrics.csv``, the resumable checkpoint
-(``state.json`` + ``ckpt-*.safetensors``) and ``model.safetensors`` + ``model.json``, the best
-model by validation NLL. Batches depend only on (seed, step) and the torch RNG is checkpointed, so
-``--resume`` continues exactly where the last checkpoint left off, also after kill -9.
+The run folder holds ``args.json`` (the first command line and settings, never rewritten),
+``resumes.jsonl`` (one line per ``--resume``), ``baselines.json`` (unigram and bigram NLL on the
+same validation windows), ``metrics.csv``, the resumable checkpoint (``state.json`` +
+``ckpt-*.safetensors``) and ``model.safetensors`` + ``model.json``, the best model by validation
+NLL. Batches depend only on (seed, step) and the torch RNG is checkpointed, so ``--resume``
+continues exactly where the last checkpoint left off, also after kill -9; Ctrl-C finishes the step
+under way and checkpoints it first. A folder that holds a run is only trained on again with
+``--resume`` (continue) or ``--force`` (start over).
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import csv
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
-from dataclasses import asdict, replace
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +35,19 @@ import torch
 import torch.nn.functional as F
 
 from encoders.controls import ControlSettings
+from neuralband.atomic import write_atomic
 from neuralband.model import PRESETS, EventLSTM
-from neuralband.modelfile import save_model
+from neuralband.modelfile import ModelFileError, save_model
 from training.baselines import baselines
 from training.checkpoint import STATE, load_checkpoint, save_checkpoint
-from training.config import TrainConfig, add_arguments, config_from_args
+from training.config import (
+    ARGS,
+    TrainConfig,
+    add_arguments,
+    config_from_args,
+    record_resume,
+    write_settings,
+)
 from training.data import (
     TokenWindows,
     key_profiles,
@@ -44,6 +58,10 @@ from training.data import (
     read_voices,
     voice_polyphony,
 )
+from training.runs import Progress, announce, check_run_folder, clear_run, stop_message
+
+METRICS_HEADER = ("step,train_loss,valid_nll,valid_ppl,lr,events_per_s,elapsed_s,"
+                  "valid_nll_with_controls\n")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -100,11 +118,55 @@ def evaluate(model: torch.nn.Module, windows: np.ndarray, device: torch.device,
     return total / count
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train (or resume) a run; returns a summary, with the trained torch module as "module"."""
+class StopRequest:
+    """Ctrl-C while training: the first lets the step under way finish, to be checkpointed; a
+    second stops at once. Only in the main thread of a single process (DDP ranks would part),
+    and never where SIGINT is ignored (a background job of a script)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = (enabled and threading.current_thread() is threading.main_thread()
+                        and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
+        self.asked = False
+        self._previous = None
+
+    def __enter__(self) -> StopRequest:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._ask)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+    def _ask(self, signum: int, frame: object) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+
+def start_metrics(path: Path, step: int) -> None:
+    """metrics.csv for a run going on from ``step``: a new file at step 0, else the rows up to
+    ``step`` (later ones, written after the checkpoint, are written again)."""
+    if step == 0 or not path.exists():
+        path.write_text(METRICS_HEADER)
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [row for row in lines[1:]
+                        if row.strip() and int(row.split(",", 1)[0]) <= step]
+    if len(kept) < len(lines):
+        write_atomic(path, "".join(kept).encode())
+
+
+def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
+    """Train (or resume) a run; returns a summary, with the trained torch module as "module".
+    ``progress``: the caller's, where it printed the opening line already."""
     # --- processes and device ---------------------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    master = rank == 0
+    if master:
+        check_run_folder(cfg)
+    progress = progress or announce(cfg, master and cfg.progress)
     if cfg.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -114,7 +176,6 @@ def train(cfg: TrainConfig) -> dict:
         torch.cuda.set_device(device)
     if world > 1:
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    master = rank == 0
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.batch % world:
@@ -122,56 +183,71 @@ def train(cfg: TrainConfig) -> dict:
     autocast = use_bf16(cfg.precision, device)
 
     # --- data, model, optimizer ---------------------------------------------------------------
-    encoder, info = read_settings(cfg.dataset)
-    voices = read_voices(info, encoder)  # a voice-packed dataset: more classes, same model
-    grid = read_grid(info)  # a grid dataset: classes in and out differ, one embedding per voice
+    with progress.phase("reading the dataset and the validation windows"):
+        encoder, info = read_settings(cfg.dataset)
+        voices = read_voices(info, encoder)  # a voice-packed dataset: more classes, same model
+        grid = read_grid(info)  # a grid dataset: classes in and out differ, an embedding a voice
+        controls = ControlSettings() if cfg.controls else None
+        train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch, cfg.seed,
+                                     cfg.transpose, cfg.stretch, settings=encoder,
+                                     controls=controls)
+        valid = TokenWindows(cfg.dataset, "valid", cfg.window, cfg.eval_windows, cfg.seed + 1,
+                             settings=encoder, controls=controls)
+        # (eval_windows, window + 1), the same for every evaluation, and their true controls
+        eval_set, eval_controls = (valid.batch_with_controls(0) if controls
+                                   else (valid.batch(0), None))
     run = Path(cfg.out)
-    controls = ControlSettings() if cfg.controls else None
-    train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch, cfg.seed,
-                                 cfg.transpose, cfg.stretch, settings=encoder, controls=controls)
-    valid = TokenWindows(cfg.dataset, "valid", cfg.window, cfg.eval_windows, cfg.seed + 1,
-                         settings=encoder, controls=controls)
-    # (eval_windows, window + 1), the same for every evaluation, and their true controls
-    eval_set, eval_controls = (valid.batch_with_controls(0) if controls
-                               else (valid.batch(0), None))
     config = PRESETS[cfg.preset]
     config = replace(config, **model_shape(cfg.dataset),
                      dropout=config.dropout if cfg.dropout is None else cfg.dropout,
                      controls=controls.size if controls else 0)
-    torch.manual_seed(cfg.seed)
-    model = EventLSTM(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, best = 0, math.inf
-    if cfg.resume and (run / STATE).exists():
-        state = load_checkpoint(run, model, optimizer)
-        start, best = state["step"], state["best_valid_nll"]
+    resuming = cfg.resume and (run / STATE).exists()
+    with progress.phase("the model, its optimizer" + (" and checkpoint" if resuming else "")):
+        torch.manual_seed(cfg.seed)
+        model = EventLSTM(config).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr,
+                                      weight_decay=cfg.weight_decay)
+        start, best, elapsed = 0, math.inf, 0.0
+        if resuming:
+            state = load_checkpoint(run, model, optimizer)
+            start, best = state["step"], state["best_valid_nll"]
+            elapsed = float(state.get("elapsed_s", 0.0))  # training time before this session
     ddp = (torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model)
 
     if master:
         run.mkdir(parents=True, exist_ok=True)
-        (run / "args.json").write_text(json.dumps(
-            {"argv": sys.argv, "config": asdict(cfg), "world_size": world}, indent=2) + "\n")
+        if cfg.force:
+            clear_run(run)
+        if cfg.resume and (run / ARGS).exists():
+            record_resume(run, cfg, start, world)
+        else:
+            write_settings(run, cfg, world)
         base_path = run / "baselines.json"
         if not base_path.exists():
-            base_path.write_text(json.dumps(baselines(cfg.dataset, eval_set), indent=2) + "\n")
+            with progress.phase("unigram and bigram baselines over the train split"):
+                base_path.write_text(json.dumps(baselines(cfg.dataset, eval_set), indent=2) + "\n")
         base = json.loads(base_path.read_text())
         # A voice-packed model also keeps how many notes each voice holds at once in the data.
-        voicing = {"voice_polyphony": voice_polyphony(cfg.dataset, voices)} if voices else {}
+        voicing = {}
+        if voices:
+            with progress.phase("notes each voice holds at once"):
+                voicing["voice_polyphony"] = voice_polyphony(cfg.dataset, voices)
         # The longest note the band holds: the training notes' 99.5th percentile, not a flat cap.
-        voicing["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
+        with progress.phase("note lengths"):
+            voicing["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
         if controls is not None:  # "--key Eb major" means what the data's pieces in Eb do
-            controls = replace(controls, key_profiles=key_profiles(cfg.dataset, encoder))
-        metrics_path = run / "metrics.csv"
-        if not metrics_path.exists() or start == 0:
-            metrics_path.write_text("step,train_loss,valid_nll,valid_ppl,lr,events_per_s,"
-                                    "elapsed_s,valid_nll_with_controls\n")
+            with progress.phase("key profiles"):
+                controls = replace(controls, key_profiles=key_profiles(cfg.dataset, encoder))
+        start_metrics(run / "metrics.csv", start)
 
+    finish = ExitStack()  # bar, board and the Ctrl-C handler: closed however the loop ends
     board = None
     if master:
         try:  # TensorBoard where installed; metrics.csv always
             from torch.utils.tensorboard import SummaryWriter
 
             board = SummaryWriter(str(run / "tensorboard"))
+            finish.callback(board.close)
         except ImportError:
             pass
 
@@ -181,71 +257,83 @@ def train(cfg: TrainConfig) -> dict:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=start, unit="step", dynamic_ncols=True)
-    t0, seen, losses = time.perf_counter(), 0, []
-    model.train()
-    for step in range(start, cfg.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        if controls is None:
-            rows, c = train_windows.batch(step), None
-        else:
-            rows, ctrl = train_windows.batch_with_controls(step, cfg.control_drop)
-            c = torch.from_numpy(ctrl[rank::world]).to(device)
-        x = torch.from_numpy(rows[rank::world]).to(device)  # this rank's share of the batch
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits, _ = ddp(x[:, :-1], None, c)  # (B/world, T, V)
-            loss = F.cross_entropy(logits.float().reshape(-1, config.classes),
-                                   targets(x, config.classes).reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        seen += x[:, 1:].numel() * world
-        rate = seen / (time.perf_counter() - t0)
-        if bar is not None:
-            bar.set_postfix_str(f"loss {losses[-1]:.3f}, {rate:,.0f} events/s", refresh=False)
-            bar.update(1)
+        finish.callback(bar.close)
+    t0, seen, losses, saved = time.perf_counter(), 0, [], start
 
-        done = step + 1
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            # A conditioned model is chosen by its NLL running free (no controls), the harder
-            # case; its NLL with the true controls is kept beside it.
-            nll = evaluate(model, eval_set, device)
-            nll_ctrl = (evaluate(model, eval_set, device, controls=eval_controls)
-                        if controls is not None else None)
-            if master:
-                train_loss = float(np.mean(losses))
-                losses = []
-                with open(run / "metrics.csv", "a", newline="") as f:
-                    csv.writer(f).writerow([done, f"{train_loss:.4f}", f"{nll:.4f}",
-                                            f"{math.exp(nll):.3f}", f"{lr_at(step, cfg):.6g}",
-                                            f"{rate:.0f}", f"{time.perf_counter() - t0:.1f}",
-                                            "" if nll_ctrl is None else f"{nll_ctrl:.4f}"])
-                if board is not None:
-                    board.add_scalar("loss/train", train_loss, done)
-                    board.add_scalar("nll/valid", nll, done)
-                    board.add_scalar("lr", lr_at(step, cfg), done)
-                if nll < best:
-                    best = nll
-                    summary = {"dataset": str(cfg.dataset), "preset": cfg.preset, "step": done,
-                               "valid_nll": round(nll, 4), "valid_ppl": round(math.exp(nll), 3),
-                               "baselines": base, "parameters": model.num_parameters(),
-                               **voicing}
-                    if nll_ctrl is not None:
-                        summary["valid_nll_with_controls"] = round(nll_ctrl, 4)
-                    save_model(run / "model", model, encoder, summary, dtype=cfg.export_dtype,
-                               voices=voices, grid=grid, controls=controls)
-                save_checkpoint(run, done, model, optimizer, {"best_valid_nll": best})
-                if bar is not None:
-                    with_ctrl = ("" if nll_ctrl is None
-                                 else f", {nll_ctrl:.4f} with the true controls")
-                    bar.write(f"step {done}: valid NLL {nll:.4f} nats/event{with_ctrl} "
-                              f"(ppl {math.exp(nll):.2f}; bigram {base['bigram_nll']:.4f})")
-    if bar is not None:
-        bar.close()
-    if board is not None:
-        board.close()
+    def checkpoint(done: int) -> None:
+        save_checkpoint(run, done, model, optimizer,
+                        {"best_valid_nll": best, "elapsed_s": elapsed + time.perf_counter() - t0})
+
+    model.train()
+    with finish:
+        stop = finish.enter_context(StopRequest(world == 1))
+        for step in range(start, cfg.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            if controls is None:
+                rows, c = train_windows.batch(step), None
+            else:
+                rows, ctrl = train_windows.batch_with_controls(step, cfg.control_drop)
+                c = torch.from_numpy(ctrl[rank::world]).to(device)
+            x = torch.from_numpy(rows[rank::world]).to(device)  # this rank's share
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits, _ = ddp(x[:, :-1], None, c)  # (B/world, T, V)
+                loss = F.cross_entropy(logits.float().reshape(-1, config.classes),
+                                       targets(x, config.classes).reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            seen += x[:, 1:].numel() * world
+            rate = seen / (time.perf_counter() - t0)
+            if bar is not None:
+                bar.set_postfix_str(f"loss {losses[-1]:.3f}, {rate:,.0f} events/s",
+                                    refresh=False)
+                bar.update(1)
+
+            done = step + 1
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                # A conditioned model is chosen by its NLL running free (no controls), the
+                # harder case; its NLL with the true controls is kept beside it.
+                nll = evaluate(model, eval_set, device)
+                nll_ctrl = (evaluate(model, eval_set, device, controls=eval_controls)
+                            if controls is not None else None)
+                if master:
+                    train_loss = float(np.mean(losses))
+                    losses = []
+                    with open(run / "metrics.csv", "a", newline="") as f:
+                        csv.writer(f).writerow([
+                            done, f"{train_loss:.4f}", f"{nll:.4f}", f"{math.exp(nll):.3f}",
+                            f"{lr_at(step, cfg):.6g}", f"{rate:.0f}",
+                            f"{elapsed + time.perf_counter() - t0:.1f}",
+                            "" if nll_ctrl is None else f"{nll_ctrl:.4f}"])
+                    if board is not None:
+                        board.add_scalar("loss/train", train_loss, done)
+                        board.add_scalar("nll/valid", nll, done)
+                        board.add_scalar("lr", lr_at(step, cfg), done)
+                    if nll < best:
+                        best = nll
+                        summary = {"dataset": str(cfg.dataset), "preset": cfg.preset,
+                                   "step": done, "valid_nll": round(nll, 4),
+                                   "valid_ppl": round(math.exp(nll), 3), "baselines": base,
+                                   "parameters": model.num_parameters(), **voicing}
+                        if nll_ctrl is not None:
+                            summary["valid_nll_with_controls"] = round(nll_ctrl, 4)
+                        save_model(run / "model", model, encoder, summary,
+                                   dtype=cfg.export_dtype, voices=voices, grid=grid,
+                                   controls=controls)
+                    checkpoint(done)
+                    saved = done
+                    if bar is not None:
+                        with_ctrl = ("" if nll_ctrl is None
+                                     else f", {nll_ctrl:.4f} with the true controls")
+                        bar.write(f"step {done}: valid NLL {nll:.4f} nats/event{with_ctrl} "
+                                  f"(ppl {math.exp(nll):.2f}; bigram {base['bigram_nll']:.4f})")
+            if stop.asked:  # one process (StopRequest is off under DDP): it is the master
+                if saved < done:
+                    checkpoint(done)
+                raise KeyboardInterrupt
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
@@ -256,9 +344,27 @@ def train(cfg: TrainConfig) -> dict:
     return result
 
 
-if __name__ == "__main__":  # torchrun --nproc_per_node N -m training.train DATASET -o RUN
+def main() -> int:
+    """``python -m training.train`` (under torchrun, one per process): the summary as JSON."""
     parser = argparse.ArgumentParser(prog="python -m training.train")
     add_arguments(parser)
-    outcome = train(config_from_args(parser.parse_args()))
+    try:
+        cfg = config_from_args(parser.parse_args())
+    except ValueError as err:  # a --resume that conflicts with the run's settings
+        parser.exit(2, f"{parser.prog}: {err}\n")
+    try:
+        outcome = train(cfg)
+    except (ModelFileError, FileNotFoundError, ValueError) as err:
+        print(f"{parser.prog}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(stop_message(cfg, "python -m training.train"), file=sys.stderr)
+        return 130
     outcome.pop("module")
     print(json.dumps(outcome))
+    return 0
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node N -m training.train DATASET -o RUN
+    sys.exit(main())
