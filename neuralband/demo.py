@@ -24,7 +24,7 @@ from neuralband.engine import Engine, PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.roundtrip import bundled_example
 from neuralband.runtime import Stepper
-from neuralband.sampling import Rules
+from neuralband.sampling import model_rules
 
 PHRASE_S = 4.0  # the player's phrases
 ANSWER_S = 4.0  # the band's answers
@@ -151,8 +151,9 @@ def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | Non
     settings = PlaySettings(mode="call", wait_s=WAIT_S, answer_s=ANSWER_S)
     use_jack = _jack_running() if jack is None else jack
     sink: list[list[int]] = []  # in-process, the band's output goes nowhere but the recording
-    engine = Engine(Stepper.load(bundled_model()), sink.append, settings,
-                    Rules(temperature=0.9, top_p=0.95, max_polyphony=4), seed=seed, record=True)
+    stepper = Stepper.load(bundled_model())
+    rules = model_rules(stepper.info, None, temperature=0.9, top_p=0.95, max_polyphony=6)
+    engine = Engine(stepper, sink.append, settings, rules, seed=seed, record=True)
     seconds = messages[-1][0] + WAIT_S + ANSWER_S + 0.7
     ports: list = []
     try:
