@@ -71,13 +71,16 @@ def held_out(root: Path, split: str = "test") -> list[Path]:
     return [p for p in songs if split_of(hashlib.sha256(p.read_bytes()).hexdigest()) == split]
 
 
+def moved(t: NoteTable, seconds: float) -> NoteTable:
+    """The same notes and pedals, ``seconds`` later."""
+    return NoteTable(t.start_s + seconds, t.end_s + seconds, t.pitch, t.velocity, t.group,
+                     t.is_drum, t.pedal_time_s + seconds, t.pedal_value, t.pedal_group)
+
+
 def song_table(path: Path, enc: EncoderSettings) -> NoteTable:
     """A song's notes as the model's encoder reads them, moved so that its first note is at 0."""
     table = prepare_notes(read_notes(path), enc)
-    first = float(table.start_s.min())
-    return NoteTable(table.start_s - first, table.end_s - first, table.pitch, table.velocity,
-                     table.group, table.is_drum, table.pedal_time_s - first, table.pedal_value,
-                     table.pedal_group)
+    return moved(table, -float(table.start_s.min()))
 
 
 def primer_of(table: NoteTable, seconds: float, enc: EncoderSettings) -> np.ndarray:
