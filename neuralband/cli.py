@@ -398,7 +398,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     try:
         read_info(args.model)  # a bad model is the one line, before any file is read
         paths = find_midi(args.midi)
-        scores, failed = score_files(args.model, paths, batch=args.batch)
+        scores, failed = score_files(args.model, paths, batch=args.batch,
+                                     controls=args.controls)
     except (ModelFileError, ValueError, FileNotFoundError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -648,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "with the model's own settings and every event after the first scored")
     sc.add_argument("--batch", type=int, default=8,
                     help="files run side by side in one batched pass (default 8)")
+    sc.add_argument("--controls", action="store_true",
+                    help="a conditioned model hears each file's own key and density (computed "
+                         "from its notes, as a musician would set them); default: it runs free")
     sc.add_argument("--json", action="store_true",
                     help="print one JSON object instead of the table")
     sc.set_defaults(func=_cmd_score)

@@ -324,6 +324,9 @@ class Engine(LiveLoop):
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
         # A conditioned model's key and density: fixed, free, or following the player's notes.
         self.steering = steer(stepper, controls)
+        # With keep_tokens, each change of the controls: (tokens committed before it, vector),
+        # so the committed stream replays exactly into a fresh model.
+        self.control_changes: list[tuple[int, np.ndarray]] = []
         self._follow = self.steering is not None and FOLLOW in (self.steering.choice.key,
                                                                 self.steering.choice.density)
         # Token layout shortcuts: model token -> voice, Performance token, TIME_SHIFT steps.
@@ -352,7 +355,7 @@ class Engine(LiveLoop):
         """Open the stream: reset the model and feed "nothing yet", dated so that it ends now."""
         self.stepper.reset()
         if self.steering is not None:
-            self.stepper.set_controls(self.steering.vector)
+            self._set_controls(self.steering.vector)
         self.enc = LiveEncoder(self.enc.settings)
         self.tracker = self.voicing.tracker(self.rules)
         self._feed_shared(self.voicing.shift(START_STEPS))
@@ -410,10 +413,15 @@ class Engine(LiveLoop):
         if status != 0xB0:
             self.turns.heard(t, is_on)
         if is_on and self._follow:  # the band keeps to the key and pace the player sets
-            self.stepper.set_controls(self.steering.heard(seconds, data[1]))
+            self._set_controls(self.steering.heard(seconds, data[1]))
         for tok in tokens:
             self._feed(self._player[tok], own=False)
         self._absorbed(t, data, is_on, thru=status != 0xB0)
+
+    def _set_controls(self, vector: np.ndarray) -> None:
+        self.stepper.set_controls(vector)
+        if self.tokens is not None:
+            self.control_changes.append((len(self.tokens), vector.copy()))
 
     # --- turn-taking ------------------------------------------------------------------------------
 

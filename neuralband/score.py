@@ -45,9 +45,11 @@ def encode_for(path: str | os.PathLike, info: ModelInfo) -> np.ndarray:
     return encode_voices(path, info.voices) if info.voices else encode(path, info.encoder)
 
 
-def stream_nll(stepper: Stepper, streams: Sequence[np.ndarray]) -> np.ndarray:
+def stream_nll(stepper: Stepper, streams: Sequence[np.ndarray],
+               controls: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Summed NLL (nats) of each stream's events after its first, from a fresh state; the
-    stepper's batch must be ``len(streams)``. Logits are softmaxed in float64."""
+    stepper's batch must be ``len(streams)``. Logits are softmaxed in float64. A conditioned
+    model reads ``controls`` (per stream, one row per token), else runs free."""
     if stepper.batch != len(streams):
         raise ValueError(f"a stepper of batch {stepper.batch} for {len(streams)} streams")
     stepper.reset()
@@ -55,9 +57,18 @@ def stream_nll(stepper: Stepper, streams: Sequence[np.ndarray]) -> np.ndarray:
     padded = np.zeros((len(streams), int(lengths.max(initial=0))), np.int64)
     for b, s in enumerate(streams):
         padded[b, :len(s)] = s
+    ctrl = None
+    if controls is not None:
+        ctrl = np.zeros((*padded.shape, stepper.config.controls), np.float32)
+        for b, c in enumerate(controls):
+            ctrl[b, :len(c)] = c
+    elif stepper.config.controls:
+        stepper.set_controls(np.zeros(stepper.config.controls))
     rows = np.arange(len(streams))
     total = np.zeros(len(streams))
     for t in range(1, padded.shape[1]):
+        if ctrl is not None:
+            stepper.set_controls(ctrl[:, t - 1])
         stepper.feed(padded[:, t - 1])
         logits = stepper.logits().astype(np.float64)
         peak = logits.max(axis=1)
@@ -68,12 +79,18 @@ def stream_nll(stepper: Stepper, streams: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def score_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike],
-                batch: int = 8) -> tuple[list[FileScore], list[str]]:
+                batch: int = 8, controls: bool = False) -> tuple[list[FileScore], list[str]]:
     """Score every file with the model; returns the scores and "name: reason" for each file
-    that could not be read or has no events to predict. ModelFileError for a bad model."""
+    that could not be read or has no events to predict. ModelFileError for a bad model.
+
+    A conditioned model runs free (no controls), or with ``controls`` on each file's own key and
+    density (`encoders.controls`, computed from its notes: what a musician would have set)."""
+    from encoders.controls import token_controls
     from neuralband.modelfile import read_info
 
     info = read_info(model)
+    if controls and info.controls is None:
+        raise ValueError(f"{model} reads no controls (trained without --controls)")
     if info.grid is not None:
         raise ValueError(f"{model} is a grid model: score reads event models (default, duet, "
                          "...), whose input and output are the same tokens")
@@ -97,7 +114,9 @@ def score_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike],
         chunk = order[k:k + batch]
         if stepper is None or stepper.batch != len(chunk):
             stepper = Stepper.load(model, batch=len(chunk))
-        totals = stream_nll(stepper, [streams[i] for i in chunk])
+        ctrl = ([token_controls(streams[i], info.controls, info.encoder) for i in chunk]
+                if controls else None)
+        totals = stream_nll(stepper, [streams[i] for i in chunk], ctrl)
         for i, total in zip(chunk, totals, strict=True):
             scores[i] = FileScore(names[i], len(streams[i]), float(total))
     return scores, failed

@@ -183,3 +183,22 @@ def test_bad_arguments_are_refused(tiny: Path) -> None:
         bigram_nll(counts, np.array([[1], [2]]))
     with pytest.raises(ValueError, match="outside the vocabulary"):
         unigram_nll(counts, np.array([[1, V]]))
+
+
+def test_the_interpolated_trigram_is_a_distribution_and_learns_what_a_bigram_cannot():
+    from training.baselines import Trigram
+
+    # After (1, 2) comes 3 and after (0, 2) comes 4: only two tokens back tell them apart.
+    pieces = [np.array([1, 2, 3, 0, 2, 4] * 50, np.int64), np.array([0, 2, 4, 1, 2, 3] * 50)]
+    tri = Trigram.fit(pieces, vocab=6)
+    bigram_like = tri.nll(pieces, (1e-9, 1.0 - 2e-9, 1e-9))
+    mixed = tri.nll(pieces, (0.8, 0.19, 0.01))
+    assert mixed < bigram_like / 3  # the bigram guesses 3 or 4 after every 2
+    # Every context's probabilities sum to 1, seen or unseen.
+    V = 6
+    for a, b in ((1, 2), (5, 5)):
+        total = sum(np.exp(-tri.nll([np.array([a, b, c])], (0.8, 0.19, 0.01)))
+                    for c in range(V))
+        assert total == pytest.approx(1.0, abs=1e-9)
+    weights, score = tri.tune(pieces)
+    assert score <= mixed + 1e-9 and sum(weights) == pytest.approx(1.0)

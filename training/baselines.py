@@ -160,3 +160,76 @@ def baselines(dataset_dir: str | Path, windows: np.ndarray, k_unigram: float = 1
         "k_unigram": float(k_unigram),
         "k_bigram": float(k_bigram),
     }
+
+
+def piece_tokens(dataset_dir: str | Path, split: str) -> list[np.ndarray]:
+    """Every piece of one split as int64 tokens."""
+    from training.data import split_pieces
+
+    return list(split_pieces(dataset_dir, split))
+
+
+@dataclass
+class Trigram:
+    """Within-piece trigram counts (sorted codes a V^2 + b V + c), their contexts' counts, and
+    the unigram/bigram counts: an interpolated trigram, the strongest n-gram peer we score."""
+
+    vocab: int
+    codes: np.ndarray
+    counts: np.ndarray
+    context_codes: np.ndarray
+    context_counts: np.ndarray
+    unigram: np.ndarray
+    bigram: np.ndarray
+
+    @classmethod
+    def fit(cls, pieces: list[np.ndarray], vocab: int) -> Trigram:
+        tri = [p[:-2] * vocab * vocab + p[1:-1] * vocab + p[2:] for p in pieces if len(p) > 2]
+        codes, counts = np.unique(np.concatenate(tri) if tri else np.zeros(0, np.int64),
+                                  return_counts=True)
+        context_codes, inverse = np.unique(codes // vocab, return_inverse=True)
+        context_counts = np.bincount(inverse, weights=counts).astype(np.int64)
+        every = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+        pairs = np.concatenate([p[:-1] * vocab + p[1:] for p in pieces if len(p) > 1])
+        return cls(vocab, codes, counts, context_codes, context_counts,
+                   np.bincount(every, minlength=vocab),
+                   np.bincount(pairs, minlength=vocab * vocab).reshape(vocab, vocab))
+
+    def _lookup(self, keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> np.ndarray:
+        i = np.clip(np.searchsorted(table, keys), 0, max(len(table) - 1, 0))
+        return np.where(table[i] == keys, values[i], 0) if len(table) else np.zeros(len(keys))
+
+    def nll(self, pieces: list[np.ndarray], weights: tuple[float, float, float]) -> float:
+        """Mean -log p of every event after a piece's second (nats), with p the ``weights``
+        (trigram, bigram, unigram) mix of the maximum-likelihood trigram, the add-0.1 bigram and
+        the add-1 unigram."""
+        l3, l2, l1 = weights
+        V = self.vocab
+        uni = (self.unigram + 1.0) / (self.unigram.sum() + V)
+        rows = self.bigram.sum(axis=1, keepdims=True)
+        bi = (self.bigram + 0.1) / (rows + 0.1 * V)
+        total, n = 0.0, 0
+        for p in pieces:
+            if len(p) < 3:
+                continue
+            a, b, c = p[:-2], p[1:-1], p[2:]
+            ctx = self._lookup(a * V + b, self.context_codes, self.context_counts)
+            tri = self._lookup(a * V * V + b * V + c, self.codes, self.counts)
+            p3 = np.where(ctx > 0, tri / np.maximum(ctx, 1), 0.0)
+            w3 = np.where(ctx > 0, l3, 0.0)  # an unseen context leaves its weight to the rest
+            p_mix = w3 * p3 + (l2 + (l3 - w3) * l2 / (l2 + l1)) * bi[b, c] + \
+                (l1 + (l3 - w3) * l1 / (l2 + l1)) * uni[c]
+            total += float(-np.log(p_mix).sum())
+            n += len(c)
+        return total / n if n else float("nan")
+
+    def tune(self, pieces: list[np.ndarray]) -> tuple[tuple[float, float, float], float]:
+        """The weights, of a small grid, that score ``pieces`` (a validation split) best."""
+        best = ((0.6, 0.35, 0.05), np.inf)
+        for l3 in (0.4, 0.5, 0.6, 0.7, 0.8):
+            for l1 in (0.01, 0.03, 0.1):
+                w = (l3, 1.0 - l3 - l1, l1)
+                score = self.nll(pieces, w)
+                if score < best[1]:
+                    best = (w, score)
+        return best
