@@ -40,7 +40,7 @@ from encoders.performance import DEFAULT_SETTINGS
 from neuralband.clock import wait_for_input
 from neuralband.notes import NOTE_ON, OutputNotes, echo
 from neuralband.runtime import Stepper
-from neuralband.sampling import Rules, Sampler
+from neuralband.sampling import Rules
 from neuralband.steering import FOLLOW, ControlChoice, steer
 from neuralband.voicing import Voicing, from_info
 
@@ -320,7 +320,7 @@ class Engine(LiveLoop):
         self.voicing = v = from_info(stepper.info) if stepper.info else Voicing(es)
         self.enc = LiveEncoder(es)
         self.tracker = v.tracker(rules)
-        self.sampler = Sampler(rules, seed, v.vocab_size)
+        self.sampler = v.sampler(rules, seed)
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
         # A conditioned model's key and density: fixed, free, or following the player's notes.
         self.steering = steer(stepper, controls)

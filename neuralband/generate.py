@@ -123,7 +123,7 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
     stepper.feed(np.full(variations, first))
     for tracker in trackers:
         tracker.update(first)
-    sampler = Sampler(rules, seed, voicing.vocab_size)
+    sampler = voicing.sampler(rules, seed)
     out: list[list[int]] = [[first] for _ in range(variations)]
     heard = [0] * variations  # melody events fed so far, per stream
     done = np.zeros(variations, bool)

@@ -164,23 +164,51 @@ class Sampler:
     """Temperature and top-p sampling over allowed events, from a seeded generator.
 
     Buffers are allocated once: a draw on the real-time path allocates nothing per event.
+
+    ``others`` marks the events of parts the sampler does not play (a duet's lead) and ``waits``
+    the TIME_SHIFTs: where the model expects another part to play next, the band waits for it.
+    The others' probability goes to the allowed waits, in proportion, instead of being spread
+    over every allowed event (which made a duet's band answer each melody note at once: 2.5x
+    the real band's density).
     """
 
-    def __init__(self, rules: Rules = Rules(), seed: int | None = None, vocab_size: int = 388):
+    def __init__(self, rules: Rules = Rules(), seed: int | None = None, vocab_size: int = 388,
+                 others: np.ndarray | None = None, waits: np.ndarray | None = None):
         self.rules = rules
         self.rng = np.random.default_rng(seed)
         self._p = np.empty(vocab_size, np.float64)
         self._blocked = np.empty(vocab_size, bool)
         self._order = np.empty(vocab_size, np.int64)
+        self._others = None
+        if others is not None and np.any(others):
+            if waits is None:
+                raise ValueError("a sampler that yields to other parts needs the waits' mask")
+            self._others = np.asarray(others, bool)
+            self._others_f = self._others.astype(np.float64)
+            self._keep_f = 1.0 - self._others_f
+            self._waits_f = np.asarray(waits, bool).astype(np.float64)
+            self._buf = np.empty(vocab_size, np.float64)
 
     def sample(self, logits: np.ndarray, allowed: np.ndarray) -> int:
         """One event drawn from softmax(logits / T) restricted to ``allowed`` and to top-p."""
         p, blocked = self._p, self._blocked
         np.divide(logits, self.rules.temperature, out=p)
-        np.logical_not(allowed, out=blocked)
+        if self._others is None:
+            np.logical_not(allowed, out=blocked)
+        else:
+            np.logical_or(allowed, self._others, out=blocked)
+            np.logical_not(blocked, out=blocked)
         p[blocked] = -np.inf
         p -= p.max()
         np.exp(p, out=p)
+        if self._others is not None:
+            moved = float(np.dot(p, self._others_f))
+            p *= self._keep_f
+            wait = float(np.dot(p, self._waits_f))  # p is 0 where not allowed
+            if wait > 0:
+                np.multiply(p, self._waits_f, out=self._buf)
+                self._buf *= moved / wait
+                p += self._buf
         if self.rules.top_p < 1.0:
             # Keep the most likely events until they hold top_p of the mass; drop the rest.
             self._order[:] = np.argsort(p)[::-1]

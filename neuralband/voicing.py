@@ -15,7 +15,7 @@ import numpy as np
 
 from encoders.performance import EncoderSettings
 from encoders.voices import VoiceScheme
-from neuralband.sampling import NoteTracker, Rules
+from neuralband.sampling import NoteTracker, Rules, Sampler
 
 
 def from_info(info) -> Voicing:
@@ -68,6 +68,16 @@ class Voicing:
     def shift(self, steps: int) -> int:
         """The model token of TIME_SHIFT(steps)."""
         return self.token(0, self.settings.time_shift + steps - 1)
+
+    def sampler(self, rules: Rules, seed: int | None = None,
+                voices: tuple[int, ...] | None = None) -> Sampler:
+        """The sampler for the voices the model may play (default: the band's): it waits for
+        the others where the model expects them (see `Sampler`)."""
+        if self.voices is None:
+            return Sampler(rules, seed, self.vocab_size)
+        playing = self.band_voices if voices is None else voices
+        others = (self.voice_of >= 0) & ~np.isin(self.voice_of, playing)
+        return Sampler(rules, seed, self.vocab_size, others=others, waits=self.is_shift)
 
     def tracker(self, rules: Rules, voices: tuple[int, ...] | None = None):
         """The grammar for the voices the model may play (default: the band's)."""

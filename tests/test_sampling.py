@@ -136,3 +136,23 @@ def test_rules_are_checked():
         Rules(temperature=0)
     with pytest.raises(ValueError, match="top-p"):
         Rules(top_p=1.5)
+
+
+def test_a_band_waits_where_the_model_expects_the_other_part():
+    """The lead's probability goes to the band's waits, in proportion; the band's own events
+    keep the probabilities the model gives them."""
+    vocab = 6  # 0, 1: the band's notes; 2, 3: the lead's; 4, 5: waits
+    others = np.array([0, 0, 1, 1, 0, 0], bool)
+    waits = np.array([0, 0, 0, 0, 1, 1], bool)
+    logits = np.log(np.array([0.1, 0.1, 0.3, 0.2, 0.2, 0.1]))
+    allowed = ~others
+    yielding = Sampler(Rules(), 0, vocab, others=others, waits=waits)
+    masked = Sampler(Rules(), 0, vocab)
+    n = 40_000
+    got = np.bincount([yielding.sample(logits, allowed) for _ in range(n)], minlength=vocab) / n
+    np.testing.assert_allclose(got, [0.1, 0.1, 0, 0, 0.2 + 0.5 * 2 / 3, 0.1 + 0.5 / 3],
+                               atol=0.01)
+    old = np.bincount([masked.sample(logits, allowed) for _ in range(n)], minlength=vocab) / n
+    np.testing.assert_allclose(old, [0.2, 0.2, 0, 0, 0.4, 0.2], atol=0.01)  # renormalised
+    with pytest.raises(ValueError, match="waits"):
+        Sampler(Rules(), 0, vocab, others=others)
