@@ -78,15 +78,23 @@ class ModelInfo:
                              f"not {self.config.fields}")
 
 
-BUNDLED = ("default", "duet", "grid")  # shipped in neuralband/data; a --model argument may name one
+# Shipped in neuralband/data; a --model argument may name one. "default" is the one that plays
+# when no model is named.
+BUNDLED = ("pop", "pop-duet", "chorale-folk", "duet", "grid")
+DEFAULT = "pop"
+ALIASES = {"default": DEFAULT}
 
 
-def bundled_model(name: str = "default") -> Path:
-    """A model shipped inside the package: "default" (plays with you, examples/
-    train_default_model.sh), "duet" (voice-packed SATB, examples/train_duet_model.sh) or "grid"
-    (the SATB ensemble grid, examples/train_grid_model.sh)."""
+def bundled_model(name: str = DEFAULT) -> Path:
+    """A model shipped inside the package: "pop" (the default: POP909's piano arrangements, key
+    and density controls, examples/train_pop_model.sh), "pop-duet" (you play the tune, it plays
+    the arrangement, examples/train_pop_duet_model.sh), "chorale-folk" (the first default: Bach
+    chorales and folk tunes, examples/train_chorale_folk_model.sh), "duet" (voice-packed SATB,
+    examples/train_duet_model.sh) or "grid" (the SATB ensemble grid, examples/
+    train_grid_model.sh); "default" is "pop"."""
     from importlib import resources
 
+    name = ALIASES.get(name, name)
     return Path(str(resources.files("neuralband") / "data" / name))
 
 
@@ -96,7 +104,7 @@ def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(path)
     if p.suffix in (".json", ".safetensors"):
         p = p.with_suffix("")
-    if str(p) in BUNDLED and not p.with_name(p.name + ".json").exists():
+    if (str(p) in BUNDLED or str(p) in ALIASES) and not p.with_name(p.name + ".json").exists():
         p = bundled_model(str(p))
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 

@@ -20,7 +20,7 @@ from encoders.keys import estimate_key, scale_mask
 from encoders.performance import DEFAULT_SETTINGS as S
 from encoders.performance import EncoderSettings
 from neuralband.model import EventLSTM, ModelConfig
-from neuralband.modelfile import read_info, save_model
+from neuralband.modelfile import bundled_model, read_info, save_model
 from neuralband.runtime import Stepper
 from tests.conftest import TRAIN_CHORALES
 from training.config import TrainConfig
@@ -197,3 +197,24 @@ def test_training_with_controls_writes_a_conditioned_model(chorales, tmp_path):
                                         density=4.0))
     stepper.feed(shift(10))
     assert np.isfinite(stepper.logits()).all()
+
+
+def test_scoring_with_a_files_own_controls_matches_torch(tmp_path):
+    from encoders.performance import encode
+    from neuralband.score import score_files
+    from tests.conftest import CHORALES
+
+    torch.manual_seed(2)
+    model = EventLSTM(ModelConfig(embed_dim=16, hidden=24, layers=2, controls=CS.size)).eval()
+    save_model(tmp_path / "m", model, EncoderSettings(), dtype="float32", controls=CS)
+    tokens = encode(CHORALES[0])
+    ctrl = token_controls(tokens, CS)
+    x = torch.from_numpy(tokens)[None]
+    with torch.no_grad():
+        for given, c in ((True, torch.from_numpy(ctrl)[None]), (False, None)):
+            logits = model(x[:, :-1], None, None if c is None else c[:, :-1])[0][0]
+            want = torch.nn.functional.cross_entropy(logits, x[0, 1:]).item()
+            scores, _ = score_files(tmp_path / "m", [CHORALES[0]], controls=given)
+            assert scores[0].nll == pytest.approx(want, abs=1e-4), given
+    with pytest.raises(ValueError, match="no controls"):
+        score_files(bundled_model("chorale-folk"), [CHORALES[0]], controls=True)

@@ -83,8 +83,8 @@ def test_generate_keeps_the_controls_and_the_models_note_limit(conditioned):
 
 def test_a_model_without_controls_refuses_a_fixed_choice():
     with pytest.raises(ValueError, match="no key or density"):
-        generate(bundled_model(), None, 1.0, controls=ControlChoice("C major"))
-    generate(bundled_model(), None, 1.0, controls=ControlChoice())  # follow: nothing to do
+        generate(bundled_model("chorale-folk"), None, 1.0, controls=ControlChoice("C major"))
+    generate(bundled_model("chorale-folk"), None, 1.0, controls=ControlChoice())  # follow
 
 
 def test_the_live_engine_follows_the_players_key(conditioned):

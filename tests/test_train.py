@@ -189,13 +189,16 @@ save_file(state, {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.safetensors")
     assert (tmp_path / "ddp" / "model.json").exists()
 
 
-def test_the_bundled_model_loads_and_beats_its_baselines():
+@pytest.mark.parametrize("name, sustain", [("pop", False), ("chorale-folk", True)])
+def test_the_bundled_models_load_and_beat_their_baselines(name, sustain):
     from neuralband.modelfile import bundled_model
 
-    weights = bundled_model().with_suffix(".safetensors")
+    weights = bundled_model(name).with_suffix(".safetensors")
     assert weights.stat().st_size <= 10 * 1024 * 1024
-    model, info = load_model(bundled_model())
-    assert info.dtype == "float16" and info.encoder == EncoderSettings()
+    model, info = load_model(bundled_model(name))
+    # pop is trained on key presses (POP909's pedal is held for minutes), with key and density
+    assert info.dtype == "float16" and info.encoder == EncoderSettings(sustain=sustain)
+    assert (info.controls is not None) == (name == "pop")
     summary = info.summary
     assert summary["valid_nll"] < summary["baselines"]["bigram_nll"] - 0.5
     tokens = torch.tensor([[356 + 19, 60, 280, 188]])
