@@ -311,7 +311,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
         limit = {} if args.max_note is None else {"max_note_s": args.max_note}
         rules = model_rules(info, None, temperature=args.temperature, top_p=args.top_p,
                             max_polyphony=args.max_polyphony, **limit)
-        choice = ControlChoice.parse(args.key, args.density)
+        controls = ControlChoice.parse(args.key, args.density)
         if info.controls is None and (args.key or args.density):
             raise ValueError(f"{args.model or 'the default model'} reads no key or density "
                              "controls (trained without --controls): leave out --key and "
@@ -322,7 +322,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
                     bpm=args.bpm, click=args.click,
                     grace_s=None if args.grace_ms is None else args.grace_ms / 1000.0,
                     precision=args.precision,
-                    controls=choice if info.controls is not None else None)
+                    controls=controls if info.controls is not None else None)
     except (PortError, ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2

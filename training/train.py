@@ -232,9 +232,11 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         if voices:
             with progress.phase("notes each voice holds at once"):
                 voicing["voice_polyphony"] = voice_polyphony(cfg.dataset, voices)
-        # The longest note the band holds: the training notes' 99.5th percentile, not a flat cap.
-        with progress.phase("note lengths"):
-            voicing["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
+        # The longest note the band holds: the training notes' 99.5th percentile, not a flat cap
+        # (a grid model's notes are its grid's steps: it has none to measure).
+        if grid is None:
+            with progress.phase("note lengths"):
+                voicing["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
         if controls is not None:  # "--key Eb major" means what the data's pieces in Eb do
             with progress.phase("key profiles"):
                 controls = replace(controls, key_profiles=key_profiles(cfg.dataset, encoder))
