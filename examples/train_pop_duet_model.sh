@@ -9,7 +9,7 @@
 # and hidden (benchmarks/duet_nll.py) and measures its accompaniment (benchmarks/pop_duet.py).
 # Run from the repository root with neuralband installed. Optional arguments: the POP909 folder
 # (default: ../shared/data/pop909) and the data folder (default: data).
-# About 70 minutes on one core of an Intel Xeon with AMX (bf16).
+# About 50 minutes on one core of an Intel Xeon with AMX (bf16).
 set -euo pipefail
 
 pop909="${1:-../shared/data/pop909}"
@@ -17,7 +17,7 @@ data="${2:-data}"
 
 neuralband encode "$pop909" -o "$data/pop-duet-dataset" --voices 2 --lead track:MELODY \
     --no-sustain
-neuralband train "$data/pop-duet-dataset" -o "$data/pop-duet-run" --preset medium --steps 2000 \
+neuralband train "$data/pop-duet-dataset" -o "$data/pop-duet-run" --preset medium --steps 1500 \
     --batch 64 --window 256 --lr 2e-3 --warmup 150 --transpose 5 --stretch 0.05 \
     --eval-every 250 --eval-windows 256 --threads 1 --seed 0 --export-dtype float16
 cp "$data/pop-duet-run/model.safetensors" neuralband/data/pop-duet.safetensors
