@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from encoders.performance import DEFAULT_SETTINGS, EncoderSettings
+from encoders.voices import event_steps
 
 PITCH_CLASSES = 12
 # Notes/s: bin k holds densities in [edges[k-1], edges[k]); one unit wide where most music is.
@@ -103,8 +104,7 @@ def onsets(tokens: np.ndarray, encoder: EncoderSettings = DEFAULT_SETTINGS
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Performance tokens -> (step after each token, the NOTE_ON positions, their pitches)."""
     tokens = np.asarray(tokens, np.int64)
-    is_shift = (tokens >= encoder.time_shift) & (tokens < encoder.velocity)
-    steps = np.cumsum(np.where(is_shift, tokens - encoder.time_shift + 1, 0))
+    _, steps = event_steps(tokens, encoder)
     where = np.flatnonzero(tokens < encoder.note_off)
     return steps, where, tokens[where] - encoder.note_on
 
@@ -179,9 +179,11 @@ def key_histogram(tonic: int, mode: str, settings: ControlSettings) -> np.ndarra
 
 
 def control_vector(settings: ControlSettings, histogram: np.ndarray | None = None,
-                   density: float | None = None) -> np.ndarray:
-    """One control vector: a histogram (12, any scale; None: free) and notes/s (None: free)."""
-    v = np.zeros(settings.size, np.float32)
+                   density: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """One control vector: a histogram (12, any scale; None: free) and notes/s (None: free),
+    written into ``out`` when given (the live path reuses one buffer)."""
+    v = np.zeros(settings.size, np.float32) if out is None else out
+    v.fill(0.0)
     if histogram is not None:
         h = np.asarray(histogram, np.float64)
         if h.shape != (PITCH_CLASSES,) or h.min() < 0 or not h.sum() > 0:

@@ -104,7 +104,7 @@ class Steering:
             recent = times[times > now - FOLLOW_DENSITY_S]
             span = max(float(recent.max() - recent.min()), 1.0) if len(recent) > 1 else None
             density = None if span is None else (len(recent) - 1) / span
-        self.vector[:] = control_vector(self.settings, key, density)
+        control_vector(self.settings, key, density, out=self.vector)
 
     def describe(self) -> str:
         """One line: what the model is told now."""
