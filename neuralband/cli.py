@@ -197,26 +197,54 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_and_controls(args: argparse.Namespace, info, model: str):
+    """generate's and play's sampling options -> (Rules, ControlChoice or None): the model's own
+    longest note unless --max-note says otherwise; --key/--density for a conditioned model only
+    (ValueError in one line for another)."""
+    from neuralband.sampling import model_rules
+    from neuralband.steering import ControlChoice
+
+    limit = {} if args.max_note is None else {"max_note_s": args.max_note}
+    rules = model_rules(info, None, temperature=args.temperature, top_p=args.top_p,
+                        max_polyphony=args.max_polyphony, **limit)
+    if info.controls is None:
+        if args.key or args.density:
+            raise ValueError(f"{model} reads no key or density controls (trained without "
+                             "--controls): leave out --key and --density")
+        return rules, None
+    return rules, ControlChoice.parse(args.key, args.density)
+
+
+def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows: str) -> None:
+    """The options of how the model plays, shared by generate and play; ``follows`` says what
+    --key and --density follow by default."""
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--max-polyphony", type=int, default=polyphony)
+    p.add_argument("--max-note", type=float, default=None,
+                   help="longest note in seconds (default: the model's, from its training "
+                        "data; 5 for models that do not say)")
+    p.add_argument("--key", metavar="KEY",
+                   help="a conditioned model keeps to this key ('Eb major', 'F#m'); 'follow' "
+                        f"(default): the key of {follows}; 'free': no key")
+    p.add_argument("--density", metavar="NOTES/S",
+                   help="a conditioned model plays about this many notes per second; "
+                        f"'follow' (default): as busily as {follows}; 'free'")
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from encoders.performance import decode, encode
     from encoders.voices import decode_voices, encode_voices, melody_tokens
-    from neuralband.generate import accompany, generate, model_rules
+    from neuralband.generate import accompany, generate
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
-    from neuralband.steering import ControlChoice
     from training.dataset import duration_s
 
     model = args.model or bundled_model()
     try:
         info = read_info(model)
-        limit = {} if args.max_note is None else {"max_note_s": args.max_note}
-        rules = model_rules(info, None, temperature=args.temperature, top_p=args.top_p,
-                            max_polyphony=args.max_polyphony, **limit)
-        choice = ControlChoice.parse(args.key, args.density)
-        if info.controls is None and (args.key or args.density):
-            raise ValueError(f"{model} reads no key or density controls (trained without "
-                             "--controls): leave out --key and --density")
+        rules, choice = _rules_and_controls(args, info, model)
         encoder, voices = info.encoder, info.voices
         if info.grid:
             return _generate_grid(args, model, rules)
@@ -300,29 +328,20 @@ def _cmd_play(args: argparse.Namespace) -> int:
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
     from neuralband.play import PortChoice, play
     from neuralband.ports import PortError
-    from neuralband.sampling import model_rules
-    from neuralband.steering import ControlChoice
 
     try:
         settings = PlaySettings(mode=args.mode, wait_s=args.wait, answer_s=args.answer,
                                 channel=args.channel - 1, thru=args.thru,
                                 feedback_guard_s=0.03 if args.feedback_guard else 0.0)
         info = read_info(args.model or bundled_model())
-        limit = {} if args.max_note is None else {"max_note_s": args.max_note}
-        rules = model_rules(info, None, temperature=args.temperature, top_p=args.top_p,
-                            max_polyphony=args.max_polyphony, **limit)
-        controls = ControlChoice.parse(args.key, args.density)
-        if info.controls is None and (args.key or args.density):
-            raise ValueError(f"{args.model or 'the default model'} reads no key or density "
-                             "controls (trained without --controls): leave out --key and "
-                             "--density")
+        rules, controls = _rules_and_controls(args, info, args.model or "the default model")
         choice = PortChoice(inp=args.inp, out=args.out, virtual=args.virtual, api=args.api,
                             on_loss=args.on_loss)
         return play(choice, args.model, settings, rules, args.seed, args.record, args.seconds,
                     bpm=args.bpm, click=args.click,
                     grace_s=None if args.grace_ms is None else args.grace_ms / 1000.0,
                     precision=args.precision,
-                    controls=controls if info.controls is not None else None)
+                    controls=controls)
     except (PortError, ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -552,18 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "from a file of several tracks, the part the model's lead rule picks")
     gen.add_argument("--seconds", type=float, default=None,
                      help="music to add (default 30; with --lead, the melody's length)")
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--top-p", type=float, default=0.95)
-    gen.add_argument("--max-polyphony", type=int, default=12)
-    gen.add_argument("--max-note", type=float, default=None,
-                     help="longest note in seconds (default: the model's, from its training "
-                          "data; 5 for models that do not say)")
-    gen.add_argument("--key", metavar="KEY",
-                     help="a conditioned model keeps to this key ('Eb major', 'F#m'); 'follow' "
-                          "(default): the primer's, free from silence; 'free': no key")
-    gen.add_argument("--density", metavar="NOTES/S",
-                     help="a conditioned model plays about this many notes per second; "
-                          "'follow' (default): as the primer, free from silence; 'free'")
+    _add_sampling_arguments(gen, polyphony=12, follows="the primer (free from silence)")
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("-n", type=int, default=1, help="variations, in one batched pass")
     gen.add_argument("-o", "--out", required=True, help="a .mid file or a folder")
@@ -587,18 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds of silence before an answer (call), or played on (duet)")
     pl.add_argument("--answer", type=float, default=4.0, help="longest answer in seconds (call)")
     pl.add_argument("--model", help="model file (default: the bundled model)")
-    pl.add_argument("--temperature", type=float, default=1.0)
-    pl.add_argument("--top-p", type=float, default=0.95)
-    pl.add_argument("--max-polyphony", type=int, default=8)
-    pl.add_argument("--max-note", type=float, default=None,
-                    help="longest band note in seconds (default: the model's, from its "
-                         "training data; 5 for models that do not say)")
-    pl.add_argument("--key", metavar="KEY",
-                    help="a conditioned model keeps to this key ('Eb major', 'F#m'); 'follow' "
-                         "(default): the key you play in (your last 20 s); 'free': no key")
-    pl.add_argument("--density", metavar="NOTES/S",
-                    help="a conditioned model plays about this many notes per second; "
-                         "'follow' (default): as busily as you play; 'free'")
+    _add_sampling_arguments(pl, polyphony=8, follows="what you played in the last 20 s")
     pl.add_argument("--channel", type=int, default=1,
                     help="the band's MIDI channel, 1-16 (a duet model's band voices: this and up)")
     pl.add_argument("--thru", action="store_true", help="echo your notes to the output")
