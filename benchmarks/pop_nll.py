@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.machine import cpu_model  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.score import mean_nll, score_files  # noqa: E402
-from training.baselines import Trigram, piece_tokens  # noqa: E402
-from training.data import read_manifest, vocab_size  # noqa: E402
+from training.baselines import Trigram  # noqa: E402
+from training.data import read_manifest, split_pieces, vocab_size  # noqa: E402
 
 
 def main() -> None:
@@ -60,14 +60,13 @@ def main() -> None:
 
     test = [e for e in read_manifest(args.dataset) if e["split"] == "test"][:args.songs]
     paths = [e["source"] for e in test]
-    tokens = piece_tokens(args.dataset, "test")[:len(test)]
+    tokens = list(split_pieces(args.dataset, "test"))[:len(test)]
     t0 = time.perf_counter()
-    tri = Trigram.fit(piece_tokens(args.dataset, "train"), vocab_size(args.dataset))
-    weights, valid_nll = tri.tune(piece_tokens(args.dataset, "valid"))
+    tri = Trigram.fit(list(split_pieces(args.dataset, "train")), vocab_size(args.dataset))
+    weights, valid_nll = tri.tune(list(split_pieces(args.dataset, "valid")))
     events = sum(len(t) - 2 for t in tokens)
-    uni, bi = (1e-9, 1e-9, 1.0 - 2e-9), (1e-9, 1.0 - 2e-9, 1e-9)
-    rows["unigram (add-1)"] = {"nll": tri.nll(tokens, uni), "events": events}
-    rows["bigram (add-0.1)"] = {"nll": tri.nll(tokens, bi), "events": events}
+    rows["unigram (add-1)"] = {"nll": tri.nll(tokens, (0, 0, 1)), "events": events}
+    rows["bigram (add-0.1)"] = {"nll": tri.nll(tokens, (0, 1, 0)), "events": events}
     rows[f"interpolated trigram {weights}"] = {"nll": tri.nll(tokens, weights),
                                                "events": events, "valid_nll": valid_nll}
     print(f"n-grams fitted and scored in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

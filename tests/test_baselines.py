@@ -191,7 +191,7 @@ def test_the_interpolated_trigram_is_a_distribution_and_learns_what_a_bigram_can
     # After (1, 2) comes 3 and after (0, 2) comes 4: only two tokens back tell them apart.
     pieces = [np.array([1, 2, 3, 0, 2, 4] * 50, np.int64), np.array([0, 2, 4, 1, 2, 3] * 50)]
     tri = Trigram.fit(pieces, vocab=6)
-    bigram_like = tri.nll(pieces, (1e-9, 1.0 - 2e-9, 1e-9))
+    bigram_like = tri.nll(pieces, (0, 1, 0))
     mixed = tri.nll(pieces, (0.8, 0.19, 0.01))
     assert mixed < bigram_like / 3  # the bigram guesses 3 or 4 after every 2
     # Every context's probabilities sum to 1, seen or unseen.
@@ -200,5 +200,10 @@ def test_the_interpolated_trigram_is_a_distribution_and_learns_what_a_bigram_can
         total = sum(np.exp(-tri.nll([np.array([a, b, c])], (0.8, 0.19, 0.01)))
                     for c in range(V))
         assert total == pytest.approx(1.0, abs=1e-9)
+    # The bigram alone is the add-0.1 bigram of the same counts.
+    p = bigram_probs(tri.counts, 0.1)
+    want = -np.mean([np.log(p[b, c]) for piece in pieces
+                     for b, c in zip(piece[1:-1], piece[2:], strict=True)])
+    assert bigram_like == pytest.approx(want, rel=1e-9)
     weights, score = tri.tune(pieces)
     assert score <= mixed + 1e-9 and sum(weights) == pytest.approx(1.0)

@@ -162,25 +162,17 @@ def baselines(dataset_dir: str | Path, windows: np.ndarray, k_unigram: float = 1
     }
 
 
-def piece_tokens(dataset_dir: str | Path, split: str) -> list[np.ndarray]:
-    """Every piece of one split as int64 tokens."""
-    from training.data import split_pieces
-
-    return list(split_pieces(dataset_dir, split))
-
-
 @dataclass
 class Trigram:
-    """Within-piece trigram counts (sorted codes a V^2 + b V + c), their contexts' counts, and
-    the unigram/bigram counts: an interpolated trigram, the strongest n-gram peer we score."""
+    """Within-piece trigram counts (sorted codes a V^2 + b V + c) and their contexts' counts,
+    over the unigram and bigram `Counts`: an interpolated trigram, the strongest n-gram peer
+    we score."""
 
-    vocab: int
+    counts: Counts
     codes: np.ndarray
-    counts: np.ndarray
+    tri_counts: np.ndarray
     context_codes: np.ndarray
     context_counts: np.ndarray
-    unigram: np.ndarray
-    bigram: np.ndarray
 
     @classmethod
     def fit(cls, pieces: list[np.ndarray], vocab: int) -> Trigram:
@@ -189,36 +181,39 @@ class Trigram:
                                   return_counts=True)
         context_codes, inverse = np.unique(codes // vocab, return_inverse=True)
         context_counts = np.bincount(inverse, weights=counts).astype(np.int64)
-        every = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
-        pairs = np.concatenate([p[:-1] * vocab + p[1:] for p in pieces if len(p) > 1])
-        return cls(vocab, codes, counts, context_codes, context_counts,
-                   np.bincount(every, minlength=vocab),
-                   np.bincount(pairs, minlength=vocab * vocab).reshape(vocab, vocab))
+        unigram = np.bincount(np.concatenate(pieces), minlength=vocab)
+        pairs = [p[:-1] * vocab + p[1:] for p in pieces if len(p) > 1]
+        bigram = np.bincount(np.concatenate(pairs) if pairs else np.zeros(0, np.int64),
+                             minlength=vocab * vocab).reshape(vocab, vocab)
+        return cls(Counts(unigram, bigram, int(unigram.sum())), codes, counts, context_codes,
+                   context_counts)
 
-    def _lookup(self, keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> np.ndarray:
-        i = np.clip(np.searchsorted(table, keys), 0, max(len(table) - 1, 0))
-        return np.where(table[i] == keys, values[i], 0) if len(table) else np.zeros(len(keys))
+    @staticmethod
+    def _lookup(keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if not len(table):
+            return np.zeros(len(keys))
+        i = np.clip(np.searchsorted(table, keys), 0, len(table) - 1)
+        return np.where(table[i] == keys, values[i], 0)
 
     def nll(self, pieces: list[np.ndarray], weights: tuple[float, float, float]) -> float:
         """Mean -log p of every event after a piece's second (nats), with p the ``weights``
-        (trigram, bigram, unigram) mix of the maximum-likelihood trigram, the add-0.1 bigram and
-        the add-1 unigram."""
+        (trigram, bigram, unigram) mix of the maximum-likelihood trigram, the add-0.1 bigram
+        and the add-1 unigram; where a context was never seen, its weight goes to the other
+        two in proportion. (0, 1, 0) is the bigram alone, (0, 0, 1) the unigram."""
         l3, l2, l1 = weights
-        V = self.vocab
-        uni = (self.unigram + 1.0) / (self.unigram.sum() + V)
-        rows = self.bigram.sum(axis=1, keepdims=True)
-        bi = (self.bigram + 0.1) / (rows + 0.1 * V)
+        V = self.counts.vocab_size
+        uni, bi = unigram_probs(self.counts, 1.0), bigram_probs(self.counts, 0.1)
         total, n = 0.0, 0
         for p in pieces:
             if len(p) < 3:
                 continue
             a, b, c = p[:-2], p[1:-1], p[2:]
             ctx = self._lookup(a * V + b, self.context_codes, self.context_counts)
-            tri = self._lookup(a * V * V + b * V + c, self.codes, self.counts)
-            p3 = np.where(ctx > 0, tri / np.maximum(ctx, 1), 0.0)
-            w3 = np.where(ctx > 0, l3, 0.0)  # an unseen context leaves its weight to the rest
-            p_mix = w3 * p3 + (l2 + (l3 - w3) * l2 / (l2 + l1)) * bi[b, c] + \
-                (l1 + (l3 - w3) * l1 / (l2 + l1)) * uni[c]
+            tri = self._lookup(a * V * V + b * V + c, self.codes, self.tri_counts)
+            seen = ctx > 0
+            spare = np.where(seen, 0.0, l3) / (l2 + l1)  # an unseen context's trigram weight
+            p_mix = (np.where(seen, l3 * tri / np.maximum(ctx, 1), 0.0)
+                     + l2 * (1 + spare) * bi[b, c] + l1 * (1 + spare) * uni[c])
             total += float(-np.log(p_mix).sum())
             n += len(c)
         return total / n if n else float("nan")
