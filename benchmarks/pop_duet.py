@@ -33,10 +33,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.pop_music import POP909, held_out, moved, tokens_table  # noqa: E402
-from encoders.midi_io import NoteTable  # noqa: E402
+from benchmarks.pop_music import POP909, held_out, moved  # noqa: E402
+from encoders.midi_io import NoteTable, table_from_pretty_midi  # noqa: E402
 from encoders.performance import encode_notes  # noqa: E402
-from encoders.voices import split  # noqa: E402
+from encoders.voices import decode_voices  # noqa: E402
 from neuralband.evaluate import (  # noqa: E402
     ACCOMPANIMENT_METRICS,
     accompaniment_metrics,
@@ -84,12 +84,10 @@ def main() -> None:
         lead = encode_notes(melody, info.encoder)
         back = -10 / info.encoder.steps_per_second  # accompany starts with 10 steps of silence
         for piece in accompany(args.model, lead, 2, rules, args.seed + k, tail_s=0.0):
-            tables = [moved(tokens_table(s, info.encoder), back)
-                      for s in split(piece.tokens, info.voices)]
-            played = tables[1]
-            for extra in tables[2:]:
-                played = merged(played, extra)
-            model_rows.append(accompaniment_metrics(tables[0], played, 0.0, args.seconds, key))
+            notes = moved(table_from_pretty_midi(decode_voices(piece.tokens, info.voices)), back)
+            model_rows.append(accompaniment_metrics(  # group 0 is the lead, the rest the band
+                notes.select(notes.group == 0), notes.select(notes.group > 0), 0.0,
+                args.seconds, key))
     real = {m: float(np.nanmean([r[m] for r in real_rows])) for m in ACCOMPANIMENT_METRICS}
     ours = {m: float(np.nanmean([r[m] for r in model_rows])) for m in ACCOMPANIMENT_METRICS}
     print(f"\nAccompanying the first {args.seconds:g} s of {len(paths)} held-out POP909 melodies "

@@ -44,10 +44,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from encoders.keys import parse_key  # noqa: E402
-from encoders.midi_io import NoteTable, read_notes  # noqa: E402
+from encoders.midi_io import NoteTable, read_notes, table_from_pretty_midi  # noqa: E402
 from encoders.performance import (  # noqa: E402
     EncoderSettings,
-    decode_notes,
+    decode,
     prepare_notes,
     tokens_from_notes,  # noqa: E402
 )
@@ -92,13 +92,7 @@ def primer_of(table: NoteTable, seconds: float, enc: EncoderSettings) -> np.ndar
 
 def tokens_table(tokens: np.ndarray, enc: EncoderSettings) -> NoteTable:
     """Generated tokens -> their notes, in seconds."""
-    notes = np.array(decode_notes(tokens, enc), np.float64).reshape(-1, 4)
-    sps = enc.steps_per_second
-    n = len(notes)
-    f, i = np.zeros(0), np.zeros(0, np.int64)
-    return NoteTable(notes[:, 0] / sps, notes[:, 1] / sps, notes[:, 2].astype(np.int64),
-                     notes[:, 3].astype(np.int64), np.zeros(n, np.int64), np.zeros(n, bool),
-                     f, i, i)
+    return table_from_pretty_midi(decode(tokens, enc))
 
 
 def mean_rows(rows: list[dict]) -> dict:

@@ -41,7 +41,7 @@ from neuralband.clock import wait_for_input
 from neuralband.notes import NOTE_ON, OutputNotes, echo
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules
-from neuralband.steering import FOLLOW, ControlChoice, steer
+from neuralband.steering import ControlChoice, steer
 from neuralband.voicing import Voicing, from_info
 
 MODES = ("call", "solo", "duet")
@@ -327,8 +327,7 @@ class Engine(LiveLoop):
         # With keep_tokens, each change of the controls: (tokens committed before it, vector),
         # so the committed stream replays exactly into a fresh model.
         self.control_changes: list[tuple[int, np.ndarray]] = []
-        self._follow = self.steering is not None and FOLLOW in (self.steering.choice.key,
-                                                                self.steering.choice.density)
+        self._follow = self.steering is not None and not self.steering.choice.fixed
         # Token layout shortcuts: model token -> voice, Performance token, TIME_SHIFT steps.
         self._vel, self._off = es.velocity, es.note_off
         self._sps = es.steps_per_second

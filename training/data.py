@@ -23,6 +23,7 @@ from encoders.controls import ControlSettings, drop_controls, token_controls
 from encoders.grid import STATES, GridSettings, transpose_codes
 from encoders.performance import EncoderSettings
 from encoders.voices import VoiceScheme
+from encoders.voices import split as split_voices
 from training.dataset import FORMAT as DATASET_FORMAT
 from training.dataset import VERSION as DATASET_VERSION
 
@@ -409,14 +410,11 @@ def note_length_quantile(dataset_dir: str | Path, settings: EncoderSettings,
     ends because the music ends it, and the cap only stops a model's rare slip."""
     lengths = []
     for tokens in islice(split_pieces(dataset_dir, split), limit):
-        base = tokens if voices is None else voices.unpack(tokens)[1]
-        if voices is not None:  # each voice's notes apart: decode per voice
-            voice = voices.unpack(tokens)[0]
-            shift = voice < 0
-            for v in range(voices.voices):
-                lengths.append(note_lengths(base[shift | (voice == v)], settings))
-        else:
-            lengths.append(note_lengths(base, settings))
+        if voices is None:
+            lengths.append(note_lengths(tokens, settings))
+            continue
+        # each voice's notes apart, on the shared clock
+        lengths.extend(note_lengths(stream, settings) for stream in split_voices(tokens, voices))
     every = np.concatenate(lengths) if lengths else np.zeros(0)
     if not every.size:
         return 5.0

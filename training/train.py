@@ -228,15 +228,15 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
                 base_path.write_text(json.dumps(baselines(cfg.dataset, eval_set), indent=2) + "\n")
         base = json.loads(base_path.read_text())
         # A voice-packed model also keeps how many notes each voice holds at once in the data.
-        voicing = {}
+        from_data = {}  # what the model file keeps of the data: polyphony, longest note
         if voices:
             with progress.phase("notes each voice holds at once"):
-                voicing["voice_polyphony"] = voice_polyphony(cfg.dataset, voices)
+                from_data["voice_polyphony"] = voice_polyphony(cfg.dataset, voices)
         # The longest note the band holds: the training notes' 99.5th percentile, not a flat cap
         # (a grid model's notes are its grid's steps: it has none to measure).
         if grid is None:
             with progress.phase("note lengths"):
-                voicing["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
+                from_data["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
         if controls is not None:  # "--key Eb major" means what the data's pieces in Eb do
             with progress.phase("key profiles"):
                 controls = replace(controls, key_profiles=key_profiles(cfg.dataset, encoder))
@@ -319,7 +319,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
                         summary = {"dataset": str(cfg.dataset), "preset": cfg.preset,
                                    "step": done, "valid_nll": round(nll, 4),
                                    "valid_ppl": round(math.exp(nll), 3), "baselines": base,
-                                   "parameters": model.num_parameters(), **voicing}
+                                   "parameters": model.num_parameters(), **from_data}
                         if nll_ctrl is not None:
                             summary["valid_nll_with_controls"] = round(nll_ctrl, 4)
                         save_model(run / "model", model, encoder, summary,
