@@ -50,8 +50,10 @@ def hide_lead(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
     return merge(streams, scheme)
 
 
-def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme) -> tuple[float, float, int]:
-    """Mean NLL of the band's events (and of its NOTE_ONs alone), all pieces in one batch."""
+def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme
+             ) -> tuple[float, float, float, int]:
+    """Mean NLL of the band's events (and of its NOTE_ONs alone, and of its events given that
+    the next event is not the lead's), all pieces in one batch."""
     stepper = Stepper.load(model, batch=len(seqs))
     length = max(len(s) for s in seqs)
     idle = scheme.time_shift  # padding after a piece ends; never scored
@@ -62,20 +64,26 @@ def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme) -> tuple[f
     scored = (voice > 0) & (np.arange(length) < np.array([len(s) for s in seqs])[:, None])
     scored[:, 0] = False
     is_on = scored & (base < 128)
+    lead = scheme.unpack(np.arange(scheme.vocab_size))[0] == 0
     total = np.zeros(len(seqs))
     total_on = np.zeros(len(seqs))
+    not_lead = np.zeros(len(seqs))  # sum of log(1 - p(lead next)) where a band event is next
     rows = np.arange(len(seqs))
     for t in range(length):
         if t:
             logits = stepper.logits().astype(np.float64)
             top = logits.max(axis=1, keepdims=True)
-            logz = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-            nll = logz - logits[rows, grid[:, t]]
+            e = np.exp(logits - top)
+            z = e.sum(axis=1)
+            nll = top[:, 0] + np.log(z) - logits[rows, grid[:, t]]
             total += np.where(scored[:, t], nll, 0.0)
             total_on += np.where(is_on[:, t], nll, 0.0)
+            p_lead = e[:, lead].sum(axis=1) / z
+            not_lead += np.where(scored[:, t], np.log1p(-np.minimum(p_lead, 1 - 1e-12)), 0.0)
         stepper.feed(grid[:, t])
-    return float(total.sum() / scored.sum()), float(total_on.sum() / is_on.sum()), int(
-        scored.sum())
+    n = scored.sum()
+    return (float(total.sum() / n), float(total_on.sum() / is_on.sum()),
+            float((total.sum() + not_lead.sum()) / n), int(n))
 
 
 def unigram_nll(train: list[np.ndarray], valid: list[np.ndarray], scheme: VoiceScheme,
@@ -119,21 +127,24 @@ def main() -> int:
     valid = list(split_pieces(dataset, "valid"))
     train = list(split_pieces(dataset, "train"))
     start = time.perf_counter()
-    present, present_on, events = band_nll(args.model, valid, scheme)
-    hidden, hidden_on, _ = band_nll(args.model, [hide_lead(s, scheme) for s in valid], scheme)
+    present, present_on, present_own, events = band_nll(args.model, valid, scheme)
+    hidden, hidden_on, hidden_own, _ = band_nll(
+        args.model, [hide_lead(s, scheme) for s in valid], scheme)
     uni, uni_on = unigram_nll(train, valid, scheme)
     elapsed = time.perf_counter() - start
 
     print(f"duet NLL: {args.model} on {len(valid)} valid pieces of {dataset} "
           f"({events:,} band events; {cpu_model()}, {platform.python_version()})")
-    print_rows(["condition", "band events NLL", "band NOTE_ON NLL"], [
-        ["lead present", f"{present:.4f}", f"{present_on:.4f}"],
-        ["lead hidden", f"{hidden:.4f}", f"{hidden_on:.4f}"],
-        ["band unigram", f"{uni:.4f}", f"{uni_on:.4f}"],
+    print_rows(["condition", "band events NLL", "band NOTE_ON NLL", "band's own draw NLL"], [
+        ["lead present", f"{present:.4f}", f"{present_on:.4f}", f"{present_own:.4f}"],
+        ["lead hidden", f"{hidden:.4f}", f"{hidden_on:.4f}", f"{hidden_own:.4f}"],
+        ["band unigram", f"{uni:.4f}", f"{uni_on:.4f}", ""],
     ])
     gain = hidden - present
+    own_gain = hidden_own - present_own
     print(f"listening gain: {gain:.4f} nats per band event ({gain / hidden:.1%} of the hidden NLL);"
-          f" scored in {elapsed:.1f} s")
+          f" in the band's own draw (the lead's next events left out, as the band draws): "
+          f"{own_gain:.4f}; scored in {elapsed:.1f} s")
 
     if args.out:
         from neuralband.generate import accompany
@@ -154,6 +165,8 @@ def main() -> int:
         "nll_lead_present": round(present, 4), "nll_lead_hidden": round(hidden, 4),
         "nll_band_unigram": round(uni, 4), "note_on_nll_lead_present": round(present_on, 4),
         "note_on_nll_lead_hidden": round(hidden_on, 4), "note_on_nll_unigram": round(uni_on, 4),
+        "own_draw_nll_lead_present": round(present_own, 4),
+        "own_draw_nll_lead_hidden": round(hidden_own, 4),
         "listens": bool(present < hidden), "cpu": cpu_model(),
     }))
     return 0

@@ -356,7 +356,8 @@ class NaiveBand:
         while not self.stop_flag.is_set() and clock() < end:
             with self.lock:
                 t = clock()
-                tok = self.sampler.sample(self.stepper.logits()[0], self.tracker.allowed())
+                tok = self.sampler.sample(self.stepper.logits()[0], self.tracker.allowed(),
+                                          self.tracker.endings())
                 self.stepper.feed(tok)
                 self.tracker.update(tok)
                 self.enc.observe(tok)

@@ -180,7 +180,7 @@ def live_step(stepper: Stepper, seed: int) -> Callable[[int], int]:
     def step(token: int) -> int:
         stepper.feed(token)
         tracker.update(token)
-        return sampler.sample(stepper.logits()[0], tracker.allowed())
+        return sampler.sample(stepper.logits()[0], tracker.allowed(), tracker.endings())
 
     return step
 

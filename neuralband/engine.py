@@ -152,6 +152,7 @@ class Stats:
     echoes: int = 0  # of which caught by the feedback guard
     band_events: int = 0  # events the band committed
     taken_back: int = 0  # proposed waits the player interrupted
+    expected: int = 0  # waits that ended where the model expected the player, who did not come
     forced_off: int = 0  # band notes ended by the wall-clock length limit
     late: int = 0  # waits that ended more than LATE_S late (the engine was starved)
 
@@ -346,6 +347,10 @@ class Engine(LiveLoop):
         self._next: int | None = None  # sampled from the current (committed or trial) state
         self._velocity = [100] * 16  # each band voice's current MIDI velocity
         self._trial_shift = 0
+        self._expects_player = False  # the wait on trial ends where the model expects the player
+        self._mask = np.empty(v.vocab_size, bool)
+        self._lead = v.lead_list
+        self._longest = es.max_shift_steps
         self._on_time: float | None = None  # when the band's current step was due
 
     # --- the engine thread --------------------------------------------------------------------
@@ -459,8 +464,13 @@ class Engine(LiveLoop):
         for tok in self.enc.advance(now - self.t0):
             self._feed(self._player[tok], own=False)
 
-    def _sample(self) -> int:
-        return self.sampler.sample(self.stepper.logits()[0], self.tracker.allowed())
+    def _sample(self, expect_player: bool = False, after: int = 0) -> int:
+        """The band's next event from the model's current state (see `Voicing.band_mask` for
+        ``expect_player`` and ``after``)."""
+        allowed = self.tracker.allowed()
+        if self.voicing.voiced:
+            allowed = self.voicing.band_mask(allowed, self._mask, expect_player, after)
+        return self.sampler.sample(self.stepper.logits()[0], allowed, self.tracker.endings())
 
     def _play(self, now: float) -> None:
         """Perform due events and keep one proposal ready."""
@@ -474,6 +484,8 @@ class Engine(LiveLoop):
             if self._mark is not None:  # a wait on trial: has it ended?
                 if self.clock() - self.t0 < self._deadline_step / self._sps:
                     return
+                if self._expects_player and self._wait_longer():
+                    continue
                 self._mark = None  # the wait happened: it and its chain are committed
                 self._on_time = self.t0 + self._deadline_step / self._sps
                 for tok in [self._trial_shift, *self._chain]:
@@ -515,12 +527,36 @@ class Engine(LiveLoop):
         self._deadline_step = self.enc.step + self._steps[shift]
         self.stepper.feed(shift)
         self.tracker.update(shift)
-        self._next = self._sample()
+        self._next = self._sample(expect_player=self.voicing.voiced)
+        self._expects_player = self._lead[self._next]
+        if self._expects_player:  # the model expects the player then: the band has nothing
+            self._next = None
+            return
         while self._voice[self._next] >= 0 and len(self._chain) < MAX_CHAIN:
             self.stepper.feed(self._next)
             self.tracker.update(self._next)
             self._chain.append(self._next)
             self._next = self._sample()
+
+    def _wait_longer(self) -> bool:
+        """The wait on trial ended where the model expected the player, who did not come: take
+        it back and draw again from the times after it (`Voicing.band_mask`); False where the
+        wait was already the longest the grammar allows (it is then committed as it is)."""
+        self._expects_player = False
+        after = self._deadline_step - self.enc.step
+        if after >= self._longest:  # a second of nothing: the encoding's longest wait, kept
+            return False
+        state = self.tracker.save()
+        self.tracker.restore(self._mark)
+        later = self.voicing.band_mask(self.tracker.allowed(), self._mask, after=after)
+        if not later.any():  # a note reaches its cap at the trial's end: the wait happened
+            self.tracker.restore(state)
+            return False
+        self.stepper.restore(self._snap)
+        self._mark = None
+        self.stats.expected += 1
+        self._next = self.sampler.sample(self.stepper.logits()[0], later, self.tracker.endings())
+        return True
 
     def _commit(self, tok: int, scheduled: float | None) -> None:
         """A band event happens now: out of the port first, then into the stream."""
@@ -559,6 +595,7 @@ class Engine(LiveLoop):
             self._chain.clear()
             self.stats.taken_back += 1
         self._next = None
+        self._expects_player = False
 
     def _force_overdue(self, now: float) -> None:
         """Belt and braces: a band note held past the limit by the wall clock is ended."""

@@ -78,7 +78,7 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
             if done[b]:
                 nxt[b] = idle  # finished streams idle on a short shift
                 continue
-            tok = sampler.sample(logits[b], tracker.allowed())
+            tok = sampler.sample(logits[b], tracker.allowed(), tracker.endings())
             if voicing.is_shift[tok]:  # never past the end
                 tok = voicing.shift(min(int(voicing.shift_steps[tok]), target - tracker.step))
             tracker.update(tok)
@@ -102,10 +102,13 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
               progress: Callable[[float], None] | None = None) -> list[Piece]:
     """Band parts for a melody: ``lead`` is its Performance tokens (`encoders.performance`);
     each Piece's tokens hold the melody as the lead voice and the band's sampled voices, ending
-    ``tail_s`` after the melody's last event with every band note closed."""
+    ``tail_s`` after the melody's last event with every band note closed.
+
+    The variations are played one after another (a band's waits are tried and taken back, which
+    one batched step for all of them cannot do)."""
     if variations < 1 or tail_s < 0:
         raise ValueError("variations must be positive and the tail >= 0 seconds")
-    stepper, voicing = _load(model, variations)
+    stepper, voicing = _load(model, 1)
     rules = model_rules(stepper.info, rules)
     if not voicing.voiced:
         raise ValueError("accompanying a melody needs a voice-packed model "
@@ -117,45 +120,78 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
     events = voicing.player[lead[~is_shift]].tolist()  # the melody as the lead voice's tokens
     at = steps[~is_shift].tolist()
     end = (steps[-1] if len(steps) else SILENCE_START_STEPS) + round(tail_s * s.steps_per_second)
-
-    trackers = [voicing.tracker(rules) for _ in range(variations)]
-    first = voicing.shift(SILENCE_START_STEPS)
-    stepper.feed(np.full(variations, first))
-    for tracker in trackers:
-        tracker.update(first)
     sampler = voicing.sampler(rules, seed)
-    out: list[list[int]] = [[first] for _ in range(variations)]
-    heard = [0] * variations  # melody events fed so far, per stream
-    done = np.zeros(variations, bool)
-    nxt = np.zeros(variations, np.int64)
-    idle = voicing.shift(1)
-    shown = 0.0
-    while not done.all():
-        logits = stepper.logits()
-        for b, tracker in enumerate(trackers):
-            i = heard[b]
-            if not done[b] and i == len(events) and tracker.step >= end:
-                done[b] = True
-                out[b].extend(tracker.closing_tokens())
-            if done[b]:
-                nxt[b] = idle
-                continue
-            if i < len(events) and at[i] <= tracker.step:  # the melody's event is due: heard
-                tok = events[i]
-                heard[b] += 1
-            else:
-                tok = sampler.sample(logits[b], tracker.allowed())
-                if voicing.is_shift[tok]:  # land on the melody's next event (or the end)
-                    until = at[i] if i < len(events) else end
-                    tok = voicing.shift(min(int(voicing.shift_steps[tok]), until - tracker.step))
-            tracker.update(tok)
-            out[b].append(tok)
-            nxt[b] = tok
-        stepper.feed(nxt)
-        if progress is not None:
-            now = min(t.step for t in trackers) / s.steps_per_second
-            if now - shown >= 1.0 or done.all():
-                progress(now - shown)
-                shown = now
+    tell = None if progress is None else (lambda dt: progress(dt / variations))
+    out = []
+    for _ in range(variations):
+        stepper.reset()
+        out.append(_band_under(stepper, voicing, rules, sampler, events, at, end, tell))
     seconds = (end - SILENCE_START_STEPS) / s.steps_per_second
     return [Piece(np.asarray(o, np.int64), 1, seconds) for o in out]
+
+
+def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampler,
+                events: list[int], at: list[int], end: int,
+                progress: Callable[[float], None] | None) -> list[int]:
+    """One stream: the melody's ``events`` heard at their steps ``at``, the band sampled in
+    between (`Voicing.band_mask` says how it waits), until step ``end``; its tokens."""
+    tracker = voicing.tracker(rules)
+    out: list[int] = []
+    steps = voicing.shift_steps
+    longest = voicing.settings.max_shift_steps
+    mask = np.empty(voicing.vocab_size, bool)
+    snap = stepper.snapshot()
+
+    def commit(tok: int) -> None:
+        stepper.feed(tok)
+        tracker.update(tok)
+        out.append(tok)
+
+    commit(voicing.shift(SILENCE_START_STEPS))
+    i, after, shown = 0, 0, tracker.step
+    while True:
+        if progress is not None and tracker.step - shown >= voicing.settings.steps_per_second:
+            progress((tracker.step - shown) / voicing.settings.steps_per_second)
+            shown = tracker.step
+        if i < len(events) and at[i] <= tracker.step:  # the melody's event is due: heard
+            commit(events[i])
+            i, after = i + 1, 0
+            continue
+        if i == len(events) and tracker.step >= end:
+            out.extend(tracker.closing_tokens())
+            return out
+        until = (at[i] if i < len(events) else end) - tracker.step
+        allowed = voicing.band_mask(tracker.allowed(), mask, after=after)
+        if not allowed.any():  # nothing later is allowed (a note at its cap): the wait happened
+            commit(voicing.shift(after))
+            after = 0
+            continue
+        tok = sampler.sample(stepper.logits()[0], allowed, tracker.endings())
+        if not voicing.is_shift[tok]:
+            commit(tok)
+            after = 0
+            continue
+        n = int(steps[tok])
+        if n >= until:  # the melody (or the end) comes first: wait for it
+            commit(voicing.shift(until))
+            after = 0
+            continue
+        # Wait n steps on trial and see what the model would do then.
+        stepper.snapshot(into=snap)
+        saved = tracker.save()
+        stepper.feed(tok)
+        tracker.update(tok)
+        then = sampler.sample(stepper.logits()[0],
+                              voicing.band_mask(tracker.allowed(), mask, expect_lead=True),
+                              tracker.endings())
+        if voicing.lead_list[then] and n < longest:
+            # It expected the melody then, and the melody does not come: not a moment for the
+            # band; draw again from the times after it.
+            stepper.restore(snap)
+            tracker.restore(saved)
+            after = n
+            continue
+        out.append(tok)
+        after = 0
+        if not voicing.is_shift[then] and not voicing.lead_list[then]:
+            commit(then)

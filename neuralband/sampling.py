@@ -8,7 +8,10 @@ from the history:
   maximum polyphony; never a VELOCITY right after a VELOCITY;
 - no TIME_SHIFT that would hold a note past the maximum note length; a note that has reached it
   leaves only its NOTE_OFF allowed, so it is forced off (Magenta capped notes at 5 s because the
-  model "can leave hanging notes").
+  model "can leave hanging notes");
+- before that, a note held past ``end_from`` of the maximum makes its NOTE_OFF likelier, up to
+  ``end_push`` nats at the cap (`NoteTracker.endings`): an LSTM that has lost track of a long
+  note is reminded of it, and ends it at a moment of its own choosing, not at the cap's.
 
 `Sampler` draws from the masked distribution with a seedable generator.
 """
@@ -34,6 +37,8 @@ class Rules:
     pitch_low: int = 21  # A0, the piano's range by default
     pitch_high: int = 108  # C8
     max_note_s: float = 5.0
+    end_from: float = 0.5  # share of max_note_s after which a note's NOTE_OFF is favoured
+    end_push: float = 4.0  # nats added to that NOTE_OFF's logit at max_note_s
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -45,6 +50,8 @@ class Rules:
                              f"{self.pitch_low}..{self.pitch_high}")
         if self.max_polyphony < 1 or self.max_note_s <= 0:
             raise ValueError("max polyphony and max note length must be positive")
+        if not 0 < self.end_from <= 1 or self.end_push < 0:
+            raise ValueError("end_from must be in (0, 1] and end_push >= 0")
 
 
 def model_rules(info, rules: Rules | None = None, **changes) -> Rules:
@@ -77,6 +84,9 @@ class NoteTracker:
         self._free = self._in_range.copy()  # in range and not held by another part
         self._allowed = np.zeros(s.vocab_size, bool)
         self._shift_steps = np.arange(1, s.max_shift_steps + 1)
+        self.end_steps = min(self.max_steps - 1, round(rules.end_from * self.max_steps))
+        self._age = np.zeros(128, np.float64)
+        self._nudge = np.zeros(s.vocab_size, np.float64)
 
     @property
     def sounding(self) -> int:
@@ -122,6 +132,20 @@ class NoteTracker:
         """Pitches whose oldest open note has reached the maximum length."""
         return np.flatnonzero(self.step - self.first_onset >= self.max_steps)
 
+    def endings(self) -> np.ndarray | None:
+        """The logit bonus of ending each long note (a reused buffer over the vocabulary), or
+        None while no note is held past ``end_from`` of the longest: rising linearly from 0
+        there to ``end_push`` nats at the cap."""
+        if not self.rules.end_push or self.step - int(self.first_onset.min()) <= self.end_steps:
+            return None
+        age, s = self._age, self.settings
+        np.subtract(self.step, self.first_onset, out=age, casting="unsafe")  # open: huge < 0
+        age -= self.end_steps
+        np.clip(age, 0.0, self.max_steps - self.end_steps, out=age)
+        age *= self.rules.end_push / (self.max_steps - self.end_steps)
+        self._nudge[s.note_off:s.note_off + 128] = age
+        return self._nudge
+
     def allowed(self) -> np.ndarray:
         """Boolean mask over the vocabulary of the events allowed next (a reused buffer)."""
         s, a = self.settings, self._allowed
@@ -164,51 +188,29 @@ class Sampler:
     """Temperature and top-p sampling over allowed events, from a seeded generator.
 
     Buffers are allocated once: a draw on the real-time path allocates nothing per event.
-
-    ``others`` marks the events of parts the sampler does not play (a duet's lead) and ``waits``
-    the TIME_SHIFTs: where the model expects another part to play next, the band waits for it.
-    The others' probability goes to the allowed waits, in proportion, instead of being spread
-    over every allowed event (which made a duet's band answer each melody note at once: 2.5x
-    the real band's density).
     """
 
-    def __init__(self, rules: Rules = Rules(), seed: int | None = None, vocab_size: int = 388,
-                 others: np.ndarray | None = None, waits: np.ndarray | None = None):
+    def __init__(self, rules: Rules = Rules(), seed: int | None = None, vocab_size: int = 388):
         self.rules = rules
         self.rng = np.random.default_rng(seed)
         self._p = np.empty(vocab_size, np.float64)
         self._blocked = np.empty(vocab_size, bool)
         self._order = np.empty(vocab_size, np.int64)
-        self._others = None
-        if others is not None and np.any(others):
-            if waits is None:
-                raise ValueError("a sampler that yields to other parts needs the waits' mask")
-            self._others = np.asarray(others, bool)
-            self._others_f = self._others.astype(np.float64)
-            self._keep_f = 1.0 - self._others_f
-            self._waits_f = np.asarray(waits, bool).astype(np.float64)
-            self._buf = np.empty(vocab_size, np.float64)
 
-    def sample(self, logits: np.ndarray, allowed: np.ndarray) -> int:
-        """One event drawn from softmax(logits / T) restricted to ``allowed`` and to top-p."""
+    def sample(self, logits: np.ndarray, allowed: np.ndarray,
+               nudge: np.ndarray | None = None) -> int:
+        """One event drawn from softmax((logits + nudge) / T) restricted to ``allowed`` and to
+        top-p; ``nudge`` is a tracker's `endings` (None: none)."""
         p, blocked = self._p, self._blocked
-        np.divide(logits, self.rules.temperature, out=p)
-        if self._others is None:
-            np.logical_not(allowed, out=blocked)
+        if nudge is None:
+            np.divide(logits, self.rules.temperature, out=p)
         else:
-            np.logical_or(allowed, self._others, out=blocked)
-            np.logical_not(blocked, out=blocked)
+            np.add(logits, nudge, out=p)
+            p /= self.rules.temperature
+        np.logical_not(allowed, out=blocked)
         p[blocked] = -np.inf
         p -= p.max()
         np.exp(p, out=p)
-        if self._others is not None:
-            moved = float(np.dot(p, self._others_f))
-            p *= self._keep_f
-            wait = float(np.dot(p, self._waits_f))  # p is 0 where not allowed
-            if wait > 0:
-                np.multiply(p, self._waits_f, out=self._buf)
-                self._buf *= moved / wait
-                p += self._buf
         if self.rules.top_p < 1.0:
             # Keep the most likely events until they hold top_p of the mass; drop the rest.
             self._order[:] = np.argsort(p)[::-1]

@@ -56,6 +56,10 @@ class Voicing:
         self.shift_steps = np.where(self.is_shift, self.base_of - s.time_shift + 1, 0)
         self.voice_list = self.voice_of.tolist()  # plain ints for the per-event path
         self.base_list = self.base_of.tolist()
+        # The lead's events, which the band never plays but may expect (`band_mask`).
+        self.is_lead = (self.voice_of == 0) if voices is not None else np.zeros_like(self.is_shift)
+        self.lead_list = self.is_lead.tolist()
+        self._first_shift = int(np.argmax(self.is_shift))  # TIME_SHIFTs are last, shortest first
 
     @property
     def voiced(self) -> bool:
@@ -69,15 +73,35 @@ class Voicing:
         """The model token of TIME_SHIFT(steps)."""
         return self.token(0, self.settings.time_shift + steps - 1)
 
-    def sampler(self, rules: Rules, seed: int | None = None,
-                voices: tuple[int, ...] | None = None) -> Sampler:
-        """The sampler for the voices the model may play (default: the band's): it waits for
-        the others where the model expects them (see `Sampler`)."""
-        if self.voices is None:
-            return Sampler(rules, seed, self.vocab_size)
-        playing = self.band_voices if voices is None else voices
-        others = (self.voice_of >= 0) & ~np.isin(self.voice_of, playing)
-        return Sampler(rules, seed, self.vocab_size, others=others, waits=self.is_shift)
+    def sampler(self, rules: Rules, seed: int | None = None) -> Sampler:
+        """A seeded sampler over the model's vocabulary."""
+        return Sampler(rules, seed, self.vocab_size)
+
+    def band_mask(self, allowed: np.ndarray, out: np.ndarray, expect_lead: bool = False,
+                  after: int = 0) -> np.ndarray:
+        """What the band draws its next event from, into ``out``: the events its grammar
+        ``allowed``; with ``expect_lead`` the lead's too (drawing one says the model expects the
+        melody to come next: the band waits for it); ``after`` steps already passed with
+        nothing played: only the TIME_SHIFTs longer than that.
+
+        This is how a band follows a lead it cannot foresee, without playing more than the
+        model would: the model's next TIME_SHIFT and the event after it say when the next
+        event comes and whose it is. Where it is the lead's and the lead does not come, the
+        band does not play at that moment (the model would then have to place an event at a
+        time where it had said "the melody"); it goes back and draws again from the times
+        after it. (Spreading the lead's probability over the band's waits, as before, made a
+        band play 1.55x the real band's notes/s: each wait the lead did not cut short ended in
+        a band event.)
+        """
+        if not self.voiced:
+            raise ValueError("a band mask is for voice-packed models (a plain stream is shared)")
+        np.copyto(out, allowed)
+        if expect_lead:
+            out |= self.is_lead
+        if after:
+            out[:self._first_shift] = False
+            out[self._first_shift:self._first_shift + after] = False
+        return out
 
     def tracker(self, rules: Rules, voices: tuple[int, ...] | None = None):
         """The grammar for the voices the model may play (default: the band's)."""
@@ -103,7 +127,8 @@ class VoiceTracker:
         self._allowed = np.zeros(voicing.vocab_size, bool)
         self._shift0 = scheme.time_shift
         s = voicing.settings
-        self._ts, self._vel = s.time_shift, s.velocity
+        self._ts, self._vel, self._off = s.time_shift, s.velocity, s.note_off
+        self._nudge = np.zeros(voicing.vocab_size, np.float64)
         # Where each playing voice's blocks start in the vocabulary: its NOTE_ONs, NOTE_OFFs,
         # VELOCITYs (contiguous, as the scheme packs them) and the block's end.
         self._blocks = [(v, int(scheme.pack(v, s.note_on)), int(scheme.pack(v, s.note_off)),
@@ -153,6 +178,20 @@ class VoiceTracker:
             a[vel_at:end] = mask[vel:]
             shifts &= mask[ts:vel]
         return a
+
+    def endings(self) -> np.ndarray | None:
+        """`NoteTracker.endings` of the playing voices, over the model's vocabulary (a reused
+        buffer), or None while none of their notes is long."""
+        found = False
+        for v, _, off, _, _ in self._blocks:
+            bonus = self.parts[v].endings()
+            if bonus is None:
+                continue
+            if not found:
+                self._nudge.fill(0.0)
+                found = True
+            self._nudge[off:off + 128] = bonus[self._off:self._off + 128]
+        return self._nudge if found else None
 
     def save(self) -> tuple:
         return tuple(part.save() for part in self.parts)

@@ -145,6 +145,19 @@ def test_live_duet_with_a_voiced_model(duet_model):
     assert engine.stats.band_events > 0
 
 
+def test_live_band_waits_for_the_player_it_expects(duet_model):
+    """Where a wait ends at a moment the model gave to the player, and the player does not
+    come, the band draws a later moment instead of playing there: the wait is taken back
+    (the stream holds no TIME_SHIFT the band did not live through) and nothing sticks."""
+    engine, out = session("duet", melody(3.0), seconds=5.0, wait_s=0.5, model=duet_model)
+    assert engine.stats.expected > 0
+    assert balanced(out.sent)
+    fresh = Stepper.load(duet_model)  # the committed stream replays into the same state
+    for tok in engine.tokens:
+        fresh.feed(tok)
+    np.testing.assert_allclose(fresh.h, engine.stepper.h, atol=1e-5)
+
+
 def test_accompany_refuses_a_plain_model():
     with pytest.raises(ValueError, match="voice-packed model"):
         accompany(bundled_model(), soprano(CHORALES[0]))

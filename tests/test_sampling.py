@@ -11,10 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from encoders.performance import NOTE_OFF, TIME_SHIFT, VELOCITY, decode_notes
+from encoders.performance import DEFAULT_SETTINGS, NOTE_OFF, TIME_SHIFT, VELOCITY, decode_notes
+from encoders.voices import VoiceScheme
 from neuralband.generate import generate
 from neuralband.modelfile import bundled_model
 from neuralband.sampling import NoteTracker, Rules, Sampler
+from neuralband.voicing import Voicing
 
 S = TIME_SHIFT - 1
 
@@ -138,21 +140,38 @@ def test_rules_are_checked():
         Rules(top_p=1.5)
 
 
-def test_a_band_waits_where_the_model_expects_the_other_part():
-    """The lead's probability goes to the band's waits, in proportion; the band's own events
-    keep the probabilities the model gives them."""
-    vocab = 6  # 0, 1: the band's notes; 2, 3: the lead's; 4, 5: waits
-    others = np.array([0, 0, 1, 1, 0, 0], bool)
-    waits = np.array([0, 0, 0, 0, 1, 1], bool)
-    logits = np.log(np.array([0.1, 0.1, 0.3, 0.2, 0.2, 0.1]))
-    allowed = ~others
-    yielding = Sampler(Rules(), 0, vocab, others=others, waits=waits)
-    masked = Sampler(Rules(), 0, vocab)
-    n = 40_000
-    got = np.bincount([yielding.sample(logits, allowed) for _ in range(n)], minlength=vocab) / n
-    np.testing.assert_allclose(got, [0.1, 0.1, 0, 0, 0.2 + 0.5 * 2 / 3, 0.1 + 0.5 / 3],
-                               atol=0.01)
-    old = np.bincount([masked.sample(logits, allowed) for _ in range(n)], minlength=vocab) / n
-    np.testing.assert_allclose(old, [0.2, 0.2, 0, 0, 0.4, 0.2], atol=0.01)  # renormalised
-    with pytest.raises(ValueError, match="waits"):
-        Sampler(Rules(), 0, vocab, others=others)
+def test_the_band_mask_expects_the_lead_and_skips_the_time_that_passed():
+    """`Voicing.band_mask`: the lead's events join the band's where the band asks what comes
+    next; after n steps of nothing only the TIME_SHIFTs longer than n remain."""
+    voicing = Voicing(DEFAULT_SETTINGS, VoiceScheme(2))
+    tracker = voicing.tracker(Rules())
+    out = np.empty(voicing.vocab_size, bool)
+    band = voicing.band_mask(tracker.allowed(), out).copy()
+    assert not band[voicing.is_lead].any() and band[voicing.voice_of == 1].any()
+    expect = voicing.band_mask(tracker.allowed(), out, expect_lead=True).copy()
+    assert np.array_equal(expect, band | voicing.is_lead)
+    later = voicing.band_mask(tracker.allowed(), out, after=30)
+    assert not later[~voicing.is_shift].any()
+    assert sorted(voicing.shift_steps[later]) == list(range(31, 101))
+
+
+def test_long_notes_are_nudged_towards_their_end_before_the_cap():
+    """Past end_from of the longest note, the note's NOTE_OFF gains up to end_push nats; other
+    events and short notes are left alone."""
+    s = DEFAULT_SETTINGS
+    rules = Rules(max_note_s=2.0, end_from=0.5, end_push=4.0)
+    tracker = NoteTracker(rules, s)
+    tracker.update(s.note_on + 60)
+    tracker.update(s.time_shift + 49)  # 0.5 s
+    tracker.update(s.note_on + 64)
+    assert tracker.endings() is None
+    tracker.update(s.time_shift + 99)  # 1.5 s: the first note is 3/4 of the way to the cap
+    nudge = tracker.endings()
+    assert nudge[s.note_off + 60] == pytest.approx(2.0)
+    assert nudge[s.note_off + 64] == 0.0  # 1.0 s: not yet long
+    assert np.count_nonzero(nudge) == 1
+    logits = np.zeros(s.vocab_size)
+    allowed = np.zeros(s.vocab_size, bool)
+    allowed[[s.note_off + 60, s.note_off + 64]] = True
+    draws = [Sampler(rules, k, s.vocab_size).sample(logits, allowed, nudge) for k in range(400)]
+    assert 0.8 < np.mean(np.array(draws) == s.note_off + 60) < 0.95  # e^2 / (e^2 + 1) = 0.88
