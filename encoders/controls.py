@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from encoders.performance import DEFAULT_SETTINGS, EncoderSettings
-from encoders.voices import event_steps
+from encoders.voices import VoiceScheme, event_steps
 
 PITCH_CLASSES = 12
 # Notes/s: bin k holds densities in [edges[k-1], edges[k]); one unit wide where most music is.
@@ -100,25 +100,29 @@ class ControlSettings:
                    {str(k): [float(x) for x in v] for k, v in d.get("key_profiles", {}).items()})
 
 
-def onsets(tokens: np.ndarray, encoder: EncoderSettings = DEFAULT_SETTINGS
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Performance tokens -> (step after each token, the NOTE_ON positions, their pitches)."""
+def onsets(tokens: np.ndarray, encoder: EncoderSettings = DEFAULT_SETTINGS,
+           voices: VoiceScheme | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Performance tokens (voice-packed ones with their ``voices``: every voice's notes count)
+    -> (step after each token, the NOTE_ON positions, their pitches)."""
     tokens = np.asarray(tokens, np.int64)
+    if voices is not None:
+        tokens = voices.unpack(tokens)[1]  # each event as its Performance token
     _, steps = event_steps(tokens, encoder)
     where = np.flatnonzero(tokens < encoder.note_off)
     return steps, where, tokens[where] - encoder.note_on
 
 
 def token_controls(tokens: np.ndarray, settings: ControlSettings,
-                   encoder: EncoderSettings = DEFAULT_SETTINGS, complete: bool = True
-                   ) -> np.ndarray:
+                   encoder: EncoderSettings = DEFAULT_SETTINGS, complete: bool = True,
+                   voices: VoiceScheme | None = None) -> np.ndarray:
     """(N, size) float32: the controls in force after each of N Performance tokens, from the
-    NOTE_ONs that follow it within each window.
+    NOTE_ONs that follow it within each window. Voice-packed tokens (with their ``voices``)
+    count every voice's notes: the key and density of the whole arrangement.
 
     ``complete=False`` says the tokens stop before the piece does: where a window runs past the
     last token, the density is counted over the time the tokens cover (absent under 1 s).
     """
-    steps, where, pitch = onsets(tokens, encoder)
+    steps, where, pitch = onsets(tokens, encoder, voices)
     n = len(steps)
     out = np.zeros((n, settings.size), np.float32)
     if n == 0:

@@ -267,7 +267,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                   dynamic_ncols=True) as bar:
             if args.lead:
                 pieces = accompany(model, lead, args.n, rules, args.seed,
-                                   progress=lambda dt: bar.update(round(dt)))
+                                   progress=lambda dt: bar.update(round(dt)), controls=choice)
             else:
                 pieces = generate(model, primer, seconds, args.n, rules, args.seed,
                                   progress=lambda dt: bar.update(round(dt)), controls=choice)

@@ -21,7 +21,7 @@ import numpy as np
 from encoders.voices import event_steps
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler, model_rules
-from neuralband.steering import ControlChoice, steer
+from neuralband.steering import ControlChoice, Steering, steer
 from neuralband.voicing import Voicing, from_info
 
 # From silence the model is started with one event of "nothing happened yet".
@@ -99,10 +99,12 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
 
 def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
               rules: Rules | None = None, seed: int | None = None, tail_s: float = 1.0,
-              progress: Callable[[float], None] | None = None) -> list[Piece]:
+              progress: Callable[[float], None] | None = None,
+              controls: ControlChoice | None = None) -> list[Piece]:
     """Band parts for a melody: ``lead`` is its Performance tokens (`encoders.performance`);
     each Piece's tokens hold the melody as the lead voice and the band's sampled voices, ending
-    ``tail_s`` after the melody's last event with every band note closed.
+    ``tail_s`` after the melody's last event with every band note closed. A conditioned model
+    is steered by ``controls``: by default the key of the melody heard so far, as live.
 
     The variations are played one after another (a band's waits are tried and taken back, which
     one batched step for all of them cannot do)."""
@@ -125,16 +127,22 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
     out = []
     for _ in range(variations):
         stepper.reset()
-        out.append(_band_under(stepper, voicing, rules, sampler, events, at, end, tell))
+        steering = steer(stepper, controls)  # afresh: nothing heard yet
+        out.append(_band_under(stepper, voicing, rules, sampler, events, at, end, tell,
+                               steering))
     seconds = (end - SILENCE_START_STEPS) / s.steps_per_second
     return [Piece(np.asarray(o, np.int64), 1, seconds) for o in out]
 
 
 def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampler,
                 events: list[int], at: list[int], end: int,
-                progress: Callable[[float], None] | None) -> list[int]:
+                progress: Callable[[float], None] | None,
+                steering: Steering | None = None) -> list[int]:
     """One stream: the melody's ``events`` heard at their steps ``at``, the band sampled in
-    between (`Voicing.band_mask` says how it waits), until step ``end``; its tokens."""
+    between (`Voicing.band_mask` says how it waits), until step ``end``; its tokens. The
+    steering (if any) hears each melody NOTE_ON as it comes."""
+    follow = steering is not None and not steering.choice.fixed
+    sps = voicing.settings.steps_per_second
     tracker = voicing.tracker(rules)
     out: list[int] = []
     steps = voicing.shift_steps
@@ -154,6 +162,9 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
             progress((tracker.step - shown) / voicing.settings.steps_per_second)
             shown = tracker.step
         if i < len(events) and at[i] <= tracker.step:  # the melody's event is due: heard
+            base = voicing.base_list[events[i]]
+            if follow and base < voicing.settings.note_off:
+                stepper.set_controls(steering.heard(at[i] / sps, base))
             commit(events[i])
             i, after = i + 1, 0
             continue

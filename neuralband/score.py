@@ -114,7 +114,8 @@ def score_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike],
         chunk = order[k:k + batch]
         if stepper is None or stepper.batch != len(chunk):
             stepper = Stepper.load(model, batch=len(chunk))
-        ctrl = ([token_controls(streams[i], info.controls, info.encoder) for i in chunk]
+        ctrl = ([token_controls(streams[i], info.controls, info.encoder, voices=info.voices)
+                 for i in chunk]
                 if controls else None)
         totals = stream_nll(stepper, [streams[i] for i in chunk], ctrl)
         for i, total in zip(chunk, totals, strict=True):

@@ -8,13 +8,14 @@ the notes heard into the model's control vector (`encoders.controls`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from encoders.controls import ControlSettings, control_vector, key_histogram, onsets
 from encoders.keys import parse_key
 from encoders.performance import EncoderSettings
+from encoders.voices import VoiceScheme
 
 FOLLOW, FREE = "follow", "free"
 FOLLOW_KEY_S = 20.0  # the player's notes of the last 20 s say the key
@@ -80,9 +81,11 @@ class Steering:
             self._update(t)
         return self.vector
 
-    def heard_tokens(self, tokens: np.ndarray, encoder: EncoderSettings) -> np.ndarray:
-        """Every NOTE_ON of Performance tokens (a primer), at its time; the vector after them."""
-        steps, where, pitch = onsets(tokens, encoder)
+    def heard_tokens(self, tokens: np.ndarray, encoder: EncoderSettings,
+                     voices: VoiceScheme | None = None) -> np.ndarray:
+        """Every NOTE_ON of Performance tokens (a primer; voice-packed with ``voices``), at its
+        time; the vector after them."""
+        steps, where, pitch = onsets(tokens, encoder, voices)
         for at, p in zip(steps[where].tolist(), pitch.tolist(), strict=True):
             self.heard(at / encoder.steps_per_second, p)
         return self.vector
@@ -116,15 +119,21 @@ class Steering:
 def steer(stepper, choice: ControlChoice | None, heard: np.ndarray | None = None
           ) -> Steering | None:
     """Set a conditioned model's controls from the choice (by default following ``heard``,
-    the primer's tokens); None for a model without controls, which refuses a fixed choice."""
+    the primer's tokens); None for a model without controls, which refuses a fixed choice.
+
+    A duet model (voice-packed) follows the lead's key, but its density is left free unless
+    set: the density it learnt counts every voice's notes, which the lead's alone do not say."""
     info = stepper.info
     if info is None or info.controls is None:
         if choice is not None and (choice.key != "follow" or choice.density != "follow"):
             raise ValueError("this model reads no key or density controls (it was trained "
                              "without --controls)")
         return None
-    steering = Steering(info.controls, choice or ControlChoice())
+    choice = choice or ControlChoice()
+    if info.voices is not None and choice.density == FOLLOW:
+        choice = replace(choice, density=FREE)
+    steering = Steering(info.controls, choice)
     if heard is not None and len(heard):
-        steering.heard_tokens(heard, info.encoder)
+        steering.heard_tokens(heard, info.encoder, info.voices)
     stepper.set_controls(steering.vector)
     return steering

@@ -183,3 +183,47 @@ def test_generate_lead_on_the_command_line(duet_model, tmp_path, capsys):
     assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]),
                  "--seconds", "5", "-o", str(tmp_path / "y.mid")]) == 2
     assert "leave out --seconds" in capsys.readouterr().err
+
+
+def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_path,
+                                                              monkeypatch):
+    """--controls on a voice-packed dataset: the key and density of the whole arrangement.
+    Accompanying, the band is told the key of the melody heard so far (its density stays free:
+    the lead's notes alone do not say the arrangement's), and --key fixes it."""
+    from encoders.controls import token_controls
+    from neuralband.steering import ControlChoice, steer
+
+    run = tmp_path / "run"
+    train(TrainConfig(str(duet_dataset), str(run), preset="tiny", steps=20, batch=8, window=64,
+                      lr=1e-2, warmup=5, eval_every=10, eval_windows=16, threads=1,
+                      progress=False, controls=True))
+    model = run / "model"
+    info = read_info(model)
+    assert info.controls is not None and info.voices == SATB
+    assert set(info.controls.key_profiles) <= {"major", "minor"} and info.controls.key_profiles
+
+    piece = next(iter(TokenWindows(duet_dataset, window=64, batch_size=1).batch(0)))
+    _, base = SATB.unpack(piece)
+    np.testing.assert_array_equal(token_controls(piece, info.controls, voices=SATB),
+                                  token_controls(base, info.controls))
+
+    steering = steer(Stepper.load(model), None)
+    assert steering.choice == ControlChoice("follow", "free")
+    melody_tokens = soprano(CHORALES[0])
+    told = []  # every control vector the band is given, through the real method
+    real = Stepper.set_controls
+    monkeypatch.setattr(Stepper, "set_controls",
+                        lambda self, v: (told.append(np.array(v)), real(self, v))[1])
+    accompany(model, melody_tokens, seed=5)
+    melody_pitches = [p for _, _, p, _ in decode_notes(melody_tokens)]
+    assert len(told) == 1 + len(melody_pitches)  # at the start, then at each melody note
+    cs = info.controls
+    last = told[-1]
+    assert last[cs.key_flag] == 1 and last[cs.density_flag] == 0  # key told, density free
+    assert set(np.flatnonzero(last[:12])) == {p % 12 for p in melody_pitches}  # within 20 s
+    for choice in (None, ControlChoice.parse("Eb major", "free")):
+        for made in accompany(model, melody_tokens, seed=5, controls=choice):
+            streams = split(made.tokens, SATB)
+            assert decode_notes(streams[0]) == [(s + 10, e + 10, p, v) for s, e, p, v in
+                                                decode_notes(melody_tokens)]
+            assert sum(len(decode_notes(s)) for s in streams[1:]) > 0

@@ -261,9 +261,9 @@ class TokenWindows:
         self.grid = read_grid(self.info)
         if self.grid is not None:
             self.stretch = 0.0
-        if controls is not None and (self.grid is not None or self.voices is not None):
-            raise DatasetMismatch("key and density controls are computed for plain Performance "
-                                  "datasets; this one is voice-packed or a grid")
+        if controls is not None and self.grid is not None:
+            raise DatasetMismatch("key and density controls are computed from events; this "
+                                  "dataset is a grid")
         if settings is not None and settings != self.settings:
             raise DatasetMismatch(
                 f"{self.dataset_dir} was encoded with {self.settings.to_dict()}, "
@@ -333,7 +333,7 @@ class TokenWindows:
             tokens, complete = self._window(rng, i, s, extra=CONTROL_LOOKAHEAD)
             out[row] = tokens[:size]
             ctrl[row] = token_controls(tokens, self.controls, self.settings,
-                                       complete)[:self.window]
+                                       complete, self.voices)[:self.window]
         if drop > 0:
             drop_controls(ctrl, rng, drop, self.controls)
         return out, ctrl
@@ -422,7 +422,7 @@ def note_length_quantile(dataset_dir: str | Path, settings: EncoderSettings,
 
 
 def key_profiles(dataset_dir: str | Path, settings: EncoderSettings, split: str = "train",
-                 limit: int = 300) -> dict[str, list[float]]:
+                 limit: int = 300, voices: VoiceScheme | None = None) -> dict[str, list[float]]:
     """The mean pitch-class histogram of a split's pieces in each mode, rotated to a tonic of C
     (the key of each piece estimated from its notes): what "in Eb major" sounds like in this
     data, the histogram `generate --key` gives the model."""
@@ -431,7 +431,7 @@ def key_profiles(dataset_dir: str | Path, settings: EncoderSettings, split: str 
 
     sums = {"major": np.zeros(12), "minor": np.zeros(12)}
     for tokens in islice(split_pieces(dataset_dir, split), limit):
-        _, _, pitch = onsets(tokens, settings)
+        _, _, pitch = onsets(tokens, settings, voices)
         if not len(pitch):
             continue
         hist = pitch_class_histogram(pitch)

@@ -239,7 +239,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
                 from_data["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
         if controls is not None:  # "--key Eb major" means what the data's pieces in Eb do
             with progress.phase("key profiles"):
-                controls = replace(controls, key_profiles=key_profiles(cfg.dataset, encoder))
+                controls = replace(controls, key_profiles=key_profiles(cfg.dataset, encoder,
+                                                                       voices=voices))
         start_metrics(run / "metrics.csv", start)
 
     finish = ExitStack()  # bar, board and the Ctrl-C handler: closed however the loop ends
