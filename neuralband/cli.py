@@ -106,7 +106,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     from encoders.grid import codes_summary
     from encoders.performance import EncoderSettings
     from encoders.voices import VoiceScheme
-    from training.dataset import Limits, build_dataset, find_midi_files
+    from training.dataset import Limits, build_dataset, check_out_dir, find_midi_files
 
     settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
     try:
@@ -125,8 +125,9 @@ def _cmd_encode(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
+        check_out_dir(args.out)
         total = len(find_midi_files(args.sources))
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
     bar = tqdm(total=total, unit="file", dynamic_ncols=True, disable=args.quiet)
@@ -685,6 +686,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options and files in any order (`audition a.mid --pianoroll x.png b.mid`): the command's
+    own parser reads its arguments intermixed, as a shell user writes them."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if argv and argv[0] in commands.choices:
+        args = commands.choices[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     if (sys.argv[1:] if argv is None else argv)[:1] in (["play"], ["score"]):
         # One BLAS thread for the live instrument: a mat-vec this small only loses time waking
@@ -695,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, sys.argv[1:] if argv is None else list(argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -50,3 +50,35 @@ def test_bad_files_give_one_readable_line(tmp_path):
         assert out.returncode == 2
         assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
         assert str(path) in out.stderr
+
+
+def test_files_may_follow_options(tmp_path):
+    """`encode a -o x --workers 1 b`: both files are encoded (options and files intermixed)."""
+    chorales = sorted((Path(__file__).parent / "data" / "chorales").glob("*.mid"))[:2]
+    out = run("encode", str(chorales[0]), "-o", str(tmp_path / "ds"), "--workers", "1",
+              str(chorales[1]), "-q")
+    assert out.returncode == 0, out.stderr
+    assert "2 files found: 2 pieces encoded" in out.stdout
+
+
+def test_a_wrong_dataset_or_output_folder_is_one_readable_line(tmp_path):
+    """`encode SRC -o A_FILE` and `train NOT_A_DATASET` say what is wrong, in one line, and
+    create nothing."""
+    chorale = Path(__file__).parent / "data" / "chorales" / "bwv10.7.mid"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    not_a_dataset = tmp_path / "empty"
+    not_a_dataset.mkdir()
+    cases = [
+        (("encode", str(chorale), "-o", str(a_file)), "is a file, not a dataset folder"),
+        (("train", str(not_a_dataset), "-o", str(tmp_path / "r1")), "is not a dataset"),
+        (("train", str(tmp_path / "missing"), "-o", str(tmp_path / "r2")),
+         "no such dataset folder"),
+    ]
+    for args, words in cases:
+        out = run(*args)
+        assert out.returncode == 2
+        assert out.stderr.count("\n") == 1 and words in out.stderr, out.stderr
+        assert "Errno" not in out.stderr and "Traceback" not in out.stderr
+    assert a_file.read_text() == "mine"
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()

@@ -43,9 +43,18 @@ def read_settings(path: str | Path) -> tuple[EncoderSettings, dict]:
     Raises DatasetMismatch when the file is not a dataset of a format and version we read.
     """
     path = Path(path)
+    if not path.exists():
+        raise DatasetMismatch(f"{path}: no such dataset folder (make one with `neuralband "
+                              f"encode MIDI_FOLDER -o {path}`)")
     if path.is_dir():
+        if not (path / "settings.json").is_file():
+            raise DatasetMismatch(f"{path} is not a dataset: it has no settings.json (make one "
+                                  f"with `neuralband encode MIDI_FOLDER -o {path}`)")
         path = path / "settings.json"
-    info = json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetMismatch(f"{path}: not a readable dataset settings file ({e})") from e
     if not isinstance(info, dict) or info.get("format") != DATASET_FORMAT:
         found = info.get("format") if isinstance(info, dict) else type(info).__name__
         raise DatasetMismatch(f"{path}: format {found!r}, expected {DATASET_FORMAT!r}")

@@ -218,6 +218,13 @@ def _results(jobs: list[_Job], workers: int) -> Iterator[list[_Result]]:
         yield from pool.map(_encode_one, jobs, chunksize=chunk)
 
 
+def check_out_dir(out_dir: str | Path) -> None:
+    """ValueError in one line where a dataset cannot go: a file is in the way."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a dataset folder: give -o a new or dataset folder")
+
+
 def read_existing(out_dir: Path, settings: EncoderSettings,
                   voices: VoiceScheme | None = None,
                   grid: GridSettings | None = None) -> list[dict]:
@@ -271,6 +278,7 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
         raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
     files = find_midi_files(sources)
     out = Path(out_dir)
+    check_out_dir(out)
     old = read_existing(out, settings, voices, grid)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     if not (out / "settings.json").exists():
