@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from encoders.errors import MidiError
+from encoders.errors import MidiError, plain_reason
 from encoders.midi_io import MAX_TICK, SUSTAIN_CC, NoteTable, tick_to_seconds_fn
 
 # Data bytes after a channel status byte, by its high nibble (0x80..0xE0).
@@ -41,7 +41,7 @@ def read_exact(data: bytes, name: str) -> NoteTable:
     except MidiError:
         raise
     except (IndexError, ValueError, KeyError) as err:
-        raise MidiError(name, f"malformed MIDI data ({type(err).__name__}: {err})") from err
+        raise MidiError(name, plain_reason(err)) from err
 
 
 def _chunks(data: bytes) -> tuple[int, list[tuple[int, int]]]:

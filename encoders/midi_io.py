@@ -27,7 +27,7 @@ from typing import Literal, Union
 
 import numpy as np
 
-from encoders.errors import MidiError
+from encoders.errors import MidiError, check_header, plain_reason
 
 Parser = Literal["auto", "symusic", "pretty_midi"]
 MidiSource = Union[str, os.PathLike, bytes, bytearray, "pretty_midi.PrettyMIDI"]  # noqa: F821
@@ -105,8 +105,7 @@ def read_notes(source: MidiSource, parser: Parser = "auto") -> NoteTable:
             raise MidiError(name, err.strerror or str(err)) from err
     else:
         data = bytes(source)
-    if len(data) < 14 or data[:4] != b"MThd":
-        raise MidiError(name, "not a MIDI file (no MThd header)")
+    check_header(data, name)
     if parser == "pretty_midi":
         return _read_pretty_midi(data, name)
     table, ambiguous = _read_symusic(data, name)
@@ -117,16 +116,22 @@ def read_notes(source: MidiSource, parser: Parser = "auto") -> NoteTable:
     return table
 
 
-def _read_pretty_midi(data: bytes, name: str) -> NoteTable:
+def parse_pretty_midi(data: bytes, name: str) -> pretty_midi.PrettyMIDI:  # noqa: F821
+    """MIDI bytes -> PrettyMIDI, quietly (its warnings about tempo events off track 0 are not
+    the user's business), or one MidiError that says what is wrong with the file."""
     import pretty_midi
 
+    check_header(data, name)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pretty_midi warns about tempo events off track 0
-            pm = pretty_midi.PrettyMIDI(io.BytesIO(data))
+            warnings.simplefilter("ignore")
+            return pretty_midi.PrettyMIDI(io.BytesIO(data))
     except Exception as err:  # noqa: BLE001 - any parser failure is one readable MidiError
-        raise MidiError(name, _reason(err)) from err
-    return table_from_pretty_midi(pm)
+        raise MidiError(name, plain_reason(err)) from err
+
+
+def _read_pretty_midi(data: bytes, name: str) -> NoteTable:
+    return table_from_pretty_midi(parse_pretty_midi(data, name))
 
 
 def table_from_pretty_midi(pm: pretty_midi.PrettyMIDI) -> NoteTable:  # noqa: F821
@@ -155,11 +160,6 @@ def table_from_pretty_midi(pm: pretty_midi.PrettyMIDI) -> NoteTable:  # noqa: F8
     )
 
 
-def _reason(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
-
-
 def _read_symusic(data: bytes, name: str) -> tuple[NoteTable, bool]:
     """Fast parse; also says whether the file needs pretty_midi's pairing to be exact."""
     import symusic
@@ -167,7 +167,7 @@ def _read_symusic(data: bytes, name: str) -> tuple[NoteTable, bool]:
     try:
         score = symusic.Score.from_midi(data, ttype="tick")
     except Exception as err:  # noqa: BLE001
-        raise MidiError(name, _reason(err)) from err
+        raise MidiError(name, plain_reason(err)) from err
     tpq = int(score.ticks_per_quarter)
     if tpq <= 0:
         raise MidiError(name, f"invalid ticks per quarter note: {tpq}")

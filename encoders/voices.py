@@ -31,7 +31,13 @@ from typing import Literal
 import numpy as np
 
 from encoders.errors import MidiError
-from encoders.midi_io import MidiSource, NoteTable, source_name, table_from_pretty_midi
+from encoders.midi_io import (
+    MidiSource,
+    NoteTable,
+    parse_pretty_midi,
+    source_name,
+    table_from_pretty_midi,
+)
 from encoders.packing import Packer
 from encoders.performance import (
     DEFAULT_SETTINGS,
@@ -273,22 +279,7 @@ def read_pretty_midi(source: MidiSource, name: str) -> pretty_midi.PrettyMIDI:  
     if isinstance(source, pretty_midi.PrettyMIDI):
         return source
     data = source if isinstance(source, (bytes, bytearray)) else _read(source, name)
-    return _parse(bytes(data), name)
-
-
-def _parse(data: bytes, name: str) -> pretty_midi.PrettyMIDI:  # noqa: F821
-    """MIDI bytes -> PrettyMIDI, or MidiError naming the file."""
-    import io
-
-    import pretty_midi
-
-    if len(data) < 14 or data[:4] != b"MThd":
-        raise MidiError(name, "not a MIDI file (no MThd header)")
-    try:
-        return pretty_midi.PrettyMIDI(io.BytesIO(data))
-    except Exception as err:  # noqa: BLE001 - any parse failure is this file's fault
-        text = str(err).strip()
-        raise MidiError(name, text.splitlines()[0] if text else type(err).__name__) from err
+    return parse_pretty_midi(bytes(data), name)
 
 
 def _read(path: object, name: str) -> bytes:

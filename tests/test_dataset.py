@@ -66,7 +66,8 @@ def test_mixed_folder(tmp_path):
 
     errors = {Path(e["source"]).name: e["reason"] for e in read_jsonl(out / "errors.jsonl")}
     assert set(errors) == {"truncated.mid", "notes.mid", "empty.mid", "no_notes.midi"}
-    assert "not a MIDI file" in errors["notes.mid"] and "not a MIDI file" in errors["empty.mid"]
+    assert "not a MIDI file" in errors["notes.mid"] and "is empty" in errors["empty.mid"]
+    assert errors["truncated.mid"].startswith("cut short")
     assert errors["no_notes.midi"] == "empty: no notes"
     settings = json.loads((out / "settings.json").read_text())
     assert EncoderSettings.from_dict(settings["encoder"]) == EncoderSettings()

@@ -139,8 +139,9 @@ def test_empty_midi_gives_empty_tokens():
 
 
 @pytest.mark.parametrize(("data", "reason"), [
-    (b"", "not a MIDI file"),
+    (b"", "the file is empty"),
     (b"this is a text file, not MIDI at all", "not a MIDI file"),
+    (b"MThd\x00\x00", "cut short"),
 ])
 def test_not_midi_raises_midi_error(data, reason, tmp_path):
     path = tmp_path / "fake.mid"
@@ -156,8 +157,29 @@ def test_truncated_file_raises_midi_error(tmp_path):
     path = tmp_path / "cut.mid"
     path.write_bytes(data[: len(data) // 2])
     for parser in ("auto", "pretty_midi"):
-        with pytest.raises(MidiError, match="cut.mid"):
+        with pytest.raises(MidiError, match="cut.mid: cut short"):
             encode(path, parser=parser)
+
+
+@pytest.mark.parametrize("parser", ["auto", "pretty_midi"])
+def test_a_damaged_file_is_said_to_be_damaged_in_plain_words(parser, tmp_path):
+    """A value above 127 in an event or a header of an unknown format: what is wrong with the
+    file, not the parser's own text ("Get control_value=168", "MiniMidi: ... iostream error")."""
+    good = midi_bytes([[(0, on(60)), (480, off(60))]])
+    at = good.index(bytes([0x90, 60]))
+    cases = [
+        (good[:at + 1] + bytes([200]) + good[at + 2:], "damaged: .* 200|value above 127"),
+        (good[:8] + b"\x00\x07" + good[10:], "damaged header: MIDI format 7"),
+    ]
+    for k, (data, words) in enumerate(cases):
+        if parser == "pretty_midi" and k == 1:
+            continue  # pretty_midi reads a file of an unknown format as format 1
+        path = tmp_path / f"bad{k}.mid"
+        path.write_bytes(data)
+        with pytest.raises(MidiError, match=words) as info:
+            encode(path, parser=parser)
+        for raw in ("Get ", "MiniMidi", "iostream", "data byte"):
+            assert raw not in info.value.reason
 
 
 def test_missing_file_raises_midi_error(tmp_path):

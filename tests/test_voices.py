@@ -148,3 +148,24 @@ def test_tokens_command_lists_voiced_events(capsys):
     assert "vocabulary of 1252" in out and "lead NOTE_ON" in out
     assert main(["tokens", f, "--voices", "2", "--lead", "bogus"]) == 2
     assert "lead must be" in capsys.readouterr().err
+
+
+def test_pretty_midi_s_warnings_stay_off_the_terminal(tmp_path):
+    """A file with a tempo on its second track makes pretty_midi warn; reading it for a duet
+    (encode --voices, generate --lead) keeps that to itself."""
+    import subprocess
+    import sys
+
+    from tests.helpers import midi_bytes, off, on, tempo
+
+    path = tmp_path / "two_tracks.mid"
+    path.write_bytes(midi_bytes([[(0, on(72)), (480, off(72))],
+                                 [(0, tempo(100)), (0, on(48)), (960, off(48))]]))
+    code = ("import warnings; warnings.simplefilter('always');"
+            "from encoders.voices import VoiceScheme, encode_voices, melody_tokens;"
+            f"encode_voices({str(path)!r}, VoiceScheme(2)); melody_tokens({str(path)!r}, "
+            "VoiceScheme(2))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Warning" not in out.stderr, out.stderr
