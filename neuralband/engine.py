@@ -179,6 +179,7 @@ class LiveLoop:
         self.stopping = False  # a plain flag: safe to set from a signal handler
         self.output_ok = True  # False while the output port is gone
         self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
+        self.closed_at: float | None = None  # when `close` ended the take (the recording's end)
         self.t0 = 0.0
         self.turns = Turns(settings)
         self._stopped = lambda: self.stopping
@@ -380,6 +381,7 @@ class Engine(LiveLoop):
 
     def close(self) -> int:
         """Release every sounding note; how many could not be sent (0 unless the port is gone)."""
+        self.closed_at = self.clock()
         self._take_back()  # a wait still on trial never happened
         failed = self.out.all_off(again_after_s=0.01) if self.output_ok else 0
         if not self.output_ok:

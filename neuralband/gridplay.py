@@ -237,6 +237,7 @@ class GridEngine(LiveLoop):
     def close(self) -> int:
         """Release every sounding note; how many could not be sent. Tried even after a failed
         send (a port that failed once may still carry the note-offs); never raises."""
+        self.closed_at = self.clock()
         if self.output_ok:
             try:
                 self.voices.silence()  # the voices learn they are silent; all_off is the net

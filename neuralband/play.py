@@ -40,14 +40,18 @@ class PortChoice:
 
 
 def status_line(engine: Performer) -> str:
-    """Mode, events/s, model step time, absorb latency and output timing error (p50/p99)."""
+    """Mode, events/s, model step time, absorb latency and output timing error (p50/p99; a
+    dash until the first measurement)."""
     s = engine.stats
-    ms = 1000.0
     return (f"{engine.settings.mode} | in {s.absorbed} out {s.band_events} ev"
-            f" | step {s.step_s.percentile(50) * ms:.2f}/{s.step_s.percentile(99) * ms:.2f} ms"
-            f" | absorb {s.absorb_s.percentile(50) * ms:.2f}/{s.absorb_s.percentile(99) * ms:.2f}"
-            f" ms | timing {s.timing_s.percentile(50) * ms:+.2f}/"
-            f"{s.timing_s.percentile(99) * ms:+.2f} ms | sounding {engine.out.sounding}")
+            f" | step {_p50_p99(s.step_s)} ms | absorb {_p50_p99(s.absorb_s)} ms"
+            f" | timing {_p50_p99(s.timing_s, '+')} ms | sounding {engine.out.sounding}")
+
+
+def _p50_p99(ring, sign: str = "") -> str:
+    if not ring.count:
+        return "-"
+    return f"{ring.percentile(50) * 1e3:{sign}.2f}/{ring.percentile(99) * 1e3:{sign}.2f}"
 
 
 def write_recording(engine: Performer, path: str | os.PathLike) -> Path:
@@ -55,18 +59,32 @@ def write_recording(engine: Performer, path: str | os.PathLike) -> Path:
     import mido
 
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
+    ended = max([t for t, _, _ in engine.recording or []] + [engine.closed_at or engine.t0])
     for part in ("player", "band"):
         track = mido.MidiTrack()
         track.append(mido.MetaMessage("track_name", name=part, time=0))
         if part == "player":
             track.insert(0, mido.MetaMessage("set_tempo", tempo=TEMPO, time=0))
         last = 0
+        held: dict[tuple[int, int], int] = {}  # (channel, pitch) -> notes open
         for t, who, data in engine.recording or []:
             if who != part:
                 continue
             tick = max(0, round((t - engine.t0) * TICKS_PER_BEAT * 1e6 / TEMPO))
             track.append(mido.Message.from_bytes(data, time=tick - last))
             last = tick
+            kind, key = data[0] & 0xF0, (data[0] & 0x0F, data[1]) if len(data) > 1 else None
+            if kind == 0x90 and data[2] > 0:
+                held[key] = held.get(key, 0) + 1
+            elif kind in (0x80, 0x90) and held.get(key):
+                held[key] -= 1
+        # Keys still held when the take ended (Ctrl-C with a chord down) end with it.
+        end = max(0, round((ended - engine.t0) * TICKS_PER_BEAT * 1e6 / TEMPO))
+        for (channel, pitch), n in held.items():
+            for _ in range(n):
+                track.append(mido.Message("note_off", channel=channel, note=pitch,
+                                          time=max(0, end - last)))
+                last = max(last, end)
         track.append(mido.MetaMessage("end_of_track", time=0))
         mid.tracks.append(track)
     path = Path(path)

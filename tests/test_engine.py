@@ -205,3 +205,34 @@ def test_the_band_plays_with_int8_weights():
     assert engine.close() == 0
     assert engine.stats.band_events > 10
     assert balanced(out.sent)
+
+
+def test_a_key_held_when_the_take_stops_is_closed_in_the_recording(tmp_path):
+    """--record, stopped with the player's key down: the player's track ends that note where
+    the take ends (the piano roll dropped it), and the status line says '-' before any
+    measurement instead of 'nan'."""
+    import mido
+    import pretty_midi
+
+    from neuralband.play import status_line, write_recording
+
+    out = Capture()
+    engine = Engine(Stepper.load(bundled_model()), out, PlaySettings(mode="call", wait_s=5.0),
+                    seed=4, record=True)
+    assert "nan" not in status_line(engine) and "step - ms" in status_line(engine)
+    phrase = [(0.0, [0x90, 60, 90]), (0.2, [0x90, 64, 90]), (0.4, [0x80, 60, 0])]  # 64 held
+    player = ScriptedPlayer(phrase, lambda data: engine.receive(time.perf_counter(), data))
+    threading.Timer(0.05, player.start).start()
+    engine.run(1.0)
+    player.join()
+    engine.close()
+    path = write_recording(engine, tmp_path / "take.mid")
+    track = mido.MidiFile(path).tracks[0]
+    ons = [m.note for m in track if m.type == "note_on" and m.velocity > 0]
+    offs = [m.note for m in track if m.type == "note_off" or (m.type == "note_on"
+                                                                and m.velocity == 0)]
+    assert sorted(ons) == sorted(offs) == [60, 64]
+    notes = pretty_midi.PrettyMIDI(str(path)).instruments[0].notes
+    assert sorted(n.pitch for n in notes) == [60, 64]
+    held = next(n for n in notes if n.pitch == 64)
+    assert held.end - held.start > 0.6  # held from 0.25 s to the end of the 1 s take
