@@ -12,12 +12,12 @@ from neuralband import __version__
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from neuralband.demo import ANSWER_S, run_demo
+    from neuralband.demo import ANSWER_S, melody_label, run_demo
 
     route = "JACK" if args.jack else "in-process" if args.no_jack else "JACK if it runs"
-    print(f"neuralband demo: a built-in player plays {args.phrases} phrase(s) of the chorale's "
-          f"soprano ({route}); the bundled model answers each for up to {ANSWER_S:g} s ...",
-          flush=True)
+    print(f"neuralband demo: a built-in player plays {args.phrases} phrase(s) of "
+          f"{melody_label(args.melody)} ({route}); the bundled model answers each for up to "
+          f"{ANSWER_S:g} s ...", flush=True)
     res = run_demo(args.out, args.melody, jack=True if args.jack else False if args.no_jack
                    else None, seed=args.seed, count=args.phrases)
     print(f"played   via {res.route}: the player {res.player_notes} notes, "

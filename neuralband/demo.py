@@ -138,6 +138,11 @@ def _player_main() -> None:
     keys.close()
 
 
+def melody_label(melody: str | os.PathLike | None) -> str:
+    """What the built-in player plays, in words: the chorale's soprano, or a file's top line."""
+    return "the chorale's soprano" if melody is None else f"the top line of {Path(melody).name}"
+
+
 def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | None = None,
              jack: bool | None = None, seed: int = 1, soundfont: str | None = None,
              count: int = 3) -> DemoResult:
@@ -179,7 +184,8 @@ def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | Non
 
     midi = write_recording(engine, out / "demo-session.mid")
     roll = draw_pianoroll([midi], out / "demo-session.png",
-                          titles=["neuralband demo: player (the chorale's soprano) and the band"])
+                          titles=[f"neuralband demo: player ({melody_label(melody)}) and the "
+                                  "band"])
     wav, missing = None, None
     try:
         wav = render_wav(midi, out / "demo-session.wav", soundfont)

@@ -51,6 +51,16 @@ def test_demo_in_process(tmp_path):
     check_session(tmp_path, run_demo(tmp_path, "--no-jack"), "in-process")
 
 
+def test_demo_announces_the_melody_it_was_given(tmp_path):
+    """`demo --melody FILE` plays and names that file, not the chorale's soprano."""
+    from tests.conftest import CHORALES
+
+    res = run_demo(tmp_path, "--no-jack", "--melody", str(CHORALES[1]))
+    assert res.returncode == 0, res.stderr
+    first = res.stdout.splitlines()[0]
+    assert f"the top line of {CHORALES[1].name}" in first and "soprano" not in first
+
+
 def test_demo_through_jack(tmp_path, jack_server):
     res = run_demo(tmp_path, "--jack")
     if "could not" in res.stderr:
