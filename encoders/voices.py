@@ -243,14 +243,7 @@ def split_parts(pm: pretty_midi.PrettyMIDI, scheme: VoiceScheme,  # noqa: F821
         if rule.kind == "top":
             lead_group = max(melodic, key=lambda g: (mean[g], -g))
         else:
-            wanted = rule.track.casefold()
-            names = {g: pm.instruments[g].name.strip().casefold() for g in melodic}
-            exact = [g for g in melodic if names[g] == wanted]
-            found = exact or [g for g in melodic if wanted in names[g]]
-            if not found:
-                tracks = ", ".join(repr(pm.instruments[g].name) for g in melodic)
-                raise MidiError(name, f"no track named {rule.track!r} (tracks: {tracks})")
-            lead_group = found[0]
+            lead_group = _named_track(pm, melodic, rule.track, name)
         parts[0] = table.group == lead_group
         others = [g for g in range(len(pm.instruments))
                   if g != lead_group and pm.instruments[g].notes]
@@ -309,20 +302,59 @@ def decode_voices(tokens: np.ndarray, scheme: VoiceScheme,
     return pm
 
 
-def melody_part(source: MidiSource, scheme: VoiceScheme) -> NoteTable:
-    """A melody to accompany: the whole file when it has one melodic track, else the part the
-    scheme's lead rule picks (the soprano of a chorale, say)."""
+def melody_part(source: MidiSource, scheme: VoiceScheme, track: str | None = None) -> NoteTable:
+    """A melody to accompany: the track named ``track`` (exactly, else the first whose name
+    holds it); else the whole file when it has one melodic track; else the track the scheme's
+    lead rule names, where the file has it (a chorale's soprano, POP909's MELODY); else the
+    most melody-like track: the highest of those that mostly play one note at a time (a folk
+    tune's melody above its chords). A ``split:PITCH`` rule splits the file as in training."""
     name = source_name(source)
     pm = read_pretty_midi(source, name)
-    melodic = [i for i in pm.instruments if i.notes and not i.is_drum]
-    if len(melodic) <= 1 and not scheme.lead.startswith("split:"):
+    melodic = [g for g, inst in enumerate(pm.instruments) if inst.notes and not inst.is_drum]
+    if track is not None:
+        return _track_table(pm, _named_track(pm, melodic, track, name))
+    rule = parse_lead(scheme.lead)
+    if rule.kind == "split":
+        return split_parts(pm, scheme, name)[0]
+    if len(melodic) <= 1:
         return table_from_pretty_midi(pm)
-    return split_parts(pm, scheme, name)[0]
+    if rule.kind == "track":
+        try:
+            return _track_table(pm, _named_track(pm, melodic, rule.track, name))
+        except MidiError:
+            pass  # not this file's names: find the melody by how it plays
+
+    def melody_like(g: int) -> tuple[bool, float]:
+        notes = sorted((n.start, n.end) for n in pm.instruments[g].notes)
+        ends = np.maximum.accumulate([e for _, e in notes])
+        alone = np.mean([s >= ends[i - 1] - 0.02 for i, (s, _) in enumerate(notes) if i] or [1])
+        return alone >= 0.8, float(np.mean([n.pitch for n in pm.instruments[g].notes]))
+
+    return _track_table(pm, max(melodic, key=melody_like))
 
 
-def melody_tokens(source: MidiSource, scheme: VoiceScheme) -> np.ndarray:
+def _named_track(pm: pretty_midi.PrettyMIDI, melodic: list[int], track: str,  # noqa: F821
+                 name: str) -> int:
+    """The melodic track called ``track`` (exactly, else the first whose name holds it)."""
+    wanted = track.strip().casefold()
+    names = {g: pm.instruments[g].name.strip().casefold() for g in melodic}
+    found = [g for g in melodic if names[g] == wanted] or [g for g in melodic
+                                                           if wanted and wanted in names[g]]
+    if not found:
+        tracks = ", ".join(repr(pm.instruments[g].name) for g in melodic) or "none"
+        raise MidiError(name, f"no track named {track!r} (tracks with notes: {tracks})")
+    return found[0]
+
+
+def _track_table(pm: pretty_midi.PrettyMIDI, group: int) -> NoteTable:  # noqa: F821
+    table = table_from_pretty_midi(pm)
+    return table.select(table.group == group)
+
+
+def melody_tokens(source: MidiSource, scheme: VoiceScheme, track: str | None = None
+                  ) -> np.ndarray:
     """`melody_part` as Performance tokens."""
-    return encode_notes(melody_part(source, scheme), scheme.settings)
+    return encode_notes(melody_part(source, scheme, track), scheme.settings)
 
 
 def voice_polyphony(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:

@@ -256,7 +256,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError("--lead is accompanied for its own length, from silence: "
                              "leave out --seconds and --primer")
         if args.lead:
-            lead = melody_tokens(args.lead, voices)
+            lead = melody_tokens(args.lead, voices, args.lead_track)
             seconds = duration_s(lead, encoder)  # the progress bar counts the melody's length
         else:
             primer = None
@@ -294,7 +294,7 @@ def _generate_grid(args: argparse.Namespace, model: str, rules) -> int:
     if not args.lead or args.seconds is not None or args.primer:
         raise ValueError(f"{model} is a grid model: it accompanies a melody (--lead MELODY.mid),"
                          " for the melody's length (no --seconds or --primer)")
-    pieces = accompany_file(model, args.lead, args.n, rules, args.seed)
+    pieces = accompany_file(model, args.lead, args.n, rules, args.seed, args.lead_track)
     for name, pm in zip(_output_names(args), pieces, strict=True):
         name.parent.mkdir(parents=True, exist_ok=True)
         pm.write(str(name))
@@ -569,7 +569,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lead", metavar="MELODY.mid",
                      help="accompany this melody (a voice-packed or grid model, e.g. --model "
                           "duet or --model grid); "
-                          "from a file of several tracks, the part the model's lead rule picks")
+                          "from a file of several tracks, the track --lead-track names, else "
+                          "the model's lead track if the file has it, else its most melody-like "
+                          "track (the highest that mostly plays one note at a time)")
+    gen.add_argument("--lead-track", metavar="NAME",
+                     help="the melody's track in the --lead file (its name, or part of it)")
     gen.add_argument("--seconds", type=float, default=None,
                      help="music to add (default 30; with --lead, the melody's length)")
     _add_sampling_arguments(gen, polyphony=12, follows="the primer (free from silence)")

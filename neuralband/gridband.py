@@ -92,20 +92,20 @@ def melody_states(melody: NoteTable, grid: GridSettings) -> np.ndarray:
 
 
 def accompany_file(model: str | os.PathLike, melody: MidiSource, variations: int = 1,
-                   rules: Rules | None = None, seed: int | None = None
-                   ) -> list[pretty_midi.PrettyMIDI]:  # noqa: F821
+                   rules: Rules | None = None, seed: int | None = None,
+                   lead_track: str | None = None) -> list[pretty_midi.PrettyMIDI]:  # noqa: F821
     """Accompany a MIDI melody offline with a grid model: one PrettyMIDI per variation, the
     melody's own notes as the "lead" track and one track per band voice (`grid_to_pretty_midi`).
 
-    From a file of several tracks the model's lead rule picks the melody (`melody_part`)."""
+    From a file of several tracks ``lead_track`` names the melody, or `melody_part` finds it."""
     import pretty_midi
 
     stepper = Stepper.load(model)
     grid, encoder = stepper.info.grid, stepper.info.encoder
     if grid is None:
         raise ValueError(f"{model} is not a grid model")
-    part = prepare_notes(melody_part(melody, VoiceScheme(grid.voices, grid.lead, encoder)),
-                         encoder)
+    part = prepare_notes(melody_part(melody, VoiceScheme(grid.voices, grid.lead, encoder),
+                                     lead_track), encoder)
     lead = melody_states(part, grid)
     seeds = np.random.SeedSequence(seed).spawn(variations)
     out = []

@@ -49,6 +49,10 @@ def pedal(value: int, channel: int = 0) -> mido.Message:
     return mido.Message("control_change", control=64, value=value, channel=channel)
 
 
+def track_name(name: str) -> mido.MetaMessage:
+    return mido.MetaMessage("track_name", name=name)
+
+
 def tempo(bpm: float) -> mido.MetaMessage:
     return mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))
 

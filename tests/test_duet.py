@@ -227,3 +227,15 @@ def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_p
             assert decode_notes(streams[0]) == [(s + 10, e + 10, p, v) for s, e, p, v in
                                                 decode_notes(melody_tokens)]
             assert sum(len(decode_notes(s)) for s in streams[1:]) > 0
+
+
+def test_generate_lead_track_picks_the_melody_by_name(duet_model, tmp_path):
+    from neuralband.cli import main
+
+    out = tmp_path / "alto.mid"
+    assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]),
+                 "--lead-track", "alto", "-o", str(out), "--seed", "4", "-q"]) == 0
+    alto = next(i for i in pretty_midi.PrettyMIDI(str(CHORALES[0])).instruments
+                if i.name == "Alto")
+    lead = pretty_midi.PrettyMIDI(str(out)).instruments[0]
+    assert [n.pitch for n in lead.notes] == [n.pitch for n in alto.notes]

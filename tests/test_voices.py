@@ -116,7 +116,7 @@ def test_piano_split_and_missing_track():
     assert [n[2] for n in decode_notes(lead)] == [60, 72]
     assert [n[2] for n in decode_notes(band)] == [40]
     assert decode_notes(band)[0][1] == 200  # the pedal holds the left hand too
-    with pytest.raises(MidiError, match=r"no track named 'Flute' \(tracks: ''\)"):
+    with pytest.raises(MidiError, match=r"no track named 'Flute' \(tracks with notes: ''\)"):
         encode_voices(piano, VoiceScheme(2, lead="track:Flute"))
     with pytest.raises(MidiError, match="MThd"):
         encode_voices(b"not midi at all", scheme)
@@ -169,3 +169,24 @@ def test_pretty_midi_s_warnings_stay_off_the_terminal(tmp_path):
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert "Warning" not in out.stderr, out.stderr
+
+
+def test_the_melody_to_accompany_is_found_or_named(tmp_path):
+    """generate --lead: a melody + chords file (a Nottingham tune) whose tracks are not named as
+    the model's lead is read by its melody-like track (one note at a time, above the chords);
+    --lead-track picks a track by name; a wrong name lists the tracks."""
+    from encoders.errors import MidiError
+    from encoders.voices import melody_part
+    from tests.helpers import midi_bytes, off, on, track_name
+
+    melody = [(0, track_name("Tune"))] + [e for k, p in enumerate([72, 74, 76, 77])
+                                          for e in ((k * 480, on(p)), (k * 480 + 400, off(p)))]
+    chords = [(0, track_name("Chords"))] + [e for k in range(2) for p in (48, 52, 55)
+                                            for e in ((k * 960, on(p)), (k * 960 + 900, off(p)))]
+    path = tmp_path / "tune.mid"
+    path.write_bytes(midi_bytes([chords, melody]))
+    pop_duet = VoiceScheme(2, lead="track:MELODY")
+    assert sorted(set(melody_part(path, pop_duet).pitch.tolist())) == [72, 74, 76, 77]
+    assert sorted(set(melody_part(path, pop_duet, "chord").pitch.tolist())) == [48, 52, 55]
+    with pytest.raises(MidiError, match=r"no track named 'Bass' .*'Chords', 'Tune'"):
+        melody_part(path, pop_duet, "Bass")
