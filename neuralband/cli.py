@@ -230,7 +230,8 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows:
                         f"(default): the key of {follows}; 'free': no key")
     p.add_argument("--density", metavar="NOTES/S",
                    help="a conditioned model plays about this many notes per second; "
-                        f"'follow' (default): as busily as {follows}; 'free'")
+                        f"'follow' (default): as busily as {follows} (a duet model "
+                        "hearing a melody: free); 'free'")
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:

@@ -152,7 +152,7 @@ class Stats:
     echoes: int = 0  # of which caught by the feedback guard
     band_events: int = 0  # events the band committed
     taken_back: int = 0  # proposed waits the player interrupted
-    expected: int = 0  # waits that ended where the model expected the player, who did not come
+    expected: int = 0  # waits drawn again: they ended where the model expected the player
     forced_off: int = 0  # band notes ended by the wall-clock length limit
     late: int = 0  # waits that ended more than LATE_S late (the engine was starved)
 
@@ -349,6 +349,9 @@ class Engine(LiveLoop):
         self._velocity = [100] * 16  # each band voice's current MIDI velocity
         self._trial_shift = 0
         self._expects_player = False  # the wait on trial ends where the model expects the player
+        # Only a duet's band waits for a player it expects; alone (solo, a call's answer) it
+        # plays on its own clock.
+        self._duet = v.voiced and settings.mode == "duet"
         self._mask = np.empty(v.vocab_size, bool)
         self._lead = v.lead_list
         self._longest = es.max_shift_steps
@@ -466,12 +469,13 @@ class Engine(LiveLoop):
         for tok in self.enc.advance(now - self.t0):
             self._feed(self._player[tok], own=False)
 
-    def _sample(self, expect_player: bool = False, after: int = 0) -> int:
-        """The band's next event from the model's current state (see `Voicing.band_mask` for
-        ``expect_player`` and ``after``)."""
+    def _sample(self, expect_player: bool = False) -> int:
+        """The band's next event from the model's current state; with ``expect_player`` (a
+        duet's draw after a wait on trial) the player's events may be drawn too: the model
+        expects the player then (`Voicing.band_mask`)."""
         allowed = self.tracker.allowed()
-        if self.voicing.voiced:
-            allowed = self.voicing.band_mask(allowed, self._mask, expect_player, after)
+        if expect_player:
+            allowed = self.voicing.band_mask(allowed, self._mask, expect_lead=True)
         return self.sampler.sample(self.stepper.logits()[0], allowed, self.tracker.endings())
 
     def _play(self, now: float) -> None:
@@ -529,7 +533,7 @@ class Engine(LiveLoop):
         self._deadline_step = self.enc.step + self._steps[shift]
         self.stepper.feed(shift)
         self.tracker.update(shift)
-        self._next = self._sample(expect_player=self.voicing.voiced)
+        self._next = self._sample(expect_player=self._duet)
         self._expects_player = self._lead[self._next]
         if self._expects_player:  # the model expects the player then: the band has nothing
             self._next = None
@@ -547,12 +551,14 @@ class Engine(LiveLoop):
         self._expects_player = False
         after = self._deadline_step - self.enc.step
         if after >= self._longest:  # a second of nothing: the encoding's longest wait, kept
+            self._next = self._sample()  # what the band does at its end
             return False
         state = self.tracker.save()
         self.tracker.restore(self._mark)
         later = self.voicing.band_mask(self.tracker.allowed(), self._mask, after=after)
         if not later.any():  # a note reaches its cap at the trial's end: the wait happened
             self.tracker.restore(state)
+            self._next = self._sample()  # the note's NOTE_OFF, the grammar says
             return False
         self.stepper.restore(self._snap)
         self._mark = None

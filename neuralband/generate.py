@@ -1,13 +1,15 @@
-"""Offline generation: continue a primer (or silence), or accompany a melody, K variations at once.
+"""Offline generation: continue a primer (or silence), or accompany a melody, K variations.
 
-The K variations are K streams of one batched `Stepper`: one matrix product per layer per step
-serves them all. Each stream has its own grammar (`NoteTracker`, or `VoiceTracker` for a
+Continuing, the K variations are K streams of one batched `Stepper`: one matrix product per layer
+per step serves them all. Each stream has its own grammar (`NoteTracker`, or `VoiceTracker` for a
 voice-packed model) and the shared seeded `Sampler`; when a stream has its S seconds it closes
 its open notes and stops, so no file ends with a hanging note.
 
 `accompany` is the live duet done offline: a voice-packed model hears the melody as the lead voice
-event by event, at its own times, and samples only band events in between. A band TIME_SHIFT that
-would pass the melody's next event is cut to land on it, so the band never skips what it hears.
+event by event, at its own times, and samples only band events in between, waiting for the melody
+where it expects it (`Voicing.band_mask`); a band TIME_SHIFT that would pass the melody's next
+event is cut to land on it, so the band never skips what it hears. Its variations are played one
+after another (a wait on trial is taken back per stream).
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
 
     commit(voicing.shift(SILENCE_START_STEPS))
     i, after, shown = 0, 0, tracker.step
+    pending = None  # a TIME_SHIFT drawn after a trial wait of the longest kind: the next draw
     while True:
         if progress is not None and tracker.step - shown >= voicing.settings.steps_per_second:
             progress((tracker.step - shown) / voicing.settings.steps_per_second)
@@ -177,7 +180,8 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
             commit(voicing.shift(after))
             after = 0
             continue
-        tok = sampler.sample(stepper.logits()[0], allowed, tracker.endings())
+        tok, pending = (pending, None) if pending is not None else (
+            sampler.sample(stepper.logits()[0], allowed, tracker.endings()), None)
         if not voicing.is_shift[tok]:
             commit(tok)
             after = 0
@@ -204,5 +208,7 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
             continue
         out.append(tok)
         after = 0
-        if not voicing.is_shift[then] and not voicing.lead_list[then]:
+        if voicing.is_shift[then]:
+            pending = then  # the wait goes on, as the model drew it
+        elif not voicing.lead_list[then]:
             commit(then)

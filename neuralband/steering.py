@@ -121,8 +121,10 @@ def steer(stepper, choice: ControlChoice | None, heard: np.ndarray | None = None
     """Set a conditioned model's controls from the choice (by default following ``heard``,
     the primer's tokens); None for a model without controls, which refuses a fixed choice.
 
-    A duet model (voice-packed) follows the lead's key, but its density is left free unless
-    set: the density it learnt counts every voice's notes, which the lead's alone do not say."""
+    A duet model (voice-packed) that hears only the lead (``heard`` None: live, or
+    accompanying) follows the lead's key, but its density is left free unless set: the density
+    it learnt counts every voice's notes, which the lead's alone do not say. A primer of every
+    voice says it, and is followed."""
     info = stepper.info
     if info is None or info.controls is None:
         if choice is not None and (choice.key != "follow" or choice.density != "follow"):
@@ -130,7 +132,7 @@ def steer(stepper, choice: ControlChoice | None, heard: np.ndarray | None = None
                              "without --controls)")
         return None
     choice = choice or ControlChoice()
-    if info.voices is not None and choice.density == FOLLOW:
+    if info.voices is not None and choice.density == FOLLOW and heard is None:
         choice = replace(choice, density=FREE)
     steering = Steering(info.controls, choice)
     if heard is not None and len(heard):
