@@ -592,7 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--in", dest="inp", metavar="NAME", help="input port, name or part of it")
     pl.add_argument("--out", metavar="NAME", help="output port, name or part of it")
     pl.add_argument("--virtual", action="store_true",
-                    help="make our own ports (neuralband:in / :out) for others to connect")
+                    help="make our own ports for others to connect to (the start line names "
+                         "them; JACK: neuralband:in and neuralband-01:out)")
     pl.add_argument("--api", choices=("alsa", "jack"), help="default: JACK if running, else ALSA")
     pl.add_argument("--mode", choices=("call", "solo", "duet"), default="call",
                     help="call: answer after you pause; solo: play on, steered by you; "

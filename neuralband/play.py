@@ -189,8 +189,8 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     for sig in previous:
         signal.signal(sig, on_signal)
     tempo = f", {step_bpm(engine.step_s):g} bpm" if isinstance(engine, GridEngine) else ""
-    say(f"playing ({settings.mode}{tempo}): in '{inp.port_name or 'virtual'}', "
-        f"out '{out.port_name or 'virtual'}'; Ctrl-C to stop")
+    say(f"playing ({settings.mode}{tempo}): in '{inp.where}', out '{out.where}'; "
+        "Ctrl-C to stop")
     steering = getattr(engine, "steering", None)
     if steering is not None:
         say(f"the band keeps to: key {steering.choice.key}, density {steering.choice.density}"

@@ -325,10 +325,18 @@ class _Port:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def where(self) -> str:
+        """The remote port we are connected to, or our own virtual port's full name (what
+        another program connects to: JACK renames a second client of one name, so the output's
+        is 'neuralband-01:out' beside 'neuralband:in')."""
+        if self.virtual:
+            return "virtual " + (", ".join(sorted(self.own_ports)) or self._local)
+        return str(self.port_name)
+
     def __repr__(self) -> str:
-        where = "virtual " + ", ".join(sorted(self.own_ports)) if self.virtual else self.port_name
         state = "closed" if self._midi is None else self.api
-        return f"<{type(self).__name__} {where!r} ({state})>"
+        return f"<{type(self).__name__} {self.where!r} ({state})>"
 
 
 class MidiInput(_Port):

@@ -7,6 +7,7 @@ The keyboard is Debian's `jack_midiseq` (a looping sequencer client), the listen
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -214,6 +215,25 @@ def test_a_keyboard_that_comes_back_is_reconnected(names, tmp_path):
     assert "disappeared; waiting" in err
     assert "is back" in err
     assert proc.returncode == 0
+
+
+def test_virtual_ports_are_named_as_they_are_on_the_start_line():
+    """`play --virtual` says which ports others connect to, by the names JACK gave them (the
+    output's client is renamed, 'neuralband-01'), and those ports exist."""
+    proc = neuralband("play", "--api", "jack", "--virtual", "--mode", "solo", "--seed", "1")
+    try:
+        first = ""
+        end = time.monotonic() + 30
+        while "playing" not in first and time.monotonic() < end:
+            first = proc.stderr.readline() or first
+        listed = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split()
+    finally:
+        stop(proc)
+        proc.kill()
+    found = re.search(r"in 'virtual ([^']+)', out 'virtual ([^']+)'", first)
+    assert found, first
+    assert found[1] in listed and found[2] in listed
+    assert found[1].endswith(":in") and found[2].endswith(":out")
 
 
 def test_a_missing_port_is_one_line_listing_the_ports(names):
