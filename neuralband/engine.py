@@ -171,7 +171,8 @@ class LiveLoop:
                  clock: Callable[[], float], record: bool):
         self.settings = settings
         self.rules = rules
-        self.out = OutputNotes(send, rules.max_note_s, on_sent=self._band_sent)
+        self.out = OutputNotes(send, rules.max_note_s, on_sent=self._band_sent, clock=clock,
+                               on_repeat=self._repeat_sent)
         self.clock = clock
         self.stats = Stats()
         self.inbox: deque[tuple[float, list[int]]] = deque()
@@ -214,14 +215,16 @@ class LiveLoop:
                 break
             self._turn(now)
             now = self.clock()
+            if self.output_ok:
+                self.out.repeat_offs(now)  # NOTE_OFFs again, in case JACK lost a period
             if poll is not None and now >= next_poll:
                 poll()
                 next_poll = now + poll_every_s
             if status is not None and now >= next_status:
                 status(self)
                 next_status = now + status_every_s
-            until = min(self._next_deadline(now), next_poll if poll else np.inf,
-                        next_status if status else np.inf, end)
+            until = min(self._next_deadline(now), self.out.next_repeat(),
+                        next_poll if poll else np.inf, next_status if status else np.inf, end)
             wait_for_input(until, self.inbox, self.wake, self._stopped, self.clock)
 
     def start(self) -> None:
@@ -293,6 +296,11 @@ class LiveLoop:
             self.output_ok = False
 
     # --- the band's messages ------------------------------------------------------------------
+
+    def _repeat_sent(self, data: list[int]) -> None:
+        """A NOTE_OFF went out again (`OutputNotes.repeat_offs`): the feedback guard learns of
+        it; the recording already holds the note's end."""
+        self._last_sent[0, data[1]] = self.clock()
 
     def _band_sent(self, data: list[int]) -> float:
         """A band note message went out, by whichever path (a release on stop too): the feedback

@@ -6,26 +6,41 @@ and `all_off` releases everything on exit, Ctrl-C, SIGTERM, an error or a lost p
 send (the port went away) never raises out of `all_off`: the notes it could not end are reported.
 The band's own notes (not the thru echo or the click) are reported to ``on_sent`` on and off,
 whichever path ends them, so a recording of what left the instrument has no open notes.
+
+Every NOTE_OFF goes out a second time `REPEAT_OFF_S` later, unless the pitch sounds again by
+then (`repeat_offs`, which the live loops call each turn and every send calls when one is
+due): JACK drops a whole period of MIDI
+when a client misses its cycle, and a lost NOTE_OFF left a band note sounding for 13 s. A
+second NOTE_OFF for a silent note is harmless to any synth.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
 
 NOTE_ON, NOTE_OFF, CONTROL = 0x90, 0x80, 0xB0
 ALL_NOTES_OFF = 123
+REPEAT_OFF_S = 0.04  # a NOTE_OFF goes out again this much later (a lost JACK period or two)
 
 
 class OutputNotes:
     """Sounding notes per (channel, pitch), with their start times, in front of a raw sender."""
 
     def __init__(self, send: Callable[[list[int]], None], max_note_s: float = 5.0,
-                 on_sent: Callable[[list[int]], None] | None = None):
+                 on_sent: Callable[[list[int]], None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter,
+                 repeat_off_s: float = REPEAT_OFF_S,
+                 on_repeat: Callable[[list[int]], None] | None = None):
         self.send = send
         self.max_note_s = max_note_s
+        self.clock = clock
+        self.repeat_off_s = repeat_off_s  # 0: no second NOTE_OFF
+        self.on_repeat = on_repeat  # told each repeated NOTE_OFF (the feedback guard)
+        self._repeats: deque[tuple[float, int, int]] = deque()  # (due, channel, pitch)
         self.on_sent = on_sent  # told each message of an ``own`` note, after it went out
         self.started = np.full((16, 128), np.inf)  # start time of each sounding note, inf if silent
         self.own = np.zeros((16, 128), dtype=bool)  # whether the sounding note is the band's own
@@ -55,6 +70,8 @@ class OutputNotes:
         self.channels_used.add(channel)
         if own and self.on_sent is not None:
             self.on_sent(data)
+        if self._repeats and self._repeats[0][0] <= now:  # a busy loop still repeats on time
+            self.repeat_offs(now)
 
     def note_off(self, channel: int, pitch: int) -> bool:
         """End a note if it sounds; False (nothing sent) if it does not."""
@@ -64,9 +81,34 @@ class OutputNotes:
         data = [NOTE_OFF | channel, pitch, 0]
         self.send(data)
         self.sent_off += 1
+        if self.repeat_off_s > 0:
+            now = self.clock()
+            if self._repeats and self._repeats[0][0] <= now:
+                self.repeat_offs(now)
+            self._repeats.append((now + self.repeat_off_s, channel, pitch))
         if self.own[channel, pitch] and self.on_sent is not None:
             self.on_sent(data)
         return True
+
+    def repeat_offs(self, now: float) -> None:
+        """Send the NOTE_OFFs due again by ``now`` (not for a pitch that sounds again: that
+        would end the new note); a failed send is left to the port watch."""
+        repeats = self._repeats
+        while repeats and repeats[0][0] <= now:
+            _, channel, pitch = repeats.popleft()
+            if not self.is_sounding(channel, pitch):
+                data = [NOTE_OFF | channel, pitch, 0]
+                try:
+                    self.send(data)
+                except Exception:
+                    repeats.clear()
+                    return
+                if self.on_repeat is not None:
+                    self.on_repeat(data)
+
+    def next_repeat(self) -> float:
+        """When the next NOTE_OFF is due again (inf: none)."""
+        return self._repeats[0][0] if self._repeats else np.inf
 
     def overdue(self, now: float) -> list[tuple[int, int]]:
         """(channel, pitch) of notes sounding for longer than the maximum note length."""
@@ -101,6 +143,7 @@ class OutputNotes:
     def forget(self) -> None:
         """The output vanished and its notes with it: nothing is sounding any more."""
         self.started.fill(np.inf)
+        self._repeats.clear()
 
 
 def echo(out: OutputNotes, channel: int, pitch: int, velocity: int, now: float) -> bool:

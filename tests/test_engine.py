@@ -17,6 +17,7 @@ import pytest
 from neuralband.demo import ScriptedPlayer, top_voice
 from neuralband.engine import CHECK_EVERY_S, Engine, PlaySettings
 from neuralband.modelfile import bundled_model
+from neuralband.notes import REPEAT_OFF_S
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules
 from tests.conftest import CHORALES
@@ -236,3 +237,37 @@ def test_a_key_held_when_the_take_stops_is_closed_in_the_recording(tmp_path):
     assert sorted(n.pitch for n in notes) == [60, 64]
     held = next(n for n in notes if n.pitch == 64)
     assert held.end - held.start > 0.6  # held from 0.25 s to the end of the 1 s take
+
+
+def test_a_lost_period_of_midi_leaves_no_band_note_sounding():
+    """A transport that loses every message of a 15 ms window twice a second (JACK dropping a
+    period when a client misses its cycle): each NOTE_OFF goes out again 40 ms later, so no
+    note that arrived sounds much past its length (it sounded 13 s once, until Ctrl-C)."""
+    out = Capture()
+    arrived: list[tuple[float, list[int]]] = []
+
+    def lossy(data: list[int]) -> None:
+        out(data)
+        t = time.perf_counter()
+        if (t % 0.5) >= 0.015:  # the lost windows
+            arrived.append((t, list(data)))
+
+    engine = Engine(Stepper.load(bundled_model()), lossy, PlaySettings(mode="solo"),
+                    Rules(max_note_s=0.5), seed=2)
+    engine.run(6.0)
+    engine.close()
+    lost_offs = [(t, d) for t, d in out.sent if d[0] & 0xF0 == 0x80 and (t % 0.5) < 0.015]
+    assert lost_offs, "no NOTE_OFF fell in a lost window: the test proves nothing"
+    starved = max(0.0, engine.stats.timing_s.percentile(100))  # a loop the CPU starved
+    for t_lost, d in lost_offs:
+        # What next reached the synth for that key: the NOTE_OFF again, soon (or the pitch
+        # struck anew before the repeat was due; that note's own NOTE_OFF then ends it).
+        after = [(t, a) for t, a in arrived if a[:2] == d[:2] or (a[0] == 0x90 | (d[0] & 0x0F)
+                                                                  and a[1] == d[1])]
+        after = [(t, a) for t, a in after if t > t_lost]
+        assert after, d
+        t, first = after[0]
+        if first[0] & 0xF0 == 0x90:
+            assert t - t_lost <= REPEAT_OFF_S + 0.01, (d, after[:2])
+        else:
+            assert t - t_lost <= 0.1 + starved, (d, after[:2], starved)

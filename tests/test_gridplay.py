@@ -122,6 +122,22 @@ def left_open(sent) -> Counter:
     return +held
 
 
+def without_repeats(sent: list[tuple[float, list[int]]]) -> list[tuple[float, list[int]]]:
+    """The messages sent, less the NOTE_OFFs repeated for notes already ended."""
+    sounding: Counter = Counter()
+    out = []
+    for t, d in sent:
+        key = (d[0] & 0x0F, d[1])
+        if d[0] & 0xF0 == 0x90 and d[2] > 0:
+            sounding[key] += 1
+        elif d[0] & 0xF0 in (0x80, 0x90):
+            if not sounding[key]:
+                continue
+            sounding[key] -= 1
+        out.append((t, d))
+    return out
+
+
 class FakeClock:
     def __init__(self, t: float = 100.0) -> None:
         self.t = t
@@ -288,8 +304,10 @@ def test_the_band_plays_on_the_ticks_at_the_players_velocity(models):
     ticks = sorted({round((t - engine.t0 - engine.grace_s) / STEP, 9) for t, _ in out.sent})
     assert ticks == list(range(8))
     assert engine.stats.step_s.count == 8 and engine.stats.timing_s.count == 8
-    assert engine.stats.absorbed == 1 and engine.stats.band_events == len(out.sent)
-    assert [who for _, who, _ in engine.recording].count("band") == len(out.sent)
+    first = without_repeats(out.sent)  # each NOTE_OFF also goes out again 40 ms later
+    assert len(first) < len(out.sent)
+    assert engine.stats.absorbed == 1 and engine.stats.band_events == len(first)
+    assert [who for _, who, _ in engine.recording].count("band") == len(first)
     engine.stop()
     assert engine.close() == 0
     assert not left_open(out.sent) and engine.out.sounding == 0
