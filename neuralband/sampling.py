@@ -4,8 +4,10 @@
 last event) and keeps a mask of the events allowed next, updated per event rather than recomputed
 from the history:
 
-- a NOTE_OFF only for a pitch that is sounding; a NOTE_ON only inside the pitch range and below the
-  maximum polyphony; never a VELOCITY right after a VELOCITY;
+- a NOTE_OFF only for a pitch that is sounding, and not in the step its note began (a note lasts
+  at least one step, as in the data: zero-length notes went out live as bursts of clicks); a
+  NOTE_ON only inside the pitch range and below the maximum polyphony; never a VELOCITY right
+  after a VELOCITY;
 - no TIME_SHIFT that would hold a note past the maximum note length; a note that has reached it
   leaves only its NOTE_OFF allowed, so it is forced off (Magenta capped notes at 5 s because the
   model "can leave hanging notes");
@@ -156,7 +158,7 @@ class NoteTracker:
             return a
         if self.sounding < self.rules.max_polyphony:
             a[s.note_on:s.note_on + 128] = self._free
-        a[s.note_off:s.note_off + 128] = self.count > 0
+        np.less(self.first_onset, self.step, out=a[s.note_off:s.note_off + 128])  # open, not new
         oldest = int(self.first_onset.min())
         room = s.max_shift_steps if oldest == NO_NOTE else self.max_steps - (self.step - oldest)
         a[s.time_shift:s.velocity] = self._shift_steps <= room
