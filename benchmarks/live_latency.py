@@ -388,7 +388,7 @@ class NaiveBand:
 
 
 def run_scenario(kind: str, sender: Child, receiver: Child, schedule: list[list[float]],
-                 seed: int) -> dict:
+                 seed: int, precision: str = "fp32") -> dict:
     """Play ``schedule`` from the sender into the instrument (or the naive peer); the raw logs."""
     from neuralband.engine import PlaySettings, Ring
     from neuralband.modelfile import bundled_model
@@ -397,7 +397,7 @@ def run_scenario(kind: str, sender: Child, receiver: Child, schedule: list[list[
 
     receiver.write("dump")
     receiver.read()  # drop anything left from before
-    stepper = Stepper.load(bundled_model())
+    stepper = Stepper.load(bundled_model(), precision=precision)
     sends: list[tuple[float, float | None, list[int]]] = []
     holder: list[Any] = []
     out = MidiOutput(name=f"{RECEIVER}:in", api="jack", client=ENGINE_CLIENT)
@@ -562,6 +562,8 @@ def main() -> None:
     parser.add_argument("--flood-seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=2000.0, help="flood messages per second")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                        help="the bundled model's step, as play --precision")
     parser.add_argument("--quick", action="store_true", help="a short run, for a smoke test")
     parser.add_argument("--own-server", action="store_true",
                         help="start a private dummy jackd (jackd -n) even if one runs")
@@ -594,7 +596,8 @@ def main() -> None:
         results, goals = {}, {}
         for name, (kind, schedule) in scenarios.items():
             say(f"{name} ({len(schedule):,} messages over {schedule[-1][0]:.1f} s)")
-            results[name] = figures(run_scenario(kind, sender, receiver, schedule, args.seed),
+            results[name] = figures(run_scenario(kind, sender, receiver, schedule, args.seed,
+                                                 args.precision),
                                     period_ms)
             goals[name] = goals_of(results[name], period_ms)
     finally:
@@ -606,7 +609,7 @@ def main() -> None:
     print(f"jack: {frames} frames at {rate} Hz = {period_ms:.3f} ms period (dummy driver"
           f"{', started here' if jackd else ''}); normal/naive: chorale top voices x"
           f"{MELODY_SPEED:g} for {args.seconds:g} s, flood: {args.rate:g} msg/s for "
-          f"{args.flood_seconds:g} s; engine mode solo, bundled model")
+          f"{args.flood_seconds:g} s; engine mode solo, bundled model, {args.precision}")
     machine = {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "cpus_usable": usable_cpus(),
                "python": sys.version.split()[0], "numpy": version("numpy"),
                "python_rtmidi": version("python-rtmidi"),
@@ -637,6 +640,7 @@ def main() -> None:
         print(f"{'PASS' if ok else 'FAIL'}: {line}")
     settings = {"seconds": args.seconds, "flood_seconds": args.flood_seconds, "rate": args.rate,
                 "seed": args.seed, "quick": args.quick, "mode": "solo", "model": "bundled",
+                "precision": args.precision,
                 "melody_speed": MELODY_SPEED}
     print(json.dumps({"benchmark": "live_latency", "machine": machine,
                       "jack": {"frames": frames, "rate": rate, "period_ms": period_ms,
