@@ -622,9 +622,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "half a step)")
     pl.add_argument("--click", action="store_true",
                     help="grid models: a metronome click on channel 10 every beat")
-    pl.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+    pl.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
                     help="int8: the model's matrices as int8 (a quarter of the bytes a step "
-                         "reads; needs numba: pip install 'neuralband[fast]')")
+                         "reads; needs numba: pip install 'neuralband[fast]'); auto (default): "
+                         "int8 where numba is installed, else fp32")
     pl.set_defaults(func=_cmd_play)
 
     aud = sub.add_parser("audition", help="render MIDI to WAV and piano-roll PNG, or an HTML page")

@@ -187,3 +187,17 @@ def test_int8_without_numba_says_what_to_install(monkeypatch):
     monkeypatch.delitem(sys.modules, "neuralband.int8")
     with pytest.raises(ValueError, match=r"pip install 'neuralband\[fast\]'"):
         Stepper.load(bundled_model(), precision="int8")
+
+
+def test_play_takes_int8_where_numba_is_installed(monkeypatch):
+    """`play --precision auto` (the default): int8 with numba, fp32 without it."""
+    import sys
+
+    from neuralband.play import live_precision
+
+    assert live_precision("fp32") == "fp32" and live_precision("int8") == "int8"
+    pytest.importorskip("numba")
+    assert live_precision("auto") == "int8"
+    monkeypatch.delitem(sys.modules, "neuralband.int8", raising=False)
+    monkeypatch.setitem(sys.modules, "numba", None)  # as if it were not installed
+    assert live_precision("auto") == "fp32"
