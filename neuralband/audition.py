@@ -154,13 +154,16 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
                    titles: Sequence[str] | None = None) -> Path:
     """Draw one sheet with a piano roll per MIDI file (shared axes, for comparing variations).
 
-    Time in seconds across, pitch names up, velocity as colour on one fixed 1-127 scale so that
-    colours mean the same in every subplot. Raises `MidiError` for a file that is not MIDI.
+    Time in seconds across, pitch names up. A file of one part shows velocity as colour on one
+    fixed 1-127 scale, so that colours mean the same in every subplot; a file of several parts
+    (player and band, lead and band voices) gives each part its own colour, named in a legend,
+    with velocity as brightness. Raises `MidiError` for a file that is not MIDI.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
     if isinstance(midi_paths, (str, os.PathLike)):
@@ -171,6 +174,7 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
     if titles is not None and len(titles) != len(paths):
         raise ValueError(f"{len(titles)} titles for {len(paths)} files")
     tables = [read_notes(p) for p in paths]
+    names = [_part_names(p, t) for p, t in zip(paths, tables, strict=True)]
     png_path = Path(png_path)
 
     fig = Figure(figsize=(12, 1.0 + 2.4 * len(paths)), dpi=100, layout="constrained")
@@ -193,10 +197,24 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
             y0, y1 = table.pitch - 0.45, table.pitch + 0.45
             verts = np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1),
                               np.stack([x1, y1], 1), np.stack([x0, y1], 1)], 1)
-            rects = PolyCollection(verts, array=table.velocity.astype(float), cmap="viridis",
-                                   norm=norm, edgecolors="face", linewidths=0.5)
-            ax.add_collection(rects)
-            mappable = rects
+            parts = names[i]
+            if len(parts) > 1:  # each part its colour, velocity as brightness
+                order = {g: k for k, g in enumerate(parts)}
+                base = np.array([PART_COLOURS[order[g] % len(PART_COLOURS)]
+                                 for g in table.group.tolist()])
+                light = (0.65 * (1.0 - table.velocity / 127.0))[:, None]
+                rects = PolyCollection(verts, facecolors=base + (1.0 - base) * light,
+                                       edgecolors="face", linewidths=0.5)
+                ax.add_collection(rects)
+                ax.legend(handles=[Patch(color=PART_COLOURS[k % len(PART_COLOURS)], label=name)
+                                   for k, name in enumerate(parts.values())],
+                          loc="upper right", fontsize=8, ncols=min(len(parts), 4))
+            else:
+                rects = PolyCollection(verts, array=table.velocity.astype(float),
+                                       cmap="viridis", norm=norm, edgecolors="face",
+                                       linewidths=0.5)
+                ax.add_collection(rects)
+                mappable = rects
         else:
             ax.text(0.5, 0.5, "no notes", transform=ax.transAxes, ha="center", va="center")
         ax.grid(axis="y", color="0.9", linewidth=0.6)
@@ -207,14 +225,35 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
     axes[0].yaxis.set_major_locator(FixedLocator(_pitch_ticks(low, high)))
     axes[0].yaxis.set_major_formatter(FuncFormatter(lambda p, _pos: pitch_name(round(p))))
     axes[-1].set_xlabel("time (s)")
-    if mappable is None:  # no notes anywhere: still show the scale
+    if mappable is None and all(len(n) < 2 for n in names):  # no notes: still show the scale
         from matplotlib.cm import ScalarMappable
 
         mappable = ScalarMappable(norm=norm, cmap="viridis")
-    fig.colorbar(mappable, ax=list(axes), label="velocity", aspect=30 * len(paths), pad=0.01)
+    if mappable is not None:
+        fig.colorbar(mappable, ax=list(axes), label="velocity", aspect=30 * len(paths),
+                     pad=0.01)
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png_path, format="png")
     return png_path
+
+
+# Part colours (Tableau's ten): the first part (the player, the lead) blue, the band orange, ...
+PART_COLOURS = np.array([(0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17),
+                         (0.84, 0.15, 0.16), (0.58, 0.4, 0.74), (0.55, 0.34, 0.29),
+                         (0.89, 0.47, 0.76), (0.5, 0.5, 0.5), (0.74, 0.74, 0.13),
+                         (0.09, 0.75, 0.81)])
+
+
+def _part_names(path: Path, table: NoteTable) -> dict[int, str]:
+    """The parts that play in a file: note group -> its track's name (or "part N"), in order."""
+    groups = sorted(set(table.group.tolist()))
+    if len(groups) < 2:
+        return {g: "" for g in groups}
+    from encoders.midi_io import parse_pretty_midi
+
+    instruments = parse_pretty_midi(path.read_bytes(), str(path)).instruments
+    return {g: (instruments[g].name.strip() if g < len(instruments) else "") or f"part {g + 1}"
+            for g in groups}
 
 
 def midi_seconds(table: NoteTable) -> float:

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
+import pretty_midi
 import pytest
 
 from encoders.errors import MidiError
@@ -141,6 +142,17 @@ def note_pixels(image: np.ndarray, velocity: int) -> int:
     return int((np.abs(image[..., :3] - rgb).max(axis=-1) < 0.02).sum())
 
 
+def part_pixels(image: np.ndarray, velocity: int, parts: int) -> int:
+    """Pixels painted in any of the first ``parts`` part colours at ``velocity``."""
+    from neuralband.audition import PART_COLOURS
+
+    total = 0
+    for colour in PART_COLOURS[:parts]:
+        shade = colour + (1 - colour) * 0.65 * (1 - velocity / 127)
+        total += int((np.abs(image[..., :3] - shade).max(axis=-1) < 0.02).sum())
+    return total
+
+
 def test_pitch_names():
     assert [pitch_name(p) for p in (21, 60, 66, 69, 108, 127)] == [
         "A0", "C4", "F#4", "A4", "C8", "G9"]
@@ -152,8 +164,14 @@ def test_pianoroll_is_drawn(tmp_path):
     assert image.shape[:2] == (340, 1200)  # 12 x 3.4 inches at 100 dpi
     not_white = (image[..., :3] < 0.95).any(axis=-1).mean()
     assert 0.03 < not_white < 0.9, not_white
-    # The chorale's notes all have velocity 90; their colour fills a good part of the sheet.
-    assert note_pixels(image, 90) > 5000
+    # The chorale's notes all have velocity 90, in four parts (SATB), each its own colour.
+    assert part_pixels(image, 90, 4) > 5000
+    solo = tmp_path / "soprano.mid"
+    pm = pretty_midi.PrettyMIDI(str(CHORALE))
+    pm.instruments = pm.instruments[:1]
+    pm.write(str(solo))
+    # One part: velocity as colour on the fixed scale.
+    assert note_pixels(read_png(draw_pianoroll([solo], tmp_path / "one.png")), 90) > 1000
 
 
 def test_several_files_make_one_sheet(tmp_path):
@@ -163,7 +181,7 @@ def test_several_files_make_one_sheet(tmp_path):
     assert image.shape[:2] == (820, 1200)  # one subplot of 2.4 inches per file, plus 1 inch
     # Each third of the sheet (one subplot each) holds notes.
     for part in np.array_split(image, 3, axis=0):
-        assert note_pixels(part, 90) > 1000
+        assert part_pixels(part, 90, 4) > 1000
     with pytest.raises(ValueError, match="2 titles for 3 files"):
         draw_pianoroll(CHORALES[:3], tmp_path / "x.png", titles=["a", "b"])
     bad = tmp_path / "bad.mid"
@@ -296,3 +314,30 @@ def test_command_usage_errors(tmp_path):
         out = run(*args, cwd=tmp_path)
         assert out.returncode == 2, args
         assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_a_roll_of_several_parts_gives_each_its_colour(tmp_path):
+    """Player and band (or lead and band voices) in their own colours, named in a legend,
+    where one part's roll colours notes by velocity alone."""
+    import matplotlib.image
+
+    from neuralband.audition import PART_COLOURS, draw_pianoroll
+    from tests.helpers import midi_bytes, off, on, track_name
+
+    player = [(0, track_name("player"))] + [e for k in range(8)
+                                            for e in ((k * 480, on(72 + k % 3, 100)),
+                                                      (k * 480 + 400, off(72 + k % 3)))]
+    band = [(0, track_name("band"))] + [e for k in range(4)
+                                        for e in ((k * 960, on(48 + k, 100)),
+                                                  (k * 960 + 900, off(48 + k)))]
+    path = tmp_path / "take.mid"
+    path.write_bytes(midi_bytes([player, band]))
+    png = matplotlib.image.imread(draw_pianoroll(path, tmp_path / "take.png"))[..., :3]
+
+    def share_near(colour, tolerance=0.12):
+        return float((np.abs(png - colour).max(axis=-1) < tolerance).mean())
+
+    # velocity 100: each part's colour lightened by 0.65 * (1 - 100/127)
+    for k in (0, 1):
+        shade = PART_COLOURS[k] + (1 - PART_COLOURS[k]) * 0.65 * (1 - 100 / 127)
+        assert share_near(shade) > 0.001, k
