@@ -40,7 +40,7 @@ from encoders.performance import DEFAULT_SETTINGS
 from neuralband.clock import wait_for_input
 from neuralband.notes import NOTE_ON, OutputNotes, echo
 from neuralband.runtime import Stepper
-from neuralband.sampling import Rules
+from neuralband.sampling import Rules, Sampler
 from neuralband.steering import ControlChoice, steer
 from neuralband.voicing import Voicing, from_info
 
@@ -330,7 +330,7 @@ class Engine(LiveLoop):
         self.voicing = v = from_info(stepper.info) if stepper.info else Voicing(es)
         self.enc = LiveEncoder(es)
         self.tracker = v.tracker(rules)
-        self.sampler = v.sampler(rules, seed)
+        self.sampler = Sampler(rules, seed, v.vocab_size)
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
         # A conditioned model's key and density: fixed, free, or following the player's notes.
         self.steering = steer(stepper, controls)
@@ -561,11 +561,10 @@ class Engine(LiveLoop):
         if after >= self._longest:  # a second of nothing: the encoding's longest wait, kept
             self._next = self._sample()  # what the band does at its end
             return False
-        state = self.tracker.save()
         self.tracker.restore(self._mark)
         later = self.voicing.band_mask(self.tracker.allowed(), self._mask, after=after)
         if not later.any():  # a note reaches its cap at the trial's end: the wait happened
-            self.tracker.restore(state)
+            self.tracker.update(self._trial_shift)  # back to the trial's end (the model is)
             self._next = self._sample()  # the note's NOTE_OFF, the grammar says
             return False
         self.stepper.restore(self._snap)

@@ -124,7 +124,7 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
     events = voicing.player[lead[~is_shift]].tolist()  # the melody as the lead voice's tokens
     at = steps[~is_shift].tolist()
     end = (steps[-1] if len(steps) else SILENCE_START_STEPS) + round(tail_s * s.steps_per_second)
-    sampler = voicing.sampler(rules, seed)
+    sampler = Sampler(rules, seed, voicing.vocab_size)
     tell = None if progress is None else (lambda dt: progress(dt / variations))
     out = []
     for _ in range(variations):
@@ -161,8 +161,8 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
     i, after, shown = 0, 0, tracker.step
     pending = None  # a TIME_SHIFT drawn after a trial wait of the longest kind: the next draw
     while True:
-        if progress is not None and tracker.step - shown >= voicing.settings.steps_per_second:
-            progress((tracker.step - shown) / voicing.settings.steps_per_second)
+        if progress is not None and tracker.step - shown >= sps:
+            progress((tracker.step - shown) / sps)
             shown = tracker.step
         if i < len(events) and at[i] <= tracker.step:  # the melody's event is due: heard
             base = voicing.base_list[events[i]]
@@ -180,8 +180,10 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
             commit(voicing.shift(after))
             after = 0
             continue
-        tok, pending = (pending, None) if pending is not None else (
-            sampler.sample(stepper.logits()[0], allowed, tracker.endings()), None)
+        if pending is None:
+            tok = sampler.sample(stepper.logits()[0], allowed, tracker.endings())
+        else:
+            tok, pending = pending, None
         if not voicing.is_shift[tok]:
             commit(tok)
             after = 0

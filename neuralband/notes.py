@@ -8,10 +8,9 @@ The band's own notes (not the thru echo or the click) are reported to ``on_sent`
 whichever path ends them, so a recording of what left the instrument has no open notes.
 
 Every NOTE_OFF goes out a second time `REPEAT_OFF_S` later, unless the pitch sounds again by
-then (`repeat_offs`, which the live loops call each turn and every send calls when one is
-due): JACK drops a whole period of MIDI
-when a client misses its cycle, and a lost NOTE_OFF left a band note sounding for 13 s. A
-second NOTE_OFF for a silent note is harmless to any synth.
+then (`repeat_offs`, which the live loops call each turn, and every send too): JACK drops a
+whole period of MIDI when a client misses its cycle, and a lost NOTE_OFF left a band note
+sounding for 13 s. A second NOTE_OFF for a silent note is harmless to any synth.
 """
 
 from __future__ import annotations
@@ -70,8 +69,7 @@ class OutputNotes:
         self.channels_used.add(channel)
         if own and self.on_sent is not None:
             self.on_sent(data)
-        if self._repeats and self._repeats[0][0] <= now:  # a busy loop still repeats on time
-            self.repeat_offs(now)
+        self.repeat_offs(now)  # any due: a loop kept busy still repeats on time
 
     def note_off(self, channel: int, pitch: int) -> bool:
         """End a note if it sounds; False (nothing sent) if it does not."""
@@ -83,8 +81,7 @@ class OutputNotes:
         self.sent_off += 1
         if self.repeat_off_s > 0:
             now = self.clock()
-            if self._repeats and self._repeats[0][0] <= now:
-                self.repeat_offs(now)
+            self.repeat_offs(now)
             self._repeats.append((now + self.repeat_off_s, channel, pitch))
         if self.own[channel, pitch] and self.on_sent is not None:
             self.on_sent(data)

@@ -85,7 +85,7 @@ def write_recording(engine: Performer, path: str | os.PathLike) -> Path:
             tick = max(0, round((t - engine.t0) * TICKS_PER_BEAT * 1e6 / TEMPO))
             track.append(mido.Message.from_bytes(data, time=tick - last))
             last = tick
-            kind, key = data[0] & 0xF0, (data[0] & 0x0F, data[1]) if len(data) > 1 else None
+            kind, key = data[0] & 0xF0, (data[0] & 0x0F, data[1] if len(data) > 1 else -1)
             if kind == 0x90 and data[2] > 0:
                 held[key] = held.get(key, 0) + 1
             elif kind in (0x80, 0x90) and held.get(key):

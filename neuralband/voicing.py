@@ -15,7 +15,7 @@ import numpy as np
 
 from encoders.performance import EncoderSettings
 from encoders.voices import VoiceScheme
-from neuralband.sampling import NoteTracker, Rules, Sampler
+from neuralband.sampling import NoteTracker, Rules
 
 
 def from_info(info) -> Voicing:
@@ -72,10 +72,6 @@ class Voicing:
     def shift(self, steps: int) -> int:
         """The model token of TIME_SHIFT(steps)."""
         return self.token(0, self.settings.time_shift + steps - 1)
-
-    def sampler(self, rules: Rules, seed: int | None = None) -> Sampler:
-        """A seeded sampler over the model's vocabulary."""
-        return Sampler(rules, seed, self.vocab_size)
 
     def band_mask(self, allowed: np.ndarray, out: np.ndarray, expect_lead: bool = False,
                   after: int = 0) -> np.ndarray:
