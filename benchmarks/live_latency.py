@@ -56,8 +56,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections import defaultdict, deque
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -174,21 +177,48 @@ def jack_answers() -> bool:
         return False
 
 
-def ensure_jack(own: bool) -> subprocess.Popen | None:
+class Witness:
+    """``jack_midi_dump``, a C client with no GIL to wait for, listening to the sender's port
+    beside the instrument: what it heard is what JACK delivered, so a message it has and the
+    instrument's callback does not was lost on our side."""
+
+    NAME = "nb-lat-witness"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.proc = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", self.NAME],
+                                     stdout=path.open("w"), stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            listed = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout
+            if f"{self.NAME}:input" in listed:
+                break
+            time.sleep(0.05)
+        subprocess.run(["jack_connect", f"{SENDER}:out", f"{self.NAME}:input"], check=True)
+
+    def heard(self) -> int:
+        """Note messages heard so far (jack_midi_dump names them "note on" / "note off")."""
+        text = self.path.read_text()
+        return text.count("note on") + text.count("note off")
+
+    def close(self) -> None:
+        stop_process(self.proc)
+
+
+def ensure_jack(own: bool, realtime: bool = False) -> subprocess.Popen | None:
     """A JACK server: the running one, or a dummy-driver jackd started here (returned); with
     ``own``, always a private one (``jackd -n``, found through JACK_DEFAULT_SERVER, which this
     process and its children inherit), so other JACK clients on the machine stay out of the
-    graph."""
+    graph; ``realtime``: one started here runs its threads real-time (jackd's default)."""
     if not own and shutil.which("jack_lsp") and jack_answers():
         return None
     if not shutil.which("jackd") or not shutil.which("jack_lsp"):
         raise SystemExit("live_latency: JACK is not installed (need jackd and jack_lsp, e.g. "
                          "Debian's jackd2); nothing measured")
-    cmd = JACKD
+    cmd = [part for part in JACKD if not (realtime and part == "--no-realtime")]
     if own:
         name = f"nb-lat-{os.getpid()}"
         os.environ["JACK_DEFAULT_SERVER"] = name
-        cmd = [JACKD[0], "-n", name, *JACKD[1:]]
+        cmd = [cmd[0], "-n", name, *cmd[1:]]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     end = time.monotonic() + 10
     while time.monotonic() < end:
@@ -388,8 +418,10 @@ class NaiveBand:
 
 
 def run_scenario(kind: str, sender: Child, receiver: Child, schedule: list[list[float]],
-                 seed: int, precision: str = "fp32") -> dict:
-    """Play ``schedule`` from the sender into the instrument (or the naive peer); the raw logs."""
+                 seed: int, precision: str = "fp32", realtime: bool = False) -> dict:
+    """Play ``schedule`` from the sender into the instrument (or the naive peer); the raw logs.
+    ``realtime``: the engine's thread asks real-time scheduling, as ``play`` does."""
+    from neuralband.clock import realtime_scheduling
     from neuralband.engine import PlaySettings, Ring
     from neuralband.modelfile import bundled_model
     from neuralband.ports import MidiInput, MidiOutput
@@ -423,9 +455,10 @@ def run_scenario(kind: str, sender: Child, receiver: Child, schedule: list[list[
         player.stats.step_s = Ring(1 << 17)
         player.stats.timing_s = Ring(1 << 16)
         inp = MidiInput(callback, name=f"{SENDER}:out", api="jack", client=ENGINE_CLIENT)
-        start = clock() + LEAD_S
-        sender.write(json.dumps({"start": start, "messages": schedule}))
-        player.run(start + length + TAIL_S - clock())
+        with realtime_scheduling() if realtime else nullcontext("off") as granted:
+            start = clock() + LEAD_S
+            sender.write(json.dumps({"start": start, "messages": schedule}))
+            player.run(start + length + TAIL_S - clock())
     finally:
         if inp is not None:
             inp.close()
@@ -437,7 +470,8 @@ def run_scenario(kind: str, sender: Child, receiver: Child, schedule: list[list[
     receiver.write("dump")
     heard = receiver.read()
     return {"stats": player.stats, "recording": player.recording, "sends": sends,
-            "sent": sent, "heard": heard, "schedule": schedule}
+            "sent": sent, "heard": heard, "schedule": schedule, "realtime": granted,
+            "stepper": stepper}
 
 
 # --- figures --------------------------------------------------------------------------------------
@@ -457,17 +491,23 @@ def p50_p99(values: Any) -> dict:
 
 
 def align(sent: list[tuple[float, list[int]]], got: list[tuple[float, list[int]]],
-          window: int = 64, max_lag_s: float = 0.5) -> list[tuple[int, int]]:
-    """Pairs (i, j) of sent[i] and got[j] with the same bytes, got at most ``max_lag_s`` after,
-    in order; a message missing or repeated (a JACK xrun can repeat a period) is skipped,
-    looking ``window`` ahead."""
-    pairs, j = [], 0
+          max_lag_s: float = 0.5) -> list[tuple[int, int]]:
+    """Pairs (i, j) of sent[i] and got[j]: each sent message takes the first arrival of the same
+    bytes not yet taken that came after it was sent (1 ms of slack between processes' clocks),
+    at most ``max_lag_s`` later. Messages of the same bytes keep their order through JACK, so
+    this pairs each with its own arrival; a lost message finds none, and a repeated period's copy
+    is left over. (A greedy match in global order lost its place in the flood, where one missing
+    message made it pair every later message with an arrival up to ``max_lag_s`` away.)"""
+    arrivals: dict[tuple[int, ...], deque[int]] = defaultdict(deque)
+    for j, (_, data) in enumerate(got):
+        arrivals[tuple(data)].append(j)
+    pairs = []
     for i, (t, data) in enumerate(sent):
-        for k in range(j, min(j + window, len(got))):
-            if got[k][1] == data and -1e-3 <= got[k][0] - t <= max_lag_s:
-                pairs.append((i, k))
-                j = k + 1
-                break
+        queue = arrivals.get(tuple(data))
+        while queue and got[queue[0]][0] < t - 1e-3:  # came before this was sent: not its own
+            queue.popleft()
+        if queue and got[queue[0]][0] - t <= max_lag_s:
+            pairs.append((i, queue.popleft()))
     return pairs
 
 
@@ -489,6 +529,7 @@ def figures(raw: dict, period_ms: float) -> dict:
                     if raw["sends"][i][1] is not None]
     transport = [heard[j][0] - out_sent[i][0] for i, j in opairs]
     return {
+        "realtime": raw["realtime"], "guessed": getattr(raw.get("stepper"), "guessed", None),
         "sent": len(raw["sent"]), "scheduled": len(scheduled), "received": s.received,
         "absorbed": s.absorbed, "ignored": s.ignored,
         "accounted": (len(raw["sent"]) == s.received == s.absorbed + s.ignored
@@ -529,13 +570,20 @@ def print_table(results: dict[str, dict], goals: dict[str, dict], period_ms: flo
         return [f"{ms(results[n][key]['p50_ms'])} / {ms(results[n][key]['p99_ms'])}"
                 for n in names]
 
+    rows.append(["real-time scheduling", *[results[n]["realtime"].split(" (")[0]
+                                           for n in names]])
+    rows.append(["feeds computed ahead, taken", *[
+        "-" if results[n]["guessed"] is None else f"{results[n]['guessed']:,}"
+        for n in names]])
     rows.append(["messages sent / received", *[
         f"{results[n]['sent']:,} / {results[n]['received']:,}" for n in names]])
+    rows.append(["JACK delivered to a witness", *[
+        "-" if results[n]["witness"] is None else f"{results[n]['witness']:,}" for n in names]])
     rows.append(["absorbed + ignored", *[
         f"{results[n]['absorbed']:,} + {results[n]['ignored']:,}" for n in names]])
     rows.append(["all accounted for", *["yes" if results[n]["accounted"] else "NO"
                                         for n in names]])
-    rows.append(["matched in order: in / out", *[
+    rows.append(["matched to arrivals: in / out", *[
         f"{results[n]['matched_in']:,} / {results[n]['matched_out']:,}" for n in names]])
     rows.append(["absorb p50 / p99 ms", *pair("absorb")])
     rows.append(["send->arrival p50 / p99 ms", *pair("send_to_arrival")])
@@ -564,6 +612,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                         help="the bundled model's step, as play --precision")
+    parser.add_argument("--no-realtime", dest="realtime", action="store_false",
+                        help="the engine's thread does not ask real-time scheduling (play "
+                             "asks by default)")
+    parser.add_argument("--jack-realtime", action="store_true",
+                        help="a server started here runs real-time (jackd's default; its "
+                             "clients' process threads then too, and the engine follows)")
+    parser.add_argument("--compare-realtime", action="store_true",
+                        help="also play the normal scenario without real-time scheduling")
     parser.add_argument("--quick", action="store_true", help="a short run, for a smoke test")
     parser.add_argument("--own-server", action="store_true",
                         help="start a private dummy jackd (jackd -n) even if one runs")
@@ -579,8 +635,9 @@ def main() -> None:
     def say(what: str) -> None:
         print(f"{what} ...", file=sys.stderr, flush=True)
 
-    jackd = ensure_jack(args.own_server)
+    jackd = ensure_jack(args.own_server, args.jack_realtime)
     children: list[Child] = []
+    witness: Witness | None = None
     try:
         frames, rate = jack_period()
         listed = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split()
@@ -590,25 +647,35 @@ def main() -> None:
         children.append(Child("sender"))
         receiver, sender = children
         tune = melody(args.seconds)
-        scenarios = {"normal": ("engine", tune),
-                     "flood": ("engine", flood(args.flood_seconds, args.rate, args.seed)),
-                     "naive": ("naive", tune)}
+        scenarios = {"normal": ("engine", tune, args.realtime),
+                     "flood": ("engine", flood(args.flood_seconds, args.rate, args.seed),
+                               args.realtime),
+                     "naive": ("naive", tune, False)}
+        if args.compare_realtime:
+            scenarios["normal, not rt"] = ("engine", tune, False)
+        if shutil.which("jack_midi_dump") and shutil.which("stdbuf"):
+            witness = Witness(Path(tempfile.mkdtemp()) / "witness.txt")
         results, goals = {}, {}
-        for name, (kind, schedule) in scenarios.items():
+        for name, (kind, schedule, realtime) in scenarios.items():
             say(f"{name} ({len(schedule):,} messages over {schedule[-1][0]:.1f} s)")
+            before = witness.heard() if witness else 0
             results[name] = figures(run_scenario(kind, sender, receiver, schedule, args.seed,
-                                                 args.precision),
+                                                 args.precision, realtime),
                                     period_ms)
+            results[name]["witness"] = witness.heard() - before if witness else None
             goals[name] = goals_of(results[name], period_ms)
     finally:
+        if witness is not None:
+            witness.close()
         for child in children:
             child.close()
         stop_process(jackd)
 
     print_table(results, goals, period_ms)
     print(f"jack: {frames} frames at {rate} Hz = {period_ms:.3f} ms period (dummy driver"
-          f"{', started here' if jackd else ''}); normal/naive: chorale top voices x"
-          f"{MELODY_SPEED:g} for {args.seconds:g} s, flood: {args.rate:g} msg/s for "
+          f"{', started here' if jackd else ''}"
+          f"{', real-time' if jackd and args.jack_realtime else ''}); normal/naive: chorale "
+          f"top voices x{MELODY_SPEED:g} for {args.seconds:g} s, flood: {args.rate:g} msg/s for "
           f"{args.flood_seconds:g} s; engine mode solo, bundled model, {args.precision}")
     machine = {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "cpus_usable": usable_cpus(),
                "python": sys.version.split()[0], "numpy": version("numpy"),
@@ -636,15 +703,20 @@ def main() -> None:
         (fl["accounted"], f"flood: sent {fl['sent']:,} == received {fl['received']:,} == "
          f"absorbed {fl['absorbed']:,} + ignored {fl['ignored']:,}"),
     ]
+    if fl["witness"] is not None:  # the issue's goal: nothing lost that JACK delivered
+        checks.append((fl["received"] >= fl["witness"],
+                       f"flood: received {fl['received']:,} >= the {fl['witness']:,} JACK "
+                       f"delivered to a witness client (jack_midi_dump)"))
     for ok, line in checks:
         print(f"{'PASS' if ok else 'FAIL'}: {line}")
     settings = {"seconds": args.seconds, "flood_seconds": args.flood_seconds, "rate": args.rate,
                 "seed": args.seed, "quick": args.quick, "mode": "solo", "model": "bundled",
-                "precision": args.precision,
+                "precision": args.precision, "realtime": args.realtime,
                 "melody_speed": MELODY_SPEED}
     print(json.dumps({"benchmark": "live_latency", "machine": machine,
                       "jack": {"frames": frames, "rate": rate, "period_ms": period_ms,
                                "driver": "dummy", "started_here": jackd is not None,
+                               "realtime": args.jack_realtime if jackd else None,
                                "private": args.own_server},
                       "settings": settings, "scenarios": results, "goals": goals,
                       "flood_accounted": fl["accounted"]}))

@@ -17,13 +17,15 @@ the per-step times are kept. Rows, all in one run:
    the head, stepped under ``no_grad`` (before: 1.1 ms per step). ``--slow-steps`` too.
 4. ``Stepper bundled``: the Stepper with the model shipped in the package (2 x 256, fp16 file,
    run in fp32).
-5. ``int8`` rows: rows 1 and 4 with ``precision="int8"`` (`neuralband.int8`: int8 matrices with
+5. ``Stepper GRU`` rows: a seeded, randomly initialised GRU of the same shape (``--cell gru``:
+   r, z, n gates, a step reads 3/4 of the LSTM's recurrent bytes), fp32 and int8.
+6. ``int8`` rows: rows 1 and 4 with ``precision="int8"`` (`neuralband.int8`: int8 matrices with
    per-row scales, a numba kernel; the kernel is compiled or loaded from numba's cache before
    timing). How much the int8 weights change the predictions is measured on real data by
    ``benchmarks/precision_nll.py``; here the largest logit difference from fp32 over the timed
    steps' first events is printed as a sanity check.
 
-6. ``bundled live path``: what ``play`` does per event with the bundled model, fp32 and int8: its
+7. ``bundled live path``: what ``play`` does per event with the bundled model, fp32 and int8: its
    key and density controls set (a conditioned model; C major, 6 notes/s), feed, the grammar's
    mask (``NoteTracker``: polyphony 8, the model's longest note) and top-p 0.95 sampling
    (``neuralband.sampling.Sampler``). Goal: p99 <= 1 ms for one of the two.
@@ -76,7 +78,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
+from dataclasses import asdict, dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -366,6 +368,18 @@ def main() -> None:
     say("Stepper bundled int8")
     rows.append(Row(f"Stepper bundled {b.layers}x{b.hidden} int8", bundled_params, args.steps,
                     *time_steps(stepper_step(bundled8, args.seed), args.warmup, args.steps)))
+    # The GRU (--cell gru) of the same shape: three gates where the LSTM has four.
+    gru_config = replace(config, cell="gru")
+    gru_model = EventLSTM(gru_config).eval()
+    gru_weights = {k: v.detach().numpy().astype(np.float32)
+                   for k, v in gru_model.state_dict().items()}
+    gru = {p: Stepper(gru_weights, gru_config, precision=p) for p in ("fp32", "int8")}
+    gru_params = gru_model.num_parameters()
+    for precision, g in gru.items():
+        say(f"Stepper GRU 3x512 {precision}")
+        rows.append(Row(f"Stepper GRU {c.layers}x{c.hidden} {precision}", gru_params,
+                        args.steps, *time_steps(stepper_step(g, args.seed), args.warmup,
+                                                args.steps)))
     controls = "with controls, " if info.controls is not None else ""
     for precision in ("fp32", "int8"):
         say(f"bundled live path {precision}")
@@ -383,7 +397,11 @@ def main() -> None:
     floor = {"bytes_per_step": nbytes, "method": "median np.dot(vector, fp32 matrix) of the same "
              "bytes, 1 thread", "gemv_ms": gemv_s * 1e3, "bandwidth_gb_s": bandwidth / 1e9,
              "floor_ms": nbytes / bandwidth * 1e3, "int8_bytes_per_step": step_bytes(stepper8),
-             "int8_floor_ms": step_bytes(stepper8) / bandwidth * 1e3}
+             "int8_floor_ms": step_bytes(stepper8) / bandwidth * 1e3,
+             "gru_bytes_per_step": step_bytes(gru["fp32"]),
+             "gru_floor_ms": step_bytes(gru["fp32"]) / bandwidth * 1e3,
+             "gru_int8_bytes_per_step": step_bytes(gru["int8"]),
+             "gru_int8_floor_ms": step_bytes(gru["int8"]) / bandwidth * 1e3}
 
     say("start-up (fresh processes)")
     ready = startup(STEPPER_CHILD, args.startup_runs)
@@ -394,7 +412,10 @@ def main() -> None:
     print(f"floor: {nbytes / 1e6:.1f} MB of weights per 3x512 step / "
           f"{floor['bandwidth_gb_s']:.1f} GB/s ({floor['method']}) = "
           f"{floor['floor_ms']:.3f} ms per step; int8: "
-          f"{floor['int8_bytes_per_step'] / 1e6:.1f} MB = {floor['int8_floor_ms']:.3f} ms")
+          f"{floor['int8_bytes_per_step'] / 1e6:.1f} MB = {floor['int8_floor_ms']:.3f} ms; "
+          f"GRU {floor['gru_bytes_per_step'] / 1e6:.1f} MB = {floor['gru_floor_ms']:.3f} ms, "
+          f"int8 {floor['gru_int8_bytes_per_step'] / 1e6:.1f} MB = "
+          f"{floor['gru_int8_floor_ms']:.3f} ms")
     print(f"check: int8 vs fp32 Stepper logits, max |diff| over 200 events = {int8_diff:.2f} "
           "(the NLL change on real music: benchmarks/precision_nll.py)")
     print(f"check: Stepper vs EventLSTM logits, max |diff| over 5 events = {diff:.1e}")

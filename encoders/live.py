@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import mido
 
 from encoders.midi_io import SUSTAIN_CC
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings
+from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, shift_run
 from encoders.sustain import PEDAL_DOWN_MIN
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
@@ -89,14 +89,14 @@ class LiveEncoder:
         return max(int(seconds * self.settings.steps_per_second + 0.5), self.step)
 
     def _shift_to(self, target: int, out: list[int]) -> None:
-        """TIME_SHIFTs from the current step to ``target``: full shifts, then the remainder."""
-        gap = target - self.step
-        max_shift = self.settings.max_shift_steps
-        while gap > 0:
-            n = min(gap, max_shift)
-            out.append(self.settings.time_shift + n - 1)
-            gap -= n
-        self.step = max(self.step, target)
+        """TIME_SHIFTs from the current step to ``target``, by the offline encoder's shift rule
+        (`performance.shift_run`)."""
+        if target > self.step:
+            max_shift, first = self.settings.max_shift_steps, self.settings.time_shift
+            count, last = shift_run(target - self.step, max_shift)
+            out.extend([first + max_shift - 1] * (int(count) - 1))
+            out.append(first + int(last) - 1)
+            self.step = target
 
     def _flush(self, target: int, out: list[int]) -> None:
         """Send the deferred NOTE_OFFs due at or before ``target``, each at its own step."""
@@ -195,6 +195,15 @@ class LiveEncoder:
                 self._end(note, target, out)
         return out
 
+    def sole_release(self) -> int | None:
+        """The NOTE_OFF that releasing the one held key would bring, for a caller guessing the
+        next event (a melody's next message is often that release); None when no key or
+        several are held, or the pedal would keep the note sounding."""
+        held = [(key, notes) for key, notes in self._held.items() if notes]
+        if len(held) != 1 or len(held[0][1]) != 1 or self._sustains(held[0][0][0]):
+            return None
+        return self.settings.note_off + held[0][0][1]
+
     def control_change(self, seconds: float, control: int, value: int,
                        channel: int = 0) -> list[int]:
         """A controller moved; only the sustain pedal (CC64) matters: up ends sustained notes."""
@@ -234,16 +243,16 @@ class LiveEncoder:
         tok = int(token)
         if not 0 <= tok < s.vocab_size:
             raise ValueError(f"token {tok} is outside the vocabulary 0..{s.vocab_size - 1}")
-        if tok < s.note_off:
-            self._ons[tok - s.note_on] += 1
-        elif tok < s.time_shift:
-            pitch = tok - s.note_off
-            if self._offs[pitch] < self._ons[pitch]:
-                self._offs[pitch] += 1
-        elif tok < s.velocity:
-            self.step += tok - s.time_shift + 1
+        kind, value = s.kinds[tok], int(s.values[tok])
+        if kind == Event.NOTE_ON:
+            self._ons[value] += 1
+        elif kind == Event.NOTE_OFF:
+            if self._offs[value] < self._ons[value]:
+                self._offs[value] += 1
+        elif kind == Event.TIME_SHIFT:
+            self.step += value
         else:
-            self.velocity_bin = tok - s.velocity + 1
+            self.velocity_bin = value
 
     def close(self, seconds: float) -> list[int]:
         """End of take: NOTE_OFFs for every player note still open (held, sustained or

@@ -7,6 +7,10 @@ The vocabulary (note_seq ``PerformanceOneHotEncoding`` with 32 velocity bins)::
     256..355  TIME_SHIFT(1..100 steps of 10 ms)
     356..387  VELOCITY(bin 1..32)
 
+The layout is one table, `EncoderSettings.table` (as note_seq keeps (event type, min, max)
+ranges): encoding, decoding, `describe`, the live encoder and the sampler's grammar masks read
+it, per token through ``settings.kinds`` / ``settings.values``, per event through ``span``.
+
 Encoding: sustain pedal folded into note lengths, times rounded to the nearest 10 ms step, a note
 that rounds to zero length lasts one step, notes ordered by (start, pitch), events by (step,
 note, off-after-on for one note), a VELOCITY event before a NOTE_ON only when the bin changes.
@@ -18,11 +22,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from enum import IntEnum
+from functools import cached_property
 
 import numpy as np
 
 from encoders.midi_io import MidiSource, NoteTable, Parser, read_notes
 from encoders.sustain import apply_sustain
+
+
+class Event(IntEnum):
+    """The vocabulary's event types, in token order (`EncoderSettings.table`)."""
+
+    NOTE_ON = 0  # value: pitch 0..127
+    NOTE_OFF = 1  # value: pitch 0..127
+    TIME_SHIFT = 2  # value: steps 1..max_shift_steps
+    VELOCITY = 3  # value: bin 1..velocity_bins
 
 
 @dataclass(frozen=True)
@@ -48,28 +63,60 @@ class EncoderSettings:
         if not 1 <= self.velocity_bins <= 127:
             raise ValueError(f"velocity_bins must be in 1..127, got {self.velocity_bins}")
 
-    # The token layout, derived from the settings (one table for encode, decode and describe).
+    # The token layout: one table, as note_seq keeps its (event type, min, max) ranges, that
+    # encoding, decoding, describing and the grammar's masks all read.
+    @cached_property
+    def table(self) -> tuple[tuple[int, int, int], ...]:
+        """Per `Event`, in token order: (first token, its value, how many values)."""
+        counts = (128, 128, self.max_shift_steps, self.velocity_bins)
+        lows = (0, 0, 1, 1)
+        firsts = np.cumsum((0, *counts[:-1])).tolist()
+        return tuple(zip(firsts, lows, counts, strict=True))
+
+    @cached_property
+    def kinds(self) -> np.ndarray:
+        """The `Event` of every token (an int8 array of vocab_size): ``kinds[tokens]``."""
+        return np.repeat(np.arange(len(Event), dtype=np.int8), [n for _, _, n in self.table])
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """The value of every token: a pitch, a number of steps or a velocity bin."""
+        return np.concatenate([np.arange(low, low + n) for _, low, n in self.table])
+
+    def span(self, event: Event) -> slice:
+        """The tokens of ``event``, as a slice of the vocabulary (for masks over it)."""
+        first, _, count = self.table[event]
+        return slice(first, first + count)
+
+    def token(self, event: Event, value: int | np.ndarray) -> int | np.ndarray:
+        """The token of ``event`` with ``value`` (e.g. ``token(Event.NOTE_ON, 60)``)."""
+        first, low, _ = self.table[event]
+        return first + value - low
+
     @property
     def note_on(self) -> int:
-        return 0
+        """Token of NOTE_ON(0); NOTE_ON(p) is ``note_on + p``."""
+        return self.table[Event.NOTE_ON][0]
 
     @property
     def note_off(self) -> int:
-        return 128
+        """Token of NOTE_OFF(0); NOTE_OFF(p) is ``note_off + p``."""
+        return self.table[Event.NOTE_OFF][0]
 
     @property
     def time_shift(self) -> int:
         """Token of TIME_SHIFT(1); TIME_SHIFT(n) is ``time_shift + n - 1``."""
-        return 256
+        return self.table[Event.TIME_SHIFT][0]
 
     @property
     def velocity(self) -> int:
         """Token of VELOCITY(1); VELOCITY(b) is ``velocity + b - 1``."""
-        return 256 + self.max_shift_steps
+        return self.table[Event.VELOCITY][0]
 
     @property
     def vocab_size(self) -> int:
-        return 256 + self.max_shift_steps + self.velocity_bins
+        first, _, count = self.table[-1]
+        return first + count
 
     @property
     def velocity_bin_size(self) -> int:
@@ -101,6 +148,30 @@ NOTE_OFF = DEFAULT_SETTINGS.note_off  # 128
 TIME_SHIFT = DEFAULT_SETTINGS.time_shift  # 256: TIME_SHIFT(1)
 VELOCITY = DEFAULT_SETTINGS.velocity  # 356: VELOCITY(1)
 DEFAULT_DECODE_VELOCITY = 100  # note_seq's default before the first VELOCITY event
+
+
+def shift_run(gap: np.ndarray | int, max_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """The shift rule, the one place it is written: a gap of g > 0 steps is (g - 1) // max_shift
+    full TIME_SHIFT(max_shift), then TIME_SHIFT of the remainder (1..max_shift); a gap of 0 has
+    none. Per gap: how many shift tokens, and the steps of the last one."""
+    gap = np.asarray(gap, np.int64)
+    full = np.maximum(gap - 1, 0) // max_shift
+    return np.where(gap > 0, full + 1, 0), gap - full * max_shift
+
+
+def shifts_before(gap: np.ndarray, payload: np.ndarray | int, time_shift: int,
+                  max_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """A token stream of groups, each ``gap[i]`` steps after the one before (`shift_run`'s
+    TIME_SHIFTs, ``time_shift`` the token of TIME_SHIFT(1)) followed by ``payload[i]`` tokens:
+    the stream with its shifts written, and where each group's payload starts (the caller's to
+    fill)."""
+    count, last = shift_run(gap, max_shift)
+    length = count + payload
+    first = np.cumsum(length) - length
+    out = np.full(int(np.sum(length)), time_shift + max_shift - 1, np.int64)
+    shifted = count > 0
+    out[(first + count - 1)[shifted]] = time_shift + last[shifted] - 1
+    return out, first + count
 
 
 def encode(source: MidiSource, settings: EncoderSettings = DEFAULT_SETTINGS,
@@ -151,27 +222,18 @@ def tokens_from_notes(table: NoteTable,
     ev = np.lexsort((is_off, note_idx, steps))
     steps, note_idx, is_off = steps[ev], note_idx[ev], is_off[ev]
 
-    # TIME_SHIFTs before each event: full shifts of max_shift_steps, then the remainder.
-    max_shift = settings.max_shift_steps
-    gap = np.diff(steps, prepend=0)
-    n_full = np.where(gap > 0, (gap - 1) // max_shift, 0)
-    n_shift = np.where(gap > 0, n_full + 1, 0)
-    remainder = gap - n_full * max_shift
-
     # VELOCITY before a NOTE_ON whose bin differs from the last one sent (starting from 0).
     on_bins = vel_bin[note_idx[~is_off]]
     changed = on_bins != np.concatenate([[0], on_bins[:-1]])
     needs_vel = np.zeros(len(steps), bool)
     needs_vel[~is_off] = changed
 
-    length = n_shift + needs_vel + 1
-    first = np.cumsum(length) - length
-    tokens = np.full(int(length.sum()), settings.time_shift + max_shift - 1, np.int64)
-    shifted = n_shift > 0
-    tokens[first[shifted] + n_shift[shifted] - 1] = settings.time_shift + remainder[shifted] - 1
-    vel_pos = first + n_shift
-    tokens[vel_pos[needs_vel]] = settings.velocity + vel_bin[note_idx[needs_vel]] - 1
-    note_tok = np.where(is_off, settings.note_off, settings.note_on) + pitch[note_idx]
+    # Each event: the TIME_SHIFTs since the last one (`shift_run`), [VELOCITY], the note.
+    tokens, vel_pos = shifts_before(np.diff(steps, prepend=0), needs_vel + 1,
+                                    settings.time_shift, settings.max_shift_steps)
+    tokens[vel_pos[needs_vel]] = settings.token(Event.VELOCITY, vel_bin[note_idx[needs_vel]])
+    note_tok = np.where(is_off, settings.token(Event.NOTE_OFF, pitch[note_idx]),
+                        settings.token(Event.NOTE_ON, pitch[note_idx]))
     tokens[vel_pos + needs_vel] = note_tok
     return tokens
 
@@ -203,21 +265,21 @@ def decode_notes(tokens: np.ndarray | list[int],
     notes: list[tuple[int, int, int, int]] = []
     step = 0
     velocity = DEFAULT_DECODE_VELOCITY
-    t_shift, t_vel = settings.time_shift, settings.velocity
-    for tok in toks.tolist():
-        if tok < settings.note_off:
-            open_notes.setdefault(tok, []).append((step, velocity))
-        elif tok < t_shift:
-            pitch = tok - settings.note_off
-            waiting = open_notes.get(pitch)
+    on, off, shift = Event.NOTE_ON, Event.NOTE_OFF, Event.TIME_SHIFT
+    for kind, value in zip(settings.kinds[toks].tolist(), settings.values[toks].tolist(),
+                           strict=True):
+        if kind == on:
+            open_notes.setdefault(value, []).append((step, velocity))
+        elif kind == off:
+            waiting = open_notes.get(value)
             if waiting:
                 start, vel = waiting.pop(0)
                 if start != step:
-                    notes.append((start, step, pitch, vel))
-        elif tok < t_vel:
-            step += tok - t_shift + 1
+                    notes.append((start, step, value, vel))
+        elif kind == shift:
+            step += value
         else:
-            velocity = int(settings.bin_to_velocity(tok - t_vel + 1))
+            velocity = int(settings.bin_to_velocity(value))
     for pitch, waiting in open_notes.items():
         notes.extend((start, step, pitch, vel) for start, vel in waiting if start != step)
     notes.sort()
@@ -229,11 +291,7 @@ def describe(token: int, settings: EncoderSettings = DEFAULT_SETTINGS) -> str:
     tok = int(token)
     if not 0 <= tok < settings.vocab_size:
         raise ValueError(f"token {tok} is outside the vocabulary 0..{settings.vocab_size - 1}")
-    if tok < settings.note_off:
-        return f"NOTE_ON {tok}"
-    if tok < settings.time_shift:
-        return f"NOTE_OFF {tok - settings.note_off}"
-    if tok < settings.velocity:
-        ms = (tok - settings.time_shift + 1) * 1000 / settings.steps_per_second
-        return f"TIME_SHIFT {ms:g} ms"
-    return f"VELOCITY {tok - settings.velocity + 1}"
+    kind, value = Event(settings.kinds[tok]), int(settings.values[tok])
+    if kind == Event.TIME_SHIFT:
+        return f"TIME_SHIFT {value * 1000 / settings.steps_per_second:g} ms"
+    return f"{kind.name} {value}"

@@ -42,9 +42,11 @@ from encoders.packing import Packer
 from encoders.performance import (
     DEFAULT_SETTINGS,
     EncoderSettings,
+    Event,
     decode_notes,
     describe,
     encode_notes,
+    shifts_before,
 )
 
 LEAD_RULES = "top, track:NAME or split:PITCH"
@@ -111,8 +113,10 @@ class VoiceScheme:
         s = self.settings
         base = np.asarray(base, np.int64)
         voice = np.asarray(voice, np.int64)
-        is_shift = (base >= s.time_shift) & (base < s.velocity)
-        event = np.where(base >= s.velocity, base - s.max_shift_steps, base)
+        kind = s.kinds[base]
+        is_shift = kind == Event.TIME_SHIFT
+        # A voice's events: NOTE_ON, NOTE_OFF, then VELOCITY (the shifts are shared).
+        event = np.where(kind == Event.VELOCITY, base - s.max_shift_steps, base)
         voiced = self.packer.pack((np.where(is_shift, 0, voice), np.where(is_shift, 0, event)))
         out = np.where(is_shift, self.time_shift + base - s.time_shift, voiced)
         return int(out) if out.ndim == 0 else out
@@ -141,25 +145,16 @@ class VoiceScheme:
 
 def event_steps(base: np.ndarray, settings: EncoderSettings) -> tuple[np.ndarray, np.ndarray]:
     """Performance tokens -> (is TIME_SHIFT, the step each token happens at)."""
-    is_shift = (base >= settings.time_shift) & (base < settings.velocity)
-    shift = np.where(is_shift, base - settings.time_shift + 1, 0)
-    return is_shift, np.cumsum(shift)
+    is_shift = settings.kinds[base] == Event.TIME_SHIFT
+    return is_shift, np.cumsum(np.where(is_shift, settings.values[base], 0))
 
 
 def _with_shifts(steps: np.ndarray, tokens: np.ndarray, time_shift: int,
                  max_shift: int) -> np.ndarray:
     """Events at non-decreasing steps -> one stream with TIME_SHIFTs before each step change,
-    full shifts first, then the remainder (as the Performance encoder writes them)."""
-    gap = np.diff(steps, prepend=0)
-    n_full = np.where(gap > 0, (gap - 1) // max_shift, 0)
-    n_shift = np.where(gap > 0, n_full + 1, 0)
-    length = n_shift + 1
-    first = np.cumsum(length) - length
-    out = np.full(int(length.sum()), time_shift + max_shift - 1, np.int64)
-    shifted = n_shift > 0
-    remainder = gap - n_full * max_shift
-    out[first[shifted] + n_shift[shifted] - 1] = time_shift + remainder[shifted] - 1
-    out[first + n_shift] = tokens
+    by the Performance encoder's shift rule (`performance.shift_run`)."""
+    out, at = shifts_before(np.diff(steps, prepend=0), 1, time_shift, max_shift)
+    out[at] = tokens
     return out
 
 

@@ -149,6 +149,37 @@ def _pitch_ticks(low: int, high: int) -> list[int]:
     return list(range(first, high + 1, step))
 
 
+PRIMER_MARK = "primer ends"  # a MIDI marker `generate --primer` writes where its music begins
+
+
+def mark_primer_end(pm, primer_tokens, encoder, voices=None) -> float:
+    """Put a `PRIMER_MARK` marker into ``pm`` (a generated PrettyMIDI) where the primer's
+    tokens end; the time, in seconds."""
+    import pretty_midi
+
+    from neuralband.voicing import Voicing
+
+    steps = Voicing(encoder, voices).shift_steps[np.asarray(primer_tokens, np.int64)].sum()
+    t = float(steps) / encoder.steps_per_second
+    pm.text_events.append(pretty_midi.Text(PRIMER_MARK, t))
+    return t
+
+
+def primer_end(path: str | os.PathLike) -> float | None:
+    """Where a generated file's primer ends (its `PRIMER_MARK`), in seconds; None: nowhere."""
+    import mido
+
+    try:
+        now = 0.0
+        for msg in mido.MidiFile(str(path)):
+            now += msg.time
+            if msg.is_meta and msg.type in ("text", "marker") and msg.text == PRIMER_MARK:
+                return now
+    except Exception:  # read_notes has already said what is wrong with a bad file
+        return None
+    return None
+
+
 def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
                    png_path: str | os.PathLike,
                    titles: Sequence[str] | None = None) -> Path:
@@ -157,7 +188,8 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
     Time in seconds across, pitch names up. A file of one part shows velocity as colour on one
     fixed 1-127 scale, so that colours mean the same in every subplot; a file of several parts
     (player and band, lead and band voices) gives each part its own colour, named in a legend,
-    with velocity as brightness. Raises `MidiError` for a file that is not MIDI.
+    with velocity as brightness. A generated file's primer (`PRIMER_MARK`) ends at a dashed
+    line. Raises `MidiError` for a file that is not MIDI.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import PolyCollection
@@ -217,6 +249,13 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
                 mappable = rects
         else:
             ax.text(0.5, 0.5, "no notes", transform=ax.transAxes, ha="center", va="center")
+        primed = primer_end(path)
+        if primed is not None:
+            ax.axvline(primed, color="0.25", linestyle="--", linewidth=1.2)
+            label = ax.text(primed, 1.0, "primer | generated",
+                            transform=ax.get_xaxis_transform(), ha="center", va="top",
+                            fontsize=8, color="0.25", clip_on=True)
+            label.set_in_layout(False)  # the layout stays that of the roll without it
         ax.grid(axis="y", color="0.9", linewidth=0.6)
         ax.set_axisbelow(True)
         ax.set_ylabel("pitch")

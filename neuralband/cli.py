@@ -104,7 +104,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from encoders.grid import codes_summary
-    from encoders.performance import EncoderSettings
+    from encoders.performance import EncoderSettings, Event
     from encoders.voices import VoiceScheme
     from training.dataset import Limits, build_dataset, check_out_dir, find_midi_files
 
@@ -142,7 +142,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
                 counts["notes"] += codes_summary(result.tokens, grid)[1]
             else:
                 base = voices.unpack(result.tokens)[1] if voices else result.tokens
-                counts["notes"] += int((base < settings.note_off).sum())
+                counts["notes"] += int((settings.kinds[base] == Event.NOTE_ON).sum())
         rate = counts["notes"] / max(time.perf_counter() - start, 1e-9)
         bar.set_postfix_str(f"{rate:,.0f} notes/s, {counts['errors']} errors", refresh=False)
         bar.update(1)
@@ -239,6 +239,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from encoders.performance import decode, encode
     from encoders.voices import decode_voices, encode_voices, melody_tokens
+    from neuralband.audition import mark_primer_end
     from neuralband.generate import accompany, generate
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
     from training.dataset import duration_s
@@ -279,6 +280,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     for name, piece in zip(_output_names(args), pieces, strict=True):
         name.parent.mkdir(parents=True, exist_ok=True)
         pm = decode_voices(piece.tokens, voices) if voices else decode(piece.tokens, encoder)
+        if args.primer and piece.primer_length:
+            mark_primer_end(pm, piece.tokens[:piece.primer_length], encoder, voices)
         pm.write(str(name))
         notes = sum(len(i.notes) for i in pm.instruments)
         parts = (" (" + ", ".join(f"{i.name} {len(i.notes)}" for i in pm.instruments) + ")"
@@ -327,23 +330,42 @@ def _cmd_ports(args: argparse.Namespace) -> int:
 
 def _cmd_play(args: argparse.Namespace) -> int:
     from neuralband.engine import PlaySettings
+    from neuralband.midimap import load_map, parse_map
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
-    from neuralband.play import PortChoice, play
+    from neuralband.osc import parse_address
+    from neuralband.play import PortChoice, learn_controls, play
     from neuralband.ports import PortError
 
     try:
-        settings = PlaySettings(mode=args.mode, wait_s=args.wait, answer_s=args.answer,
-                                channel=args.channel - 1, thru=args.thru,
-                                feedback_guard_s=0.03 if args.feedback_guard else 0.0)
-        info = read_info(args.model or bundled_model())
-        rules, controls = _rules_and_controls(args, info, args.model or "the default model")
         choice = PortChoice(inp=args.inp, out=args.out, virtual=args.virtual, api=args.api,
                             on_loss=args.on_loss)
+        if args.learn:
+            learn_controls(choice, args.learn)
+            return 0
+        if args.link and args.clock != "internal":
+            raise ValueError("--link and --clock midi both set the tempo: choose one")
+        if args.in_channel is not None and not 1 <= args.in_channel <= 16:
+            raise ValueError(f"--in-channel is 1..16, got {args.in_channel}")
+        settings = PlaySettings(mode=args.mode, wait_s=args.wait, answer_s=args.answer,
+                                channel=args.channel - 1, thru=args.thru,
+                                feedback_guard_s=0.03 if args.feedback_guard else 0.0,
+                                in_channel=None if args.in_channel is None
+                                else args.in_channel - 1)
+        midi_map = load_map(args.map_file) if args.map_file else {}
+        midi_map.update(parse_map(args.map or []))
+        info = read_info(args.model or bundled_model())
+        rules, controls = _rules_and_controls(args, info, args.model or "the default model")
         return play(choice, args.model, settings, rules, args.seed, args.record, args.seconds,
                     bpm=args.bpm, click=args.click,
                     grace_s=None if args.grace_ms is None else args.grace_ms / 1000.0,
-                    precision=args.precision,
-                    controls=controls)
+                    precision=args.precision, controls=controls, midi_map=midi_map,
+                    osc=None if args.osc is None else parse_address(args.osc),
+                    sync="link" if args.link else args.clock, clock_out=args.clock_out,
+                    view=None if args.view is None else (args.view_host, args.view),
+                    view_cells=args.view_cells, realtime=args.realtime)
+    except KeyboardInterrupt:
+        print("neuralband: stopped", file=sys.stderr)
+        return 130
     except (PortError, ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -369,6 +391,8 @@ def _cmd_audition(args: argparse.Namespace) -> int:
     if args.out and len(files) != 1:
         print("neuralband: -o names one WAV; give one MIDI file with it", file=sys.stderr)
         return 2
+    if args.activations:
+        return _activations(files, args.activations, args.model)
     if args.play is not None:
         from neuralband.playback import play_file
         from neuralband.ports import PortError
@@ -406,6 +430,30 @@ def _cmd_audition(args: argparse.Namespace) -> int:
     except AuditionError as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _activations(files: list[Path], png: str, model: str | None) -> int:
+    """audition FILE --activations OUT.png: the model's cells under the roll, and OUT.json."""
+    from encoders.errors import MidiError
+    from neuralband.activations import draw, record, write_json
+    from neuralband.modelfile import ModelFileError, bundled_model
+
+    if len(files) != 1:
+        print("neuralband: --activations reads one MIDI file", file=sys.stderr)
+        return 2
+    try:
+        acts = record(model or bundled_model(), files[0])
+        found = acts.findings()
+        out = draw(acts, found, png)
+        js = write_json(acts, found, Path(png).with_suffix(".json"))
+    except (MidiError, ModelFileError, ValueError) as err:
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} and {js}: {acts.layers} layers x {acts.hidden} cells of {acts.model} "
+          f"over {files[0].name}")
+    for f in found[:6]:
+        print(f"  cell {f.layer}:{f.cell} follows {f.feature} (r = {f.r:+.2f})")
     return 0
 
 
@@ -622,10 +670,52 @@ def build_parser() -> argparse.ArgumentParser:
                          "half a step)")
     pl.add_argument("--click", action="store_true",
                     help="grid models: a metronome click on channel 10 every beat")
+    pl.add_argument("--no-realtime", dest="realtime", action="store_false",
+                    help="do not ask real-time scheduling (SCHED_FIFO) for the loop's thread; "
+                         "by default it is asked where the system allows it (root, or an "
+                         "rtprio limit as the audio group has), and the start line says")
     pl.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
                     help="int8: the model's matrices as int8 (a quarter of the bytes a step "
                          "reads; needs numba: pip install 'neuralband[fast]'); auto (default): "
                          "int8 where numba is installed, else fp32")
+    sync = pl.add_argument_group("tempo sync")
+    sync.add_argument("--clock", choices=("internal", "midi"), default="internal",
+                      help="midi: follow a MIDI clock on the input (24 ppqn, start, stop, "
+                           "continue, song position): a grid model's steps are its sixteenths; "
+                           "an event model's --wait/--answer are beats; Stop ends the band's "
+                           "notes")
+    sync.add_argument("--link", action="store_true",
+                      help="grid models: join an Ableton Link session, the grid on its beat "
+                           "(needs aalink: pip install 'neuralband[link]')")
+    sync.add_argument("--clock-out", action="store_true",
+                      help="grid models: send MIDI clock (start, 24 ppqn, stop) at the band's "
+                           "tempo, for a drum machine to follow")
+    steer = pl.add_argument_group(
+        "live controls", "steer the band while it plays: temperature, density, key, register, "
+        "mode, answer, mute, handover, end, panic (README: 'Steering the band')")
+    steer.add_argument("--map", action="append", metavar="SOURCE=CONTROL",
+                       help="a knob or pad onto a control: 1=density, 74=temperature, "
+                            "note36=handover, 10:note40=panic (channel 10 only); repeatable")
+    steer.add_argument("--map-file", metavar="FILE", help="a map file (TOML or JSON, as "
+                       "--learn writes it); --map adds to it")
+    steer.add_argument("--learn", metavar="FILE", help="ask for each control in turn, take "
+                       "the knob or pad you move, write FILE (.toml or .json) and exit")
+    steer.add_argument("--in-channel", type=int, metavar="1-16",
+                       help="only this channel's notes reach the model (a drum machine or a "
+                            "second controller on another channel is left out); mapped "
+                            "controls work on any channel unless their map names one")
+    steer.add_argument("--osc", metavar="[HOST:]PORT",
+                       help="take the controls over OSC: /neuralband/CONTROL value; "
+                            "/neuralband/state answers every value (host: 127.0.0.1)")
+    see = pl.add_argument_group("the live view (README: 'Seeing what the band thinks')")
+    see.add_argument("--view", type=int, nargs="?", const=8765, metavar="PORT",
+                     help="serve a page of the roll, the band's plan, its confidence, its "
+                          "LSTM cells and the controls at http://127.0.0.1:PORT/ (8765)")
+    see.add_argument("--view-host", default="127.0.0.1", metavar="HOST",
+                     help="the view's address (default loopback: only this machine)")
+    see.add_argument("--view-cells", metavar="L:N,...",
+                     help="the cells the view shows (layer:cell, from 0); default: the 32 "
+                          "most active")
     pl.set_defaults(func=_cmd_play)
 
     aud = sub.add_parser("audition", help="render MIDI to WAV and piano-roll PNG, or an HTML page")
@@ -641,6 +731,11 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--play", metavar="PORT", nargs="?", const="",
                      help="play the files in real time to a MIDI output (name or part of it)")
     aud.add_argument("--api", choices=("alsa", "jack"), help="for --play")
+    aud.add_argument("--activations", metavar="OUT.png",
+                     help="the model's LSTM cells under the piano roll, and the cells that "
+                          "follow musical features (also OUT.json)")
+    aud.add_argument("--model", help="for --activations: a model file (default: the bundled "
+                     "pop model)")
     aud.set_defaults(func=_cmd_audition)
 
     sc = sub.add_parser("score", help="a model's NLL per event (nats) on MIDI files",

@@ -25,31 +25,45 @@ Every outgoing note passes through `notes.OutputNotes`, so `close` leaves nothin
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from encoders.keys import estimate_key, parse_key, scale_mask
 from encoders.live import LiveEncoder
-from encoders.performance import DEFAULT_SETTINGS
-from neuralband.clock import wait_for_input
+from encoders.performance import DEFAULT_SETTINGS, Event
+from neuralband.clock import SPIN_S, wait_for_input
+from neuralband.midimap import MidiMap, Source
 from neuralband.notes import NOTE_ON, OutputNotes, echo
+from neuralband.panel import CONTROLS, INDEX, KEYS, PLAY_MODES, Panel, control
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
-from neuralband.steering import ControlChoice, steer
+from neuralband.steering import FOLLOW, FREE, ControlChoice, steer
+from neuralband.sync import ClockFollower
 from neuralband.voicing import Voicing, from_info
 
-MODES = ("call", "solo", "duet")
+MODES = PLAY_MODES
 SWITCH_S = 0.0002  # GIL switch interval while playing
 MAX_CHAIN = 16  # events sampled ahead after a wait
 LATE_S = 0.02  # a wait that ended this late re-times the stream to the clock
 CHECK_EVERY_S = 0.1  # the wall-clock note-length limit is checked this often
 START_STEPS = 10  # the stream opens with TIME_SHIFT(10): "nothing yet", as `generate` starts
+# The live controls (`neuralband.panel`) on a model that reads no density or key control:
+DENSITY_REF = 4.0  # notes/s that leave the NOTE_ONs' logits as they are
+DENSITY_GAIN = 2.0  # nats added to every NOTE_ON per e-fold of density asked above DENSITY_REF
+DENSITY_WINDOW_S = 2.5  # ... then the band's own notes/s over this window
+DENSITY_RATE = 0.1  # nats of offset per e-fold of error, every CHECK_EVERY_S
+DENSITY_MAX_BIAS = 10.0
+DENSITY_BURST_S = 1.0  # ... and a ceiling: at most density x this many notes in a burst
+REGISTER_SPAN = 18  # the register control keeps new notes within this many semitones
+END_S = 2.5  # the end control: the band closes within this long (a bar at 96 bpm)
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ class PlaySettings:
     channel: int = 0  # the band's MIDI channel (0-based); band voice k of a voiced model: +k-1
     thru: bool = False  # echo the player's notes to the output
     feedback_guard_s: float = 0.0  # ignore input equal to our own output this recent (0: off)
+    in_channel: int | None = None  # only this channel's notes reach the model (0-based; None: all)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -70,33 +85,67 @@ class PlaySettings:
             raise ValueError("wait must be >= 0 and answer > 0 seconds")
         if not 0 <= self.channel <= 15:
             raise ValueError(f"channel must be 1..16, got {self.channel + 1}")
+        if self.in_channel is not None and not 0 <= self.in_channel <= 15:
+            raise ValueError(f"the input channel must be 1..16, got {self.in_channel + 1}")
 
 
 class Turns:
     """Whose turn it is, from the mode and the player's note times alone (the event engine and
     the grid engine share it): solo always the band's; duet while the player holds a note or
     played within ``wait_s``; call an answer of at most ``answer_s`` after ``wait_s`` of
-    silence, over as soon as the player plays again."""
+    silence, over as soon as the player plays again.
+
+    The live controls override the mode: ``muted`` the band never plays, ``handed`` (the
+    handover control) it plays until handed back, ``resting`` (after panic or an ending) it
+    waits for the player to start again after a pause of ``wait_s`` (a player who plays on
+    through the band's ending is finishing the piece, not starting the next)."""
 
     def __init__(self, settings: PlaySettings):
         self.settings = settings
         self.last_player_s = -np.inf  # time of the player's last note message
         self.answer_start: float | None = None
         self.played_since_answer = False
+        self.muted = False
+        self.handed = False
+        self.resting = False
 
     def heard(self, t: float, note_on: bool) -> None:
         """A note message of the player's at ``t``."""
+        paused = t - self.last_player_s >= self.settings.wait_s
         self.last_player_s = t
         if note_on:
             self.played_since_answer = True
+            if paused:
+                self.resting = False
             if self.settings.mode == "call":
                 self.answer_start = None  # the player comes in: the answer is over
+
+    def hand(self, to_band: bool) -> None:
+        """The handover control: the band's turn until handed back, or the player's again (the
+        mode decides from the player's next phrase on)."""
+        self.handed = to_band
+        if to_band:
+            self.resting = False
+        else:
+            self.answer_start = None
+            self.played_since_answer = False
+
+    def rest(self) -> None:
+        """The band stops until the player starts again (after panic, or an ending)."""
+        self.resting = True
+        self.handed = False
+        self.answer_start = None
+        self.played_since_answer = False
 
     def player_active(self, now: float, holding: bool) -> bool:
         return holding or now - self.last_player_s < self.settings.wait_s
 
     def band_may_play(self, now: float, holding: bool) -> bool:
         """Whether the band plays at ``now`` (``holding``: the player holds a note)."""
+        if self.muted or self.resting:
+            return False
+        if self.handed:
+            return True
         mode = self.settings.mode
         if mode == "solo":
             return True
@@ -113,16 +162,18 @@ class Turns:
             return True
         return False
 
-    def next_change(self) -> float:
-        """When `band_may_play` may next change with no new input (inf: not before input)."""
+    def next_change(self, now: float) -> float:
+        """When `band_may_play` may next change with no new input (inf: not before input). A
+        player's pause that has already run out changes nothing more: the loop then sleeps until
+        input (it spun on a duet whose player had stopped)."""
         s = self.settings
-        if s.mode == "call":
-            if self.answer_start is not None:
-                return self.answer_start + s.answer_s
-            if self.played_since_answer:
-                return self.last_player_s + s.wait_s
-        elif s.mode == "duet":
-            return self.last_player_s + s.wait_s
+        if self.muted or self.resting or self.handed:
+            return np.inf
+        if s.mode == "call" and self.answer_start is not None:
+            return self.answer_start + s.answer_s
+        if (s.mode == "call" and self.played_since_answer) or s.mode == "duet":
+            pause_ends = self.last_player_s + s.wait_s
+            return pause_ends if pause_ends > now else np.inf
         return np.inf
 
 
@@ -155,11 +206,13 @@ class Stats:
     expected: int = 0  # waits drawn again: they ended where the model expected the player
     forced_off: int = 0  # band notes ended by the wall-clock length limit
     late: int = 0  # waits that ended more than LATE_S late (the engine was starved)
+    controls: int = 0  # messages a MIDI map took for the panel
 
     def __post_init__(self) -> None:
         self.absorb_s = Ring()  # arrival -> fed to the model
         self.timing_s = Ring()  # band event sent - its scheduled time
         self.step_s = Ring()  # one band event: feed + sample
+        self.entropy = Ring()  # of each distribution the band drew from (nats)
 
 
 class LiveLoop:
@@ -183,9 +236,19 @@ class LiveLoop:
         self.closed_at: float | None = None  # when `close` ended the take (the recording's end)
         self.t0 = 0.0
         self.turns = Turns(settings)
+        # The live controls: sources write the panel, the loop applies it once per turn.
+        self.panel = Panel(rules.temperature, settings.mode, settings.answer_s)
+        self.panel.on_change = self.wake.set
+        self.midimap = MidiMap(self.panel, {})
+        self._applied = self.panel.values.copy()
+        self._panel_seen = self.panel.version
         self._stopped = lambda: self.stopping
         self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
         self._next_check = 0.0  # when the wall-clock note-length limit is next checked
+        self.view: Any = None  # a `neuralband.view.ViewFeed` while a page may watch
+        self.realtime = "off"  # what the loop's thread was granted (`clock.realtime_scheduling`)
+        self._ahead_s = 0.0  # what a look ahead has cost lately: it is left out when a deadline
+        # is nearer than that (and the spin before it)
 
     def run(self, seconds: float | None = None, poll: Callable[[], None] | None = None,
             poll_every_s: float = 0.5, status: Callable[[Any], None] | None = None,
@@ -225,7 +288,15 @@ class LiveLoop:
                 next_status = now + status_every_s
             until = min(self._next_deadline(now), self.out.next_repeat(),
                         next_poll if poll else np.inf, next_status if status else np.inf, end)
-            wait_for_input(until, self.inbox, self.wake, self._stopped, self.clock)
+            look = np.inf
+            if until - now > SPIN_S + self._ahead_s:  # room to look ahead before the deadline
+                t = self.clock()
+                look = self._ahead(now)
+                self._ahead_s = max(self.clock() - t, 0.9 * self._ahead_s)  # a recent worst
+            if look < until:  # only a look ahead is due: sleep to it, no spin
+                wait_for_input(look, self.inbox, self.wake, self._stopped, self.clock, spin=False)
+            else:
+                wait_for_input(until, self.inbox, self.wake, self._stopped, self.clock)
 
     def start(self) -> None:
         raise NotImplementedError  # each loop opens its own way
@@ -235,6 +306,10 @@ class LiveLoop:
 
     def _next_deadline(self, now: float) -> float:
         raise NotImplementedError
+
+    def _ahead(self, now: float) -> float:
+        """Work done ahead while waiting (none here); when to do it again."""
+        return np.inf
 
     def _check_lengths(self, now: float) -> None:
         """The wall-clock note-length limit, every `CHECK_EVERY_S`: called after the sends, off
@@ -263,10 +338,25 @@ class LiveLoop:
 
     # --- the player's messages, in the loop's thread ------------------------------------------
 
+    def map_midi(self, pairs: dict[Source, str]) -> None:
+        """Knobs, pads and pedals onto the controls (`neuralband.midimap`)."""
+        self.midimap = MidiMap(self.panel, pairs)
+
     def _absorb_inbox(self, until: float = np.inf) -> None:
         while self.inbox and self.inbox[0][0] <= until:
-            t, data = self.inbox.popleft()
-            self.stats.received += 1
+            self._take(*self.inbox.popleft())
+
+    def _take(self, t: float, data: list[int]) -> None:
+        """One queued message: the panel's if mapped, dropped if from another channel than
+        ``--in-channel``, else the loop's to hear."""
+        self.stats.received += 1
+        in_channel = self.settings.in_channel
+        if self.midimap.handle(data):
+            self.stats.controls += 1
+        elif in_channel is not None and data and 0x80 <= data[0] < 0xF0 \
+                and data[0] & 0x0F != in_channel:
+            self.stats.ignored += 1  # another channel's (a second controller, drums)
+        else:
             self._absorb(t, data)
 
     def _absorb(self, t: float, data: list[int]) -> None:
@@ -286,6 +376,9 @@ class LiveLoop:
         """The player's message is in: recorded, echoed to the output (``--thru``), counted."""
         if self.recording is not None:
             self.recording.append((t, "player", list(data)))
+        view = self.view  # read once: `ViewServer.close` may clear it from another thread
+        if thru and view is not None:
+            view.note(t - self.t0, False, data[0] & 0x0F, data[1], data[2] if is_on else 0)
         if thru and self.settings.thru and self.output_ok:
             self._thru(data[0] & 0x0F, data[1], data[2] if is_on else 0, t)
         self.stats.absorbed += 1
@@ -294,6 +387,67 @@ class LiveLoop:
     def _thru(self, channel: int, pitch: int, velocity: int, t: float) -> None:
         if not echo(self.out, channel, pitch, velocity, t):
             self.output_ok = False
+
+    # --- the live controls ---------------------------------------------------------------------
+
+    def _check_panel(self, now: float) -> None:
+        """Apply what changed on the panel since the last look: one comparison when nothing did
+        (the per-event cost), the control's own action for each value that changed."""
+        if self.panel.version == self._panel_seen:
+            return
+        self._panel_seen = self.panel.version
+        values, applied = self.panel.values, self._applied
+        for i, c in enumerate(CONTROLS):
+            value = float(values[i])
+            if value == applied[i] or (math.isnan(value) and math.isnan(applied[i])):
+                continue
+            applied[i] = value
+            self._control(c.name, value, now)
+
+    def _control(self, name: str, value: float, now: float) -> None:
+        """One control's new value: the turn-taking ones here, the music's in each loop."""
+        if name == "temperature":
+            self._sampler().temperature = value
+        elif name == "mode":
+            self._settings(mode=PLAY_MODES[int(value)])
+        elif name == "answer":
+            self._answer(value)
+        elif name == "mute":
+            self.turns.muted = bool(value)
+        elif name == "handover":
+            self.turns.hand(to_band=value == 1)
+        elif name == "panic":
+            self._panic(now)
+        else:
+            self._steer(name, value, now)
+
+    def _answer(self, value: float) -> None:
+        self._settings(answer_s=value)
+
+    def _settings(self, **changes: Any) -> None:
+        self.settings = replace(self.settings, **changes)
+        self.turns.settings = self.settings
+
+    def _reflect(self, name: str, value: float) -> None:
+        """The loop changed a control itself (an ending hands the turn back): the panel shows
+        it, and it is not applied again."""
+        i = INDEX[name]
+        if self.panel.values[i] == self._applied[i]:  # else a source's new value is pending:
+            self.panel.values[i] = value  # it stays, differs from applied, and is applied next
+        self._applied[i] = value
+
+    def _rest(self) -> None:
+        self.turns.rest()
+        self._reflect("handover", 0.0)
+
+    def _sampler(self) -> Sampler:
+        raise NotImplementedError
+
+    def _panic(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _steer(self, name: str, value: float, now: float) -> None:
+        raise NotImplementedError  # density, key, register, end: each loop its own way
 
     # --- the band's messages ------------------------------------------------------------------
 
@@ -309,7 +463,24 @@ class LiveLoop:
         self._last_sent[int(data[0] & 0xF0 == NOTE_ON), data[1]] = now
         if self.recording is not None:
             self.recording.append((now, "band", data))
+        view = self.view
+        if view is not None:
+            view.note(now - self.t0, True, data[0] & 0x0F, data[1],
+                      data[2] if data[0] & 0xF0 == NOTE_ON else 0)
         return now
+
+    # --- what the view shows (`neuralband.view`), read from its own thread ----------------------
+
+    def voice_names(self) -> dict[int, str]:
+        """The band's output channels (1-16) and what each plays."""
+        return {self.settings.channel + 1: "band"}
+
+    def voice_name(self, channel: int) -> str:
+        return self.voice_names().get(channel + 1, "band")
+
+    def plan(self) -> list[dict]:
+        """The band's next events, drawn but not yet sent: [{type, pitch, voice, t}]."""
+        return []
 
 
 class Engine(LiveLoop):
@@ -319,7 +490,7 @@ class Engine(LiveLoop):
                  settings: PlaySettings | None = None, rules: Rules | None = None,
                  seed: int | None = None, clock: Callable[[], float] = time.perf_counter,
                  record: bool = False, keep_tokens: bool = False,
-                 controls: ControlChoice | None = None):
+                 controls: ControlChoice | None = None, sync: str = "internal"):
         if stepper.batch != 1:
             raise ValueError("the live engine runs one stream")
         settings = settings or PlaySettings()
@@ -331,6 +502,7 @@ class Engine(LiveLoop):
         self.enc = LiveEncoder(es)
         self.tracker = v.tracker(rules)
         self.sampler = Sampler(rules, seed, v.vocab_size)
+        self.sampler.measure = True  # the band's confidence, per draw (`Stats.entropy`)
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
         # A conditioned model's key and density: fixed, free, or following the player's notes.
         self.steering = steer(stepper, controls)
@@ -339,7 +511,8 @@ class Engine(LiveLoop):
         self.control_changes: list[tuple[int, np.ndarray]] = []
         self._follow = self.steering is not None and not self.steering.choice.fixed
         # Token layout shortcuts: model token -> voice, Performance token, TIME_SHIFT steps.
-        self._vel, self._off = es.velocity, es.note_off
+        self._off = es.note_off
+        self._kind, self._value = es.kinds.tolist(), es.values.tolist()  # per Performance token
         self._sps = es.steps_per_second
         self._voice, self._base = v.voice_list, v.base_list
         self._steps = v.shift_steps.tolist()
@@ -363,7 +536,56 @@ class Engine(LiveLoop):
         self._mask = np.empty(v.vocab_size, bool)
         self._lead = v.lead_list
         self._longest = es.max_shift_steps
+        self._shift0 = es.time_shift  # the encoder's TIME_SHIFT(1)
         self._on_time: float | None = None  # when the band's current step was due
+        # The live controls' reach into the draw (`_steer`): each band NOTE_ON's pitch (-1 for
+        # other events), and logit offsets over the vocabulary.
+        band = ~v.is_shift & ~v.is_lead
+        kinds = es.kinds[v.base_of]
+        self._on_pitch = np.where(band & (kinds == Event.NOTE_ON), es.values[v.base_of], -1)
+        self._is_on = self._on_pitch >= 0
+        self._on_f = self._is_on.astype(np.float64)
+        self._off_f = (band & (kinds == Event.NOTE_OFF)) * 1.0
+        self._notes_f = self._on_f + self._off_f  # busier: more notes, and shorter ones
+        self._steer_bias = np.zeros(v.vocab_size)  # density, register, key
+        self._static_bias = np.zeros(v.vocab_size)  # register, key
+        self._density_tmp = np.zeros(v.vocab_size)
+        self._density_bias = 0.0  # nats on every band NOTE_ON (a model without controls)
+        self._chase = False  # whether that offset follows the band's measured density
+        self._chased = DENSITY_REF  # the density that offset was last set for
+        self._next_chase = 0.0
+        self._blocked_bias = np.zeros(v.vocab_size)  # the same, with no NOTE_ON at all
+        self._no_on = np.where(self._is_on, -np.inf, 0.0)  # added to shut every NOTE_ON
+        self._tokens, self._tokens_at = 0.0, 0.0  # the ceiling's bucket: notes it may play now
+        self._onsets = np.full(256, -np.inf)  # the band's last NOTE_ON times (a ring)
+        self._n_onsets = 0
+        self._biased = False
+        self._end_bias, self._end_tmp = np.zeros(v.vocab_size), np.zeros(v.vocab_size)
+        self._end_base = self._end_last = self._steer_bias
+        self._ending: float | None = None  # when an ending began
+        self.end_key: tuple[int, str] | None = None  # the key it closed in, where known
+        self._pc = np.zeros(12)  # pitch classes heard and played: an ending's key, unconditioned
+        # An external MIDI clock (`neuralband.sync`): ``wait_s`` and ``answer_s`` are then in
+        # beats, turned into seconds at its tempo (120 bpm until it is known); Stop rests the
+        # band until Start or Continue.
+        if sync not in ("internal", "midi"):
+            raise ValueError(f"the clock is 'internal' or 'midi', not {sync!r}")
+        self.follower = ClockFollower() if sync == "midi" else None
+        self._beats = (settings.wait_s, settings.answer_s)
+        self._bpm = 0.0
+        self._clock_stopped = False
+        if self.follower is not None:
+            self._follow_tempo(120.0)
+        self._unset_density = FOLLOW
+        if self.steering is not None:  # the panel starts from the choice
+            choice = self.steering.choice
+            if isinstance(choice.density, str):
+                self._unset_density = choice.density
+            else:
+                self._reflect("density", float(choice.density))
+                self._unset_density = FREE if v.voiced else FOLLOW
+            if choice.key not in (FOLLOW, FREE):
+                self._reflect("key", float(control("key").index(choice.key)))
 
     # --- the engine thread --------------------------------------------------------------------
 
@@ -382,6 +604,9 @@ class Engine(LiveLoop):
         """The player's messages in, then the band plays (or stops, or takes a wait back), then
         the note-length limit."""
         self._absorb_inbox()
+        self._check_panel(now)
+        if self._ending is not None and now >= self._ending + END_S:
+            self._finish_end(now)
         if self._band_may_play(now):
             self._play(now)
         elif self.tracker.sounding:
@@ -389,6 +614,8 @@ class Engine(LiveLoop):
         else:
             self._take_back()
         self._check_lengths(self.clock())
+        if self._chase and now >= self._next_chase:
+            self._chase_density(now)
 
     def close(self) -> int:
         """Release every sounding note; how many could not be sent (0 unless the port is gone)."""
@@ -411,6 +638,9 @@ class Engine(LiveLoop):
     # --- input ----------------------------------------------------------------------------------
 
     def _absorb(self, t: float, data: list[int]) -> None:
+        if self.follower is not None and data and data[0] >= 0xF0:
+            self._clock_message(t, data)
+            return
         status = data[0] & 0xF0 if data else 0
         if status not in (0x80, 0x90, 0xB0) or len(data) < 3:
             self.stats.ignored += 1
@@ -429,11 +659,15 @@ class Engine(LiveLoop):
             tokens = self.enc.note_off(seconds, data[1], channel)
         if status != 0xB0:
             self.turns.heard(t, is_on)
-        if is_on and self._follow:  # the band keeps to the key and pace the player sets
-            self._set_controls(self.steering.heard(seconds, data[1]))
+        if is_on:
+            self._pc[data[1] % 12] += 1
         for tok in tokens:
             self._feed(self._player[tok], own=False)
         self._absorbed(t, data, is_on, thru=status != 0xB0)
+        if is_on and self._follow:  # the band keeps to the key and pace the player sets
+            # After the note's own events, which the state computed ahead (`_ahead`) was
+            # computed for; the controls count from the next event on.
+            self._set_controls(self.steering.heard(seconds, data[1]))
 
     def _set_controls(self, vector: np.ndarray) -> None:
         self.stepper.set_controls(vector)
@@ -443,7 +677,11 @@ class Engine(LiveLoop):
     # --- turn-taking ------------------------------------------------------------------------------
 
     def _band_may_play(self, now: float) -> bool:
-        return self.output_ok and self.turns.band_may_play(now, bool(self.enc.open_pitches))
+        """The turn-taking's word, but an ending plays to its close; mute and a stopped
+        external clock always win."""
+        return self.output_ok and not self.turns.muted and not self._clock_stopped and (
+            self._ending is not None
+            or self.turns.band_may_play(now, bool(self.enc.open_pitches)))
 
     def _band_stops(self, now: float) -> None:
         """The band's turn is over: end its notes, in the stream and at the output."""
@@ -484,7 +722,14 @@ class Engine(LiveLoop):
         allowed = self.tracker.allowed()
         if expect_player:
             allowed = self.voicing.band_mask(allowed, self._mask, expect_lead=True)
-        return self.sampler.sample(self.stepper.logits()[0], allowed, self.tracker.endings())
+        return self._draw(allowed)
+
+    def _draw(self, allowed: np.ndarray) -> int:
+        if self._ending is not None:
+            self._end_ramp(self.clock())
+        tok = self.sampler.sample(self.stepper.logits()[0], allowed, self.tracker.endings())
+        self.stats.entropy.add(self.sampler.entropy)
+        return tok
 
     def _play(self, now: float) -> None:
         """Perform due events and keep one proposal ready."""
@@ -532,9 +777,29 @@ class Engine(LiveLoop):
             if self.inbox:
                 return
 
+    def voice_names(self) -> dict[int, str]:
+        many = len(self._channel) > 1
+        return {c + 1: f"band {voice}" if many else "band" for voice, c in self._channel.items()}
+
+    def plan(self) -> list[dict]:
+        """A wait on trial and the events after it (a chord, say): they go out at its end,
+        unless the player comes in first."""
+        if self._mark is None:
+            return []
+        at = round(self._deadline_step / self._sps, 4)
+        events = []
+        for tok in list(self._chain):  # a copy: the engine's thread may change it meanwhile
+            voice, base = self._voice[tok], self._base[tok]
+            if voice >= 0 and self._kind[base] != Event.VELOCITY:
+                kind = "note_on" if self._kind[base] == Event.NOTE_ON else "note_off"
+                events.append({"type": kind, "pitch": self._value[base], "t": at,
+                               "voice": self.voice_name(self._channel[voice])})
+        return events
+
     def _propose_wait(self, shift: int) -> None:
         """Feed a sampled TIME_SHIFT on trial, then sample on until the next TIME_SHIFT: the
         events that follow the wait (a chord, say) are ready to go out together at its end."""
+        self.stepper.prepare()  # the snapshot the player's input returns to: ready for it
         self.stepper.snapshot(into=self._snap)
         self._mark = self.tracker.save()
         self._trial_shift = shift
@@ -546,7 +811,9 @@ class Engine(LiveLoop):
         if self._expects_player:  # the model expects the player then: the band has nothing
             self._next = None
             return
-        while self._voice[self._next] >= 0 and len(self._chain) < MAX_CHAIN:
+        # A message waiting ends the chain here: it takes the wait back (or, a control, the
+        # proposal), so the rest would be drawn for nothing while it waits.
+        while self._voice[self._next] >= 0 and len(self._chain) < MAX_CHAIN and not self.inbox:
             self.stepper.feed(self._next)
             self.tracker.update(self._next)
             self._chain.append(self._next)
@@ -570,7 +837,7 @@ class Engine(LiveLoop):
         self.stepper.restore(self._snap)
         self._mark = None
         self.stats.expected += 1
-        self._next = self.sampler.sample(self.stepper.logits()[0], later, self.tracker.endings())
+        self._next = self._draw(later)
         return True
 
     def _commit(self, tok: int, scheduled: float | None) -> None:
@@ -584,15 +851,24 @@ class Engine(LiveLoop):
         voice, base = self._voice[tok], self._base[tok]
         if voice < 0:
             return
-        if base >= self._vel:
-            self._velocity[voice] = int(self.enc.settings.bin_to_velocity(base - self._vel + 1))
+        kind, value = self._kind[base], self._value[base]
+        if kind == Event.VELOCITY:
+            self._velocity[voice] = int(self.enc.settings.bin_to_velocity(value))
             return
         ch = self._channel[voice]
-        pitch = base % 128
+        pitch = value
         now = self.clock()
         try:
-            if base < self._off:
+            if kind == Event.NOTE_ON:
                 self.out.note_on(ch, pitch, self._velocity[voice], now)
+                self._pc[pitch % 12] += 1
+                self._onsets[self._n_onsets % len(self._onsets)] = now
+                self._n_onsets += 1
+                if self._chase:
+                    self._refill(now)
+                    self._tokens -= 1.0
+                    if self._tokens < 1.0:
+                        self._gate()
             elif not self.out.note_off(ch, pitch):
                 return
         except Exception:
@@ -632,12 +908,233 @@ class Engine(LiveLoop):
             return None
         return self.voicing.token(voice, self._off + pitch)
 
+    # --- an external clock ----------------------------------------------------------------------
+
+    def _clock_message(self, t: float, data: list[int]) -> None:
+        event = self.follower.message(t, data)
+        self.follower.lines.clear()  # an event model keeps no grid: only the tempo counts
+        if event == "line":
+            bpm = self.follower.bpm
+            if bpm and abs(bpm - self._bpm) > 0.01 * self._bpm:
+                self._follow_tempo(bpm)
+        elif event == "stop":
+            self._clock_stopped = True  # `_turn` ends the band's notes
+        elif event in ("start", "continue"):
+            self._clock_stopped = False
+
+    def _follow_tempo(self, bpm: float) -> None:
+        """--wait and --answer are beats: their seconds at ``bpm``."""
+        self._bpm = bpm
+        beat_s = 60.0 / bpm
+        self._settings(wait_s=self._beats[0] * beat_s, answer_s=self._beats[1] * beat_s)
+
+    # --- the live controls ---------------------------------------------------------------------
+
+    def _sampler(self) -> Sampler:
+        return self.sampler
+
+    def _answer(self, value: float) -> None:
+        """On an external clock the answer is in beats, as --answer is."""
+        if self.follower is None:
+            super()._answer(value)
+            return
+        self._beats = (self._beats[0], value)
+        self._follow_tempo(self._bpm)
+
+    def _control(self, name: str, value: float, now: float) -> None:
+        """A control changed: the next event is drawn under it (a proposal is taken back)."""
+        self._take_back()
+        super()._control(name, value, now)
+        self._duet = self.voicing.voiced and self.settings.mode == "duet"
+
+    def _steer(self, name: str, value: float, now: float) -> None:
+        """density and key: a conditioned model is told them (`steering`); one that reads no
+        controls is steered by logit offsets on the band's NOTE_ONs (`_update_bias`), as is
+        register on every model. end: the band closes the piece (`_begin_end`)."""
+        if name == "end":
+            self._begin_end(now)
+            return
+        if self.steering is not None and name in ("density", "key"):
+            choice = self.steering.choice
+            if name == "density":
+                choice = replace(choice, density=self._unset_density if math.isnan(value)
+                                 else float(value))
+            else:
+                choice = replace(choice, key=FOLLOW if value == 0 else KEYS[int(value)])
+            self._set_controls(self.steering.choose(choice))
+            self._follow = not choice.fixed
+        self._update_bias()
+
+    def _update_bias(self) -> None:
+        """The band's NOTE_ON offsets: density (DENSITY_GAIN nats per e-fold above DENSITY_REF,
+        without controls), register (none further than REGISTER_SPAN from its centre), key
+        (without controls: none outside the scale)."""
+        b, values = self._static_bias, self.panel.values
+        b.fill(0.0)
+        density, register = values[INDEX["density"]], values[INDEX["register"]]
+        key = int(values[INDEX["key"]])
+        chase = self.steering is None and not math.isnan(density)
+        if chase:  # a first guess on every change (feed-forward), `_chase_density` corrects it
+            start = self._chased if self._chase else DENSITY_REF
+            self._density_bias = self._clamp(self._density_bias * self._chase
+                                             + DENSITY_GAIN * math.log(density / start))
+            self._chased = density
+        self._chase = chase
+        if not chase:
+            self._density_bias = 0.0
+        if not math.isnan(register):
+            b[self._is_on & (np.abs(self._on_pitch - register) > REGISTER_SPAN)] = -np.inf
+        if self.steering is None and key > 0:
+            scale = scale_mask(*parse_key(KEYS[key]))
+            b[self._is_on & ~scale[self._on_pitch % 12]] = -np.inf
+        self._compose_bias()
+
+    def _compose_bias(self) -> None:
+        """The static offsets plus the density offset on the band's NOTE_ONs, no allocation."""
+        np.multiply(self._notes_f, self._density_bias, out=self._density_tmp)
+        np.add(self._static_bias, self._density_tmp, out=self._steer_bias)
+        np.add(self._steer_bias, self._no_on, out=self._blocked_bias)  # no allocation
+        self._biased = bool(self._density_bias) or bool(self._static_bias.any())
+        self._gate()
+
+    def _gate(self) -> None:
+        """The sampler's offsets now: none, the steering ones, or (a chased density whose
+        bucket is empty) those with every NOTE_ON shut, until the bucket refills."""
+        if self._ending is not None:
+            return
+        if self._chase and self._tokens < 1.0:
+            self.sampler.bias = self._blocked_bias
+        else:
+            self.sampler.bias = self._steer_bias if self._biased else None
+
+    def _refill(self, now: float) -> None:
+        """The ceiling's bucket: it fills at the density asked, up to DENSITY_BURST_S of it
+        (one note at least); every band NOTE_ON takes one out."""
+        target = self._applied[INDEX["density"]]
+        cap = max(1.0, target * DENSITY_BURST_S)
+        self._tokens = min(cap, self._tokens + (now - self._tokens_at) * target)
+        self._tokens_at = now
+
+    def _chase_density(self, now: float) -> None:
+        """A model without a density control: every CHECK_EVERY_S while the band plays, move
+        its NOTE_ON offset by the log ratio of the density asked to the one it played over the
+        last DENSITY_WINDOW_S (an integral controller: a knob's density is what comes out)."""
+        self._next_chase = now + CHECK_EVERY_S
+        self._refill(now)
+        if not self._band_may_play(now) or self._ending is not None:
+            self._gate()
+            return
+        played = int(np.count_nonzero(self._onsets > now - DENSITY_WINDOW_S))
+        rate = max(played, 0.5) / DENSITY_WINDOW_S
+        target = self._applied[INDEX["density"]]  # as applied: a source may be writing
+        step = DENSITY_RATE * math.log(target / rate)
+        self._density_bias = self._clamp(self._density_bias + step)
+        self._compose_bias()
+
+    @staticmethod
+    def _clamp(bias: float) -> float:
+        return min(DENSITY_MAX_BIAS, max(-DENSITY_MAX_BIAS, bias))
+
+    def _begin_end(self, now: float) -> None:
+        """The end control: for `END_S` the band thins out (NOTE_ONs less likely, then none;
+        NOTE_OFFs likelier), its new notes on the key's tonic chord where a key is known; then
+        its last notes end and it rests until the player plays again."""
+        if self._ending is not None:
+            return
+        if not self._band_may_play(now) and not self.tracker.sounding:
+            self._rest()  # nothing to close
+            return
+        self._ending = now
+        base = self._steer_bias.copy()
+        self.end_key = key = self._ending_key()
+        if key is not None:
+            tonic, mode = key
+            chord = np.zeros(12, bool)
+            chord[[tonic, (tonic + (4 if mode == "major" else 3)) % 12, (tonic + 7) % 12]] = True
+            base[self._is_on & ~chord[self._on_pitch % 12]] = -np.inf
+        last = self._steer_bias.copy()
+        last[self._is_on] = -np.inf
+        self._end_base, self._end_last = base, last
+        self.sampler.bias = self._end_bias
+
+    def _ending_key(self) -> tuple[int, str] | None:
+        key = int(self.panel.values[INDEX["key"]])
+        if key > 0:
+            return parse_key(KEYS[key])
+        if self.steering is not None and self.steering.key() is not None:
+            return self.steering.key()
+        return estimate_key(self._pc) if self._pc.any() else None
+
+    def _end_ramp(self, now: float) -> None:
+        """An ending's offsets at ``now``: NOTE_ONs down 3 nats by half way, then none at all;
+        NOTE_OFFs up to 4 nats."""
+        f = min(1.0, (now - self._ending) / END_S)
+        b = self._end_bias
+        if f < 0.5:
+            np.multiply(self._on_f, -6.0 * f, out=b)
+            b += self._end_base
+        else:
+            np.copyto(b, self._end_last)
+        np.multiply(self._off_f, 4.0 * f, out=self._end_tmp)
+        b += self._end_tmp
+
+    def _finish_end(self, now: float) -> None:
+        self._band_stops(now)
+        self._ending = None
+        self._gate()
+        self._rest()
+
+    def _panic(self, now: float) -> None:
+        """Every note off now (the model hears the band's end), then rest until the player
+        plays."""
+        self._ending = None
+        self._gate()
+        self._take_back()
+        if self.output_ok and self.out.panic():  # every NOTE_OFF out first, at once,
+            self.output_ok = False
+        self._band_stops(now)  # then the model hears them (a step each: after, not between)
+        self._rest()
+
+    @property
+    def ending(self) -> bool:
+        return self._ending is not None
+
     # --- waiting ------------------------------------------------------------------------------
+
+    def _ahead(self, now: float) -> float:
+        """While waiting: make the player's next message cheap to absorb. It is fed onto the
+        committed state (the snapshot, when a wait is on trial), usually as a TIME_SHIFT of the
+        time since the stream's last event and then its note: that state is prepared, and the
+        states after this step's and the next step's shift are computed ahead
+        (`Stepper.speculate`), so absorbing costs a copy and the note's input product instead of
+        two model steps; where one key is held, its release after each shift too (a melody's
+        next message, often), so absorbing that is two copies. Returns when to look again: where
+        the shift would change; never, once the longest shift is reached (a message then starts
+        with one, however late)."""
+        base = self._snap if self._mark is not None else None
+        if base is None:
+            self.stepper.prepare()
+        release = self.enc.sole_release()
+        step = self.enc.to_step(now - self.t0)
+        for gap in (step - self.enc.step, step + 1 - self.enc.step):
+            if self.inbox:
+                return now
+            after = base
+            if gap > 0:
+                after = self.stepper.speculate(
+                    self._player[self._shift0 + min(gap, self._longest) - 1], base)
+            if release is not None and not self.inbox:
+                self.stepper.speculate(self._player[release], after)
+        if step - self.enc.step >= self._longest:
+            return np.inf
+        return self.t0 + (step + 0.5) / self._sps
 
     def _next_deadline(self, now: float) -> float:
         times = [np.inf]
+        if self._ending is not None:
+            times.append(self._ending + END_S)
         if self._mark is not None:
             times.append(self.t0 + self._deadline_step / self._sps)
-        times.append(self.turns.next_change())
+        times.append(self.turns.next_change(now))
         return max(now, min(times))
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from encoders.performance import Event
 from encoders.voices import event_steps
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler, model_rules
@@ -166,9 +167,9 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
             shown = tracker.step
         if i < len(events) and at[i] <= tracker.step:  # the melody's event is due: heard
             base = voicing.base_list[events[i]]
-            if follow and base < voicing.settings.note_off:
-                stepper.set_controls(steering.heard(at[i] / sps, base))
             commit(events[i])
+            if follow and voicing.settings.kinds[base] == Event.NOTE_ON:  # as live: from the
+                stepper.set_controls(steering.heard(at[i] / sps, base))  # next event on
             i, after = i + 1, 0
             continue
         if i == len(events) and tracker.step >= end:

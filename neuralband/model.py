@@ -1,4 +1,4 @@
-"""The event LSTM: embedding, stacked LSTM, linear to the vocabulary (char-RNN style).
+"""The event LSTM: embedding, stacked LSTM (or GRU), linear to the vocabulary (char-RNN style).
 
 The model computes; it keeps no performance state (the engine remembers what is sounding).
 """
@@ -15,7 +15,8 @@ from neuralband.modelconfig import PRESETS, ModelConfig
 __all__ = ["PRESETS", "EventLSTM", "ModelConfig"]
 
 
-State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, batch, hidden)
+# (h, c), each (layers, batch, hidden); a GRU's state is h alone.
+State = tuple[torch.Tensor, torch.Tensor] | torch.Tensor
 
 
 class EventLSTM(nn.Module):
@@ -33,9 +34,11 @@ state over ensemble-grid classes)."""
             self.register_buffer("radix", torch.tensor(config.fields), persistent=False)
         else:
             self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
-        self.lstm = nn.LSTM(config.embed_dim + config.controls, config.hidden,
-                            num_layers=config.layers, batch_first=True,
-                            dropout=config.dropout if config.layers > 1 else 0.0)
+        # Named for the cell, as its weights are in the model file ("lstm.weight_ih_l0", ...).
+        rnn = nn.LSTM if config.cell == "lstm" else nn.GRU
+        setattr(self, config.cell, rnn(config.embed_dim + config.controls, config.hidden,
+                                       num_layers=config.layers, batch_first=True,
+                                       dropout=config.dropout if config.layers > 1 else 0.0))
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.classes)
 
@@ -54,7 +57,7 @@ state over ensemble-grid classes)."""
             if controls is None:
                 controls = x.new_zeros(*x.shape[:2], self.config.controls)
             x = torch.cat([x, controls.to(x.dtype)], dim=-1)
-        out, state = self.lstm(x, state)  # (B, T, H)
+        out, state = getattr(self, self.config.cell)(x, state)  # (B, T, H)
         return self.head(self.drop(out)), state
 
     def num_parameters(self) -> int:

@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass, fields
 
 from encoders.performance import VOCAB_SIZE
 
+CELLS = ("lstm", "gru")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of an `EventLSTM`."""
+    """Sizes of an `EventLSTM` (or its GRU twin: ``cell="gru"``)."""
 
     vocab_size: int = VOCAB_SIZE
     embed_dim: int = 256
@@ -28,8 +30,13 @@ class ModelConfig:
     # The length of the control vector read beside each token (`encoders.controls`: key and
     # density); 0 for a model without controls.
     controls: int = 0
+    # The recurrent cell: "lstm" (PyTorch's nn.LSTM) or "gru" (nn.GRU: three gates where the
+    # LSTM has four, so a step reads 3/4 of the bytes; no cell state beside h).
+    cell: str = "lstm"
 
     def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         for name in ("vocab_size", "embed_dim", "hidden", "layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -51,6 +58,11 @@ class ModelConfig:
             if math.prod(self.fields) != self.vocab_size:
                 raise ValueError(f"fields {self.fields} make {math.prod(self.fields)} classes, "
                                  f"not vocab_size {self.vocab_size}")
+
+    @property
+    def gates(self) -> int:
+        """Gate rows per hidden unit: 4 for an LSTM (i, f, g, o), 3 for a GRU (r, z, n)."""
+        return 4 if self.cell == "lstm" else 3
 
     @property
     def classes(self) -> int:

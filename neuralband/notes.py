@@ -118,9 +118,10 @@ class OutputNotes:
     def all_off(self, again_after_s: float = 0.0) -> int:
         """Release every sounding note; returns how many could not be sent (port gone).
 
-        With ``again_after_s`` an All Notes Off (CC 123) follows on every channel used, that
-        much later: a MIDI transport that drops a whole period of messages when a client misses
-        its cycle (JACK without real-time scheduling does) then still gets the word through.
+        With ``again_after_s`` the NOTE_OFFs waiting to be repeated (`repeat_offs`) and an All
+        Notes Off (CC 123) on every channel used follow that much later (the end of a take: no
+        loop will repeat them): a MIDI transport that drops a whole period of messages when a
+        client misses its cycle (JACK without real-time scheduling does) still gets the word.
         """
         failed = 0
         for channel, pitch in self.sounding_notes():
@@ -130,11 +131,23 @@ class OutputNotes:
                 failed += 1
         if again_after_s > 0 and self.channels_used and not failed:
             time.sleep(again_after_s)
+            self.repeat_offs(np.inf)  # the repeats not yet due: nothing will send them later
             for channel in sorted(self.channels_used):
                 try:
                     self.send([CONTROL | channel, ALL_NOTES_OFF, 0])
                 except Exception:
                     break
+        return failed
+
+    def panic(self) -> int:
+        """Everything off at once (the panic control): every sounding note's NOTE_OFF, then an
+        All Notes Off on every channel used, with no wait; how many sends failed."""
+        failed = self.all_off()
+        for channel in sorted(self.channels_used):
+            try:
+                self.send([CONTROL | channel, ALL_NOTES_OFF, 0])
+            except Exception:
+                return failed + 1
         return failed
 
     def forget(self) -> None:

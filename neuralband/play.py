@@ -9,14 +9,20 @@ detaches the input, releases every sounding note and only then closes the output
 from __future__ import annotations
 
 import os
+import queue
+import select
 import signal
 import sys
+import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from neuralband.clock import realtime_scheduling
 from neuralband.engine import Engine, PlaySettings
 from neuralband.gridplay import GridEngine, bpm_step_s, step_bpm
+from neuralband.midimap import Source, learn, save_map
 from neuralband.modelfile import bundled_model
 from neuralband.ports import MidiInput, MidiOutput, PortError
 from neuralband.runtime import Stepper
@@ -54,10 +60,21 @@ def live_precision(precision: str) -> str:
 def status_line(engine: Performer) -> str:
     """Mode, events/s, model step time, absorb latency and output timing error (p50/p99; a
     dash until the first measurement)."""
-    s = engine.stats
-    return (f"{engine.settings.mode} | in {s.absorbed} out {s.band_events} ev"
+    s, turns = engine.stats, engine.turns
+    state = " ENDING" if engine.ending else " resting" if turns.resting else ""
+    follower = getattr(engine, "follower", None)
+    if follower is not None:  # an external MIDI clock, or a Link session
+        bpm, peers = follower.bpm, getattr(follower, "peers", None)
+        state += (f" | {'clock' if peers is None else 'link'} "
+                  + ("-" if bpm is None else f"{bpm:.1f} bpm")
+                  + ("" if follower.running else " stopped")
+                  + (f", {follower.lost:+d} pulses from gaps" if follower.lost else "")
+                  + ("" if peers is None else f", {peers} peers"))
+    return (f"{engine.settings.mode}{state} | {engine.panel.summary()}"
+            f" | in {s.absorbed} out {s.band_events} ev"
             f" | step {_p50_p99(s.step_s)} ms | absorb {_p50_p99(s.absorb_s)} ms"
-            f" | timing {_p50_p99(s.timing_s, '+')} ms | sounding {engine.out.sounding}")
+            f" | timing {_p50_p99(s.timing_s, '+')} ms | sounding {engine.out.sounding}"
+            f" | rt {engine.realtime.split(' (')[0]}")
 
 
 def _p50_p99(ring, sign: str = "") -> str:
@@ -154,14 +171,30 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
          seconds: float | None = None, show_status: bool | None = None,
          client: str = "neuralband", bpm: float | None = None, grace_s: float | None = None,
          click: bool = False, precision: str = "auto",
-         controls: ControlChoice | None = None) -> int:
+         controls: ControlChoice | None = None, midi_map: dict[Source, str] | None = None,
+         osc: tuple[str, int] | None = None, sync: str = "internal",
+         clock_out: bool = False, view: tuple[str, int] | None = None,
+         view_cells: str | None = None, realtime: bool = True) -> int:
     """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost).
     ``precision="int8"`` steps the model with int8 weights (`neuralband.int8`, needs numba);
     "auto" takes int8 where numba is installed (`live_precision`).
     A conditioned model keeps to ``controls`` (by default the key and pace the player plays).
 
     A grid model plays on a clock (`neuralband.gridplay`): ``bpm`` sets its tempo (4 steps a
-    beat; None: the model's), ``grace_s`` its decision delay, ``click`` a metronome."""
+    beat; None: the model's), ``grace_s`` its decision delay, ``click`` a metronome.
+
+    The live controls (`neuralband.panel`): ``midi_map`` maps knobs and pads on the input to
+    them, ``osc`` (host, port) serves them over OSC (`neuralband.osc`).
+
+    ``sync="midi"`` follows an external MIDI clock on the input (`neuralband.sync`): a grid
+    model's steps are its sixteenths, an event model's wait and answer are beats of it;
+    ``clock_out`` sends the grid band's own tempo as MIDI clock.
+
+    ``view`` (host, port) serves the live view (`neuralband.view`) of ``view_cells``
+    ("L:N,..."; None: the most active cells).
+
+    ``realtime`` asks real-time scheduling for the loop's thread (`clock.realtime_scheduling`);
+    the start and status lines say what was granted."""
     def say(line: str) -> None:
         print(("\r\033[K" if show_status else "") + f"neuralband: {line}", file=sys.stderr,
               flush=True)
@@ -177,19 +210,39 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
             raise ValueError("--key and --density are for models trained with --controls")
         grid = {} if grace_s is None else {"grace_s": grace_s}
         engine = GridEngine(stepper, _not_open, settings, rules, seed, record=record is not None,
-                            step_s=None if bpm is None else bpm_step_s(bpm), click=click, **grid)
-    elif bpm is not None or grace_s is not None or click:
-        raise ValueError("--bpm, --grace-ms and --click are for grid models")
+                            step_s=None if bpm is None else bpm_step_s(bpm), click=click,
+                            sync=sync, clock_out=clock_out, **grid)
+    elif sync == "link":
+        raise ValueError("--link puts a grid model's steps on the session's beat; an event "
+                         "model keeps no grid (try --model grid)")
+    elif bpm is not None or grace_s is not None or click or clock_out:
+        raise ValueError("--bpm, --grace-ms, --click and --clock-out are for grid models "
+                         "(an event model keeps no tempo of its own)")
     else:
         engine = Engine(stepper, _not_open, settings, rules, seed, record=record is not None,
-                        controls=controls)
+                        controls=controls, sync=sync)
+    engine.map_midi(midi_map or {})
     # The input first: the keyboard is what a player names, and its error lists the inputs.
     inp = MidiInput(engine.receive, name=ports.inp, api=ports.api, virtual=ports.virtual,
-                    client=client)
+                    client=client, timing=sync == "midi")
+    out = server = page = None
     try:
         out = MidiOutput(name=ports.out, api=ports.api, virtual=ports.virtual, client=client)
-    except PortError:
+        if osc is not None:
+            from neuralband.osc import OscControl
+
+            server = OscControl(engine.panel, *osc, say=say)
+        if view is not None:
+            from neuralband.view import ViewServer, parse_cells
+
+            page = ViewServer(engine, *view, say=say, cells=parse_cells(view_cells, stepper),
+                              model=Path(str(model)).name if model else "pop")
+    except (PortError, ValueError):
         inp.close()
+        if out is not None:
+            out.close()
+        if server is not None:
+            server.close()
         raise
     engine.out.send = out.send
     watch = PortWatch(engine, inp, out, ports.on_loss, say)
@@ -203,19 +256,40 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     for sig in previous:
         signal.signal(sig, on_signal)
     tempo = f", {step_bpm(engine.step_s):g} bpm" if isinstance(engine, GridEngine) else ""
-    say(f"playing ({settings.mode}{tempo}, {precision}): in '{inp.where}', out '{out.where}'; "
-        "Ctrl-C to stop")
-    steering = getattr(engine, "steering", None)
-    if steering is not None:
-        say(f"the band keeps to: key {steering.choice.key}, density {steering.choice.density}"
-            f" ({steering.describe()})")
+    if sync == "midi":
+        tempo = ", following the MIDI clock on the input"
+    elif sync == "link":
+        tempo = ", joining an Ableton Link session"
+    elif clock_out:
+        tempo += ", sending MIDI clock"
+    scheduling = ExitStack()  # this thread runs the loop: its real-time scheduling, undone after
     try:
+        if realtime:
+            engine.realtime = scheduling.enter_context(realtime_scheduling())
+        say(f"playing ({settings.mode}{tempo}, {precision}, real-time scheduling "
+            f"{engine.realtime}): in '{inp.where}', out '{out.where}'; Ctrl-C to stop")
+        steering = getattr(engine, "steering", None)
+        if steering is not None:
+            say(f"the band keeps to: key {steering.choice.key}, density "
+                f"{steering.choice.density} ({steering.describe()})")
+        if midi_map:
+            say("controls: " + ", ".join(f"{src} {name}" for src, name in midi_map.items()))
+        if server is not None:
+            host, port = server.address[:2]
+            say(f"OSC on {host}:{port}: /neuralband/CONTROL value, /neuralband/state")
+        if page is not None:
+            say(f"the view: {page.url}")
         engine.run(seconds, poll=watch, status=(lambda e: print(
             "\r\033[K" + status_line(e), end="", file=sys.stderr, flush=True))
             if show_status else None)
     finally:
+        scheduling.close()
         inp.close()  # the callback is detached first, then the port closed
+        if server is not None:
+            server.close()
         unsent = engine.close()
+        if page is not None:
+            page.close()  # after the band's last NOTE_OFFs, which the pages see too
         out.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -225,3 +299,49 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
         if record is not None:
             say(f"recorded {write_recording(engine, record)} (track 1 player, track 2 band)")
     return 1 if watch.lost_for_good else 0
+
+
+def learn_controls(ports: PortChoice, path: str | os.PathLike, client: str = "neuralband",
+                   names: tuple[str, ...] | None = None) -> Path:
+    """``play --learn FILE``: ask for each control in turn on the terminal, take the first knob
+    or pad that moves on the input as its source, and write the map file for ``--map-file``.
+    Enter skips a control; Ctrl-C stops and writes nothing."""
+    path = Path(path)
+    if path.exists():
+        raise ValueError(f"{path} exists; name a new file (or delete it first)")
+    inbox: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+    inp = MidiInput(lambda t, data: inbox.put(data), name=ports.inp, api=ports.api,
+                    virtual=ports.virtual, client=client)
+    skips = threading.Semaphore(0)
+
+    def read_enter() -> None:  # a line on the terminal skips the control being asked for
+        while True:
+            try:
+                ready = select.select([sys.stdin], [], [], 0.2)[0]
+            except (OSError, ValueError):
+                return
+            if ready:
+                if not sys.stdin.readline():
+                    return  # end of input: no more skips
+                skips.release()
+
+    def next_message(timeout: float) -> list[int] | None:
+        try:
+            return inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def say(line: str) -> None:
+        print(f"neuralband: {line}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=read_enter, daemon=True).start()
+    say(f"learning controls from '{inp.where}' (Ctrl-C stops, writing nothing)")
+    try:
+        pairs = learn(next_message, say, lambda: skips.acquire(blocking=False), names=names)
+    finally:
+        inp.close()
+    if not pairs:
+        raise ValueError("no control was learnt; nothing written")
+    save_map(pairs, path)
+    say(f"wrote {path} ({len(pairs)} controls): neuralband play --map-file {path}")
+    return path

@@ -341,19 +341,21 @@ class _Port:
 
 class MidiInput(_Port):
     """Receive MIDI: ``callback(time.perf_counter() at arrival, raw message bytes)`` runs on
-    rtmidi's thread for every message except active sensing, clock and sysex."""
+    rtmidi's thread for every message except active sensing, sysex and (unless ``timing``)
+    clock."""
 
     _direction = "in"
     _cls = rtmidi.MidiIn
 
     def __init__(self, callback: Callable[[float, list[int]], None], name: str | None = None,
                  api: str | None = None, virtual: bool = False,
-                 client: str = "neuralband") -> None:
+                 client: str = "neuralband", timing: bool = False) -> None:
         self._callback = callback
+        self._timing = timing  # pass MIDI clock, start, stop and song position on (--clock midi)
         super().__init__(name, api, virtual, client)
 
     def _setup(self) -> None:
-        self._midi.ignore_types(sysex=True, timing=True, active_sense=True)
+        self._midi.ignore_types(sysex=True, timing=not self._timing, active_sense=True)
         callback, clock = self._callback, time.perf_counter
 
         def arrived(event: tuple[list[int], float], _data: object = None) -> None:

@@ -2,18 +2,25 @@
 
 The instrument feeds one token at a time thousands of times a minute, so the weights are laid out
 once for that: the first layer's input projection is a (vocab, 4H) table (the input is one token,
-so embedding @ W_ih + biases is a row lookup), the upper layers' input and recurrent weights are
-fused into one (4H, 2H) matrix per layer, and every buffer is allocated up front; a step does a
+so embedding @ W_ih + biases is a row lookup), each layer's recurrent product is one matrix
+apart from its input's (see `prepare`), and every buffer is allocated up front; a step does a
 handful of BLAS calls and in-place ufuncs, nothing else. It computes what `EventLSTM` computes
-(PyTorch's gate order i, f, g, o), tested to 1e-4 over 1,000 steps.
+(PyTorch's gate order i, f, g, o; a GRU's r, z, n), tested to 1e-4 over 1,000 steps.
 
 `Stepper` holds a batch of B independent states (B=1 live; B=K for K variations in one pass).
 With ``precision="int8"`` the matrices a step reads are int8 with per-row scales
 (`neuralband.int8`): a quarter of the bytes, which is what a step's time is made of.
+
+For the live loop, a step can be split around the moment its token is known: `prepare` computes
+the recurrent products of the current state (every layer's W_hh @ h: most of a step's bytes)
+while nothing is waiting, so the `feed` that follows reads only the input weights; and
+`speculate` computes, off the critical path, the whole state after a token that is likely next
+(the player's time shift), so that feeding that token from that state is a copy.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -26,13 +33,30 @@ from neuralband.modelfile import ModelFileError, ModelInfo, model_paths, read_in
 PRECISIONS = ("fp32", "int8")
 
 
+PREPARED_GUESSES = 4  # states computed ahead by `Stepper.speculate`, the oldest replaced first
+_versions = itertools.count()  # every state a Stepper passes through gets its own number
+
+
 @dataclass
 class Snapshot:
-    """A copy of the recurrent state (and the last logits), to take back a proposed event."""
+    """A copy of the recurrent state (and the last logits, and the recurrent products if
+    prepared), to take back a proposed event."""
 
     h: np.ndarray
     c: np.ndarray
     logits: np.ndarray
+    rec: np.ndarray
+    prepared: bool = False
+    version: int = -1
+
+
+@dataclass
+class _Guess:
+    """A state computed ahead: ``state`` is where feeding ``token`` from state ``base`` leads."""
+
+    base: int | None  # None: stale
+    token: int
+    state: Snapshot
 
 
 def load_weights(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], ModelInfo]:
@@ -86,19 +110,20 @@ class Stepper:
         self.batch = batch
         self.precision = precision
         dense = dense_maker(precision)
-        H, L = config.hidden, config.layers
-        # Gate rows from PyTorch's order i, f, g, o to i, f, o, g: the three sigmoids are then one
-        # contiguous slice, and a cell update is 10 ufunc calls instead of 16.
-        order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
-        weights = {k: (v[order] if k.startswith("lstm.") else v) for k, v in weights.items()}
+        H, L, G, cell = config.hidden, config.layers, config.gates, config.cell
+        if cell == "lstm":
+            # Gate rows from PyTorch's order i, f, g, o to i, f, o, g: the three sigmoids are
+            # then one contiguous slice, and a cell update is 10 ufunc calls instead of 16.
+            order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
+            weights = {k: (v[order] if k.startswith("lstm.") else v) for k, v in weights.items()}
         try:
-            w_in = weights["lstm.weight_ih_l0"].T  # (E + controls, 4H)
+            w_in = weights[f"{cell}.weight_ih_l0"].T  # (E + controls, G*H)
             E = config.embed_dim
             w_ih0 = w_in[:E]
-            # The control inputs' columns: a (controls, 4H) matrix applied once per change of
+            # The control inputs' columns: a (controls, G*H) matrix applied once per change of
             # the controls (`set_controls`), then one row added per step.
             self.control_w = np.ascontiguousarray(w_in[E:], dtype=np.float32)
-            bias0 = weights["lstm.bias_ih_l0"] + weights["lstm.bias_hh_l0"]
+            bias0 = self._input_bias(weights, 0)
             # Layer 0: the whole input projection for every token, biases folded in. A grid
             # model (config.fields) sums one embedding per field of its input class: one such
             # table per field (the biases in the first), and a step adds one row of each.
@@ -113,13 +138,15 @@ class Stepper:
                 self.tables = []
                 self.table = np.ascontiguousarray(weights["embed.weight"] @ w_ih0 + bias0,
                                                   dtype=np.float32)
-            self.hh0 = dense(weights["lstm.weight_hh_l0"])  # h (H) -> gates (4H)
-            # Layers 1..L-1: [input | recurrent] fused, so one matmul per layer.
-            self.fused = [dense(np.concatenate(
-                [weights[f"lstm.weight_ih_l{k}"], weights[f"lstm.weight_hh_l{k}"]], axis=1))
-                for k in range(1, L)]  # each [h_below | h] (2H) -> gates (4H)
-            self.b_fused = [weights[f"lstm.bias_ih_l{k}"] + weights[f"lstm.bias_hh_l{k}"]
-                            for k in range(1, L)]
+            self.hh0 = dense(weights[f"{cell}.weight_hh_l0"])  # h (H) -> gates (G*H)
+            # Layers 1..L-1: the input product (from the layer below) and the recurrent one
+            # apart, so that the recurrent one can be computed before the token is known
+            # (`prepare`). A GRU needs them apart anyway: its candidate reads r * (W_hn h + b_hn).
+            self.upper = [(dense(weights[f"{cell}.weight_ih_l{k}"]),
+                           dense(weights[f"{cell}.weight_hh_l{k}"]),
+                           self._input_bias(weights, k)) for k in range(1, L)]
+            if cell == "gru":
+                self.b_hn = [weights[f"gru.bias_hh_l{k}"][2 * H:] for k in range(L)]
             head = weights["head.weight"]  # (classes, H)
             self.head = dense(head)
             self.b_head = weights["head.bias"].astype(np.float32)
@@ -127,22 +154,36 @@ class Stepper:
             raise ModelFileError(f"model weights lack {err.args[0]!r}") from err
         rows = ([t.shape for t in self.tables] if config.fields
                 else [self.table.shape])
-        wanted = ([(r, 4 * H) for r in config.fields] if config.fields
-                  else [(config.vocab_size, 4 * H)])
+        wanted = ([(r, G * H) for r in config.fields] if config.fields
+                  else [(config.vocab_size, G * H)])
         if (rows != wanted or head.shape != (config.classes, H)
-                or self.control_w.shape != (config.controls, 4 * H)):
+                or self.control_w.shape != (config.controls, G * H)):
             raise ModelFileError(f"model weights do not fit {config}")
-        # State and scratch, allocated once.
+        # State and scratch, allocated once (a GRU keeps no cell state: c stays empty).
         self.h = np.zeros((L, batch, H), np.float32)
-        self.c = np.zeros((L, batch, H), np.float32)
-        self._xh = np.zeros((batch, 2 * H), np.float32)  # [h_below | h_self] for layers >= 1
-        self._gates = np.zeros((batch, 4 * H), np.float32)
-        self._rows = np.zeros((batch, 4 * H), np.float32)
+        self.c = np.zeros((L, batch, H if cell == "lstm" else 0), np.float32)
+        self._gates = np.zeros((batch, G * H), np.float32)  # the input products, layer by layer
+        self._rec = np.zeros((L, batch, G * H), np.float32)  # the recurrent products, prepared
+        self._prepared = False  # whether _rec matches the state
+        self._version = next(_versions)
+        self._guesses: list[_Guess] = []  # `speculate`'s states, made on first use
+        self._scratch: tuple[np.ndarray, ...] | None = None  # where `speculate` computes
+        self.guessed = 0  # feeds that were a guess's copy
+        self._rows = np.zeros((batch, G * H), np.float32)
         self._tmp = np.zeros((batch, H), np.float32)
         self._logits = np.zeros((batch, config.classes), np.float32)
         self._fresh = False  # whether _logits matches the state
         self.controls = np.zeros((batch, config.controls), np.float32)  # zeros: no control
-        self._control_rows = np.zeros((batch, 4 * H), np.float32)  # controls @ control_w
+        self._control_rows = np.zeros((batch, G * H), np.float32)  # controls @ control_w
+
+    def _input_bias(self, weights: dict[str, np.ndarray], k: int) -> np.ndarray:
+        """The biases added to layer k's input product: an LSTM's two; for a GRU, b_ih and
+        the r and z parts of b_hh (b_hn sits inside r * (...), kept apart)."""
+        cell, H = self.config.cell, self.config.hidden
+        b_ih, b_hh = weights[f"{cell}.bias_ih_l{k}"], weights[f"{cell}.bias_hh_l{k}"]
+        if cell == "lstm":
+            return b_ih + b_hh
+        return b_ih + np.concatenate([b_hh[:2 * H], np.zeros(H, b_hh.dtype)])
 
     @classmethod
     def load(cls, path: str | os.PathLike, batch: int = 1, precision: str = "fp32") -> Stepper:
@@ -154,7 +195,8 @@ class Stepper:
     def weight_bytes(self) -> int:
         """The bytes of weights one step reads (with one row of the input table per field)."""
         rows = self.tables if self.tables else [self.table]
-        return (self.hh0.nbytes + sum(d.nbytes for d in self.fused) + self.head.nbytes
+        return (self.hh0.nbytes + self.head.nbytes
+                + sum(ih.nbytes + hh.nbytes for ih, hh, _ in self.upper)
                 + sum(t[0].nbytes for t in rows))
 
     def set_controls(self, controls: np.ndarray) -> None:
@@ -168,19 +210,103 @@ class Stepper:
                              f"got shape {v.shape}")
         self.controls[:] = v
         np.dot(self.controls, self.control_w, out=self._control_rows)
+        for guess in self._guesses:  # computed with the old controls: no state leads there
+            guess.base = None
 
     def reset(self) -> None:
         """Back to the state before any event."""
         self.h.fill(0.0)
         self.c.fill(0.0)
         self._fresh = False
+        self._prepared = False
+        self._version = next(_versions)
+
+    def prepare(self) -> None:
+        """Compute the current state's recurrent products (W_hh @ h, every layer) ahead of the
+        next `feed`, which then reads only the input weights; called while waiting for a token,
+        it takes most of a step off the moment the token arrives. Results are unchanged."""
+        if self._prepared:
+            return
+        rec = self._rec
+        self.hh0(self.h[0], rec[0])
+        for k, (_, hh, _) in enumerate(self.upper, start=1):
+            hh(self.h[k], rec[k])
+        self._prepared = True
 
     def feed(self, tokens: int | np.ndarray) -> None:
         """Advance every stream by one event (an int for B=1, or B ints)."""
-        H = self.config.hidden
-        gates, tmp = self._gates, self._tmp
-        # Layer 0: table row + recurrent matmul.
-        self.hh0(self.h[0], gates)
+        if isinstance(tokens, (int, np.integer)) and self._take_guess(int(tokens)):
+            return
+        self.prepare()
+        gates, rec = self._gates, self._rec
+        gates.fill(0.0)
+        self._add_input(tokens, gates)  # layer 0's input: table rows, biases in them
+        self._update(0, gates, rec[0])
+        for k, (ih, _, bias) in enumerate(self.upper, start=1):
+            ih(self.h[k - 1], gates)
+            gates += bias
+            self._update(k, gates, rec[k])
+        self._fresh = False
+        self._prepared = False
+        self._version = next(_versions)
+
+    def speculate(self, token: int, base: Snapshot | None = None) -> Snapshot:
+        """Compute ahead the state that feeding ``token`` from ``base`` (a snapshot; default
+        the current state) leads to, prepared for the feed after it; the current state does not
+        move. A later `feed(token)` from that state restores it instead of computing: exact,
+        and a copy. Returns that state, a base for guessing the token after it (valid until
+        `PREPARED_GUESSES` newer guesses have been made; read it, never ``snapshot(into=)``
+        it); new controls drop the guesses."""
+        start = self._version if base is None else base.version
+        for guess in self._guesses:
+            if guess.base == start and guess.token == token:
+                return guess.state
+        if len(self._guesses) < PREPARED_GUESSES:
+            guess = _Guess(start, token, self.snapshot())
+        else:
+            guess = self._guesses.pop(0)
+            guess.base, guess.token = start, token
+        # Computed in scratch arrays: the live state's arrays are never written, so a reader in
+        # another thread (the live view's cells) sees only states that happened.
+        live = (self.h, self.c, self._logits, self._rec)
+        flags = (self._fresh, self._prepared, self._version)
+        if self._scratch is None:
+            self._scratch = tuple(np.empty_like(a) for a in live)
+        self.h, self.c, self._logits, self._rec = self._scratch
+        try:
+            if base is None:
+                for into, now in zip(self._scratch, live, strict=True):
+                    np.copyto(into, now)
+            else:
+                self.restore(base)
+            self.feed(token)
+            self.prepare()
+            self.snapshot(into=guess.state)
+        finally:
+            self.h, self.c, self._logits, self._rec = live
+            self._fresh, self._prepared, self._version = flags
+        self._guesses.append(guess)
+        return guess.state
+
+    def _take_guess(self, token: int) -> bool:
+        for guess in self._guesses:
+            if guess.base == self._version and guess.token == token:
+                self.restore(guess.state)
+                self.guessed += 1
+                return True
+        return False
+
+    def _update(self, k: int, gi: np.ndarray, gh: np.ndarray) -> None:
+        """Layer k's new state from its input product ``gi`` and recurrent product ``gh``
+        (both overwritten)."""
+        if self.config.cell == "gru":
+            self._gru(k, gi, gh)
+        else:
+            gi += gh
+            self._cell(k, gi, self._tmp)
+
+    def _add_input(self, tokens: int | np.ndarray, gates: np.ndarray) -> None:
+        """Layer 0's input product (table rows, biases in them) and the controls' rows."""
         if self.tables:  # a grid model: one row per field of the input class
             for table, stride in zip(self.tables, self.strides, strict=True):
                 if isinstance(tokens, (int, np.integer)):
@@ -196,14 +322,26 @@ class Stepper:
             gates += self._rows
         if self.config.controls:
             gates += self._control_rows
-        self._cell(0, gates, tmp)
-        for k in range(1, self.config.layers):
-            self._xh[:, :H] = self.h[k - 1]
-            self._xh[:, H:] = self.h[k]
-            self.fused[k - 1](self._xh, gates)
-            gates += self.b_fused[k - 1]
-            self._cell(k, gates, tmp)
-        self._fresh = False
+
+    def _gru(self, k: int, gi: np.ndarray, gh: np.ndarray) -> None:
+        """GRU update in place (PyTorch's): r, z = sigmoid(gi + gh) on the first 2H; the
+        candidate n = tanh(gi_n + r * (gh_n + b_hn)); h = n + z * (h - n)."""
+        H = self.config.hidden
+        rz = gi[:, :2 * H]
+        rz += gh[:, :2 * H]
+        rz *= 0.5  # sigmoid(x) = 0.5 * tanh(x / 2) + 0.5, without temporaries
+        np.tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5
+        r, z, n, hn = gi[:, :H], gi[:, H:2 * H], gi[:, 2 * H:], gh[:, 2 * H:]
+        hn += self.b_hn[k]
+        hn *= r
+        n += hn
+        np.tanh(n, out=n)
+        h = self.h[k]
+        h -= n
+        h *= z
+        h += n
 
     def _cell(self, k: int, gates: np.ndarray, tmp: np.ndarray) -> None:
         """LSTM cell update in place: gates (B, 4H) in the order i, f, o, g (see __init__)."""
@@ -234,10 +372,14 @@ class Stepper:
         """A copy of the state, to restore if a proposed event is taken back; pass ``into`` to
         reuse an earlier snapshot's buffers (no allocation)."""
         if into is None:
-            return Snapshot(self.h.copy(), self.c.copy(), self.logits().copy())
+            return Snapshot(self.h.copy(), self.c.copy(), self.logits().copy(), self._rec.copy(),
+                            self._prepared, self._version)
         np.copyto(into.h, self.h)
         np.copyto(into.c, self.c)
         np.copyto(into.logits, self.logits())
+        if self._prepared:
+            np.copyto(into.rec, self._rec)
+        into.prepared, into.version = self._prepared, self._version
         return into
 
     def restore(self, snap: Snapshot) -> None:
@@ -245,4 +387,7 @@ class Stepper:
         np.copyto(self.h, snap.h)
         np.copyto(self.c, snap.c)
         np.copyto(self._logits, snap.logits)
+        if snap.prepared:
+            np.copyto(self._rec, snap.rec)
         self._fresh = True
+        self._prepared, self._version = snap.prepared, snap.version

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings
+from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event
 
 NO_NOTE = np.iinfo(np.int64).max
 
@@ -85,6 +85,7 @@ class NoteTracker:
         self._in_range[rules.pitch_low:rules.pitch_high + 1] = True
         self._free = self._in_range.copy()  # in range and not held by another part
         self._allowed = np.zeros(s.vocab_size, bool)
+        self._kind, self._value = s.kinds.tolist(), s.values.tolist()  # per token, for update
         self._shift_steps = np.arange(1, s.max_shift_steps + 1)
         self.end_steps = min(self.max_steps - 1, round(rules.end_from * self.max_steps))
         self._age = np.zeros(128, np.float64)
@@ -102,29 +103,27 @@ class NoteTracker:
         its pitches are kept out of our NOTE_ONs and its notes are not ours to end. Time and
         velocity events are shared whoever plays them.
         """
-        s = self.settings
         tok = int(token)
-        self.last_was_velocity = tok >= s.velocity
-        if not own and tok < s.time_shift:
-            pitch = tok % 128
-            if tok < s.note_off:
-                self.other[pitch] += 1
-            elif self.other[pitch]:
-                self.other[pitch] -= 1
-            self._free[pitch] = self._in_range[pitch] and not self.other[pitch]
+        kind, value = self._kind[tok], self._value[tok]
+        self.last_was_velocity = kind == Event.VELOCITY
+        if not own and kind <= Event.NOTE_OFF:
+            if kind == Event.NOTE_ON:
+                self.other[value] += 1
+            elif self.other[value]:
+                self.other[value] -= 1
+            self._free[value] = self._in_range[value] and not self.other[value]
             return
-        if tok < s.note_off:
-            self.onsets[tok].append(self.step)
-            self.count[tok] += 1
-            self.first_onset[tok] = self.onsets[tok][0]
-        elif tok < s.time_shift:
-            pitch = tok - s.note_off
-            if self.count[pitch]:
-                self.onsets[pitch].pop(0)  # decoding closes the earliest open note
-                self.count[pitch] -= 1
-                self.first_onset[pitch] = self.onsets[pitch][0] if self.onsets[pitch] else NO_NOTE
-        elif tok < s.velocity:
-            self.step += tok - s.time_shift + 1
+        if kind == Event.NOTE_ON:
+            self.onsets[value].append(self.step)
+            self.count[value] += 1
+            self.first_onset[value] = self.onsets[value][0]
+        elif kind == Event.NOTE_OFF:
+            if self.count[value]:
+                self.onsets[value].pop(0)  # decoding closes the earliest open note
+                self.count[value] -= 1
+                self.first_onset[value] = self.onsets[value][0] if self.onsets[value] else NO_NOTE
+        elif kind == Event.TIME_SHIFT:
+            self.step += value
 
     def holds(self, voice: int, pitch: int) -> bool:
         """Whether an own note of ``pitch`` is open (one voice: ``voice`` is ignored)."""
@@ -145,7 +144,7 @@ class NoteTracker:
         age -= self.end_steps
         np.clip(age, 0.0, self.max_steps - self.end_steps, out=age)
         age *= self.rules.end_push / (self.max_steps - self.end_steps)
-        self._nudge[s.note_off:s.note_off + 128] = age
+        self._nudge[s.span(Event.NOTE_OFF)] = age
         return self._nudge
 
     def allowed(self) -> np.ndarray:
@@ -157,12 +156,12 @@ class NoteTracker:
             a[s.note_off + late] = True
             return a
         if self.sounding < self.rules.max_polyphony:
-            a[s.note_on:s.note_on + 128] = self._free
-        np.less(self.first_onset, self.step, out=a[s.note_off:s.note_off + 128])  # open, not new
+            a[s.span(Event.NOTE_ON)] = self._free
+        np.less(self.first_onset, self.step, out=a[s.span(Event.NOTE_OFF)])  # open, not new
         oldest = int(self.first_onset.min())
         room = s.max_shift_steps if oldest == NO_NOTE else self.max_steps - (self.step - oldest)
-        a[s.time_shift:s.velocity] = self._shift_steps <= room
-        a[s.velocity:] = not self.last_was_velocity
+        a[s.span(Event.TIME_SHIFT)] = self._shift_steps <= room
+        a[s.span(Event.VELOCITY)] = not self.last_was_velocity
         return a
 
     def save(self) -> tuple:
@@ -189,30 +188,50 @@ class NoteTracker:
 class Sampler:
     """Temperature and top-p sampling over allowed events, from a seeded generator.
 
-    Buffers are allocated once: a draw on the real-time path allocates nothing per event.
+    ``temperature`` and ``bias`` may change between draws (the live controls): ``bias`` is a
+    logit offset over the vocabulary (None: none; -inf keeps an event out), so a knob steers
+    the draw without touching the grammar. Buffers are allocated once: a draw on the real-time
+    path allocates nothing per event.
     """
 
     def __init__(self, rules: Rules = Rules(), seed: int | None = None, vocab_size: int = 388):
         self.rules = rules
+        self.temperature = rules.temperature
+        self.bias: np.ndarray | None = None
+        self.measure = False  # set: each draw's entropy is kept in ``entropy`` (nats)
+        self.entropy = float("nan")
         self.rng = np.random.default_rng(seed)
         self._p = np.empty(vocab_size, np.float64)
+        self._x = np.empty(vocab_size, np.float64)
         self._blocked = np.empty(vocab_size, bool)
         self._order = np.empty(vocab_size, np.int64)
 
     def sample(self, logits: np.ndarray, allowed: np.ndarray,
                nudge: np.ndarray | None = None) -> int:
-        """One event drawn from softmax((logits + nudge) / T) restricted to ``allowed`` and to
-        top-p; ``nudge`` is a tracker's `endings` (None: none)."""
+        """One event drawn from softmax((logits + nudge + bias) / T) restricted to ``allowed``
+        and to top-p; ``nudge`` is a tracker's `endings` (None: none). Where the bias leaves
+        nothing the grammar allows, it is dropped for this draw (the grammar always wins)."""
         p, blocked = self._p, self._blocked
-        if nudge is None:
-            np.divide(logits, self.rules.temperature, out=p)
-        else:
-            np.add(logits, nudge, out=p)
-            p /= self.rules.temperature
         np.logical_not(allowed, out=blocked)
-        p[blocked] = -np.inf
-        p -= p.max()
+        for bias in (self.bias, None) if self.bias is not None else (None,):
+            if nudge is None:
+                np.copyto(p, logits)
+            else:
+                np.add(logits, nudge, out=p)
+            if bias is not None:
+                p += bias
+            p[blocked] = -np.inf
+            top = p.max()
+            if top > -np.inf:
+                break
+        p -= top
+        p /= self.temperature
+        if self.measure:
+            np.maximum(p, -1e300, out=self._x)  # finite, so that 0 * x is 0
         np.exp(p, out=p)
+        if self.measure:  # H = log Z - E[x] of the tempered, masked distribution
+            z = p.sum()
+            self.entropy = float(np.log(z) - np.dot(p, self._x) / z)
         if self.rules.top_p < 1.0:
             # Keep the most likely events until they hold top_p of the mass; drop the rest.
             self._order[:] = np.argsort(p)[::-1]

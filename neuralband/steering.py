@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from encoders.controls import ControlSettings, control_vector, key_histogram, onsets
-from encoders.keys import parse_key
+from encoders.keys import estimate_key, parse_key
 from encoders.performance import EncoderSettings
 from encoders.voices import VoiceScheme
 
@@ -66,17 +66,25 @@ class Steering:
         self._pitch = np.zeros(CAPACITY, np.int64)
         self._count = 0
         self._hist = np.zeros(12)
+        self._now = 0.0  # the last note's time
+        self.choose(choice)
+
+    def choose(self, choice: ControlChoice) -> np.ndarray:
+        """A new choice mid-session (the live controls turn a knob): the vector after it."""
+        self.choice = choice
         self._fixed_key = None
         if choice.key not in (FOLLOW, FREE):
-            self._fixed_key = key_histogram(*parse_key(choice.key), settings)
+            self._fixed_key = key_histogram(*parse_key(choice.key), self.settings)
         self._fixed_density = None if choice.density in (FOLLOW, FREE) else choice.density
-        self._update()
+        self._update(self._now)
+        return self.vector
 
     def heard(self, t: float, pitch: int) -> np.ndarray:
         """A NOTE_ON at ``t`` seconds: remember it; the (reused) vector after it."""
         i = self._count % CAPACITY
         self._times[i], self._pitch[i] = t, pitch
         self._count += 1
+        self._now = t
         if not self.choice.fixed:
             self._update(t)
         return self.vector
@@ -108,6 +116,15 @@ class Steering:
             span = max(float(recent.max() - recent.min()), 1.0) if len(recent) > 1 else None
             density = None if span is None else (len(recent) - 1) / span
         control_vector(self.settings, key, density, out=self.vector)
+
+    def key(self) -> tuple[int, str] | None:
+        """The key the model is told now (the fixed one, or the one the notes heard say);
+        None where it runs free of a key or has heard nothing."""
+        if self._fixed_key is not None:
+            return parse_key(self.choice.key)
+        if self.choice.key == FOLLOW and self._hist.any():
+            return estimate_key(self._hist)
+        return None
 
     def describe(self) -> str:
         """One line: what the model is told now."""

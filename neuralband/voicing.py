@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from encoders.performance import EncoderSettings
+from encoders.performance import EncoderSettings, Event
 from encoders.voices import VoiceScheme
 from neuralband.sampling import NoteTracker, Rules
 
@@ -42,7 +42,7 @@ class Voicing:
         if voices is None:
             self.vocab_size = s.vocab_size
             self.base_of = np.arange(self.vocab_size, dtype=np.int64)
-            is_shift = (self.base_of >= s.time_shift) & (self.base_of < s.velocity)
+            is_shift = s.kinds[self.base_of] == Event.TIME_SHIFT
             self.voice_of = np.where(is_shift, -1, 0)
             self.band_voices: tuple[int, ...] = (0,)
             self.player = self.base_of  # the player's Performance token -> model token
@@ -53,7 +53,7 @@ class Voicing:
             base = np.arange(s.vocab_size)
             self.player = np.asarray(voices.pack(np.zeros_like(base), base), np.int64)
         self.is_shift = self.voice_of < 0
-        self.shift_steps = np.where(self.is_shift, self.base_of - s.time_shift + 1, 0)
+        self.shift_steps = np.where(self.is_shift, s.values[self.base_of], 0)
         self.voice_list = self.voice_of.tolist()  # plain ints for the per-event path
         self.base_list = self.base_of.tolist()
         # The lead's events, which the band never plays but may expect (`band_mask`).

@@ -341,3 +341,32 @@ def test_a_roll_of_several_parts_gives_each_its_colour(tmp_path):
     for k in (0, 1):
         shade = PART_COLOURS[k] + (1 - PART_COLOURS[k]) * 0.65 * (1 - 100 / 127)
         assert share_near(shade) > 0.001, k
+
+
+def test_a_generated_file_s_primer_ends_at_a_line_on_its_roll(tmp_path, monkeypatch):
+    from neuralband.audition import primer_end
+    from neuralband.modelfile import bundled_model
+
+    out = subprocess.run([sys.executable, "-m", "neuralband", "generate", "--primer",
+                          str(CHORALE), "--seconds", "3", "-o", "gen.mid", "--model",
+                          str(bundled_model("chorale-folk")), "--seed", "1"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    generated = tmp_path / "gen.mid"
+    primed = primer_end(generated)
+    # The primer's last note ends where the primer does (the encoding's 10 ms steps).
+    assert primed == pytest.approx(float(read_notes(CHORALE).end_s.max()), abs=0.02)
+    assert primer_end(CHORALE) is None  # a file no one generated has no primer
+    with_line = draw_pianoroll([generated], tmp_path / "a.png")
+    monkeypatch.setattr("neuralband.audition.primer_end", lambda path: None)
+    without = draw_pianoroll([generated], tmp_path / "b.png")
+    a = plt_image(with_line)
+    b = plt_image(without)
+    x = np.flatnonzero((a != b).any(axis=(0, 2)))  # where the two rolls differ
+    assert len(x) and x.max() - x.min() < 0.2 * a.shape[1]  # one line (and its label)
+
+
+def plt_image(path: Path) -> np.ndarray:
+    from matplotlib.image import imread
+
+    return imread(str(path))

@@ -21,7 +21,7 @@ from neuralband.sampling import Rules, Sampler
 from neuralband.voicing import Voicing
 from tests.conftest import CHORALES, TRAIN_CHORALES
 from tests.helpers import every_nth_valid
-from tests.test_engine import balanced, melody, session
+from tests.helpers.live import balanced, melody, session
 from training.config import TrainConfig
 from training.data import TokenWindows
 from training.dataset import build_dataset

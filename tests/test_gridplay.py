@@ -43,7 +43,7 @@ from neuralband.notes import OutputNotes
 from neuralband.play import PortChoice, PortWatch, play
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules
-from tests.test_play_jack import (
+from tests.helpers.jack import (
     close_listener,
     dumped,
     keyboard,

@@ -316,6 +316,24 @@ def test_sustain_pedal_holds_released_notes_until_it_goes_up():
     assert enc.open_pitches == frozenset()
 
 
+def test_the_sole_release_is_what_releasing_the_one_held_key_brings():
+    """`sole_release` guesses the next event (the engine computes it ahead): where it names a
+    token, releasing the key brings exactly that after the time's shifts; else None."""
+    enc = LiveEncoder()
+    assert enc.sole_release() is None  # nothing held
+    enc.note_on(0.1, 60, 64)
+    assert enc.sole_release() == OFF(60)
+    assert enc.note_off(0.3, 60)[-1:] == [OFF(60)]
+    enc.note_on(0.4, 60, 64)
+    enc.note_on(0.4, 64, 64)
+    assert enc.sole_release() is None  # two held: which comes first is anyone's guess
+    enc.note_off(0.5, 60)
+    assert enc.sole_release() == OFF(64)
+    enc.control_change(0.6, SUSTAIN_CC, 127)
+    assert enc.sole_release() is None  # the pedal keeps it sounding: a release brings nothing
+    assert enc.note_off(0.7, 64) == []
+
+
 def test_restrike_under_pedal_ends_the_held_note_there():
     # Struck again while still held (a sequencer can): the first ends at the second onset, and
     # the one release that follows ends the second, as sustain.py and pretty_midi have it.

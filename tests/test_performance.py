@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from encoders import VOCAB_SIZE, EncoderSettings, MidiError, decode, describe, encode
-from encoders.performance import NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY, decode_notes
+from encoders.performance import NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY, Event, decode_notes
 from tests.helpers import midi_bytes, off, on, pedal, pretty, tempo
 
 S = TIME_SHIFT - 1  # S + n is TIME_SHIFT(n steps)
@@ -231,3 +231,22 @@ def test_real_empty_midi_file_gives_empty_tokens(miditok_tests):
     empty = miditok_tests / "MIDIs_one_track" / "empty.mid"
     assert encode(empty).tolist() == []
     assert len(decode([]).instruments[0].notes) == 0
+
+
+@pytest.mark.parametrize("settings", [EncoderSettings(),
+                                      EncoderSettings(max_shift_steps=50, velocity_bins=16)])
+def test_the_vocabulary_is_one_table_every_token_reads(settings):
+    """`EncoderSettings.table`: per event type its first token, first value and count; the
+    per-token kinds and values, `token`, `span` and `describe` all agree with it."""
+    firsts = [first for first, _, _ in settings.table]
+    assert firsts == [settings.note_on, settings.note_off, settings.time_shift, settings.velocity]
+    assert len(settings.kinds) == len(settings.values) == settings.vocab_size
+    for event in Event:
+        span = settings.span(event)
+        first, low, count = settings.table[event]
+        assert (settings.kinds[span] == event).all() and span.stop - span.start == count
+        assert list(settings.values[span]) == list(range(low, low + count))
+        tokens = settings.token(event, settings.values[span])
+        assert tokens.tolist() == list(range(first, first + count))
+        assert describe(first, settings).startswith(event.name)
+    assert describe(settings.token(Event.TIME_SHIFT, 25), settings) == "TIME_SHIFT 250 ms"

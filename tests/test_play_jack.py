@@ -12,110 +12,23 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import mido
 import pytest
 
+from tests.helpers.jack import (
+    close_listener,
+    dumped,
+    keyboard,
+    left_sounding,
+    listener,
+    neuralband,
+    stop,
+    unmatched,
+)
+
 pytestmark = pytest.mark.usefixtures("jack_server")
-
-RATE = 48_000  # the dummy driver's sample rate, as the jack_server fixture starts it
-
-
-def start(cmd: list[str], out=subprocess.DEVNULL, **kw) -> subprocess.Popen:
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out is not
-                            subprocess.DEVNULL else subprocess.DEVNULL, **kw)
-
-
-def wait_for_port(name: str, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if name in subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"JACK port {name} never appeared")
-
-
-def keyboard(name: str, loop_s: float = 4.0) -> subprocess.Popen:
-    """jack_midiseq looping a short phrase (C4 E4 G4 E4, 0.2 s each) then a pause."""
-    notes = []
-    for i, pitch in enumerate((60, 64, 67, 64)):
-        notes += [str(int(i * 0.25 * RATE)), str(pitch), str(int(0.2 * RATE))]
-    proc = start(["jack_midiseq", name, str(int(loop_s * RATE)), *notes])
-    wait_for_port(f"{name}:out")
-    return proc
-
-
-def listener(name: str, path: Path) -> subprocess.Popen:
-    proc = start(["stdbuf", "-oL", "jack_midi_dump", name], out=path.open("w"))
-    wait_for_port(f"{name}:input")
-    return proc
-
-
-def close_listener(dump: subprocess.Popen) -> None:
-    """Let the last messages arrive, then stop jack_midi_dump (SIGINT flushes its output)."""
-    time.sleep(0.2)
-    dump.send_signal(signal.SIGINT)
-    dump.wait(timeout=10)
-
-
-def dumped(path: Path) -> list[list[int]]:
-    """The raw messages jack_midi_dump printed ("frames: 90 3c 40 note on ...")."""
-    msgs = []
-    for line in path.read_text().splitlines():
-        if ":" not in line:
-            continue
-        fields = line.split(":", 1)[1].split()
-        raw = []
-        for f in fields:
-            if len(f) != 2:
-                break
-            try:
-                raw.append(int(f, 16))
-            except ValueError:
-                break
-        if len(raw) == 3:
-            msgs.append(raw)
-    return msgs
-
-
-def left_sounding(msgs: list[list[int]]) -> set[tuple[int, int]]:
-    """(channel, pitch) whose last message the listener saw is a NOTE_ON.
-
-    A JACK client that misses its cycle on a loaded machine without real-time scheduling loses
-    that period's MIDI (jackd logs "was not finished"), so the listener may miss an early
-    message; what matters to the ear is that each pitch's last word is a NOTE_OFF.
-    """
-    last: dict[tuple[int, int], bool] = {}
-    for status, pitch, vel in msgs:
-        if status & 0xF0 in (0x80, 0x90):
-            last[(status & 0x0F, pitch)] = status & 0xF0 == 0x90 and vel > 0
-        elif status & 0xF0 == 0xB0 and pitch == 123:  # All Notes Off on that channel
-            last = {key: False if key[0] == status & 0x0F else on for key, on in last.items()}
-    return {key for key, on in last.items() if on}
-
-
-def unmatched(msgs: list[list[int]]) -> Counter:
-    held: Counter = Counter()
-    for status, pitch, vel in msgs:
-        key = (status & 0x0F, pitch)
-        if status & 0xF0 == 0x90 and vel > 0:
-            held[key] += 1
-        elif status & 0xF0 in (0x80, 0x90) and held[key]:
-            held[key] -= 1
-    return +held
-
-
-def neuralband(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "neuralband", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> tuple[str, str]:
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=20)
-    return out, err
 
 
 @pytest.fixture
@@ -234,6 +147,78 @@ def test_virtual_ports_are_named_as_they_are_on_the_start_line():
     assert found, first
     assert found[1] in listed and found[2] in listed
     assert found[1].endswith(":in") and found[2].endswith(":out")
+
+
+def thread_policies(pid: int) -> tuple[tuple[int, int], int | None]:
+    """(policy, priority) of a process's main thread, and the highest real-time priority among
+    its other threads (JACK's process thread, when the server runs real-time), or None."""
+    main, top = None, None
+    for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
+        policy = os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
+        priority = os.sched_getparam(tid).sched_priority
+        if tid == pid:
+            main = (policy, priority)
+        elif policy in (os.SCHED_FIFO, os.SCHED_RR):
+            top = priority if top is None else max(top, priority)
+    return main, top
+
+
+@pytest.fixture
+def realtime_jack():
+    """A private JACK server with real-time scheduling on (jackd's default), for the tests that
+    need its process threads real-time: its name, for JACK_DEFAULT_SERVER."""
+    name = f"nbrt{os.getpid()}"
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name)
+    proc = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", "128"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    for _ in range(100):
+        if subprocess.run(["jack_lsp"], capture_output=True, env=env).returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.skip("a real-time jackd did not start here (no CAP_SYS_NICE or rtprio limit)")
+    yield name
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def play_start_line(*flags: str, env: dict | None = None) -> tuple[str, tuple, int | None]:
+    """`play --virtual` until its start line; the line, and its threads' scheduling then."""
+    proc = neuralband("play", "--api", "jack", "--virtual", "--mode", "solo", *flags, env=env)
+    try:
+        first = ""
+        end = time.monotonic() + 30
+        while "playing" not in first and time.monotonic() < end:
+            first = proc.stderr.readline() or first
+        main, top = thread_policies(proc.pid)
+    finally:
+        stop(proc)
+        proc.kill()
+    return first, main, top
+
+
+def test_the_loop_runs_real_time_below_a_real_time_jack_s_thread(realtime_jack):
+    """Under a real-time JACK server, `play`'s loop thread (its main thread) runs SCHED_FIFO one
+    step below JACK's process thread, which runs the MIDI callback, and the start line says so."""
+    env = dict(os.environ, JACK_DEFAULT_SERVER=realtime_jack)
+    first, main, top = play_start_line(env=env)
+    assert top is not None, "JACK's process thread should run real-time under this server"
+    assert main == (os.SCHED_FIFO, max(1, top - 1)), (main, top)
+    assert f"real-time scheduling SCHED_FIFO {max(1, top - 1)}" in first, first
+    first, main, _ = play_start_line("--no-realtime", env=env)
+    assert main[0] == os.SCHED_OTHER and "real-time scheduling off" in first, first
+
+
+def test_the_loop_stays_ordinary_beside_an_ordinary_midi_thread(jack_server):
+    """Under a JACK server without real-time (CI's, jackd --no-realtime) the loop does not ask:
+    a real-time loop woken by an ordinary thread that holds the GIL waits for it. Said so."""
+    first, main, top = play_start_line()
+    if top is None:
+        assert main[0] == os.SCHED_OTHER, main
+        assert "real-time scheduling off (the MIDI thread is not real-time" in first, first
+    else:  # this machine's server runs real-time: the other test's case
+        assert main == (os.SCHED_FIFO, max(1, top - 1)), (main, top)
 
 
 def test_a_missing_port_is_one_line_listing_the_ports(names):

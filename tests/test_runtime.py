@@ -134,15 +134,14 @@ def test_int8_matches_its_fp32_reconstruction_and_batches(tmp_path):
         q, scale = int8.quantize_rows(w)
         return q.astype(np.float32) * scale[:, None]
 
-    # What the int8 Stepper quantizes: W_hh of layer 0, [W_ih | W_hh] of the layers above (one
-    # scale per fused row), the head; the embedding and W_ih of layer 0 make the fp32 table.
+    # What the int8 Stepper quantizes: W_hh of every layer and W_ih of the layers above (one
+    # scale per row of each), the head; the embedding and W_ih of layer 0 make the fp32 table.
     dequantized = dict(weights, **{"lstm.weight_hh_l0": rounded(weights["lstm.weight_hh_l0"]),
                                    "head.weight": rounded(weights["head.weight"])})
     for k in (1, 2):
-        ih, hh = weights[f"lstm.weight_ih_l{k}"], weights[f"lstm.weight_hh_l{k}"]
-        both = rounded(np.concatenate([ih, hh], axis=1))
-        dequantized[f"lstm.weight_ih_l{k}"] = both[:, :ih.shape[1]]
-        dequantized[f"lstm.weight_hh_l{k}"] = both[:, ih.shape[1]:]
+        for part in ("ih", "hh"):
+            name = f"lstm.weight_{part}_l{k}"
+            dequantized[name] = rounded(weights[name])
     tokens = np.random.default_rng(2).integers(0, 388, (3, 200))
     q8 = Stepper(weights, model.config, batch=3, precision="int8")
     ref = Stepper(dequantized, model.config, batch=3)
@@ -201,3 +200,169 @@ def test_play_takes_int8_where_numba_is_installed(monkeypatch):
     monkeypatch.delitem(sys.modules, "neuralband.int8", raising=False)
     monkeypatch.setitem(sys.modules, "numba", None)  # as if it were not installed
     assert live_precision("auto") == "fp32"
+
+
+# --- the GRU (config.cell = "gru") ------------------------------------------------------------
+
+GRU_CONFIGS = [ModelConfig(embed_dim=32, hidden=64, layers=1, cell="gru"),
+               ModelConfig(embed_dim=64, hidden=96, layers=3, cell="gru"),
+               ModelConfig(embed_dim=16, hidden=48, layers=2, controls=5, cell="gru"),
+               ModelConfig(vocab_size=4 * 6, embed_dim=16, hidden=32, layers=2, out_size=10,
+                           fields=(4, 6), cell="gru")]
+
+
+@pytest.mark.parametrize("config", GRU_CONFIGS, ids=["1x64", "3x96", "controls", "grid"])
+def test_a_gru_s_logits_match_torch_over_1000_steps(tmp_path, config):
+    torch.manual_seed(3)
+    model = EventLSTM(config).eval()
+    assert isinstance(model.gru, torch.nn.GRU) and not hasattr(model, "lstm")
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    if not (config.controls or config.fields):  # through a model file, its JSON naming the cell
+        save_model(tmp_path / "m", model, EncoderSettings(), dtype="float32")
+        assert Stepper.load(tmp_path / "m").config.cell == "gru"
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(0, config.vocab_size, 1000)
+    controls = rng.random((1000, config.controls)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(tokens)[None],
+                     controls=torch.from_numpy(controls)[None] if config.controls else None
+                     )[0][0].numpy()
+    stepper = Stepper(weights, config)
+    assert stepper.c.size == 0  # a GRU keeps no cell state
+    got = np.empty_like(want)
+    for t, tok in enumerate(tokens):
+        if config.controls:
+            stepper.set_controls(controls[t])
+        stepper.feed(int(tok))
+        got[t] = stepper.logits()[0]
+    assert np.abs(got - want).max() < 1e-4
+    # A batch of three streams, a snapshot taken back, and int8 weights close to fp32.
+    batched = Stepper(weights, config, batch=3)
+    snap = None
+    for t in range(60):
+        batched.feed(np.array([tokens[t], tokens[t + 1], tokens[t]]))
+        if t == 29:
+            snap = batched.snapshot()
+    assert np.array_equal(batched.logits()[0], batched.logits()[2])
+    batched.restore(snap)
+    batched.feed(np.array([tokens[30]] * 3))
+    if not config.controls:  # (the streams above read no controls)
+        assert np.abs(batched.logits()[0] - got[30]).max() < 1e-4
+
+
+def test_a_gru_step_reads_three_quarters_of_an_lstm_s_recurrent_bytes(tmp_path):
+    sizes = {}
+    for cell in ("lstm", "gru"):
+        config = ModelConfig(embed_dim=64, hidden=128, layers=3, cell=cell)
+        weights = {k: v.numpy() for k, v in EventLSTM(config).state_dict().items()}
+        stepper = Stepper(weights, config, precision="int8")
+        sizes[cell] = stepper.weight_bytes - stepper.head.nbytes - stepper.table[0].nbytes
+    assert sizes["gru"] == pytest.approx(0.75 * sizes["lstm"], rel=0.02)  # + row scales
+
+
+def test_int8_gru_scores_like_fp32(tmp_path):
+    torch.manual_seed(4)
+    config = ModelConfig(embed_dim=32, hidden=80, layers=3, cell="gru")
+    weights = {k: v.numpy() for k, v in EventLSTM(config).eval().state_dict().items()}
+    fp32, q8 = Stepper(weights, config), Stepper(weights, config, precision="int8")
+    for tok in np.random.default_rng(5).integers(0, 388, 300).tolist():
+        fp32.feed(tok)
+        q8.feed(tok)
+    p, q = (np.exp(s.logits()[0] - s.logits()[0].max()) for s in (fp32, q8))
+    assert np.abs(p / p.sum() - q / q.sum()).max() < 0.01
+
+
+def test_an_unknown_cell_is_one_error():
+    with pytest.raises(ValueError, match="cell must be one of lstm, gru"):
+        ModelConfig(cell="rnn")
+    assert ModelConfig.from_dict({"hidden": 64}).cell == "lstm"  # model files before the GRU
+
+
+def test_a_gru_model_plays_live_and_leaves_nothing_sounding(tmp_path):
+    """The engine knows no cell: a GRU model file plays as an LSTM's does."""
+    from tests.helpers.live import balanced, band_ons, run_live, tune
+
+    torch.manual_seed(6)
+    save_model(tmp_path / "gru", EventLSTM(ModelConfig(embed_dim=32, hidden=64, layers=2,
+                                                       cell="gru")).eval(),
+               EncoderSettings(), dtype="float32")
+    engine, out = run_live(tune(3.0), 3.0, mode="solo", model=str(tmp_path / "gru"))
+    assert engine.stepper.config.cell == "gru"
+    assert band_ons(engine, out) and balanced(out.sent)
+
+
+# --- computing ahead: prepare and speculate ------------------------------------------------------
+
+AHEAD_CONFIGS = [ModelConfig(embed_dim=16, hidden=40, layers=2),
+                 ModelConfig(embed_dim=16, hidden=40, layers=3, cell="gru"),
+                 ModelConfig(embed_dim=16, hidden=40, layers=2, controls=3)]
+
+# One live session's calls: ("feed", tok), ("prepare",), ("speculate", tok, from_the_snapshot),
+# ("snapshot",), ("restore",), ("controls", value).
+ops = st.lists(st.one_of(
+    st.tuples(st.just("feed"), st.integers(0, 12)),
+    st.tuples(st.just("prepare")),
+    st.tuples(st.just("speculate"), st.integers(0, 12), st.booleans()),
+    st.tuples(st.just("snapshot")),
+    st.tuples(st.just("restore")),
+    st.tuples(st.just("controls"), st.floats(-1, 1, width=32))), max_size=40)
+
+
+@pytest.mark.parametrize("config", AHEAD_CONFIGS, ids=["lstm", "gru", "controls"])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@settings(max_examples=40, deadline=None)
+@given(script=ops)
+def test_prepared_and_speculated_steps_are_exactly_the_plain_ones(config, precision, script):
+    """Whatever is computed ahead, every state and every logit is bit for bit what plain feeds
+    give; a guess is used only from its own state, for its own token, under its controls."""
+    torch.manual_seed(3)
+    weights = {k: v.numpy() for k, v in EventLSTM(config).state_dict().items()}
+    ahead = Stepper(weights, config, precision=precision)
+    plain = Stepper(weights, config, precision=precision)
+    snaps = [ahead.snapshot(), plain.snapshot()]
+    for op in script:
+        if op[0] == "feed":
+            ahead.feed(op[1])
+            plain.feed(op[1])
+        elif op[0] == "prepare":
+            ahead.prepare()
+        elif op[0] == "speculate":
+            ahead.speculate(op[1], snaps[0] if op[2] else None)
+        elif op[0] == "snapshot":
+            snaps = [ahead.snapshot(), plain.snapshot()]
+        elif op[0] == "restore":
+            ahead.restore(snaps[0])
+            plain.restore(snaps[1])
+        elif config.controls:
+            for s in (ahead, plain):
+                s.set_controls(np.full(config.controls, op[1], np.float32))
+        for a, b in ((ahead.h, plain.h), (ahead.c, plain.c), (ahead.logits(), plain.logits())):
+            assert np.array_equal(a, b)
+
+
+def test_a_speculated_feed_is_a_copy_and_leaves_the_state_where_it_was():
+    stepper = Stepper.load(bundled_model(), precision="fp32")
+    for tok in (375, 60, 280):
+        stepper.feed(tok)
+    snap = stepper.snapshot()
+    stepper.feed(300)  # elsewhere now: a proposal on trial, say
+    here = stepper.snapshot()
+    live = (stepper.h, stepper.c)
+    for array in live:  # the live view reads these from another thread: never written
+        array.flags.writeable = False
+    after = stepper.speculate(260, base=snap)  # the player's time shift, from before the proposal
+    stepper.speculate(130, base=after)  # and a release after it
+    stepper.speculate(131)  # and one from where it is now
+    for array in live:
+        array.flags.writeable = True
+    assert stepper.h is live[0] and np.array_equal(stepper.h, here.h)
+    assert np.array_equal(stepper.c, here.c)
+    calls = []
+    stepper.hh0 = lambda *a: calls.append(a)  # any matmul now would be seen
+    stepper.restore(snap)
+    stepper.feed(260)
+    assert calls == []
+    reference = Stepper.load(bundled_model(), precision="fp32")
+    for tok in (375, 60, 280, 260):
+        reference.feed(tok)
+    assert np.array_equal(stepper.h, reference.h)

@@ -35,6 +35,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     clip: float = 3.0  # Magenta's Performance RNN clips the gradient norm at 3
     dropout: float | None = None  # None: the preset's
+    cell: str = "lstm"  # lstm | gru (`ModelConfig.cell`)
+    hidden: int | None = None  # None: the preset's (a GRU of an LSTM's parameter count is wider)
     transpose: int = 3
     stretch: float = 0.05
     eval_every: int = 200
@@ -91,6 +93,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip", type=float, help=f"gradient norm clip (default: {d.clip})")
     p.add_argument("--dropout", type=float,
                    help="override the preset's dropout (default: the preset's)")
+    p.add_argument("--cell", choices=["lstm", "gru"],
+                   help=f"the recurrent cell: an LSTM, or a GRU (3 gates where the LSTM has 4: "
+                        f"a step reads 3/4 of the bytes) (default: {d.cell})")
+    p.add_argument("--hidden", type=int,
+                   help="override the preset's hidden size, e.g. a GRU with an LSTM's "
+                        "parameter count (default: the preset's)")
     p.add_argument("--transpose", type=int,
                    help=f"augment: transpose by up to +-N semitones (default: {d.transpose})")
     p.add_argument("--stretch", type=float,

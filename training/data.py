@@ -21,7 +21,7 @@ import numpy as np
 
 from encoders.controls import ControlSettings, drop_controls, token_controls
 from encoders.grid import STATES, GridSettings, transpose_codes
-from encoders.performance import EncoderSettings
+from encoders.performance import EncoderSettings, Event, shifts_before
 from encoders.voices import VoiceScheme
 from encoders.voices import split as split_voices
 from training.dataset import FORMAT as DATASET_FORMAT
@@ -146,8 +146,8 @@ def in_base(tokens: np.ndarray, voices: VoiceScheme | None, change) -> np.ndarra
     if out is None:
         return None
     s = voices.settings
-    shift_in = (base >= s.time_shift) & (base < s.velocity)
-    shift_out = (out >= s.time_shift) & (out < s.velocity)
+    shift_in = s.kinds[base] == Event.TIME_SHIFT
+    shift_out = s.kinds[out] == Event.TIME_SHIFT
     out_voice = np.full(len(out), -1, np.int64)
     out_voice[~shift_out] = voice[~shift_in]
     return np.asarray(voices.pack(out_voice, out), np.int64)
@@ -180,12 +180,11 @@ def transpose_tokens(tokens: np.ndarray, k: int, settings: EncoderSettings) -> n
     Everything else (TIME_SHIFT, VELOCITY) is returned unchanged; the input is not modified.
     """
     tokens = np.asarray(tokens)
-    is_pitch = tokens < settings.time_shift  # NOTE_ON and NOTE_OFF, both 128 wide
     if k == 0:
         return tokens.copy()
     wide = tokens.astype(np.int64)  # any integer dtype in, no unsigned wrap-around
-    pitch = np.where(wide < settings.note_off, wide - settings.note_on,
-                     wide - settings.note_off)[is_pitch]
+    is_pitch = settings.kinds[wide] <= Event.NOTE_OFF  # NOTE_ON and NOTE_OFF
+    pitch = settings.values[wide[is_pitch]]
     if pitch.size and (pitch.min() + k < 0 or pitch.max() + k > 127):
         return None
     out = tokens.copy()
@@ -204,8 +203,8 @@ def stretch_tokens(tokens: np.ndarray, factor: float, settings: EncoderSettings)
         return tokens.copy()
     wide = tokens.astype(np.int64)
     first_shift, max_shift = settings.time_shift, settings.max_shift_steps
-    is_shift = (wide >= first_shift) & (wide < first_shift + max_shift)
-    steps = np.where(is_shift, wide - first_shift + 1, 0)
+    is_shift = settings.kinds[wide] == Event.TIME_SHIFT
+    steps = np.where(is_shift, settings.values[wide], 0)
 
     # Groups: each non-shift token alone, each maximal run of shifts together.
     run_start = is_shift & ~np.concatenate([[False], is_shift[:-1]])
@@ -214,13 +213,11 @@ def stretch_tokens(tokens: np.ndarray, factor: float, settings: EncoderSettings)
     total = np.add.reduceat(steps, starts)
     scaled = np.maximum(1, np.floor(total * factor + 0.5).astype(np.int64))
 
-    # A shift group of n steps -> (n - 1) // max full shifts, then the remainder in 1..max.
-    n_full = np.where(group_shift, (scaled - 1) // max_shift, 0)
-    count = n_full + 1
-    last = np.where(group_shift, first_shift + scaled - n_full * max_shift - 1, wide[starts])
-    out = np.full(int(count.sum()), first_shift + max_shift - 1, dtype=tokens.dtype)
-    out[np.cumsum(count) - 1] = last
-    return out
+    # A shift group: its scaled steps by the encoder's shift rule; any other token: itself.
+    out, at = shifts_before(np.where(group_shift, scaled, 0), (~group_shift).astype(np.int64),
+                            first_shift, max_shift)
+    out[at[~group_shift]] = wide[starts[~group_shift]]
+    return out.astype(tokens.dtype)
 
 
 class TokenWindows:

@@ -33,7 +33,7 @@ import numpy as np
 from encoders.abc import split_tunes, tune_to_midi
 from encoders.errors import MidiError
 from encoders.grid import NEW, GridSettings, codes_states, codes_summary, encode_grid
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, encode
+from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, encode
 from encoders.voices import VoiceScheme, encode_voices
 from neuralband.atomic import write_atomic
 
@@ -170,9 +170,9 @@ def _refusal(tokens: np.ndarray, settings: EncoderSettings, limits: Limits,
     """Why a piece is not used (empty, no band to learn from, or oversized), or None."""
     if voices is not None:
         voice, tokens = voices.unpack(tokens)
-        if not np.any((voice > 0) & (tokens < settings.note_off)):
+        if not np.any((voice > 0) & (settings.kinds[tokens] == Event.NOTE_ON)):
             return "no band: every note is in the lead part"
-    notes = int((tokens < settings.note_off).sum())
+    notes = int((settings.kinds[tokens] == Event.NOTE_ON).sum())
     if notes == 0:
         return "empty: no notes"
     if notes > limits.max_notes:
@@ -204,8 +204,7 @@ def token_dtype(classes: int) -> type:
 
 def duration_s(tokens: np.ndarray, settings: EncoderSettings = DEFAULT_SETTINGS) -> float:
     """Length of a token sequence in seconds: the sum of its TIME_SHIFTs."""
-    shifts = tokens[(tokens >= settings.time_shift) & (tokens < settings.velocity)]
-    steps = int((shifts - settings.time_shift + 1).sum())
+    steps = int(settings.values[tokens][settings.kinds[tokens] == Event.TIME_SHIFT].sum())
     return steps / settings.steps_per_second
 
 
@@ -334,7 +333,8 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
                 seconds, notes = codes_summary(tokens, grid)
             else:
                 base = voices.unpack(tokens)[1] if voices else tokens
-                seconds, notes = duration_s(base, settings), int((base < settings.note_off).sum())
+                seconds = duration_s(base, settings)
+                notes = int((settings.kinds[base] == Event.NOTE_ON).sum())
             pending_rows.append(where | {
                 "sha256": result.sha256, "split": split, "shard": None, "offset": pending_len,
                 "length": len(tokens), "duration_s": round(seconds, 3), "notes": notes,

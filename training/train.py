@@ -200,7 +200,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
     config = PRESETS[cfg.preset]
     config = replace(config, **model_shape(cfg.dataset),
                      dropout=config.dropout if cfg.dropout is None else cfg.dropout,
-                     controls=controls.size if controls else 0)
+                     controls=controls.size if controls else 0, cell=cfg.cell,
+                     hidden=config.hidden if cfg.hidden is None else cfg.hidden)
     resuming = cfg.resume and (run / STATE).exists()
     with progress.phase("the model, its optimizer" + (" and checkpoint" if resuming else "")):
         torch.manual_seed(cfg.seed)
