@@ -40,7 +40,7 @@ from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 from encoders.voices import VoiceScheme, decode_voices, merge, split  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
-from training.data import read_settings, read_voices, split_pieces  # noqa: E402
+from training.data import read_dataset, split_pieces  # noqa: E402
 
 
 def hide_lead(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
@@ -117,8 +117,7 @@ def main() -> int:
         print(f"duet_nll: no dataset at {dataset}; make it with examples/train_duet_model.sh",
               file=sys.stderr)
         return 2
-    settings, info = read_settings(dataset)
-    scheme = read_voices(info, settings)
+    scheme = read_dataset(dataset)[0].voices
     model_info = read_info(args.model)
     if scheme is None or model_info.voices != scheme:
         print(f"duet_nll: {dataset} ({scheme}) and the model ({model_info.voices}) must share one "

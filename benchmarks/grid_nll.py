@@ -41,7 +41,7 @@ from encoders.grid import NEW, GridSettings, codes_states, grid_to_pretty_midi  
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
 from training.baselines import bigram_probs, count_train, unigram_probs  # noqa: E402
-from training.data import read_grid, read_settings, split_pieces  # noqa: E402
+from training.data import read_dataset, split_pieces  # noqa: E402
 
 
 def with_lead(codes: np.ndarray, lead: np.ndarray, grid: GridSettings) -> np.ndarray:
@@ -92,7 +92,7 @@ def main() -> int:
         print(f"grid_nll: no dataset at {dataset}; make it with examples/train_grid_model.sh",
               file=sys.stderr)
         return 2
-    grid = read_grid(read_settings(dataset)[1])
+    grid = read_dataset(dataset)[0].grid
     if grid is None or read_info(args.model).grid != grid:
         print(f"grid_nll: {dataset} ({grid}) and {args.model} ({read_info(args.model).grid}) "
               "must share one grid", file=sys.stderr)

@@ -65,7 +65,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.machine import cpu_model, print_rows, usable_cpus  # noqa: E402
 from neuralband.model import PRESETS, EventLSTM, ModelConfig  # noqa: E402
-from training.data import TokenWindows, read_manifest, read_settings  # noqa: E402
+from training.data import TokenWindows, read_dataset, read_manifest  # noqa: E402
 from training.dataset import build_dataset  # noqa: E402
 from training.train import use_bf16  # noqa: E402
 
@@ -215,11 +215,11 @@ def build_chorales(out: Path) -> tuple[int, list[int]]:
     if not files:
         raise SystemExit(f"no MIDI files in {MIDI_DIR}")
     build_dataset(files, out, workers=1, fractions=(1.0, 0.0, 0.0))
-    settings, _ = read_settings(out)
+    scheme = read_dataset(out)[0]
     lengths = [int(e["length"]) for e in read_manifest(out) if e["split"] == "train"]
     if not lengths:
         raise SystemExit(f"none of the {len(files)} files in {MIDI_DIR} could be encoded")
-    return settings.vocab_size, lengths
+    return scheme.input_classes, lengths
 
 
 def data_window(window: int, lengths: list[int]) -> int:

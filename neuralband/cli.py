@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections import Counter
@@ -98,21 +99,39 @@ def parse_grid(text: str, voices: int, lead: str) -> GridSettings:  # noqa: F821
     return GridSettings.from_tempo(bpm_value, steps, voices, lead)
 
 
+def _encode_scheme(args: argparse.Namespace) -> TokenScheme:  # noqa: F821
+    """The token scheme ``encode``'s options name: --scheme text, --grid, --voices, or events."""
+    from encoders.performance import EncoderSettings
+    from encoders.schemes import EventScheme, GridScheme, VoicedScheme
+    from encoders.text import TextScheme
+    from encoders.voices import VoiceScheme
+
+    name = args.scheme or ("grid" if args.grid else "voices" if args.voices else "events")
+    if name == "text":
+        if args.grid or args.voices:
+            raise ValueError("--scheme text takes no --grid or --voices: text has no parts")
+        return TextScheme(args.piece_bytes)
+    settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
+    if name == "grid" or args.grid:
+        if not args.grid:
+            raise ValueError("--scheme grid needs --grid BPM[/STEPS] and --voices N")
+        return GridScheme(parse_grid(args.grid, args.voices, args.lead), settings)
+    if name == "voices" or args.voices:
+        if not args.voices:
+            raise ValueError("--scheme voices needs --voices N (2: a lead and a band)")
+        return VoicedScheme(VoiceScheme(args.voices, args.lead, settings))
+    return EventScheme(settings)
+
+
 def _cmd_encode(args: argparse.Namespace) -> int:
     import time
 
     from tqdm import tqdm
 
-    from encoders.grid import codes_summary
-    from encoders.performance import EncoderSettings, Event
-    from encoders.voices import VoiceScheme
-    from training.dataset import Limits, build_dataset, check_out_dir, find_midi_files
+    from training.dataset import Limits, build_dataset, check_out_dir, find_files
 
-    settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
     try:
-        grid = parse_grid(args.grid, args.voices, args.lead) if args.grid else None
-        voices = (VoiceScheme(args.voices, args.lead, settings) if args.voices and not grid
-                  else None)
+        scheme = _encode_scheme(args)
     except ValueError as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -126,44 +145,41 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         return 2
     try:
         check_out_dir(args.out)
-        total = len(find_midi_files(args.sources))
+        total = len(find_files(args.sources, scheme.suffixes))
     except (FileNotFoundError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
     bar = tqdm(total=total, unit="file", dynamic_ncols=True, disable=args.quiet)
     counts = {"notes": 0, "errors": 0}
+    unit = "bytes" if scheme.name == "text" else "notes"
     start = time.perf_counter()
 
     def progress(results) -> None:
         for result in results:  # one MIDI file, or every tune of an ABC file
             if result.error is not None:
                 counts["errors"] += 1
-            elif grid:
-                counts["notes"] += codes_summary(result.tokens, grid)[1]
             else:
-                base = voices.unpack(result.tokens)[1] if voices else result.tokens
-                counts["notes"] += int((settings.kinds[base] == Event.NOTE_ON).sum())
+                counts["notes"] += int(scheme.summary(result.tokens).get(unit, 0))
         rate = counts["notes"] / max(time.perf_counter() - start, 1e-9)
-        bar.set_postfix_str(f"{rate:,.0f} notes/s, {counts['errors']} errors", refresh=False)
+        bar.set_postfix_str(f"{rate:,.0f} {unit}/s, {counts['errors']} errors", refresh=False)
         bar.update(1)
 
     limits = Limits(max_notes=args.max_notes, max_seconds=args.max_seconds)
     try:
-        summary = build_dataset(args.sources, args.out, settings, workers=args.workers,
-                                fractions=fractions, limits=limits, progress=progress,
-                                voices=voices, grid=grid)
+        summary = build_dataset(args.sources, args.out, scheme, workers=args.workers,
+                                fractions=fractions, limits=limits, progress=progress)
     except ValueError as err:
         bar.close()
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
     bar.close()
-    # A piece is a MIDI file or one tune of an ABC file.
+    # A piece is a MIDI file, one tune of an ABC file, or a run of lines of a text.
     print(f"{summary.found} files found: {summary.encoded} pieces encoded, {summary.failed} failed,"
           f" {summary.duplicates} duplicate; {summary.already} files already in {args.out}")
     for split, row in sorted(summary.per_split.items()):
+        hours = "" if scheme.name == "text" else f"  {row['hours']:8.2f} hours"
         print(f"  {split:5s}  {row['files']:6d} pieces  {row['events']:10,d} "
-              f"{'steps ' if grid else 'events'}  "
-              f"{row['hours']:8.2f} hours")
+              f"{scheme.unit:6s}{hours}")
     if summary.failed:
         print(f"warning: {summary.failed} pieces could not be used; see {args.out}/errors.jsonl",
               file=sys.stderr)
@@ -251,6 +267,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         encoder, voices = info.encoder, info.voices
         if info.grid:
             return _generate_grid(args, model, rules)
+        if encoder is None:  # a scheme of no notes (text): tokens in, tokens out
+            return _generate_tokens(args, model, info, rules)
         if args.lead and voices is None:
             raise ValueError(f"{model} is not a voice-packed model: --lead needs one, "
                              "e.g. --model duet")
@@ -265,15 +283,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             if args.primer:
                 primer = (encode_voices(args.primer, voices) if voices
                           else encode(args.primer, encoder))
-            seconds = 30.0 if args.seconds is None else args.seconds
-        with tqdm(total=round(seconds), unit="s", disable=args.quiet or seconds < 20,
+            seconds = (30.0 if args.length is None else math.inf) if args.seconds is None \
+                else args.seconds
+        with tqdm(total=round(seconds) if math.isfinite(seconds) else round(args.length / 10),
+                  unit="s" if math.isfinite(seconds) else "x10 events",
+                  disable=args.quiet or (seconds < 20 if math.isfinite(seconds) else
+                                         args.length < 200),
                   dynamic_ncols=True) as bar:
             if args.lead:
                 pieces = accompany(model, lead, args.n, rules, args.seed,
                                    progress=lambda dt: bar.update(round(dt)), controls=choice)
             else:
                 pieces = generate(model, primer, seconds, args.n, rules, args.seed,
-                                  progress=lambda dt: bar.update(round(dt)), controls=choice)
+                                  progress=lambda dt: bar.update(round(dt)), controls=choice,
+                                  length=args.length)
     except (ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -288,6 +311,28 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                  if voices else "")
         print(f"wrote {name}: {notes} notes{parts}, {pm.get_end_time():.1f} s "
               f"({len(piece.tokens) - piece.primer_length} events generated)")
+    return 0
+
+
+def _generate_tokens(args: argparse.Namespace, model: str, info, rules) -> int:
+    """generate with a model of a scheme without notes (text): --length tokens after the
+    --primer text, each variation decoded by the scheme and written as a file."""
+    import numpy as np
+
+    from neuralband.generate import sample_tokens
+
+    if args.lead or args.seconds is not None:
+        raise ValueError(f"{model} is a {info.scheme.name} model: give --length N (tokens) "
+                         "and --primer TEXT, not --lead or --seconds")
+    primer = (np.frombuffer(args.primer.encode(), np.uint8).astype(np.int64) if args.primer
+              else None)
+    pieces = sample_tokens(model, primer, args.length or 400, args.n, rules, args.seed)
+    for name, piece in zip(_output_names(args, ".txt"), pieces, strict=True):
+        name.parent.mkdir(parents=True, exist_ok=True)
+        text = info.scheme.decode(piece.tokens[piece.primer_length:])
+        name.write_text((args.primer or "") + text)
+        print(f"wrote {name}: {len(piece.tokens) - piece.primer_length} {info.scheme.unit} "
+              f"generated")
     return 0
 
 
@@ -308,13 +353,14 @@ def _generate_grid(args: argparse.Namespace, model: str, rules) -> int:
     return 0
 
 
-def _output_names(args: argparse.Namespace) -> list[Path]:
-    """-o as n file names: a .mid file (numbered when n > 1) or a folder of generated-K.mid."""
+def _output_names(args: argparse.Namespace, suffix: str = ".mid") -> list[Path]:
+    """-o as n file names: a file (numbered when n > 1) or a folder of generated-K files, .mid
+    for music (``suffix``: .txt for text)."""
     out = Path(args.out)
-    if out.suffix.lower() in (".mid", ".midi"):
+    if out.suffix.lower() in ((".mid", ".midi") if suffix == ".mid" else (suffix,)):
         return [out] if args.n == 1 else [
             out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(args.n)]
-    return [out / f"generated-{i + 1}.mid" for i in range(args.n)]
+    return [out / f"generated-{i + 1}{suffix}" for i in range(args.n)]
 
 
 def _cmd_ports(args: argparse.Namespace) -> int:
@@ -354,6 +400,9 @@ def _cmd_play(args: argparse.Namespace) -> int:
         midi_map = load_map(args.map_file) if args.map_file else {}
         midi_map.update(parse_map(args.map or []))
         info = read_info(args.model or bundled_model())
+        if info.encoder is None:
+            raise ValueError(f"{args.model} is a {info.scheme.name} model: it writes "
+                             f"{info.scheme.unit} (neuralband generate), it does not play")
         rules, controls = _rules_and_controls(args, info, args.model or "the default model")
         return play(choice, args.model, settings, rules, args.seed, args.record, args.seconds,
                     bpm=args.bpm, click=args.click,
@@ -584,7 +633,15 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("--lead", default="top", metavar="RULE", help="as encode --lead")
     tokens.set_defaults(func=_cmd_tokens)
     enc = sub.add_parser("encode", help="encode MIDI folders into a training dataset")
-    enc.add_argument("sources", nargs="+", help="MIDI files or folders (searched recursively)")
+    enc.add_argument("sources", nargs="+",
+                     help="MIDI, ABC or (--scheme text) text files or folders (searched "
+                          "recursively)")
+    enc.add_argument("--scheme", choices=("events", "voices", "grid", "text"),
+                     help="the token scheme (default: events; voices with --voices, grid with "
+                          "--grid; text: bytes of .txt files, for a char-RNN)")
+    enc.add_argument("--piece-bytes", type=int, default=1024, metavar="N",
+                     help="--scheme text: a file is cut at line ends into pieces of about N "
+                          "bytes, each split train/valid/test on its own (default 1024)")
     enc.add_argument("-o", "--out", required=True, help="dataset folder (made, or grown)")
     enc.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     enc.add_argument("--split", default="90/5/5", help="train/valid/test percent (90/5/5)")
@@ -614,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="continue a primer (or silence) with the model")
     gen.add_argument("--model", help="model file (default: the bundled model)")
-    gen.add_argument("--primer", help="a MIDI file to continue")
+    gen.add_argument("--primer", help="a MIDI file to continue (a text model: the text)")
     gen.add_argument("--lead", metavar="MELODY.mid",
                      help="accompany this melody (a voice-packed or grid model, e.g. --model "
                           "duet or --model grid); "
@@ -625,10 +682,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the melody's track in the --lead file (its name, or part of it)")
     gen.add_argument("--seconds", type=float, default=None,
                      help="music to add (default 30; with --lead, the melody's length)")
+    gen.add_argument("--length", type=int, default=None, metavar="N",
+                     help="tokens to add: events of music (instead of --seconds), bytes of "
+                          "text (default 400)")
     _add_sampling_arguments(gen, polyphony=12, follows="the primer (free from silence)")
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("-n", type=int, default=1, help="variations, in one batched pass")
-    gen.add_argument("-o", "--out", required=True, help="a .mid file or a folder")
+    gen.add_argument("-o", "--out", required=True,
+                     help="a .mid (a text model: .txt) file, or a folder")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
 

@@ -48,14 +48,15 @@ def _load(model: str | os.PathLike, variations: int) -> tuple[Stepper, Voicing]:
 def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float,
              variations: int = 1, rules: Rules | None = None, seed: int | None = None,
              progress: Callable[[float], None] | None = None,
-             controls: ControlChoice | None = None) -> list[Piece]:
-    """Continue ``primer`` tokens (None: silence) by ``seconds`` of music, ``variations`` times.
+             controls: ControlChoice | None = None, length: int | None = None) -> list[Piece]:
+    """Continue ``primer`` tokens (None: silence) by ``seconds`` of music (or, with ``length``,
+    by that many events, whichever comes first), ``variations`` times.
 
     A voice-packed model plays every voice, the lead included. A conditioned model keeps the
     key and density of ``controls`` (by default those of the primer; from silence, free).
     """
-    if seconds <= 0 or variations < 1:
-        raise ValueError("seconds and variations must be positive")
+    if seconds <= 0 or variations < 1 or (length is not None and length < 1):
+        raise ValueError("seconds, length and variations must be positive")
     stepper, voicing = _load(model, variations)
     rules = model_rules(stepper.info, rules)
     steer(stepper, controls, primer)
@@ -69,7 +70,7 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
             tracker.update(int(tok))
     sampler = Sampler(rules, seed, voicing.vocab_size)
     sps = voicing.settings.steps_per_second
-    target = trackers[0].step + round(seconds * sps)
+    target = trackers[0].step + (round(seconds * sps) if np.isfinite(seconds) else 1 << 62)
     out: list[list[int]] = [[] for _ in range(variations)]
     done = np.zeros(variations, bool)
     nxt = np.zeros(variations, np.int64)
@@ -87,17 +88,42 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
             tracker.update(tok)
             out[b].append(tok)
             nxt[b] = tok
-            if tracker.step >= target:
+            if tracker.step >= target or len(out[b]) == length:
                 done[b] = True
                 out[b].extend(tracker.closing_tokens())
         stepper.feed(nxt)
         if progress is not None:
-            now = min(t.step for t in trackers) / sps
+            now = min(t.step for t in trackers) / sps if length is None else \
+                min(len(o) for o in out) / 10  # with a length, tenths of its events
             if now - shown >= 1.0 or done.all():
                 progress(now - shown)
                 shown = now
     return [Piece(np.concatenate([prefix, np.asarray(o, np.int64)]), len(prefix), seconds)
             for o in out]
+
+
+def sample_tokens(model: str | os.PathLike, primer: np.ndarray | None, length: int,
+                  variations: int = 1, rules: Rules | None = None,
+                  seed: int | None = None) -> list[Piece]:
+    """``length`` new tokens after ``primer`` (None: the scheme's `start`), ``variations``
+    times, in one batched pass: the plain char-RNN loop (temperature and top-p over every
+    class), for a scheme with no grammar of notes (text)."""
+    if length < 1 or variations < 1:
+        raise ValueError("length and variations must be positive")
+    stepper = Stepper.load(model, batch=variations)
+    rules = rules or Rules()
+    prefix = (np.asarray(primer, np.int64) if primer is not None and len(primer)
+              else np.array([stepper.info.scheme.start]))
+    for tok in prefix:
+        stepper.feed(np.full(variations, tok))
+    sampler = Sampler(rules, seed, stepper.config.classes)
+    every = np.ones(stepper.config.classes, bool)
+    out = np.empty((variations, length), np.int64)
+    for t in range(length):
+        logits = stepper.logits()
+        out[:, t] = [sampler.sample(logits[b], every) for b in range(variations)]
+        stepper.feed(out[:, t])
+    return [Piece(np.concatenate([prefix, row]), len(prefix), 0.0) for row in out]
 
 
 def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,

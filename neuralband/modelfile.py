@@ -1,4 +1,4 @@
-"""Model files: ``NAME.safetensors`` (weights) + ``NAME.json`` (config, encoder settings, summary).
+"""Model files: ``NAME.safetensors`` (weights) + ``NAME.json`` (config, token scheme, summary).
 
 Nothing is ever unpickled: weights are safetensors (a JSON header and raw arrays) and the sidecar
 is JSON. The sidecar records the weights file's SHA-256, so a damaged or tampered file is refused
@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from encoders.controls import ControlSettings
-from encoders.grid import STATES, GridSettings
+from encoders.grid import GridSettings
 from encoders.performance import EncoderSettings
+from encoders.schemes import TokenScheme, scheme_from_dict, scheme_from_parts
 from encoders.voices import VoiceScheme
 from neuralband.atomic import write_atomic
 from neuralband.modelconfig import ModelConfig
 
 FORMAT = "neuralband-model"
-VERSION = 1
+VERSION = 2  # 1: encoder settings beside an optional voices or grid entry (still read)
 
 
 class ModelFileError(Exception):
@@ -33,53 +34,57 @@ class ModelInfo:
     """What the JSON sidecar says about the weights."""
 
     config: ModelConfig
-    encoder: EncoderSettings
+    scheme: TokenScheme  # what its tokens are (`encoders.schemes`)
     dtype: str
     sha256: str
     summary: dict = field(default_factory=dict)
-    voices: VoiceScheme | None = None  # a voice-packed model (encoders.voices), else None
-    grid: GridSettings | None = None  # an ensemble-grid model (encoders.grid), else None
     controls: ControlSettings | None = None  # a model that reads key and density controls
 
+    @property
+    def encoder(self) -> EncoderSettings | None:
+        """The event encoding under the scheme (None for text)."""
+        return self.scheme.settings
+
+    @property
+    def voices(self) -> VoiceScheme | None:
+        """A voice-packed model's voices and lead rule, else None."""
+        return self.scheme.voices
+
+    @property
+    def grid(self) -> GridSettings | None:
+        """An ensemble-grid model's grid, else None."""
+        return self.scheme.grid
+
     def to_json(self) -> str:
-        voices = {"voices": self.voices.to_dict()} if self.voices else {}
-        grid = {"grid": self.grid.to_dict()} if self.grid else {}
         controls = {"controls": self.controls.to_dict()} if self.controls else {}
         return json.dumps({
             "format": FORMAT, "version": VERSION, "model": self.config.to_dict(),
-            "encoder": self.encoder.to_dict(), **voices, **grid, **controls, "dtype": self.dtype,
+            "scheme": self.scheme.to_dict(), **controls, "dtype": self.dtype,
             "sha256": self.sha256, "summary": self.summary,
         }, indent=2) + "\n"
 
     @property
     def vocab_size(self) -> int:
         """The token vocabulary (input classes) the model was trained on."""
-        if self.grid:
-            return self.grid.input_classes
-        return self.voices.vocab_size if self.voices else self.encoder.vocab_size
+        return self.scheme.input_classes
 
     def check(self) -> None:
         """ValueError where the config does not fit the tokens (classes in and out)."""
-        if self.voices and self.grid:
-            raise ValueError("a model is voice-packed or a grid model, not both")
         if self.config.vocab_size != self.vocab_size:
             raise ValueError(f"the model has {self.config.vocab_size} classes, its tokens "
                              f"{self.vocab_size}")
-        out = self.grid.output_classes if self.grid else self.vocab_size
-        if self.config.classes != out:
+        if self.config.classes != self.scheme.output_classes:
             raise ValueError(f"the model predicts {self.config.classes} classes, its tokens "
-                             f"need {out}")
+                             f"need {self.scheme.output_classes}")
         wanted = self.controls.size if self.controls else 0
         if self.config.controls != wanted:
             raise ValueError(f"the model reads {self.config.controls} control inputs, its "
                              f"control settings make {wanted}")
-        if self.grid and self.config.fields != (STATES,) * self.grid.voices:
-            raise ValueError(f"a grid model embeds {self.grid.voices} fields of {STATES} states, "
+        if self.config.fields != self.scheme.fields:
+            raise ValueError(f"a {self.scheme.name} model embeds fields {self.scheme.fields}, "
                              f"not {self.config.fields}")
 
 
-# Shipped in neuralband/data; a --model argument may name one. "default" is the one that plays
-# when no model is named.
 BUNDLED = ("pop", "pop-duet", "chorale-folk", "duet", "grid")
 DEFAULT = "pop"
 ALIASES = {"default": DEFAULT}
@@ -120,19 +125,16 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
         raise ModelFileError(f"{sidecar}: not a readable model description ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{sidecar}: not a neuralband model description")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in (1, VERSION):
         raise ModelFileError(f"{sidecar}: model format version {meta.get('version')!r}, "
-                             f"this neuralband reads {VERSION}")
+                             f"this neuralband reads 1..{VERSION}")
     try:
-        encoder = EncoderSettings.from_dict(meta["encoder"])
-        voices = (VoiceScheme.from_dict(meta["voices"], encoder) if meta.get("voices")
-                  else None)
-        grid = GridSettings.from_dict(meta["grid"]) if meta.get("grid") else None
+        scheme = (scheme_from_parts(meta["encoder"], meta.get("voices"), meta.get("grid"))
+                  if meta["version"] == 1 else scheme_from_dict(meta["scheme"]))
         controls = (ControlSettings.from_dict(meta["controls"]) if meta.get("controls")
                     else None)
-        info = ModelInfo(ModelConfig.from_dict(meta["model"]), encoder, str(meta["dtype"]),
-                         str(meta["sha256"]), dict(meta.get("summary", {})), voices, grid,
-                         controls)
+        info = ModelInfo(ModelConfig.from_dict(meta["model"]), scheme, str(meta["dtype"]),
+                         str(meta["sha256"]), dict(meta.get("summary", {})), controls)
         info.check()
     except (KeyError, TypeError, ValueError) as err:
         raise ModelFileError(f"{sidecar}: bad model description ({err})") from err
@@ -146,13 +148,11 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
     return info
 
 
-def save_model(path: str | os.PathLike, model, encoder: EncoderSettings,
+def save_model(path: str | os.PathLike, model, scheme: TokenScheme,
                summary: dict | None = None, dtype: str = "float32",
-               voices: VoiceScheme | None = None, grid: GridSettings | None = None,
                controls: ControlSettings | None = None) -> ModelInfo:
-    """Write a torch `EventLSTM` as NAME.safetensors + NAME.json (fp32 or fp16 weights); a
-    voice-packed model names its ``voices``, a grid model its ``grid``, a conditioned model its
-    ``controls``."""
+    """Write a torch `EventLSTM` as NAME.safetensors + NAME.json (fp32 or fp16 weights), with
+    the token ``scheme`` it reads and, for a conditioned model, its ``controls``."""
     import torch
     from safetensors.torch import save
 
@@ -163,8 +163,8 @@ def save_model(path: str | os.PathLike, model, encoder: EncoderSettings,
     to = torch.float16 if dtype == "float16" else torch.float32
     tensors = {k: v.detach().to("cpu", to).contiguous() for k, v in model.state_dict().items()}
     data = save(tensors, metadata={"format": FORMAT})
-    info = ModelInfo(model.config, encoder, dtype, hashlib.sha256(data).hexdigest(),
-                     summary or {}, voices, grid, controls)
+    info = ModelInfo(model.config, scheme, dtype, hashlib.sha256(data).hexdigest(),
+                     summary or {}, controls)
     info.check()
     write_atomic(weights, data)
     write_atomic(sidecar, info.to_json().encode())

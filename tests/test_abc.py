@@ -9,7 +9,7 @@ import pytest
 
 from encoders import MidiError, encode
 from encoders.abc import split_tunes, tune_to_midi
-from training.dataset import build_dataset, find_midi_files
+from training.dataset import build_dataset, find_files
 
 TUNES = Path(__file__).parent / "data" / "abc" / "tunes.abc"
 
@@ -53,7 +53,7 @@ def test_dataset_from_abc(tmp_path):
 
 
 def test_real_abc_files(miditok_tests):
-    files = find_midi_files([miditok_tests / "abc_files"])
+    files = find_files([miditok_tests / "abc_files"])
     assert len(files) == 5
     for path in files:
         tunes = split_tunes(path.read_text())

@@ -18,7 +18,7 @@ from encoders.controls import (
 )
 from encoders.keys import estimate_key, scale_mask
 from encoders.performance import DEFAULT_SETTINGS as S
-from encoders.performance import EncoderSettings
+from encoders.schemes import EventScheme
 from neuralband.model import EventLSTM, ModelConfig
 from neuralband.modelfile import bundled_model, read_info, save_model
 from neuralband.runtime import Stepper
@@ -129,7 +129,7 @@ def test_stepper_with_controls_matches_torch(tmp_path):
     torch.manual_seed(0)
     config = ModelConfig(embed_dim=32, hidden=48, layers=2, controls=CS.size)
     model = EventLSTM(config).eval()
-    save_model(tmp_path / "m", model, EncoderSettings(), dtype="float32", controls=CS)
+    save_model(tmp_path / "m", model, EventScheme(), dtype="float32", controls=CS)
     assert read_info(tmp_path / "m").controls == CS
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, 388, 300)
@@ -155,11 +155,11 @@ def test_stepper_with_controls_matches_torch(tmp_path):
 
 def test_a_model_without_controls_refuses_them(tmp_path):
     model = EventLSTM(ModelConfig(embed_dim=8, hidden=8, layers=1)).eval()
-    save_model(tmp_path / "m", model, EncoderSettings(), dtype="float32")
+    save_model(tmp_path / "m", model, EventScheme(), dtype="float32")
     with pytest.raises(ValueError, match="no controls"):
         Stepper.load(tmp_path / "m").set_controls(np.zeros(CS.size))
     with pytest.raises(ValueError, match="control"):
-        save_model(tmp_path / "n", model, EncoderSettings(), controls=CS)
+        save_model(tmp_path / "n", model, EventScheme(), controls=CS)
 
 
 def test_windows_carry_the_controls_of_their_augmented_notes(chorales):
@@ -206,7 +206,7 @@ def test_scoring_with_a_files_own_controls_matches_torch(tmp_path):
 
     torch.manual_seed(2)
     model = EventLSTM(ModelConfig(embed_dim=16, hidden=24, layers=2, controls=CS.size)).eval()
-    save_model(tmp_path / "m", model, EncoderSettings(), dtype="float32", controls=CS)
+    save_model(tmp_path / "m", model, EventScheme(), dtype="float32", controls=CS)
     tokens = encode(CHORALES[0])
     ctrl = token_controls(tokens, CS)
     x = torch.from_numpy(tokens)[None]

@@ -20,12 +20,13 @@ from encoders.performance import (
     EncoderSettings,
     encode,
 )
+from encoders.schemes import EventScheme
 from tests.helpers import pretty
 from training.data import (
     DatasetMismatch,
     TokenWindows,
+    read_dataset,
     read_manifest,
-    read_settings,
     stretch_tokens,
     transpose_tokens,
 )
@@ -196,24 +197,24 @@ def test_settings_mismatch_raises(tmp_path, dataset):
     built_other = write_dataset(tmp_path / "other", [("train", TRAIN[0])], encoder=other)
     with pytest.raises(DatasetMismatch):
         TokenWindows(built_other, window=WINDOW, settings=DEFAULT)
-    assert read_settings(built_other)[0] == other
+    assert read_dataset(built_other)[0] == EventScheme(other)
 
 
 def test_unknown_format_or_version_raises(tmp_path):
-    ds = write_dataset(tmp_path / "v2", [("train", TRAIN[0])], version=2)
-    with pytest.raises(DatasetMismatch, match="version 2"):
+    ds = write_dataset(tmp_path / "v3", [("train", TRAIN[0])], version=3)
+    with pytest.raises(DatasetMismatch, match="version 3"):
         TokenWindows(ds, window=WINDOW)
     info = json.loads((ds / "settings.json").read_text())
     info.update(format="something-else", version=1)
     (ds / "settings.json").write_text(json.dumps(info))
     with pytest.raises(DatasetMismatch, match="something-else"):
-        read_settings(ds)
+        read_dataset(ds)
     assert issubclass(DatasetMismatch, ValueError)
 
 
 def test_readers(dataset):
-    encoder, info = read_settings(dataset / "settings.json")
-    assert encoder == DEFAULT and info["splits"]["train"] == 0.9
+    scheme, info = read_dataset(dataset / "settings.json")  # a version 1 dataset, as before
+    assert scheme == EventScheme(DEFAULT) and info["splits"]["train"] == 0.9
     manifest = read_manifest(dataset)
     assert len(manifest) == len(TRAIN) + len(VALID) + len(TEST) + 1
     assert {e["split"] for e in manifest} == {"train", "valid", "test"}

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from encoders import EncoderSettings, encode
+from encoders.schemes import EventScheme
 from tests.conftest import CHORALES
 from training import dataset
 from training.dataset import build_dataset, split_of
@@ -70,7 +71,7 @@ def test_mixed_folder(tmp_path):
     assert errors["truncated.mid"].startswith("cut short")
     assert errors["no_notes.midi"] == "empty: no notes"
     settings = json.loads((out / "settings.json").read_text())
-    assert EncoderSettings.from_dict(settings["encoder"]) == EncoderSettings()
+    assert settings["version"] == 2 and settings["scheme"] == EventScheme().to_dict()
 
 
 def test_rerun_adds_only_new_files_and_splits_stay_put(tmp_path):
@@ -95,7 +96,8 @@ def test_other_settings_are_refused(tmp_path):
     out = tmp_path / "ds"
     build_dataset([CHORALES[0]], out, workers=1)
     with pytest.raises(ValueError, match="other settings"):
-        build_dataset([CHORALES[1]], out, EncoderSettings(include_drums=True), workers=1)
+        build_dataset([CHORALES[1]], out, EventScheme(EncoderSettings(include_drums=True)),
+                      workers=1)
 
 
 def test_interrupted_run_leaves_the_old_dataset(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
+from encoders.schemes import VoicedScheme
 from encoders.voices import VoiceScheme, decode_voices, split
 from neuralband.generate import accompany, generate
 from neuralband.modelfile import bundled_model, read_info
@@ -34,7 +35,8 @@ SATB = VoiceScheme(4, lead="track:Soprano")
 def duet_dataset(tmp_path_factory) -> Path:
     """The 36 training chorales as SATB voice-packed tokens, every 6th piece valid."""
     out = tmp_path_factory.mktemp("duet") / "ds"
-    build_dataset(TRAIN_CHORALES, out, workers=1, fractions=(1.0, 0.0, 0.0), voices=SATB)
+    build_dataset(TRAIN_CHORALES, out, workers=1, fractions=(1.0, 0.0, 0.0),
+                  scheme=VoicedScheme(SATB))
     return every_nth_valid(out)
 
 
@@ -57,7 +59,7 @@ def soprano(path: Path) -> np.ndarray:
 
 def test_the_dataset_and_model_carry_the_voice_scheme(duet_dataset, duet_model):
     info = json.loads((duet_dataset / "settings.json").read_text())
-    assert info["voices"] == {"voices": 4, "lead": "track:Soprano"}
+    assert info["scheme"]["voices"] == {"voices": 4, "lead": "track:Soprano"}
     model = read_info(duet_model)
     assert model.voices == SATB and model.config.vocab_size == 1252
     # Most chorales' voices hold one note at a time; the band's grammar will keep to that.

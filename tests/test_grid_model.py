@@ -28,6 +28,7 @@ from encoders.grid import (
     transpose_codes,
 )
 from encoders.performance import DEFAULT_SETTINGS, prepare_notes
+from encoders.schemes import GridScheme
 from encoders.voices import VoiceScheme, split_parts
 from neuralband.cli import main
 from neuralband.gridband import GridBand, accompany_file, accompany_grid, melody_states
@@ -57,7 +58,8 @@ def satb_states(path: Path) -> np.ndarray:
 def grid_dataset(tmp_path_factory) -> Path:
     """The 36 training chorales on the grid, every 6th piece valid."""
     out = tmp_path_factory.mktemp("grid") / "ds"
-    build_dataset(TRAIN_CHORALES, out, workers=1, fractions=(1.0, 0.0, 0.0), grid=GRID)
+    build_dataset(TRAIN_CHORALES, out, workers=1, fractions=(1.0, 0.0, 0.0),
+                  scheme=GridScheme(GRID))
     return every_nth_valid(out)
 
 
@@ -105,12 +107,12 @@ def test_transposing_moves_every_new_note_and_nothing_else(codes: list[int], k: 
 
 def test_the_dataset_records_its_grid_and_refuses_another(grid_dataset: Path, tmp_path) -> None:
     info = json.loads((grid_dataset / "settings.json").read_text())
-    assert info["grid"] == {"step_s": 0.125, "voices": 4, "lead": "track:Soprano"}
+    assert info["scheme"]["grid"] == {"step_s": 0.125, "voices": 4, "lead": "track:Soprano"}
     shard = np.load(next((grid_dataset / "shards").glob("*.npy")))
     assert shard.dtype == np.uint16 and shard.max() < STATES**4
     with pytest.raises(ValueError, match="grid"):
         build_dataset(TRAIN_CHORALES[:1], grid_dataset, workers=1,
-                      grid=GridSettings(0.25, 4, "track:Soprano"))
+                      scheme=GridScheme(GridSettings(0.25, 4, "track:Soprano")))
 
 
 def test_grid_windows_transpose_pitch_classes_and_never_stretch(grid_dataset: Path) -> None:
@@ -158,10 +160,10 @@ def test_the_numpy_stepper_computes_what_the_torch_model_computes(grid_run) -> N
 def test_a_model_file_that_does_not_fit_its_grid_is_refused(tmp_path) -> None:
     wrong = EventLSTM(ModelConfig(vocab_size=14**4, embed_dim=8, hidden=8, layers=1))
     with pytest.raises(ValueError, match="predicts"):
-        save_model(tmp_path / "m", wrong, DEFAULT_SETTINGS, grid=GRID)
+        save_model(tmp_path / "m", wrong, GridScheme(GRID, DEFAULT_SETTINGS))
     good = EventLSTM(ModelConfig(vocab_size=14**4, out_size=14**3, fields=(14,) * 4,
                                  embed_dim=8, hidden=8, layers=1))
-    save_model(tmp_path / "m", good, DEFAULT_SETTINGS, grid=GRID)
+    save_model(tmp_path / "m", good, GridScheme(GRID, DEFAULT_SETTINGS))
     meta = json.loads((tmp_path / "m.json").read_text())
     meta["model"]["fields"] = [STATES**2, STATES**2]
     (tmp_path / "m.json").write_text(json.dumps(meta))
@@ -180,7 +182,7 @@ def hold_loving_model(path: Path) -> Path:
         states = torch.arange(14**3)
         holds = sum((states // 14**k % 14 == HOLD).int() for k in range(3))
         model.head.bias.copy_(3.0 * holds)
-    save_model(path, model, DEFAULT_SETTINGS, grid=GRID)
+    save_model(path, model, GridScheme(GRID, DEFAULT_SETTINGS))
     return path
 
 
@@ -217,7 +219,7 @@ def test_the_command_line(grid_run, tmp_path, capsys) -> None:
     out = tmp_path / "ds"
     assert main(["encode", *map(str, CHORALES), "-o", str(out), "--voices", "4",
                  "--lead", "track:Soprano", "--grid", "120", "-q"]) == 0
-    assert json.loads((out / "settings.json").read_text())["grid"]["step_s"] == 0.125
+    assert json.loads((out / "settings.json").read_text())["scheme"]["grid"]["step_s"] == 0.125
     assert "steps" in capsys.readouterr().out
     assert main(["encode", str(CHORALES[0]), "-o", str(tmp_path / "x"), "--grid", "120"]) == 2
     assert "--voices" in capsys.readouterr().err

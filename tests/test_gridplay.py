@@ -29,6 +29,7 @@ from encoders.grid import (
     voice_pitch,
 )
 from encoders.performance import DEFAULT_SETTINGS
+from encoders.schemes import GridScheme
 from neuralband.demo import ScriptedPlayer
 from neuralband.engine import PlaySettings
 from neuralband.gridplay import (
@@ -73,7 +74,7 @@ def save_grid_model(path, bias: dict[tuple[int, ...], float]):
     with torch.no_grad():
         for states, value in bias.items():
             model.head.bias[int(output_packer(GRID).pack(states))] = value
-    save_model(path, model, DEFAULT_SETTINGS, grid=GRID)
+    save_model(path, model, GridScheme(GRID, DEFAULT_SETTINGS))
     return path
 
 

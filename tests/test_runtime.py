@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from encoders import EncoderSettings
+from encoders.schemes import EventScheme
 from neuralband.model import PRESETS, EventLSTM, ModelConfig
 from neuralband.modelfile import ModelFileError, bundled_model, save_model
 from neuralband.runtime import Stepper
@@ -29,7 +29,7 @@ def torch_logits(model: EventLSTM, tokens: np.ndarray) -> np.ndarray:
 def test_logits_match_torch_over_1000_steps(tmp_path, config):
     torch.manual_seed(0)
     model = EventLSTM(config).eval()
-    save_model(tmp_path / "m", model, EncoderSettings(), dtype="float32")
+    save_model(tmp_path / "m", model, EventScheme(), dtype="float32")
     tokens = np.random.default_rng(0).integers(0, config.vocab_size, 1000)
     want = torch_logits(model, tokens)
     stepper = Stepper.load(tmp_path / "m")
@@ -43,7 +43,7 @@ def test_logits_match_torch_over_1000_steps(tmp_path, config):
 def test_batched_streams_are_independent(tmp_path):
     torch.manual_seed(1)
     model = EventLSTM(PRESETS["tiny"]).eval()
-    save_model(tmp_path / "m", model, EncoderSettings(), dtype="float32")
+    save_model(tmp_path / "m", model, EventScheme(), dtype="float32")
     rng = np.random.default_rng(1)
     seqs = rng.integers(0, 388, (3, 50))
     batched = Stepper.load(tmp_path / "m", batch=3)
@@ -218,7 +218,7 @@ def test_a_gru_s_logits_match_torch_over_1000_steps(tmp_path, config):
     assert isinstance(model.gru, torch.nn.GRU) and not hasattr(model, "lstm")
     weights = {k: v.numpy() for k, v in model.state_dict().items()}
     if not (config.controls or config.fields):  # through a model file, its JSON naming the cell
-        save_model(tmp_path / "m", model, EncoderSettings(), dtype="float32")
+        save_model(tmp_path / "m", model, EventScheme(), dtype="float32")
         assert Stepper.load(tmp_path / "m").config.cell == "gru"
     rng = np.random.default_rng(3)
     tokens = rng.integers(0, config.vocab_size, 1000)
@@ -285,7 +285,7 @@ def test_a_gru_model_plays_live_and_leaves_nothing_sounding(tmp_path):
     torch.manual_seed(6)
     save_model(tmp_path / "gru", EventLSTM(ModelConfig(embed_dim=32, hidden=64, layers=2,
                                                        cell="gru")).eval(),
-               EncoderSettings(), dtype="float32")
+               EventScheme(), dtype="float32")
     engine, out = run_live(tune(3.0), 3.0, mode="solo", model=str(tmp_path / "gru"))
     assert engine.stepper.config.cell == "gru"
     assert band_ons(engine, out) and balanced(out.sent)

@@ -9,6 +9,7 @@ import torch
 from encoders.controls import ControlSettings, token_controls
 from encoders.keys import estimate_key
 from encoders.performance import EncoderSettings
+from encoders.schemes import EventScheme
 from neuralband.engine import Engine, PlaySettings
 from neuralband.generate import generate
 from neuralband.model import EventLSTM, ModelConfig
@@ -27,7 +28,7 @@ def conditioned(tmp_path_factory):
     torch.manual_seed(0)
     model = EventLSTM(ModelConfig(embed_dim=16, hidden=32, layers=1, controls=CS.size)).eval()
     path = tmp_path_factory.mktemp("m") / "cond"
-    save_model(path, model, EncoderSettings(), {"max_note_s": 2.5}, dtype="float32",
+    save_model(path, model, EventScheme(), {"max_note_s": 2.5}, dtype="float32",
                controls=CS)
     return path
 

@@ -13,19 +13,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from functools import partial
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
+from encoders.augment import stretch_tokens, transpose_tokens  # noqa: F401 - this module's too
 from encoders.controls import ControlSettings, drop_controls, token_controls
-from encoders.grid import STATES, GridSettings, transpose_codes
-from encoders.performance import EncoderSettings, Event, shifts_before
+from encoders.performance import EncoderSettings
+from encoders.schemes import EventScheme, TokenScheme
 from encoders.voices import VoiceScheme
 from encoders.voices import split as split_voices
 from training.dataset import FORMAT as DATASET_FORMAT
 from training.dataset import VERSION as DATASET_VERSION
+from training.dataset import stored_scheme
 
 CONTROL_LOOKAHEAD = 1024  # tokens read past a window to compute its last controls
 TRANSPOSE_TRIES = 8  # draws of a transposition before a window is left untransposed
@@ -37,8 +38,8 @@ class DatasetMismatch(ValueError):
     """The dataset cannot be used as asked: another format, version or encoder settings."""
 
 
-def read_settings(path: str | Path) -> tuple[EncoderSettings, dict]:
-    """A dataset folder (or its settings.json) -> (encoder settings, the whole settings dict).
+def read_dataset(path: str | Path) -> tuple[TokenScheme, dict]:
+    """A dataset folder (or its settings.json) -> (its token scheme, the whole settings dict).
 
     Raises DatasetMismatch when the file is not a dataset of a format and version we read.
     """
@@ -58,34 +59,14 @@ def read_settings(path: str | Path) -> tuple[EncoderSettings, dict]:
     if not isinstance(info, dict) or info.get("format") != DATASET_FORMAT:
         found = info.get("format") if isinstance(info, dict) else type(info).__name__
         raise DatasetMismatch(f"{path}: format {found!r}, expected {DATASET_FORMAT!r}")
-    if info.get("version") != DATASET_VERSION:
+    if info.get("version") not in (1, DATASET_VERSION):
         raise DatasetMismatch(
-            f"{path}: dataset version {info.get('version')!r}, this code reads {DATASET_VERSION}")
+            f"{path}: dataset version {info.get('version')!r}, "
+            f"this code reads 1..{DATASET_VERSION}")
     try:
-        settings = EncoderSettings.from_dict(info["encoder"])
+        return stored_scheme(info), info
     except (KeyError, TypeError, ValueError) as e:
-        raise DatasetMismatch(f"{path}: unreadable encoder settings: {e}") from e
-    return settings, info
-
-
-def read_voices(info: dict, settings: EncoderSettings) -> VoiceScheme | None:
-    """The voice scheme of a voice-packed dataset (from `read_settings`' dict), else None."""
-    if not info.get("voices"):
-        return None
-    try:
-        return VoiceScheme.from_dict(info["voices"], settings)
-    except (KeyError, TypeError, ValueError) as e:
-        raise DatasetMismatch(f"unreadable voice settings {info['voices']!r}: {e}") from e
-
-
-def read_grid(info: dict) -> GridSettings | None:
-    """The grid of an ensemble-grid dataset (from `read_settings`' dict), else None."""
-    if not info.get("grid"):
-        return None
-    try:
-        return GridSettings.from_dict(info["grid"])
-    except (TypeError, ValueError) as e:
-        raise DatasetMismatch(f"unreadable grid settings {info['grid']!r}: {e}") from e
+        raise DatasetMismatch(f"{path}: unreadable token scheme: {e}") from e
 
 
 def split_pieces(dataset_dir: str | Path, split: str) -> Iterator[np.ndarray]:
@@ -116,41 +97,17 @@ def voice_polyphony(dataset_dir: str | Path, voices: VoiceScheme, split: str = "
 
 def vocab_size(dataset_dir: str | Path) -> int:
     """The number of token classes of a dataset: 388 by default, more when voice-packed, the
-    input classes of a grid dataset (38,416 for 4 voices)."""
-    settings, info = read_settings(dataset_dir)
-    grid = read_grid(info)
-    if grid:
-        return grid.input_classes
-    voices = read_voices(info, settings)
-    return voices.vocab_size if voices else settings.vocab_size
+    input classes of a grid dataset (38,416 for 4 voices), 256 for text."""
+    return read_dataset(dataset_dir)[0].input_classes
 
 
 def model_shape(dataset_dir: str | Path) -> dict:
-    """The `ModelConfig` sizes a dataset's tokens need: vocab_size, and for a grid dataset
-    out_size (the band's classes) and fields (one per voice, embedded apart)."""
-    settings, info = read_settings(dataset_dir)
-    grid = read_grid(info)
-    if grid:
-        return {"vocab_size": grid.input_classes, "out_size": grid.output_classes,
-                "fields": (STATES,) * grid.voices}
-    return {"vocab_size": vocab_size(dataset_dir), "out_size": None, "fields": ()}
-
-
-def in_base(tokens: np.ndarray, voices: VoiceScheme | None, change) -> np.ndarray | None:
-    """Apply a Performance-token augmentation (``change(tokens) -> tokens or None``) to
-    voice-packed tokens: each note or velocity event keeps its voice, TIME_SHIFTs are shared."""
-    if voices is None:
-        return change(tokens)
-    voice, base = voices.unpack(tokens)
-    out = change(base)
-    if out is None:
-        return None
-    s = voices.settings
-    shift_in = s.kinds[base] == Event.TIME_SHIFT
-    shift_out = s.kinds[out] == Event.TIME_SHIFT
-    out_voice = np.full(len(out), -1, np.int64)
-    out_voice[~shift_out] = voice[~shift_in]
-    return np.asarray(voices.pack(out_voice, out), np.int64)
+    """The `ModelConfig` sizes a dataset's tokens need: vocab_size, and where the scheme's
+    inputs and outputs differ (a grid) out_size and fields (each embedded apart)."""
+    scheme = read_dataset(dataset_dir)[0]
+    out = scheme.output_classes
+    return {"vocab_size": scheme.input_classes,
+            "out_size": None if out == scheme.input_classes else out, "fields": scheme.fields}
 
 
 def read_manifest(path: str | Path) -> list[dict]:
@@ -172,52 +129,6 @@ def read_manifest(path: str | Path) -> list[dict]:
                 raise ValueError(f"{path}:{number}: manifest entry lacks {missing}")
             entries.append(entry)
     return entries
-
-
-def transpose_tokens(tokens: np.ndarray, k: int, settings: EncoderSettings) -> np.ndarray | None:
-    """Shift every NOTE_ON and NOTE_OFF pitch by k semitones; None if a pitch would leave 0..127.
-
-    Everything else (TIME_SHIFT, VELOCITY) is returned unchanged; the input is not modified.
-    """
-    tokens = np.asarray(tokens)
-    if k == 0:
-        return tokens.copy()
-    wide = tokens.astype(np.int64)  # any integer dtype in, no unsigned wrap-around
-    is_pitch = settings.kinds[wide] <= Event.NOTE_OFF  # NOTE_ON and NOTE_OFF
-    pitch = settings.values[wide[is_pitch]]
-    if pitch.size and (pitch.min() + k < 0 or pitch.max() + k > 127):
-        return None
-    out = tokens.copy()
-    out[is_pitch] = wide[is_pitch] + k
-    return out
-
-
-def stretch_tokens(tokens: np.ndarray, factor: float, settings: EncoderSettings) -> np.ndarray:
-    """Scale time by `factor`: each run of consecutive TIME_SHIFTs becomes round(total * factor)
-    steps (at least 1), re-emitted as the encoder does: full max shifts, then the remainder.
-
-    Other tokens are kept in order. Rounding is half up, as the encoder quantises times.
-    """
-    tokens = np.asarray(tokens)
-    if tokens.size == 0:
-        return tokens.copy()
-    wide = tokens.astype(np.int64)
-    first_shift, max_shift = settings.time_shift, settings.max_shift_steps
-    is_shift = settings.kinds[wide] == Event.TIME_SHIFT
-    steps = np.where(is_shift, settings.values[wide], 0)
-
-    # Groups: each non-shift token alone, each maximal run of shifts together.
-    run_start = is_shift & ~np.concatenate([[False], is_shift[:-1]])
-    starts = np.flatnonzero(~is_shift | run_start)
-    group_shift = is_shift[starts]
-    total = np.add.reduceat(steps, starts)
-    scaled = np.maximum(1, np.floor(total * factor + 0.5).astype(np.int64))
-
-    # A shift group: its scaled steps by the encoder's shift rule; any other token: itself.
-    out, at = shifts_before(np.where(group_shift, scaled, 0), (~group_shift).astype(np.int64),
-                            first_shift, max_shift)
-    out[at[~group_shift]] = wide[starts[~group_shift]]
-    return out.astype(tokens.dtype)
 
 
 class TokenWindows:
@@ -262,17 +173,16 @@ class TokenWindows:
         self.controls = controls
 
         # The tokens must mean what the model's vocabulary means: refuse other encoder settings.
-        self.settings, self.info = read_settings(self.dataset_dir)
-        self.voices = read_voices(self.info, self.settings)
-        self.grid = read_grid(self.info)
-        if self.grid is not None:
+        self.scheme, self.info = read_dataset(self.dataset_dir)
+        self.settings, self.voices = self.scheme.settings, self.scheme.voices
+        if not self.scheme.stretchable:
             self.stretch = 0.0
-        if controls is not None and self.grid is not None:
-            raise DatasetMismatch("key and density controls are computed from events; this "
-                                  "dataset is a grid")
+        if controls is not None and not isinstance(self.scheme, EventScheme):
+            raise DatasetMismatch(f"key and density controls are computed from events; this "
+                                  f"dataset is {self.scheme.name}")
         if settings is not None and settings != self.settings:
             raise DatasetMismatch(
-                f"{self.dataset_dir} was encoded with {self.settings.to_dict()}, "
+                f"{self.dataset_dir} was encoded with {self.scheme.to_dict()}, "
                 f"but training asks for {settings.to_dict()}")
         splits = self.info.get("splits")
         if isinstance(splits, dict) and split not in splits:
@@ -375,8 +285,7 @@ class TokenWindows:
         if self.stretch > 0:
             factor = rng.uniform(1.0 - self.stretch, 1.0 + self.stretch)
             span = math.ceil((size + extra) * (1.0 + self.stretch)) + STRETCH_MARGIN
-            stretched = in_base(self.piece_tokens(index, start, start + span), self.voices,
-                                partial(stretch_tokens, factor=factor, settings=self.settings))
+            stretched = self.scheme.stretch(self.piece_tokens(index, start, start + span), factor)
             if len(stretched) >= size:
                 complete = start + span >= length and len(stretched) < size + extra
                 tokens = stretched[:size + extra]
@@ -384,14 +293,10 @@ class TokenWindows:
                 tokens = self.piece_tokens(index, start, start + size + extra)
         else:
             tokens = self.piece_tokens(index, start, start + size + extra)
-        if self.transpose > 0 and self.grid is not None:
-            k = int(rng.integers(-self.transpose, self.transpose + 1))
-            return transpose_codes(tokens, k, self.grid.voices), complete
         if self.transpose > 0:
             for _ in range(TRANSPOSE_TRIES):
                 k = int(rng.integers(-self.transpose, self.transpose + 1))
-                moved = in_base(tokens, self.voices,
-                                partial(transpose_tokens, k=k, settings=self.settings))
+                moved = self.scheme.transpose(tokens, k)
                 if moved is not None:
                     return moved, complete
         return tokens, complete

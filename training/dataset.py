@@ -1,15 +1,15 @@
-"""MIDI and ABC folders -> a training dataset: token shards, a manifest, and what failed.
+"""MIDI, ABC or text folders -> a training dataset: token shards, a manifest, and what failed.
 
 A dataset folder holds::
 
-    settings.json      encoder settings (training refuses a dataset made with other ones), and
-                       for a voice-packed dataset (`encoders.voices`) its voices and lead rule,
-                       for an ensemble-grid dataset (`encoders.grid`) its grid
+    settings.json      the token scheme (`encoders.schemes`: events, voices, grid or text, with
+                       its settings) as one entry; training refuses a dataset of another scheme
     manifest.jsonl     one line per encoded piece: source, sha256, split, shard, offset, length,
-                       duration_s, notes (and tune, the X: reference, for a tune of an ABC file)
+                       the scheme's summary (duration_s and notes for music), and tune (an ABC
+                       tune's X: reference, a text piece's first line) for a piece of a file
     errors.jsonl       one line per piece that could not be used: source (tune), reason
     shards/NNNNN.npy   uint16 token arrays; a file's tokens are shard[offset:offset + length]
-                       (a grid dataset: its input classes, uint32 beyond 4 voices)
+                       (uint32 for a scheme of more classes: a grid beyond 4 voices)
 
 Files are split train/valid/test by their content hash, so adding files never moves old ones, and
 exact duplicates are kept once. Running again adds only new files. The manifest is the commit
@@ -30,29 +30,22 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.abc import split_tunes, tune_to_midi
 from encoders.errors import MidiError
-from encoders.grid import NEW, GridSettings, codes_states, codes_summary, encode_grid
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, encode
-from encoders.voices import VoiceScheme, encode_voices
+from encoders.schemes import (  # noqa: F401 - Limits and duration_s are this module's words too
+    EventScheme,
+    Limits,
+    TokenScheme,
+    duration_s,
+    scheme_from_dict,
+    scheme_from_parts,
+)
 from neuralband.atomic import write_atomic
 
 FORMAT = "neuralband-dataset"
-VERSION = 1
-MIDI_SUFFIXES = (".mid", ".midi", ".kar")
-ABC_SUFFIX = ".abc"
+VERSION = 2  # 1: encoder settings beside an optional voices or grid entry (still read)
 SPLITS = ("train", "valid", "test")
 DEFAULT_FRACTIONS = (0.90, 0.05, 0.05)
 SHARD_TOKENS = 1 << 24  # 16 M tokens, 32 MB per shard
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Files beyond these are refused as oversized (listed in errors.jsonl), not encoded."""
-
-    max_notes: int = 500_000
-    max_seconds: float = 4 * 3600.0
-    max_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass
@@ -74,8 +67,10 @@ class Summary:
         row["hours"] += seconds / 3600.0
 
 
-def find_midi_files(sources: Iterable[str | os.PathLike]) -> list[Path]:
-    """Every .mid/.midi/.kar/.abc file under the sources (files or folders), sorted, deduplicated.
+def find_files(sources: Iterable[str | os.PathLike],
+               suffixes: tuple[str, ...] = EventScheme.suffixes) -> list[Path]:
+    """Every file under the sources (files or folders) whose name ends in one of ``suffixes``
+    (a scheme's: .mid/.midi/.kar/.abc for music, .txt for text), sorted, deduplicated.
 
     Raises FileNotFoundError naming the first source that does not exist.
     """
@@ -88,7 +83,7 @@ def find_midi_files(sources: Iterable[str | os.PathLike]) -> list[Path]:
             found.add(path)
             continue
         for p in path.rglob("*"):
-            if p.suffix.lower() in (*MIDI_SUFFIXES, ABC_SUFFIX) and p.is_file():
+            if p.suffix.lower() in suffixes and p.is_file():
                 found.add(p)
     return sorted(found)
 
@@ -107,23 +102,21 @@ def split_of(sha256: str, fractions: tuple[float, float, float] = DEFAULT_FRACTI
 @dataclass(frozen=True)
 class _Job:
     path: str
-    settings: EncoderSettings
+    scheme: TokenScheme
     limits: Limits
-    voices: VoiceScheme | None = None
-    grid: GridSettings | None = None
 
 
 @dataclass(frozen=True)
 class _Result:
     path: str
-    tune: str | None  # the X: reference of an ABC tune, None for a MIDI file
+    tune: str | None  # the piece's name in its file (an ABC tune's X: line), None for a whole file
     sha256: str | None
     tokens: np.ndarray | None
     error: str | None
 
 
 def _encode_one(job: _Job) -> list[_Result]:
-    """Worker: read, hash, check size, encode (every tune of an ABC file). Never raises."""
+    """Worker: read, hash, check size, encode each piece of the file. Never raises."""
     try:
         data = Path(job.path).read_bytes()
     except OSError as err:
@@ -131,81 +124,27 @@ def _encode_one(job: _Job) -> list[_Result]:
     if len(data) > job.limits.max_bytes:
         return [_Result(job.path, None, hashlib.sha256(data).hexdigest(), None,
                         f"oversized: {len(data)} bytes > {job.limits.max_bytes}")]
-    if job.path.lower().endswith(ABC_SUFFIX):
-        tunes = split_tunes(data.decode("utf-8", errors="replace"))
-        if not tunes:
-            return [_Result(job.path, None, None, None, "no ABC tune (no X: line)")]
-        pieces = [(t.ref, t.text.encode(), t) for t in tunes]
-    else:
-        pieces = [(None, data, None)]
+    try:
+        pieces = job.scheme.pieces(job.path, data)
+    except ValueError as err:
+        return [_Result(job.path, None, None, None, str(err))]
     results = []
-    for ref, content, tune in pieces:
-        sha = hashlib.sha256(content).hexdigest()
-        name = f"{job.path}#{ref}" if ref else job.path
+    for piece in pieces:
+        sha = hashlib.sha256(piece.content).hexdigest()
+        name = f"{job.path}#{piece.ref}" if piece.ref else job.path
         try:
-            midi = tune_to_midi(tune, name) if tune is not None else content
-            if job.grid is not None:
-                tokens = encode_grid(midi, job.grid, job.settings)
-            elif job.voices is not None:
-                tokens = encode_voices(midi, job.voices)
-            else:
-                tokens = encode(midi, job.settings)
+            tokens = job.scheme.encode(piece, name)
         except MidiError as err:
-            results.append(_Result(job.path, ref, sha, None, err.reason))
+            results.append(_Result(job.path, piece.ref, sha, None, err.reason))
             continue
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
-            results.append(_Result(job.path, ref, sha, None, f"{type(err).__name__}: {err}"))
+            results.append(_Result(job.path, piece.ref, sha, None,
+                                   f"{type(err).__name__}: {err}"))
             continue
-        if job.grid is not None:
-            error = _grid_refusal(tokens, job.grid, job.limits)
-        else:
-            error = _refusal(tokens, job.settings, job.limits, job.voices)
-        results.append(_Result(job.path, ref, sha, None if error else tokens.astype(
-            token_dtype(job.grid.input_classes if job.grid else 1 << 16)), error))
+        error = job.scheme.refusal(tokens, job.limits)
+        results.append(_Result(job.path, piece.ref, sha,
+                               None if error else tokens.astype(job.scheme.dtype), error))
     return results
-
-
-def _refusal(tokens: np.ndarray, settings: EncoderSettings, limits: Limits,
-             voices: VoiceScheme | None = None) -> str | None:
-    """Why a piece is not used (empty, no band to learn from, or oversized), or None."""
-    if voices is not None:
-        voice, tokens = voices.unpack(tokens)
-        if not np.any((voice > 0) & (settings.kinds[tokens] == Event.NOTE_ON)):
-            return "no band: every note is in the lead part"
-    notes = int((settings.kinds[tokens] == Event.NOTE_ON).sum())
-    if notes == 0:
-        return "empty: no notes"
-    if notes > limits.max_notes:
-        return f"oversized: {notes} notes > {limits.max_notes} (--max-notes)"
-    seconds = duration_s(tokens, settings)
-    if seconds > limits.max_seconds:
-        return f"oversized: {seconds:.0f} s > {limits.max_seconds:.0f} s (--max-seconds)"
-    return None
-
-
-def _grid_refusal(codes: np.ndarray, grid: GridSettings, limits: Limits) -> str | None:
-    """Why a grid piece is not used (no band notes, or oversized), or None."""
-    states = codes_states(codes, grid.voices)
-    if not np.any(states[:, 1:] >= NEW):
-        return "no band: every note is in the lead part" if np.any(states >= NEW) else \
-            "empty: no notes"
-    seconds, notes = codes_summary(codes, grid)
-    if notes > limits.max_notes:
-        return f"oversized: {notes} notes > {limits.max_notes} (--max-notes)"
-    if seconds > limits.max_seconds:
-        return f"oversized: {seconds:.0f} s > {limits.max_seconds:.0f} s (--max-seconds)"
-    return None
-
-
-def token_dtype(classes: int) -> type:
-    """The smallest unsigned type the shards can hold ``classes`` classes in."""
-    return np.uint16 if classes <= 1 << 16 else np.uint32
-
-
-def duration_s(tokens: np.ndarray, settings: EncoderSettings = DEFAULT_SETTINGS) -> float:
-    """Length of a token sequence in seconds: the sum of its TIME_SHIFTs."""
-    steps = int(settings.values[tokens][settings.kinds[tokens] == Event.TIME_SHIFT].sum())
-    return steps / settings.steps_per_second
 
 
 def _results(jobs: list[_Job], workers: int) -> Iterator[list[_Result]]:
@@ -224,25 +163,25 @@ def check_out_dir(out_dir: str | Path) -> None:
         raise ValueError(f"{out} is a file, not a dataset folder: give -o a new or dataset folder")
 
 
-def read_existing(out_dir: Path, settings: EncoderSettings,
-                  voices: VoiceScheme | None = None,
-                  grid: GridSettings | None = None) -> list[dict]:
-    """The manifest of a dataset already at out_dir (empty if none); refuses other settings."""
+def stored_scheme(info: dict) -> TokenScheme:
+    """The token scheme a dataset's settings.json names: its "scheme" entry, or (version 1)
+    the encoder settings beside an optional voices or grid entry."""
+    if info.get("version") == 1:
+        return scheme_from_parts(info["encoder"], info.get("voices"), info.get("grid"))
+    return scheme_from_dict(info["scheme"])
+
+
+def read_existing(out_dir: Path, scheme: TokenScheme) -> list[dict]:
+    """The manifest of a dataset already at out_dir (empty if none); refuses another scheme."""
     settings_path = out_dir / "settings.json"
     if not settings_path.exists():
         return []
     stored = json.loads(settings_path.read_text())
     if stored.get("format") != FORMAT:
         raise ValueError(f"{out_dir} is not a neuralband dataset (settings.json format)")
-    if EncoderSettings.from_dict(stored["encoder"]) != settings:
-        raise ValueError(f"{out_dir} was encoded with other settings: {stored['encoder']}; "
-                         f"asked for {settings.to_dict()}")
-    if stored.get("voices") != (voices.to_dict() if voices else None):
-        raise ValueError(f"{out_dir} was encoded with voices {stored.get('voices')}; "
-                         f"asked for {voices.to_dict() if voices else None}")
-    if stored.get("grid") != (grid.to_dict() if grid else None):
-        raise ValueError(f"{out_dir} was encoded with grid {stored.get('grid')}; "
-                         f"asked for {grid.to_dict() if grid else None}")
+    if stored_scheme(stored) != scheme:
+        raise ValueError(f"{out_dir} was encoded with other settings: "
+                         f"{stored_scheme(stored).to_dict()}; asked for {scheme.to_dict()}")
     manifest = out_dir / "manifest.jsonl"
     if not manifest.exists():
         return []
@@ -260,30 +199,23 @@ def _save_shard(path: Path, tokens: np.ndarray) -> None:
 
 
 def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
-                  settings: EncoderSettings = DEFAULT_SETTINGS, workers: int | None = None,
+                  scheme: TokenScheme | None = None, workers: int | None = None,
                   fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
-                  limits: Limits = Limits(), shard_tokens: int = SHARD_TOKENS,
-                  progress: Callable[[list[_Result]], None] | None = None,
-                  voices: VoiceScheme | None = None,
-                  grid: GridSettings | None = None) -> Summary:
-    """Encode every MIDI file under ``sources`` into the dataset at ``out_dir`` (made or grown);
-    with ``voices``, as voice-packed tokens (its settings must be ``settings``); with ``grid``,
-    as the input classes of an ensemble-grid model (`encoders.grid.encode_grid`)."""
-    if voices is not None and voices.settings != settings:
-        raise ValueError("the voice scheme was made for other encoder settings")
-    if voices is not None and grid is not None:
-        raise ValueError("a dataset is voice-packed or a grid, not both")
+                  limits: Limits | None = None, shard_tokens: int = SHARD_TOKENS,
+                  progress: Callable[[list[_Result]], None] | None = None) -> Summary:
+    """Encode every file of ``scheme`` (default: Performance events) under ``sources`` into the
+    dataset at ``out_dir`` (made or grown)."""
+    scheme = EventScheme() if scheme is None else scheme
+    limits = Limits() if limits is None else limits
     if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
         raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
-    files = find_midi_files(sources)
+    files = find_files(sources, scheme.suffixes)
     out = Path(out_dir)
     check_out_dir(out)
-    old = read_existing(out, settings, voices, grid)
+    old = read_existing(out, scheme)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     if not (out / "settings.json").exists():
-        meta = {"format": FORMAT, "version": VERSION, "encoder": settings.to_dict(),
-                **({"voices": voices.to_dict()} if voices else {}),
-                **({"grid": grid.to_dict()} if grid else {}),
+        meta = {"format": FORMAT, "version": VERSION, "scheme": scheme.to_dict(),
                 "splits": dict(zip(SPLITS, fractions, strict=True))}
         _write_atomic(out / "settings.json", json.dumps(meta, indent=2) + "\n")
 
@@ -292,7 +224,7 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
     known_hashes = {row["sha256"] for row in old}
     todo = [str(p) for p in files if str(p) not in known_sources]
     summary.already = len(files) - len(todo)
-    jobs = [_Job(p, settings, limits, voices, grid) for p in todo]
+    jobs = [_Job(p, scheme, limits) for p in todo]
 
     next_shard = 1 + max((int(p.stem) for p in (out / "shards").glob("[0-9]*.npy")), default=-1)
     pending: list[np.ndarray] = []
@@ -329,20 +261,15 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
             if pending_len and pending_len + len(tokens) > shard_tokens:
                 flush()
             split = split_of(result.sha256, fractions)
-            if grid is not None:
-                seconds, notes = codes_summary(tokens, grid)
-            else:
-                base = voices.unpack(tokens)[1] if voices else tokens
-                seconds = duration_s(base, settings)
-                notes = int((settings.kinds[base] == Event.NOTE_ON).sum())
+            about = scheme.summary(tokens)
             pending_rows.append(where | {
                 "sha256": result.sha256, "split": split, "shard": None, "offset": pending_len,
-                "length": len(tokens), "duration_s": round(seconds, 3), "notes": notes,
+                "length": len(tokens), **about,
             })
             pending.append(tokens)
             pending_len += len(tokens)
             summary.encoded += 1
-            summary.add(split, len(tokens), seconds)
+            summary.add(split, len(tokens), float(about.get("duration_s", 0.0)))
     flush()
 
     # Commit: errors first (harmless if the run dies before the manifest), the manifest last.

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from training.config import ARGS, RESUMES, TrainConfig
-from training.data import read_manifest, read_settings
+from training.data import read_dataset, read_manifest
 
 STATE = "state.json"  # training.checkpoint.STATE, named here without importing torch
 # What a run writes into its folder, and --force deletes (anything else there is left alone).
@@ -84,7 +84,7 @@ class Progress:
 def opening_line(cfg: TrainConfig) -> str:
     """What the run is about to do, from the dataset's manifest and the checkpoint's step."""
     run = Path(cfg.out)
-    read_settings(cfg.dataset)  # a missing or foreign dataset: its one-line error, no line
+    read_dataset(cfg.dataset)  # a missing or foreign dataset: its one-line error, no line
     rows = read_manifest(cfg.dataset)
     train = [r for r in rows if r["split"] == "train"]
     valid = sum(r["split"] == "valid" for r in rows)

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from encoders.controls import ControlSettings
+from encoders.schemes import EventScheme
 from neuralband.atomic import write_atomic
 from neuralband.model import PRESETS, EventLSTM
 from neuralband.modelfile import ModelFileError, save_model
@@ -53,9 +54,7 @@ from training.data import (
     key_profiles,
     model_shape,
     note_length_quantile,
-    read_grid,
-    read_settings,
-    read_voices,
+    read_dataset,
     voice_polyphony,
 )
 from training.runs import Progress, announce, check_run_folder, clear_run, stop_message
@@ -184,9 +183,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
 
     # --- data, model, optimizer ---------------------------------------------------------------
     with progress.phase("reading the dataset and the validation windows"):
-        encoder, info = read_settings(cfg.dataset)
-        voices = read_voices(info, encoder)  # a voice-packed dataset: more classes, same model
-        grid = read_grid(info)  # a grid dataset: classes in and out differ, an embedding a voice
+        scheme = read_dataset(cfg.dataset)[0]  # what the tokens are: their classes in and out
+        encoder, voices = scheme.settings, scheme.voices  # the events under them, their voices
         controls = ControlSettings() if cfg.controls else None
         train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch, cfg.seed,
                                      cfg.transpose, cfg.stretch, settings=encoder,
@@ -234,8 +232,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
             with progress.phase("notes each voice holds at once"):
                 from_data["voice_polyphony"] = voice_polyphony(cfg.dataset, voices)
         # The longest note the band holds: the training notes' 99.5th percentile, not a flat cap
-        # (a grid model's notes are its grid's steps: it has none to measure).
-        if grid is None:
+        # (a grid model's notes are its grid's steps, and text has none to measure).
+        if isinstance(scheme, EventScheme):
             with progress.phase("note lengths"):
                 from_data["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
         if controls is not None:  # "--key Eb major" means what the data's pieces in Eb do
@@ -324,9 +322,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
                                    "parameters": model.num_parameters(), **from_data}
                         if nll_ctrl is not None:
                             summary["valid_nll_with_controls"] = round(nll_ctrl, 4)
-                        save_model(run / "model", model, encoder, summary,
-                                   dtype=cfg.export_dtype, voices=voices, grid=grid,
-                                   controls=controls)
+                        save_model(run / "model", model, scheme, summary,
+                                   dtype=cfg.export_dtype, controls=controls)
                     checkpoint(done)
                     saved = done
                     if bar is not None:

@@ -1,0 +1,371 @@
+"""One interface for every encoding: a `TokenScheme` says what a file's pieces become, how many
+classes a model reads and predicts, what a piece's summary holds, how its tokens are augmented,
+which pieces it refuses and why, and how it is stored (ONE dict, in a dataset's settings.json).
+
+Datasets and training windows talk to a scheme, not to each encoding: Performance events
+(`EventScheme`), voice-packed events (`VoicedScheme`), the ensemble grid (`GridScheme`) and
+bytes of text (`encoders.text.TextScheme`). A new scheme is one class with a ``name``, listed in
+`SCHEMES`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from encoders.abc import Tune, split_tunes, tune_to_midi
+from encoders.augment import stretch_tokens, transpose_tokens
+from encoders.grid import (
+    NEW,
+    STATES,
+    GridSettings,
+    codes_states,
+    codes_summary,
+    encode_grid,
+    transpose_codes,
+)
+from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, encode
+from encoders.performance import describe as describe_event
+from encoders.voices import VoiceScheme, encode_voices
+
+MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+ABC_SUFFIX = ".abc"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Pieces beyond these are refused as oversized (listed in errors.jsonl), not encoded."""
+
+    max_notes: int = 500_000
+    max_seconds: float = 4 * 3600.0
+    max_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One piece of a file: ``ref`` names it within the file (an ABC tune's X: line, a text's
+    first line number; None for a whole MIDI file), ``content`` is what is hashed, ``source``
+    what the scheme encodes (MIDI bytes, an ABC `Tune`, text bytes)."""
+
+    ref: str | None
+    content: bytes
+    source: bytes | Tune
+
+
+class TokenScheme(ABC):
+    """What every encoding answers. Subclasses set ``name`` and implement the abstract parts;
+    the defaults suit a scheme whose tokens are its model's input and output classes."""
+
+    name: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]] = (*MIDI_SUFFIXES, ABC_SUFFIX)
+    unit: ClassVar[str] = "events"  # what one token is, in a dataset's summary
+    # The event encoding underneath, where there is one (the key and density controls, note
+    # lengths and the live engine read it); None for text.
+    settings: EncoderSettings | None = None
+    voices: VoiceScheme | None = None  # voice-packed events' voices and lead rule
+    grid: GridSettings | None = None  # the ensemble grid's step, voices and lead rule
+
+    @property
+    @abstractmethod
+    def input_classes(self) -> int:
+        """How many classes a model of this scheme reads (its embedding's rows)."""
+
+    @property
+    def output_classes(self) -> int:
+        """How many classes it predicts (its head's outputs): the input classes by default."""
+        return self.input_classes
+
+    @property
+    def fields(self) -> tuple[int, ...]:
+        """The radixes of an input class's fields, each embedded apart; () for one embedding."""
+        return ()
+
+    @property
+    def dtype(self) -> type:
+        """The smallest unsigned type a dataset's shards hold these tokens in."""
+        return np.uint16 if self.input_classes <= 1 << 16 else np.uint32
+
+    def target(self, tokens: np.ndarray) -> np.ndarray:
+        """The classes a model predicts for these inputs (the same, unless the scheme's inputs
+        carry more than its outputs)."""
+        return tokens
+
+    def pieces(self, path: str, data: bytes) -> list[Piece]:
+        """A file's pieces: a MIDI file is one, an ABC collection one per tune. Raises ValueError
+        (its words are the reason) when the file holds none."""
+        if not path.lower().endswith(ABC_SUFFIX):
+            return [Piece(None, data, data)]
+        tunes = split_tunes(data.decode("utf-8", errors="replace"))
+        if not tunes:
+            raise ValueError("no ABC tune (no X: line)")
+        return [Piece(t.ref, t.text.encode(), t) for t in tunes]
+
+    def encode(self, piece: Piece, name: str) -> np.ndarray:
+        """A piece's tokens (int64). Raises `encoders.errors.MidiError` for a damaged file."""
+        source = piece.source
+        midi = tune_to_midi(source, name) if isinstance(source, Tune) else source
+        return self.encode_midi(midi)
+
+    def encode_midi(self, midi: bytes) -> np.ndarray:
+        raise NotImplementedError(f"the {self.name} scheme reads no MIDI")
+
+    @abstractmethod
+    def summary(self, tokens: np.ndarray) -> dict[str, float]:
+        """What a dataset's manifest says of a piece: ``duration_s`` and ``notes`` for music."""
+
+    @abstractmethod
+    def refusal(self, tokens: np.ndarray, limits: Limits) -> str | None:
+        """Why a piece is not used (empty, nothing to learn, oversized), or None."""
+
+    def transpose(self, tokens: np.ndarray, k: int) -> np.ndarray | None:
+        """Tokens moved by k semitones, or None where they cannot be (a pitch off the keyboard).
+        A scheme without pitches returns them as they are."""
+        return tokens
+
+    @property
+    def stretchable(self) -> bool:
+        """Whether `stretch` changes anything (time is in the tokens)."""
+        return False
+
+    def stretch(self, tokens: np.ndarray, factor: float) -> np.ndarray:
+        """Tokens with time scaled by ``factor``."""
+        return tokens
+
+    @abstractmethod
+    def describe(self, token: int) -> str:
+        """A token in words."""
+
+    @abstractmethod
+    def to_dict(self) -> dict:
+        """The scheme as stored: ``{"name": ..., ...}``; `scheme_from_dict` reads it back."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TokenScheme) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(repr(self.to_dict()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_dict()})"
+
+
+def _oversized(notes: int, seconds: float, limits: Limits) -> str | None:
+    if notes > limits.max_notes:
+        return f"oversized: {notes} notes > {limits.max_notes} (--max-notes)"
+    if seconds > limits.max_seconds:
+        return f"oversized: {seconds:.0f} s > {limits.max_seconds:.0f} s (--max-seconds)"
+    return None
+
+
+def duration_s(tokens: np.ndarray, settings: EncoderSettings = DEFAULT_SETTINGS) -> float:
+    """Length of Performance tokens in seconds: the sum of their TIME_SHIFTs."""
+    tokens = np.asarray(tokens, np.int64)
+    steps = int(settings.values[tokens][settings.kinds[tokens] == Event.TIME_SHIFT].sum())
+    return steps / settings.steps_per_second
+
+
+class EventScheme(TokenScheme):
+    """Performance-RNN events (`encoders.performance`): 388 classes by default."""
+
+    name = "events"
+
+    def __init__(self, settings: EncoderSettings = DEFAULT_SETTINGS) -> None:
+        self.settings = settings
+
+    @property
+    def input_classes(self) -> int:
+        return self.settings.vocab_size
+
+    def encode_midi(self, midi: bytes) -> np.ndarray:
+        return encode(midi, self.settings)
+
+    def base(self, tokens: np.ndarray) -> np.ndarray:
+        """The Performance tokens underneath (voice-packed tokens without their voices)."""
+        return np.asarray(tokens, np.int64)
+
+    def summary(self, tokens: np.ndarray) -> dict[str, float]:
+        base = self.base(tokens)
+        return {"duration_s": round(duration_s(base, self.settings), 3),
+                "notes": int((self.settings.kinds[base] == Event.NOTE_ON).sum())}
+
+    def refusal(self, tokens: np.ndarray, limits: Limits) -> str | None:
+        base = self.base(tokens)
+        notes = int((self.settings.kinds[base] == Event.NOTE_ON).sum())
+        if notes == 0:
+            return "empty: no notes"
+        return _oversized(notes, duration_s(base, self.settings), limits)
+
+    def transpose(self, tokens: np.ndarray, k: int) -> np.ndarray | None:
+        return transpose_tokens(tokens, k, self.settings)
+
+    @property
+    def stretchable(self) -> bool:
+        return True
+
+    def stretch(self, tokens: np.ndarray, factor: float) -> np.ndarray:
+        return stretch_tokens(tokens, factor, self.settings)
+
+    def describe(self, token: int) -> str:
+        return describe_event(int(token), self.settings)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "encoder": self.settings.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EventScheme:
+        return cls(EncoderSettings.from_dict(d["encoder"]))
+
+
+class VoicedScheme(EventScheme):
+    """Voice-packed events (`encoders.voices`): each note event carries its voice (the lead or
+    a band voice), TIME_SHIFTs are shared. Augmenting moves each voice's events alike."""
+
+    name = "voices"
+
+    def __init__(self, voices: VoiceScheme) -> None:
+        super().__init__(voices.settings)
+        self.voices = voices
+
+    @property
+    def input_classes(self) -> int:
+        return self.voices.vocab_size
+
+    def encode_midi(self, midi: bytes) -> np.ndarray:
+        return encode_voices(midi, self.voices)
+
+    def base(self, tokens: np.ndarray) -> np.ndarray:
+        return self.voices.unpack(tokens)[1]
+
+    def refusal(self, tokens: np.ndarray, limits: Limits) -> str | None:
+        voice, base = self.voices.unpack(tokens)
+        if np.any(self.settings.kinds[base] == Event.NOTE_ON) and not np.any(
+                (voice > 0) & (self.settings.kinds[base] == Event.NOTE_ON)):
+            return "no band: every note is in the lead part"
+        return super().refusal(tokens, limits)
+
+    def _in_base(self, tokens: np.ndarray, change) -> np.ndarray | None:
+        """A Performance-token change applied under the voices: each note or velocity event
+        keeps its voice, TIME_SHIFTs are shared."""
+        voice, base = self.voices.unpack(tokens)
+        out = change(base)
+        if out is None:
+            return None
+        s = self.settings
+        shift_in = s.kinds[base] == Event.TIME_SHIFT
+        shift_out = s.kinds[out] == Event.TIME_SHIFT
+        out_voice = np.full(len(out), -1, np.int64)
+        out_voice[~shift_out] = voice[~shift_in]
+        return np.asarray(self.voices.pack(out_voice, out), np.int64)
+
+    def transpose(self, tokens: np.ndarray, k: int) -> np.ndarray | None:
+        return self._in_base(tokens, lambda base: EventScheme.transpose(self, base, k))
+
+    def stretch(self, tokens: np.ndarray, factor: float) -> np.ndarray:
+        return self._in_base(tokens, lambda base: EventScheme.stretch(self, base, factor))
+
+    def describe(self, token: int) -> str:
+        return self.voices.describe(int(token))
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "voices": self.voices.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VoicedScheme:
+        return cls(VoiceScheme.from_dict(d["voices"], EncoderSettings.from_dict(d["encoder"])))
+
+
+class GridScheme(TokenScheme):
+    """The ensemble grid (`encoders.grid`): one class per step packs the lead's next state and
+    the band's states; the model predicts the band's next states (the low fields)."""
+
+    name = "grid"
+    unit = "steps"
+
+    def __init__(self, grid: GridSettings, settings: EncoderSettings = DEFAULT_SETTINGS) -> None:
+        self.grid, self.settings = grid, settings
+
+    @property
+    def input_classes(self) -> int:
+        return self.grid.input_classes
+
+    @property
+    def output_classes(self) -> int:
+        return self.grid.output_classes
+
+    @property
+    def fields(self) -> tuple[int, ...]:
+        return (STATES,) * self.grid.voices
+
+    def target(self, tokens: np.ndarray) -> np.ndarray:
+        return tokens % self.grid.output_classes
+
+    def encode_midi(self, midi: bytes) -> np.ndarray:
+        return encode_grid(midi, self.grid, self.settings)
+
+    def summary(self, tokens: np.ndarray) -> dict[str, float]:
+        seconds, notes = codes_summary(tokens, self.grid)
+        return {"duration_s": round(seconds, 3), "notes": notes}
+
+    def refusal(self, tokens: np.ndarray, limits: Limits) -> str | None:
+        states = codes_states(tokens, self.grid.voices)
+        if not np.any(states[:, 1:] >= NEW):
+            return "no band: every note is in the lead part" if np.any(states >= NEW) else \
+                "empty: no notes"
+        seconds, notes = codes_summary(tokens, self.grid)
+        return _oversized(notes, seconds, limits)
+
+    def transpose(self, tokens: np.ndarray, k: int) -> np.ndarray | None:
+        return transpose_codes(tokens, k, self.grid.voices)  # pitch classes wrap: always
+
+    def describe(self, token: int) -> str:
+        from encoders.grid import describe_state
+
+        states = codes_states(np.array([int(token)]), self.grid.voices)[0]
+        return " | ".join(describe_state(int(s)) for s in states)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "encoder": self.settings.to_dict(), "grid": self.grid.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GridScheme:
+        return cls(GridSettings.from_dict(d["grid"]), EncoderSettings.from_dict(d["encoder"]))
+
+
+def _schemes() -> dict[str, type[TokenScheme]]:
+    from encoders.text import TextScheme
+
+    return {s.name: s for s in (EventScheme, VoicedScheme, GridScheme, TextScheme)}
+
+
+def scheme_names() -> tuple[str, ...]:
+    """The names `scheme_from_dict` knows (``neuralband encode --scheme``)."""
+    return tuple(_schemes())
+
+
+def scheme_from_dict(d: dict) -> TokenScheme:
+    """A stored scheme back (`TokenScheme.to_dict`). Raises ValueError in words for a dict that
+    names no known scheme or lacks what its scheme needs."""
+    if not isinstance(d, dict) or "name" not in d:
+        raise ValueError(f"a token scheme is a dict with a name, got {d!r}")
+    known = _schemes()
+    if d["name"] not in known:
+        raise ValueError(f"unknown token scheme {d['name']!r} (known: {', '.join(known)})")
+    try:
+        return known[d["name"]].from_dict(d)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"unreadable {d['name']} scheme {d!r}: {e}") from e
+
+
+def scheme_from_parts(encoder: dict, voices: dict | None = None,
+                      grid: dict | None = None) -> TokenScheme:
+    """The scheme of a dataset or model stored before schemes (encoder settings beside an
+    optional voices or grid entry)."""
+    settings = EncoderSettings.from_dict(encoder)
+    if grid:
+        return GridScheme(GridSettings.from_dict(grid), settings)
+    if voices:
+        return VoicedScheme(VoiceScheme.from_dict(voices, settings))
+    return EventScheme(settings)
