@@ -3,8 +3,9 @@ classes a model reads and predicts, what a piece's summary holds, how its tokens
 which pieces it refuses and why, and how it is stored (ONE dict, in a dataset's settings.json).
 
 Datasets and training windows talk to a scheme, not to each encoding: Performance events
-(`EventScheme`), voice-packed events (`VoicedScheme`), the ensemble grid (`GridScheme`) and
-bytes of text (`encoders.text.TextScheme`). A new scheme is one class with a ``name``, listed in
+(`EventScheme`), voice-packed events (`VoicedScheme`), the ensemble grid (`GridScheme`), bytes
+of text (`encoders.text.TextScheme`) and ABC folk tunes as folk-rnn's tokens
+(`encoders.folk.FolkScheme`). A new scheme is one class with a ``name``, listed in
 `SCHEMES`.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from encoders.abc import Tune, split_tunes, tune_to_midi
 from encoders.augment import stretch_tokens, transpose_tokens
+from encoders.errors import MidiError
 from encoders.grid import (
     NEW,
     STATES,
@@ -62,6 +64,12 @@ class TokenScheme(ABC):
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]] = (*MIDI_SUFFIXES, ABC_SUFFIX)
     unit: ClassVar[str] = "events"  # what one token is, in a dataset's summary
+    # For a scheme sampled without a grammar of notes (`neuralband.generate.sample_tokens`):
+    # the tokens a piece starts after, the one that ends it (None: none), and the file suffix
+    # its pieces are written with.
+    opening: ClassVar[tuple[int, ...]] = ()
+    end: ClassVar[int | None] = None
+    output_suffix: ClassVar[str] = ".mid"
     # The event encoding underneath, where there is one (the key and density controls, note
     # lengths and the live engine read it); None for text.
     settings: EncoderSettings | None = None
@@ -107,7 +115,10 @@ class TokenScheme(ABC):
         """A piece's tokens (int64). Raises `encoders.errors.MidiError` for a damaged file."""
         source = piece.source
         midi = tune_to_midi(source, name) if isinstance(source, Tune) else source
-        return self.encode_midi(midi)
+        try:
+            return self.encode_midi(midi)
+        except MidiError as err:  # read from bytes: named by the file, not "<N bytes of MIDI>"
+            raise MidiError(name, err.reason) from err
 
     def encode_midi(self, midi: bytes) -> np.ndarray:
         raise NotImplementedError(f"the {self.name} scheme reads no MIDI")
@@ -137,6 +148,10 @@ class TokenScheme(ABC):
     @abstractmethod
     def describe(self, token: int) -> str:
         """A token in words."""
+
+    def read_primer(self, text: str) -> np.ndarray:
+        """``generate --primer TEXT`` as tokens, for a scheme that reads its primer as text."""
+        raise ValueError(f"a {self.name} model continues a file: give --primer a file")
 
     @abstractmethod
     def to_dict(self) -> dict:
@@ -335,9 +350,10 @@ class GridScheme(TokenScheme):
 
 
 def _schemes() -> dict[str, type[TokenScheme]]:
+    from encoders.folk import FolkScheme
     from encoders.text import TextScheme
 
-    return {s.name: s for s in (EventScheme, VoicedScheme, GridScheme, TextScheme)}
+    return {s.name: s for s in (EventScheme, VoicedScheme, GridScheme, TextScheme, FolkScheme)}
 
 
 def scheme_names() -> tuple[str, ...]:

@@ -20,7 +20,8 @@ class TextScheme(TokenScheme):
     name = "text"
     suffixes = TEXT_SUFFIXES
     unit = "bytes"
-    start = 10  # a model starts from a line's end: what a piece of text follows
+    opening = (10,)  # a model starts from a line's end: what a piece of text follows
+    output_suffix = ".txt"
 
     def __init__(self, piece_bytes: int = 1024) -> None:
         if piece_bytes < 1:
@@ -48,6 +49,9 @@ class TextScheme(TokenScheme):
 
     def encode(self, piece: Piece, name: str) -> np.ndarray:
         return np.frombuffer(bytes(piece.source), np.uint8).astype(np.int64)
+
+    def read_primer(self, text: str) -> np.ndarray:
+        return np.frombuffer(text.encode(), np.uint8).astype(np.int64)
 
     def decode(self, tokens: np.ndarray) -> str:
         """Tokens back to text (bytes that are not UTF-8 become U+FFFD)."""

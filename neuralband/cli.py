@@ -101,16 +101,17 @@ def parse_grid(text: str, voices: int, lead: str) -> GridSettings:  # noqa: F821
 
 def _encode_scheme(args: argparse.Namespace) -> TokenScheme:  # noqa: F821
     """The token scheme ``encode``'s options name: --scheme text, --grid, --voices, or events."""
+    from encoders.folk import FolkScheme
     from encoders.performance import EncoderSettings
     from encoders.schemes import EventScheme, GridScheme, VoicedScheme
     from encoders.text import TextScheme
     from encoders.voices import VoiceScheme
 
     name = args.scheme or ("grid" if args.grid else "voices" if args.voices else "events")
-    if name == "text":
+    if name in ("text", "folk"):
         if args.grid or args.voices:
-            raise ValueError("--scheme text takes no --grid or --voices: text has no parts")
-        return TextScheme(args.piece_bytes)
+            raise ValueError(f"--scheme {name} takes no --grid or --voices: it has no parts")
+        return TextScheme(args.piece_bytes) if name == "text" else FolkScheme()
     settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
     if name == "grid" or args.grid:
         if not args.grid:
@@ -177,7 +178,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     print(f"{summary.found} files found: {summary.encoded} pieces encoded, {summary.failed} failed,"
           f" {summary.duplicates} duplicate; {summary.already} files already in {args.out}")
     for split, row in sorted(summary.per_split.items()):
-        hours = "" if scheme.name == "text" else f"  {row['hours']:8.2f} hours"
+        hours = "" if scheme.settings is None else f"  {row['hours']:8.2f} hours"
         print(f"  {split:5s}  {row['files']:6d} pieces  {row['events']:10,d} "
               f"{scheme.unit:6s}{hours}")
     if summary.failed:
@@ -317,21 +318,27 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _generate_tokens(args: argparse.Namespace, model: str, info, rules) -> int:
     """generate with a model of a scheme without notes (text): --length tokens after the
     --primer text, each variation decoded by the scheme and written as a file."""
-    import numpy as np
-
+    from encoders.errors import MidiError
     from neuralband.generate import sample_tokens
 
     if args.lead or args.seconds is not None:
         raise ValueError(f"{model} is a {info.scheme.name} model: give --length N (tokens) "
                          "and --primer TEXT, not --lead or --seconds")
-    primer = (np.frombuffer(args.primer.encode(), np.uint8).astype(np.int64) if args.primer
-              else None)
+    scheme = info.scheme
+    primer = scheme.read_primer(args.primer) if args.primer else None
     pieces = sample_tokens(model, primer, args.length or 400, args.n, rules, args.seed)
-    for name, piece in zip(_output_names(args, ".txt"), pieces, strict=True):
+    for name, piece in zip(_output_names(args, scheme.output_suffix), pieces, strict=True):
         name.parent.mkdir(parents=True, exist_ok=True)
-        text = info.scheme.decode(piece.tokens[piece.primer_length:])
-        name.write_text((args.primer or "") + text)
-        print(f"wrote {name}: {len(piece.tokens) - piece.primer_length} {info.scheme.unit} "
+        text = scheme.decode(piece.tokens if args.primer else piece.tokens[piece.primer_length:])
+        name.write_text(text)
+        also = ""
+        if hasattr(scheme, "to_midi"):  # a tune: its MIDI too, for audition
+            try:
+                name.with_suffix(".mid").write_bytes(scheme.to_midi(text, str(name)))
+                also = f" and {name.with_suffix('.mid')}"
+            except MidiError as err:
+                also = f" (no MIDI: {err.reason})"
+        print(f"wrote {name}{also}: {len(piece.tokens) - piece.primer_length} {scheme.unit} "
               f"generated")
     return 0
 
@@ -509,13 +516,13 @@ def _activations(files: list[Path], png: str, model: str | None) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     import json
 
-    from neuralband.evaluate import find_midi
     from neuralband.modelfile import ModelFileError, read_info
     from neuralband.score import mean_nll, score_files
+    from training.dataset import find_files
 
     try:
-        read_info(args.model)  # a bad model is the one line, before any file is read
-        paths = find_midi(args.midi)
+        info = read_info(args.model)  # a bad model is the one line, before any file is read
+        paths = find_files(args.midi, info.scheme.suffixes)
         scores, failed = score_files(args.model, paths, batch=args.batch,
                                      controls=args.controls)
     except (ModelFileError, ValueError, FileNotFoundError) as err:
@@ -636,9 +643,10 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("sources", nargs="+",
                      help="MIDI, ABC or (--scheme text) text files or folders (searched "
                           "recursively)")
-    enc.add_argument("--scheme", choices=("events", "voices", "grid", "text"),
+    enc.add_argument("--scheme", choices=("events", "voices", "grid", "text", "folk"),
                      help="the token scheme (default: events; voices with --voices, grid with "
-                          "--grid; text: bytes of .txt files, for a char-RNN)")
+                          "--grid; text: bytes of .txt files, for a char-RNN; folk: ABC tunes "
+                          "as folk-rnn's tokens, transposed to C)")
     enc.add_argument("--piece-bytes", type=int, default=1024, metavar="N",
                      help="--scheme text: a file is cut at line ends into pieces of about N "
                           "bytes, each split train/valid/test on its own (default 1024)")

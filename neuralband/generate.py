@@ -105,25 +105,33 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
 def sample_tokens(model: str | os.PathLike, primer: np.ndarray | None, length: int,
                   variations: int = 1, rules: Rules | None = None,
                   seed: int | None = None) -> list[Piece]:
-    """``length`` new tokens after ``primer`` (None: the scheme's `start`), ``variations``
+    """Up to ``length`` new tokens after ``primer`` (None: the scheme's `opening`), ``variations``
     times, in one batched pass: the plain char-RNN loop (temperature and top-p over every
-    class), for a scheme with no grammar of notes (text)."""
+    class), for a scheme with no grammar of notes (text, folk tunes). A stream ends early at
+    the scheme's `end` token (a tune's end), which it keeps."""
     if length < 1 or variations < 1:
         raise ValueError("length and variations must be positive")
     stepper = Stepper.load(model, batch=variations)
     rules = rules or Rules()
     prefix = (np.asarray(primer, np.int64) if primer is not None and len(primer)
-              else np.array([stepper.info.scheme.start]))
+              else np.array(stepper.info.scheme.opening))
     for tok in prefix:
         stepper.feed(np.full(variations, tok))
     sampler = Sampler(rules, seed, stepper.config.classes)
     every = np.ones(stepper.config.classes, bool)
     out = np.empty((variations, length), np.int64)
+    ends = np.full(variations, length)
+    end = stepper.info.scheme.end
     for t in range(length):
         logits = stepper.logits()
         out[:, t] = [sampler.sample(logits[b], every) for b in range(variations)]
+        if end is not None:
+            ends = np.where((out[:, t] == end) & (ends == length), t + 1, ends)
+            if (ends < length).all():
+                break
         stepper.feed(out[:, t])
-    return [Piece(np.concatenate([prefix, row]), len(prefix), 0.0) for row in out]
+    return [Piece(np.concatenate([prefix, row[:n]]), len(prefix), 0.0)
+            for row, n in zip(out, ends, strict=True)]
 
 
 def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,

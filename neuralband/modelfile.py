@@ -85,7 +85,7 @@ class ModelInfo:
                              f"not {self.config.fields}")
 
 
-BUNDLED = ("pop", "pop-duet", "chorale-folk", "duet", "grid")
+BUNDLED = ("pop", "pop-duet", "chorale-folk", "duet", "grid", "folk", "colours")
 DEFAULT = "pop"
 ALIASES = {"default": DEFAULT}
 
@@ -95,8 +95,10 @@ def bundled_model(name: str = DEFAULT) -> Path:
     and density controls, examples/train_pop_model.sh), "pop-duet" (you play the tune, it plays
     the arrangement, examples/train_pop_duet_model.sh), "chorale-folk" (the first default: Bach
     chorales and folk tunes, examples/train_chorale_folk_model.sh), "duet" (voice-packed SATB,
-    examples/train_duet_model.sh) or "grid" (the SATB ensemble grid, examples/
-    train_grid_model.sh); "default" is "pop"."""
+    examples/train_duet_model.sh), "grid" (the SATB ensemble grid, examples/
+    train_grid_model.sh), "folk" (FolkRNN: ABC tunes as folk-rnn's tokens, examples/
+    train_folk_model.sh) or "colours" (a char-RNN of colour names, examples/
+    train_colours_model.sh); "default" is "pop"."""
     from importlib import resources
 
     name = ALIASES.get(name, name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -38,11 +39,16 @@ class FileScore:
 
 
 def encode_for(path: str | os.PathLike, info: ModelInfo) -> np.ndarray:
-    """A MIDI file as an event model's tokens (voice-packed for a duet model)."""
-    from encoders.performance import encode
-    from encoders.voices import encode_voices
-
-    return encode_voices(path, info.voices) if info.voices else encode(path, info.encoder)
+    """A file as the model's tokens, by its scheme: a MIDI file's events (voice-packed for a
+    duet model), an ABC file's tunes one after another (folk), a text's bytes."""
+    scheme = info.scheme
+    try:
+        data = Path(path).read_bytes()
+        pieces = scheme.pieces(str(path), data)
+    except (OSError, ValueError) as err:
+        raise MidiError(str(path), getattr(err, "strerror", None) or str(err)) from err
+    return np.concatenate([scheme.encode(p, f"{path}#{p.ref}" if p.ref else str(path))
+                           for p in pieces])
 
 
 def stream_nll(stepper: Stepper, streams: Sequence[np.ndarray],

@@ -54,11 +54,11 @@ def test_unknown_or_broken_schemes_are_refused_in_words():
 
 
 def test_the_bundled_models_read_as_their_schemes():
-    """The bundled model files are of the format before schemes (version 1): each still reads,
-    as the scheme its entries name."""
+    """The bundled music models are files of the format before schemes (version 1): each still
+    reads, as the scheme its entries name; folk and colours were written with their scheme."""
     kinds = {name: read_info(bundled_model(name)).scheme.name for name in BUNDLED}
     assert kinds == {"pop": "events", "pop-duet": "voices", "chorale-folk": "events",
-                     "duet": "voices", "grid": "grid"}
+                     "duet": "voices", "grid": "grid", "folk": "folk", "colours": "text"}
     assert read_info(bundled_model("duet")).voices == VoiceScheme(4, "track:Soprano")
 
 

@@ -190,7 +190,13 @@ class TokenWindows:
 
         # Pieces of this split that hold at least one window, and the cumulative start counts.
         entries = [e for e in read_manifest(self.dataset_dir) if e["split"] == split]
-        self.pieces = [e for e in entries if int(e["length"]) >= window + 1]
+        # A scheme whose pieces end in an end token (a tune's </s>) reads them round: a window
+        # may run past the end into the piece's own start, so the end and the start are learnt
+        # as often as any token (cut off at the end, a window of 96 sees a tune's </s> once in
+        # its length's worth of windows), and a tune shorter than a window is used too.
+        self.cyclic = self.scheme.end is not None
+        shortest = 2 if self.cyclic else window + 1
+        self.pieces = [e for e in entries if int(e["length"]) >= shortest]
         self.skipped = len(entries) - len(self.pieces)
         self.n_pieces = len(self.pieces)
         if not self.pieces:
@@ -200,7 +206,7 @@ class TokenWindows:
                 f"of {window} (+1) tokens: {len(entries)} pieces, the longest has {longest} tokens")
         self._offset = np.array([int(e["offset"]) for e in self.pieces], np.int64)
         self._length = np.array([int(e["length"]) for e in self.pieces], np.int64)
-        self._cum_starts = np.cumsum(self._length - window)
+        self._cum_starts = np.cumsum(self._length if self.cyclic else self._length - window)
         self.n_windows = int(self._cum_starts[-1])  # distinct (piece, start) pairs
         self._shards: dict[str, np.ndarray] = {}
 
@@ -219,10 +225,15 @@ class TokenWindows:
         return self._shards[name]
 
     def piece_tokens(self, index: int, start: int, stop: int) -> np.ndarray:
-        """Tokens start..stop of usable piece `index`, as int64 (clipped to the piece)."""
-        stop = min(stop, int(self._length[index]))
+        """Tokens start..stop of usable piece `index`, as int64 (clipped to the piece, or read
+        round it where its scheme ends pieces with an end token)."""
+        length = int(self._length[index])
         offset = int(self._offset[index])
         array = self.shard(self.pieces[index]["shard"])
+        if self.cyclic:
+            piece = np.asarray(array[offset:offset + length], dtype=np.int64)
+            return np.take(piece, np.arange(start, stop), mode="wrap")
+        stop = min(stop, length)
         return np.asarray(array[offset + start:offset + stop], dtype=np.int64)
 
     def batch(self, step: int) -> np.ndarray:
