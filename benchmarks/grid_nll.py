@@ -138,7 +138,7 @@ def main() -> int:
           f"the hidden NLL); scored in {elapsed:.1f} s")
 
     if args.out:
-        from neuralband.gridband import GridBand, accompany_grid
+        from neuralband.grid_model import GridBand, accompany_grid
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -6,14 +6,15 @@ a schedule and stamps each message with ``time.perf_counter()`` just before ``se
 (plain ``time.sleep`` pacing: the stamps, not the pacing, are what count); a **receiver** (a
 virtual input port) that stamps every message it gets with ``time.perf_counter()`` in its
 rtmidi callback; and this process, the instrument, connected to both by name through
-``neuralband.ports`` as ``neuralband play --in ... --out ...`` would be. ``perf_counter`` is
+``neuralband.live.ports`` as ``neuralband play --in ... --out ...`` would be. ``perf_counter`` is
 CLOCK_MONOTONIC on Linux, so stamps compare across the three processes.
 
 Scenarios, all in one run:
 
-1. ``normal``: ``neuralband.engine.Engine`` in ``solo`` mode (the band plays all the time and also
-   hears the player) with the bundled model, while the sender plays the top voice of the chorales
-   in ``tests/data/chorales`` (at twice their speed, 1 s pauses between them) for ``--seconds``.
+1. ``normal``: ``neuralband.live.engine.Engine`` in ``solo`` mode (the band plays all the time
+   and also hears the player) with the bundled model, while the sender plays the top voice of
+   the chorales in ``tests/data/chorales`` (at twice their speed, 1 s pauses between them)
+   for ``--seconds``.
 2. ``flood``: the same engine while the sender plays ``--rate`` note messages per second
    (note_on/note_off pairs, random pitches and velocities) for ``--flood-seconds``; every message
    must be accounted for (sent == received == absorbed + ignored).
@@ -299,7 +300,7 @@ def flood(seconds: float, rate: float, seed: int) -> list[list[float]]:
 
 
 def make_engine_class() -> type:
-    from neuralband.engine import Engine
+    from neuralband.live.engine import Engine
 
     class MeasuredEngine(Engine):
         """The engine unchanged; while a band event is sent, its scheduled time is kept where
@@ -329,8 +330,8 @@ class NaiveBand:
 
     def __init__(self, stepper: Any, send: Any, seed: int) -> None:
         from encoders.live import LiveEncoder
-        from neuralband.engine import START_STEPS, Stats
-        from neuralband.notes import OutputNotes
+        from neuralband.live.engine import START_STEPS, Stats
+        from neuralband.live.notes_out import OutputNotes
         from neuralband.sampling import NoteTracker, Rules, Sampler
 
         rules = Rules()
@@ -421,10 +422,10 @@ def run_scenario(kind: str, sender: Child, receiver: Child, schedule: list[list[
                  seed: int, precision: str = "fp32", realtime: bool = False) -> dict:
     """Play ``schedule`` from the sender into the instrument (or the naive peer); the raw logs.
     ``realtime``: the engine's thread asks real-time scheduling, as ``play`` does."""
-    from neuralband.clock import realtime_scheduling
-    from neuralband.engine import PlaySettings, Ring
+    from neuralband.live.clock import realtime_scheduling
+    from neuralband.live.engine import PlaySettings, Ring
+    from neuralband.live.ports import MidiInput, MidiOutput
     from neuralband.modelfile import bundled_model
-    from neuralband.ports import MidiInput, MidiOutput
     from neuralband.runtime import Stepper
 
     receiver.write("dump")

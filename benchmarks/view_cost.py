@@ -1,11 +1,11 @@
 """What the live view costs the real-time loop, against the naive way, one run.
 
-The engine (`neuralband.engine.Engine`, bundled model, solo mode: the band plays all the time)
+The engine (`neuralband.live.engine.Engine`, bundled model, solo mode: the band plays all the time)
 hears a scripted player (the chorale top voice of the tests) for ``--seconds``, in-process with a
 capturing output (no ports: the loop's own work is what is measured), in three ways:
 
 1. ``off``: no view.
-2. ``view``: `neuralband.view.ViewServer` with ``--pages`` pages watching, each a websocket
+2. ``view``: `neuralband.live.view.ViewServer` with ``--pages`` pages watching, each a websocket
    client in its own process (as browsers are), reading everything.
 3. ``naive``: THE NAIVE WAY, for comparison only (``NaiveFeed`` below): the first attempt at a
    live view, each note turned into JSON and sent to every page from the engine's own thread, in
@@ -45,12 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import cpu_model, usable_cpus  # noqa: E402
 from neuralband.demo import ScriptedPlayer  # noqa: E402
-from neuralband.engine import Engine, PlaySettings  # noqa: E402
+from neuralband.live.engine import Engine, PlaySettings  # noqa: E402
+from neuralband.live.session import live_precision  # noqa: E402
+from neuralband.live.view import ViewFeed, ViewServer  # noqa: E402
 from neuralband.modelfile import bundled_model  # noqa: E402
-from neuralband.play import live_precision  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
 from neuralband.sampling import model_rules  # noqa: E402
-from neuralband.view import ViewFeed, ViewServer  # noqa: E402
 from tests.helpers.live import tune  # noqa: E402
 
 PAGE = """

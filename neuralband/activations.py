@@ -82,9 +82,9 @@ def record(model: str | os.PathLike, midi_path: str | os.PathLike) -> Activation
     from encoders.midi_io import read_notes
     from encoders.performance import decode_notes
     from encoders.voices import split
+    from neuralband.parts import from_info
     from neuralband.runtime import Stepper
     from neuralband.score import encode_for
-    from neuralband.voicing import from_info
 
     path = Path(midi_path)
     stepper = Stepper.load(model)

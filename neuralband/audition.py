@@ -157,7 +157,7 @@ def mark_primer_end(pm, primer_tokens, encoder, voices=None) -> float:
     tokens end; the time, in seconds."""
     import pretty_midi
 
-    from neuralband.voicing import Voicing
+    from neuralband.parts import Voicing
 
     steps = Voicing(encoder, voices).shift_steps[np.asarray(primer_tokens, np.int64)].sum()
     t = float(steps) / encoder.steps_per_second

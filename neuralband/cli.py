@@ -345,7 +345,7 @@ def _generate_tokens(args: argparse.Namespace, model: str, info, rules) -> int:
 
 def _generate_grid(args: argparse.Namespace, model: str, rules) -> int:
     """generate --lead with a grid model: the melody's steps in, the band's states out."""
-    from neuralband.gridband import accompany_file
+    from neuralband.grid_model import accompany_file
 
     if not args.lead or args.seconds is not None or args.primer:
         raise ValueError(f"{model} is a grid model: it accompanies a melody (--lead MELODY.mid),"
@@ -371,7 +371,7 @@ def _output_names(args: argparse.Namespace, suffix: str = ".mid") -> list[Path]:
 
 
 def _cmd_ports(args: argparse.Namespace) -> int:
-    from neuralband.ports import PortError, format_ports, list_ports
+    from neuralband.live.ports import PortError, format_ports, list_ports
 
     try:
         print(format_ports(list_ports(args.api)))
@@ -382,12 +382,12 @@ def _cmd_ports(args: argparse.Namespace) -> int:
 
 
 def _cmd_play(args: argparse.Namespace) -> int:
-    from neuralband.engine import PlaySettings
-    from neuralband.midimap import load_map, parse_map
+    from neuralband.live.engine import PlaySettings
+    from neuralband.live.midimap import load_map, parse_map
+    from neuralband.live.osc import parse_address
+    from neuralband.live.ports import PortError
+    from neuralband.live.session import PortChoice, learn_controls, play
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
-    from neuralband.osc import parse_address
-    from neuralband.play import PortChoice, learn_controls, play
-    from neuralband.ports import PortError
 
     try:
         choice = PortChoice(inp=args.inp, out=args.out, virtual=args.virtual, api=args.api,
@@ -450,8 +450,8 @@ def _cmd_audition(args: argparse.Namespace) -> int:
     if args.activations:
         return _activations(files, args.activations, args.model)
     if args.play is not None:
-        from neuralband.playback import play_file
-        from neuralband.ports import PortError
+        from neuralband.live.file_player import play_file
+        from neuralband.live.ports import PortError
 
         try:
             for midi in files:

@@ -3,7 +3,7 @@
 A built-in player plays real phrases (the soprano of the bundled Bach chorale) into the engine as
 if from a keyboard; the bundled model answers each phrase in call-and-response. Where a JACK
 server runs, the player is a real JACK client and the notes cross the server into
-`neuralband.ports`; elsewhere the player calls the engine's input directly. The session is then
+`neuralband.live.ports`; elsewhere the player calls the engine's input directly. The session is then
 written as a two-track MIDI file, a piano roll and (where FluidSynth is installed) a WAV.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from encoders.midi_io import read_notes
-from neuralband.clock import sleep_until
-from neuralband.engine import Engine, PlaySettings
+from neuralband.live.clock import sleep_until
+from neuralband.live.engine import Engine, PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.roundtrip import bundled_example
 from neuralband.runtime import Stepper
@@ -70,7 +70,7 @@ def phrases(source: str | os.PathLike, count: int = 3) -> list[tuple[float, list
 
 
 def _jack_running() -> bool:
-    from neuralband.ports import available_apis
+    from neuralband.live.ports import available_apis
 
     return "jack" in available_apis()
 
@@ -127,7 +127,7 @@ def _player_main() -> None:
     import json
     import sys
 
-    from neuralband.ports import MidiOutput
+    from neuralband.live.ports import MidiOutput
 
     messages = json.loads(sys.stdin.readline())
     keys = MidiOutput(virtual=True, api="jack", client="neuralband-demo-player")
@@ -148,7 +148,7 @@ def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | Non
              count: int = 3) -> DemoResult:
     """Play the built-in player against the bundled model; write MIDI, piano roll and WAV."""
     from neuralband.audition import AuditionError, draw_pianoroll, render_wav
-    from neuralband.play import write_recording
+    from neuralband.live.session import write_recording
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | Non
     ports: list = []
     try:
         if use_jack:  # the player is a real JACK client in its own process
-            from neuralband.ports import MidiInput, MidiOutput
+            from neuralband.live.ports import MidiInput, MidiOutput
 
             player = _JackPlayer(messages)
             ports.append(player)
@@ -180,7 +180,7 @@ def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | Non
         engine.close()
         for port in reversed(ports):
             port.close()
-    from neuralband.play import status_line
+    from neuralband.live.session import status_line
 
     midi = write_recording(engine, out / "demo-session.mid")
     roll = draw_pianoroll([midi], out / "demo-session.png",

@@ -22,10 +22,10 @@ import numpy as np
 
 from encoders.performance import Event
 from encoders.voices import event_steps
+from neuralband.parts import Voicing, from_info
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler, model_rules
 from neuralband.steering import ControlChoice, Steering, steer
-from neuralband.voicing import Voicing, from_info
 
 # From silence the model is started with one event of "nothing happened yet".
 SILENCE_START_STEPS = 10

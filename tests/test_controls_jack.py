@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from neuralband.midimap import load_map
+from neuralband.live.midimap import load_map
 from tests.helpers.jack import (
     PHRASE,
     PLAYER_CH,

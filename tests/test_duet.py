@@ -17,9 +17,9 @@ from encoders.schemes import VoicedScheme
 from encoders.voices import VoiceScheme, decode_voices, split
 from neuralband.generate import accompany, generate
 from neuralband.modelfile import bundled_model, read_info
+from neuralband.parts import Voicing
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
-from neuralband.voicing import Voicing
 from tests.conftest import CHORALES, TRAIN_CHORALES
 from tests.helpers import every_nth_valid
 from tests.helpers.live import balanced, melody, session

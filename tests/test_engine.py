@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from neuralband.demo import ScriptedPlayer
-from neuralband.engine import CHECK_EVERY_S, Engine, PlaySettings
+from neuralband.live.engine import CHECK_EVERY_S, Engine, PlaySettings
+from neuralband.live.notes_out import REPEAT_OFF_S
 from neuralband.modelfile import bundled_model
-from neuralband.notes import REPEAT_OFF_S
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules
 from tests.helpers.fake_clock import FakeClock, drive
@@ -165,7 +165,7 @@ def test_the_recording_holds_the_releases_sent_on_stop():
 
 
 def test_only_the_bands_own_notes_are_reported_on_and_off():
-    from neuralband.notes import OutputNotes, echo
+    from neuralband.live.notes_out import OutputNotes, echo
 
     out, heard = Capture(), []
     notes = OutputNotes(out, on_sent=heard.append)
@@ -195,7 +195,7 @@ def test_a_key_held_when_the_take_stops_is_closed_in_the_recording(tmp_path):
     import mido
     import pretty_midi
 
-    from neuralband.play import status_line, write_recording
+    from neuralband.live.session import status_line, write_recording
 
     out = Capture()
     engine = Engine(Stepper.load(bundled_model()), out, PlaySettings(mode="call", wait_s=5.0),
@@ -260,7 +260,7 @@ def test_a_lost_period_of_midi_leaves_no_band_note_sounding():
 def test_a_note_off_just_before_the_end_is_repeated_at_close():
     """The repeat of a NOTE_OFF sent in the take's last 40 ms: no loop turn will send it, so
     closing does (JACK may have lost the first)."""
-    from neuralband.notes import OutputNotes
+    from neuralband.live.notes_out import OutputNotes
 
     sent: list[list[int]] = []
     out = OutputNotes(sent.append)

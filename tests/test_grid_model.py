@@ -31,7 +31,7 @@ from encoders.performance import DEFAULT_SETTINGS, prepare_notes
 from encoders.schemes import GridScheme
 from encoders.voices import VoiceScheme, split_parts
 from neuralband.cli import main
-from neuralband.gridband import GridBand, accompany_file, accompany_grid, melody_states
+from neuralband.grid_model import GridBand, accompany_file, accompany_grid, melody_states
 from neuralband.model import EventLSTM
 from neuralband.modelconfig import ModelConfig
 from neuralband.modelfile import ModelFileError, load_model, read_info, save_model
@@ -270,8 +270,8 @@ def test_the_bundled_grid_model_listens_to_the_melody() -> None:
 
 
 def test_the_event_paths_refuse_a_grid_model() -> None:
-    from neuralband.engine import Engine
     from neuralband.generate import generate
+    from neuralband.live.engine import Engine
 
     with pytest.raises(ValueError, match="grid model"):
         generate("grid", None, 1.0)

@@ -1,6 +1,6 @@
-"""The grid model live (`neuralband.gridplay`): the lead read from note messages as the offline
-encoder reads a file, the band's states as MIDI, and the clocked loop, on a fake clock (exact
-tick times), in real time in-process, and once between real JACK ports.
+"""The grid model live (`neuralband.live.grid_engine`): the lead read from note messages as the
+offline encoder reads a file, the band's states as MIDI, and the clocked loop, on a fake clock
+(exact tick times), in real time in-process, and once between real JACK ports.
 
 The models are small grid LSTMs with random weights, some with one output class biased to win,
 so that what the band plays is known.
@@ -31,17 +31,17 @@ from encoders.grid import (
 from encoders.performance import DEFAULT_SETTINGS
 from encoders.schemes import GridScheme
 from neuralband.demo import ScriptedPlayer
-from neuralband.engine import PlaySettings
-from neuralband.gridplay import (
+from neuralband.live.engine import PlaySettings
+from neuralband.live.grid_engine import (
     CLICK_CHANNEL,
     BandVoices,
     GridEngine,
     LeadReader,
     bpm_step_s,
 )
+from neuralband.live.notes_out import OutputNotes
+from neuralband.live.session import PortChoice, PortWatch, play
 from neuralband.modelfile import bundled_model
-from neuralband.notes import OutputNotes
-from neuralband.play import PortChoice, PortWatch, play
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules
 from tests.helpers.jack import (

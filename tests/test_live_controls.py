@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from neuralband.engine import END_S, REGISTER_SPAN, Engine, PlaySettings
-from neuralband.gridplay import BAR_STEPS
-from neuralband.midimap import parse_map
+from neuralband.live.engine import END_S, REGISTER_SPAN, Engine, PlaySettings
+from neuralband.live.grid_engine import BAR_STEPS
+from neuralband.live.midimap import parse_map
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
 from tests.helpers.live import Capture, balanced, band_ons, run_live, tune

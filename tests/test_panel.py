@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neuralband.midimap import MidiMap, Source, learn, load_map, parse_map, save_map
-from neuralband.osc import OscControl, parse_address
-from neuralband.panel import CONTROLS, INDEX, Panel, control
+from neuralband.live.midimap import MidiMap, Source, learn, load_map, parse_map, save_map
+from neuralband.live.osc import OscControl, parse_address
+from neuralband.live.panel import CONTROLS, INDEX, Panel, control
 
 
 def test_the_panel_takes_values_from_any_source_and_refuses_bad_ones_unchanged():

@@ -1,4 +1,5 @@
-"""neuralband.ports against a real JACK server (dummy driver), with other processes as the far end.
+"""neuralband.live.ports against a real JACK server (dummy driver), with other processes as the
+far end.
 
 The far end is a small python-rtmidi script in a subprocess (a keyboard that sends what it reads
 on stdin, or a synth that prints what it receives), or JACK's own tools (jack_midi_dump,
@@ -20,8 +21,8 @@ import time
 
 import pytest
 
-from neuralband import ports
-from neuralband.ports import MidiInput, MidiOutput, PortError, PortInfo
+from neuralband.live import ports
+from neuralband.live.ports import MidiInput, MidiOutput, PortError, PortInfo
 
 # A peer process: "kbd CLIENT" opens a virtual JACK output CLIENT:out and, for each stdin line
 # of bytes, prints perf_counter() and then sends them; "synth CLIENT" opens a virtual input

@@ -192,7 +192,7 @@ def test_play_takes_int8_where_numba_is_installed(monkeypatch):
     """`play --precision auto` (the default): int8 with numba, fp32 without it."""
     import sys
 
-    from neuralband.play import live_precision
+    from neuralband.live.session import live_precision
 
     assert live_precision("fp32") == "fp32" and live_precision("int8") == "int8"
     pytest.importorskip("numba")

@@ -10,8 +10,8 @@ from encoders.controls import ControlSettings, token_controls
 from encoders.keys import estimate_key
 from encoders.performance import EncoderSettings
 from encoders.schemes import EventScheme
-from neuralband.engine import Engine, PlaySettings
 from neuralband.generate import generate
+from neuralband.live.engine import Engine, PlaySettings
 from neuralband.model import EventLSTM, ModelConfig
 from neuralband.modelfile import bundled_model, save_model
 from neuralband.runtime import Stepper

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
-from neuralband.engine import PlaySettings
-from neuralband.gridplay import GridEngine
+from neuralband.live.engine import PlaySettings
+from neuralband.live.grid_engine import GridEngine
+from neuralband.live.sync import CLOCK, CONTINUE, PPQN, START, STOP, ClockFollower, ClockSender
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
-from neuralband.sync import CLOCK, CONTINUE, PPQN, START, STOP, ClockFollower, ClockSender
 from tests.helpers.fake_clock import FakeClock
 from tests.helpers.live import Capture, balanced
 
@@ -187,7 +187,7 @@ def test_a_lost_pulse_keeps_the_lines_in_phase_and_a_late_one_is_not_counted_twi
 
 
 def test_an_event_model_s_wait_and_answer_are_beats_of_the_clock_and_stop_rests_it():
-    from neuralband.engine import Engine
+    from neuralband.live.engine import Engine
 
     engine = Engine(Stepper.load(bundled_model()), Capture(),
                     PlaySettings(mode="call", wait_s=2.0, answer_s=8.0), sync="midi")

@@ -1,4 +1,4 @@
-"""The live view's server (`neuralband.view`) on a running engine, in-process: real websocket
+"""The live view's server (`neuralband.live.view`) on a running engine, in-process: real websocket
 clients (the ``websockets`` library's own) watch a scripted player and the band; what they get
 is checked against what the band really sent. The page in Chromium and JACK are in
 test_view_jack.py."""
@@ -15,12 +15,12 @@ import urllib.request
 import pytest
 
 from neuralband.demo import ScriptedPlayer
-from neuralband.engine import Engine, PlaySettings
+from neuralband.live.engine import Engine, PlaySettings
+from neuralband.live.session import live_precision
+from neuralband.live.view import Cell, ViewFeed, ViewServer, parse_cells
 from neuralband.modelfile import bundled_model
-from neuralband.play import live_precision
 from neuralband.runtime import Stepper
 from neuralband.sampling import model_rules
-from neuralband.view import Cell, ViewFeed, ViewServer, parse_cells
 from tests.helpers.live import Capture, balanced, tune
 from tests.helpers.view import Watcher
 
@@ -232,7 +232,7 @@ def test_a_band_of_voices_is_named_voice_by_voice_and_its_plan_is_shown(model):
     out = Capture()
     rules = model_rules(stepper.info)
     if model == "grid":
-        from neuralband.gridplay import GridEngine
+        from neuralband.live.grid_engine import GridEngine
 
         engine = GridEngine(stepper, out, PlaySettings(mode="duet"), rules, seed=5)
     else:

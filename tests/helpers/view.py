@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from neuralband.view import ViewServer
+from neuralband.live.view import ViewServer
 
 websockets = pytest.importorskip("websockets")
 from websockets.sync.client import connect  # noqa: E402

@@ -1,10 +1,10 @@
 """The live view: ``play --view`` serves a page that shows the band while it plays.
 
-The page (``neuralband/web/``, served by the package itself, nothing fetched at run time) draws a
-scrolling piano roll (the player's notes and each band voice in its own colour, the band's next
-planned events ahead of the now-line), the entropy of every draw the band made (how sure it
-was), a heat strip of the LSTM's most active cells, and the live controls, which act through the
-same panel as MIDI maps and OSC (`neuralband.panel`).
+The page (``neuralband/live/web/``, served by the package itself, nothing fetched at run time)
+draws a scrolling piano roll (the player's notes and each band voice in its own colour, the
+band's next planned events ahead of the now-line), the entropy of every draw the band made (how
+sure it was), a heat strip of the LSTM's most active cells, and the live controls, which act
+through the same panel as MIDI maps and OSC (`neuralband.live.panel`).
 
 Two sides, so that the engine never waits for a page:
 
@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from neuralband.panel import CHOICE, CONTROLS, RANGE, TRIGGER, Panel, control
-from neuralband.ratelog import RateLog
+from neuralband.live.panel import CHOICE, CONTROLS, RANGE, TRIGGER, Panel, control
+from neuralband.live.ratelog import RateLog
 
 DEFAULT_HOST = "127.0.0.1"
 POLL_S = 0.02  # new notes reach the pages this often
@@ -249,7 +249,7 @@ class ViewServer:
         if path not in PAGES:
             return connection.respond(404, f"no {path} here: the view is at /\n")
         name, kind = PAGES[path]
-        body = resources.files("neuralband").joinpath("web", name).read_bytes()
+        body = resources.files("neuralband.live").joinpath("web", name).read_bytes()
         return Response(200, "OK", Headers([("Content-Type", kind),
                                             ("Content-Length", str(len(body))),
                                             ("Cache-Control", "no-store")]), body)

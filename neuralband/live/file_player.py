@@ -13,9 +13,9 @@ import time
 
 import mido
 
-from neuralband.clock import sleep_until
-from neuralband.notes import OutputNotes
-from neuralband.ports import MidiOutput
+from neuralband.live.clock import sleep_until
+from neuralband.live.notes_out import OutputNotes
+from neuralband.live.ports import MidiOutput
 
 
 def file_messages(path: str | os.PathLike) -> list[tuple[float, list[int]]]:

@@ -1,7 +1,7 @@
 """A grid model live: a clock ticks every grid step; at each tick the player's notes become the
 lead's state, the model answers with the band's states and the band's notes go out.
 
-Where `neuralband.engine` follows the player event by event, a grid model (`encoders.grid`)
+Where `neuralband.live.engine` follows the player event by event, a grid model (`encoders.grid`)
 counts steps: tick n's grid line is at ``t0 + n * step_s``. Its decision is taken ``grace_s``
 later (30 ms by default, at most half a step), so that a note played a little behind the beat
 still lands on it; the band's notes for tick n therefore sound grace_s after the grid line (plus
@@ -11,7 +11,8 @@ the player's choice (``step_s``): the model counts steps, not seconds.
 Three parts, each testable alone: `LeadReader` (the player's messages -> the lead's state at a
 tick), `BandVoices` (the band's states -> MIDI through `notes.OutputNotes`, so `close` leaves
 nothing sounding) and `GridEngine` (the clock and the turn-taking, with `Engine`'s interface, so
-`neuralband.play` runs either). Two threads, as in the engine: the MIDI callback only queues.
+`neuralband.live.session` runs either). Two threads, as in the engine: the MIDI callback only
+queues.
 
 When the band may not play (duet with the player silent, call before its answer, a lost output)
 its notes end at the next tick, and the model goes on hearing every tick with the band resting:
@@ -39,13 +40,13 @@ from encoders.grid import (
     voice_pitch,
 )
 from encoders.keys import parse_key, scale_mask
-from neuralband.engine import DENSITY_GAIN, DENSITY_REF, LiveLoop, PlaySettings
-from neuralband.gridband import GridBand
-from neuralband.notes import NOTE_OFF, NOTE_ON, OutputNotes
-from neuralband.panel import INDEX, KEYS
+from neuralband.grid_model import GridBand
+from neuralband.live.engine import DENSITY_GAIN, DENSITY_REF, LiveLoop, PlaySettings
+from neuralband.live.notes_out import NOTE_OFF, NOTE_ON, OutputNotes
+from neuralband.live.panel import INDEX, KEYS
+from neuralband.live.sync import CONTINUE, START, STOP, ClockFollower, ClockSender, LinkFollower
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
-from neuralband.sync import CONTINUE, START, STOP, ClockFollower, ClockSender, LinkFollower
 
 GRACE_S = 0.03  # the decision for a tick waits this long after its grid line
 BEAT_STEPS = 4  # grid steps per beat (a sixteenth-note grid) for the click
@@ -190,7 +191,7 @@ class BandVoices:
 
 
 class GridEngine(LiveLoop):
-    """A grid model's band on a clock; the same interface as `neuralband.engine.Engine`."""
+    """A grid model's band on a clock; the same interface as `neuralband.live.engine.Engine`."""
 
     def __init__(self, stepper: Stepper, send: Callable[[list[int]], None],
                  settings: PlaySettings | None = None, rules: Rules | None = None,
@@ -221,7 +222,7 @@ class GridEngine(LiveLoop):
         if sync != "internal" and (click or clock_out):
             raise ValueError(f"with --clock {sync} the clock's source keeps the time: --click "
                              "and --clock-out are for the band's own clock")
-        # Following an external clock (`neuralband.sync`): a MIDI clock's pulses, or an
+        # Following an external clock (`neuralband.live.sync`): a MIDI clock's pulses, or an
         # Ableton Link session's beat, are the grid lines.
         self.follower: ClockFollower | LinkFollower | None = None
         if sync == "midi":
@@ -498,7 +499,7 @@ class GridEngine(LiveLoop):
         self._spec_next = len(self._spec_done)
         self._spec_round += 1
 
-    # --- what the view shows (`neuralband.view`) ----------------------------------------------
+    # --- what the view shows (`neuralband.live.view`) -----------------------------------------
 
     def voice_names(self) -> dict[int, str]:
         names = {c + 1: f"voice {k + 1}" for k, c in enumerate(self.voices.channels)}

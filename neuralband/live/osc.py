@@ -13,8 +13,8 @@ import socket
 import threading
 from collections.abc import Callable
 
-from neuralband.panel import TRIGGER, Panel, control
-from neuralband.ratelog import RateLog
+from neuralband.live.panel import TRIGGER, Panel, control
+from neuralband.live.ratelog import RateLog
 
 PREFIX = "/neuralband/"
 STATE = PREFIX + "state"

@@ -20,11 +20,11 @@ from neuralband.sampling import NoteTracker, Rules
 
 def from_info(info) -> Voicing:
     """The voicing of a model file (`modelfile.ModelInfo`); a grid model has none (it plays
-    grid steps, `neuralband.gridband`, not events), and is refused with a ValueError."""
+    grid steps, `neuralband.grid_model`, not events), and is refused with a ValueError."""
     if getattr(info, "grid", None) is not None:
         raise ValueError("a grid model plays grid steps, not events: accompany a melody with it "
-                         "(generate --lead, neuralband.gridband) or play it live (play, "
-                         "neuralband.gridplay)")
+                         "(generate --lead, neuralband.grid_model) or play it live (play, "
+                         "neuralband.live.grid_engine)")
     polyphony = info.summary.get("voice_polyphony") if info.voices else None
     return Voicing(info.encoder, info.voices, polyphony)
 

@@ -39,15 +39,15 @@ import numpy as np
 from encoders.keys import estimate_key, parse_key, scale_mask
 from encoders.live import LiveEncoder
 from encoders.performance import DEFAULT_SETTINGS, Event
-from neuralband.clock import SPIN_S, wait_for_input
-from neuralband.midimap import MidiMap, Source
-from neuralband.notes import NOTE_ON, OutputNotes, echo
-from neuralband.panel import CONTROLS, INDEX, KEYS, PLAY_MODES, Panel, control
+from neuralband.live.clock import SPIN_S, wait_for_input
+from neuralband.live.midimap import MidiMap, Source
+from neuralband.live.notes_out import NOTE_ON, OutputNotes, echo
+from neuralband.live.panel import CONTROLS, INDEX, KEYS, PLAY_MODES, Panel, control
+from neuralband.live.sync import ClockFollower
+from neuralband.parts import Voicing, from_info
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
 from neuralband.steering import FOLLOW, FREE, ControlChoice, steer
-from neuralband.sync import ClockFollower
-from neuralband.voicing import Voicing, from_info
 
 MODES = PLAY_MODES
 SWITCH_S = 0.0002  # GIL switch interval while playing
@@ -55,7 +55,7 @@ MAX_CHAIN = 16  # events sampled ahead after a wait
 LATE_S = 0.02  # a wait that ended this late re-times the stream to the clock
 CHECK_EVERY_S = 0.1  # the wall-clock note-length limit is checked this often
 START_STEPS = 10  # the stream opens with TIME_SHIFT(10): "nothing yet", as `generate` starts
-# The live controls (`neuralband.panel`) on a model that reads no density or key control:
+# The live controls (`neuralband.live.panel`) on a model that reads no density or key control:
 DENSITY_REF = 4.0  # notes/s that leave the NOTE_ONs' logits as they are
 DENSITY_GAIN = 2.0  # nats added to every NOTE_ON per e-fold of density asked above DENSITY_REF
 DENSITY_WINDOW_S = 2.5  # ... then the band's own notes/s over this window
@@ -245,7 +245,7 @@ class LiveLoop:
         self._stopped = lambda: self.stopping
         self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
         self._next_check = 0.0  # when the wall-clock note-length limit is next checked
-        self.view: Any = None  # a `neuralband.view.ViewFeed` while a page may watch
+        self.view: Any = None  # a `neuralband.live.view.ViewFeed` while a page may watch
         self.realtime = "off"  # what the loop's thread was granted (`clock.realtime_scheduling`)
         self._ahead_s = 0.0  # what a look ahead has cost lately: it is left out when a deadline
         # is nearer than that (and the spin before it)
@@ -339,7 +339,7 @@ class LiveLoop:
     # --- the player's messages, in the loop's thread ------------------------------------------
 
     def map_midi(self, pairs: dict[Source, str]) -> None:
-        """Knobs, pads and pedals onto the controls (`neuralband.midimap`)."""
+        """Knobs, pads and pedals onto the controls (`neuralband.live.midimap`)."""
         self.midimap = MidiMap(self.panel, pairs)
 
     def _absorb_inbox(self, until: float = np.inf) -> None:
@@ -469,7 +469,7 @@ class LiveLoop:
                       data[2] if data[0] & 0xF0 == NOTE_ON else 0)
         return now
 
-    # --- what the view shows (`neuralband.view`), read from its own thread ----------------------
+    # --- what the view shows (`neuralband.live.view`), read from its own thread -----------------
 
     def voice_names(self) -> dict[int, str]:
         """The band's output channels (1-16) and what each plays."""
@@ -484,7 +484,8 @@ class LiveLoop:
 
 
 class Engine(LiveLoop):
-    """The instrument's state and loop; ports, signals and printing live in `neuralband.play`."""
+    """The instrument's state and loop; ports, signals and printing live in
+    `neuralband.live.session`."""
 
     def __init__(self, stepper: Stepper, send: Callable[[list[int]], None],
                  settings: PlaySettings | None = None, rules: Rules | None = None,
@@ -565,7 +566,7 @@ class Engine(LiveLoop):
         self._ending: float | None = None  # when an ending began
         self.end_key: tuple[int, str] | None = None  # the key it closed in, where known
         self._pc = np.zeros(12)  # pitch classes heard and played: an ending's key, unconditioned
-        # An external MIDI clock (`neuralband.sync`): ``wait_s`` and ``answer_s`` are then in
+        # An external MIDI clock (`neuralband.live.sync`): ``wait_s`` and ``answer_s`` are then in
         # beats, turned into seconds at its tempo (120 bpm until it is known); Stop rests the
         # band until Start or Continue.
         if sync not in ("internal", "midi"):

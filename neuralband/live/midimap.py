@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuralband.panel import CHOICE, CONTROLS, INDEX, RANGE, SWITCH, TRIGGER, Panel, control
+from neuralband.live.panel import CHOICE, CONTROLS, INDEX, RANGE, SWITCH, TRIGGER, Panel, control
 
 CC, NOTE = "cc", "note"
 _SOURCE = re.compile(r"(?:(\d+):)?(cc|note)?(\d+)")

@@ -4,8 +4,8 @@ A grid model (`encoders.grid`) reads (the lead at t+1, the band at t) as one cla
 every combination of the band's states at t+1 as one class: one softmax decides what the whole
 band does next, so its voices move together (the Neural iPad Band's trick). `GridBand` keeps the
 band's current states, masks the combinations that cannot follow them (a voice that rests cannot
-hold) and samples; `accompany_grid` runs it over a whole melody offline. `neuralband.gridplay`
-drives it live, on a clock.
+hold) and samples; `accompany_grid` runs it over a whole melody offline.
+`neuralband.live.grid_engine` drives it live, on a clock.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`neuralband play`: the engine between two real MIDI ports, until Ctrl-C.
 
 This shell opens the ports, the model and the signal handlers, polls for lost ports, shows the
-status line and writes the recording; the music is `neuralband.engine`. Whatever ends the
+status line and writes the recording; the music is `neuralband.live.engine`. Whatever ends the
 performance (Ctrl-C, SIGTERM, an error, a lost port with ``--on-loss exit``), the `finally`
 detaches the input, releases every sounding note and only then closes the output.
 """
@@ -19,12 +19,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuralband.clock import realtime_scheduling
-from neuralband.engine import Engine, PlaySettings
-from neuralband.gridplay import GridEngine, bpm_step_s, step_bpm
-from neuralband.midimap import Source, learn, save_map
+from neuralband.live.clock import realtime_scheduling
+from neuralband.live.engine import Engine, PlaySettings
+from neuralband.live.grid_engine import GridEngine, bpm_step_s, step_bpm
+from neuralband.live.midimap import Source, learn, save_map
+from neuralband.live.ports import MidiInput, MidiOutput, PortError
 from neuralband.modelfile import bundled_model
-from neuralband.ports import MidiInput, MidiOutput, PortError
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, model_rules
 from neuralband.steering import ControlChoice
@@ -180,17 +180,17 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     "auto" takes int8 where numba is installed (`live_precision`).
     A conditioned model keeps to ``controls`` (by default the key and pace the player plays).
 
-    A grid model plays on a clock (`neuralband.gridplay`): ``bpm`` sets its tempo (4 steps a
+    A grid model plays on a clock (`neuralband.live.grid_engine`): ``bpm`` sets its tempo (4 steps a
     beat; None: the model's), ``grace_s`` its decision delay, ``click`` a metronome.
 
-    The live controls (`neuralband.panel`): ``midi_map`` maps knobs and pads on the input to
-    them, ``osc`` (host, port) serves them over OSC (`neuralband.osc`).
+    The live controls (`neuralband.live.panel`): ``midi_map`` maps knobs and pads on the input to
+    them, ``osc`` (host, port) serves them over OSC (`neuralband.live.osc`).
 
-    ``sync="midi"`` follows an external MIDI clock on the input (`neuralband.sync`): a grid
+    ``sync="midi"`` follows an external MIDI clock on the input (`neuralband.live.sync`): a grid
     model's steps are its sixteenths, an event model's wait and answer are beats of it;
     ``clock_out`` sends the grid band's own tempo as MIDI clock.
 
-    ``view`` (host, port) serves the live view (`neuralband.view`) of ``view_cells``
+    ``view`` (host, port) serves the live view (`neuralband.live.view`) of ``view_cells``
     ("L:N,..."; None: the most active cells).
 
     ``realtime`` asks real-time scheduling for the loop's thread (`clock.realtime_scheduling`);
@@ -229,11 +229,11 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     try:
         out = MidiOutput(name=ports.out, api=ports.api, virtual=ports.virtual, client=client)
         if osc is not None:
-            from neuralband.osc import OscControl
+            from neuralband.live.osc import OscControl
 
             server = OscControl(engine.panel, *osc, say=say)
         if view is not None:
-            from neuralband.view import ViewServer, parse_cells
+            from neuralband.live.view import ViewServer, parse_cells
 
             page = ViewServer(engine, *view, say=say, cells=parse_cells(view_cells, stepper),
                               model=Path(str(model)).name if model else "pop")
