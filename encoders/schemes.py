@@ -157,6 +157,15 @@ class TokenScheme(ABC):
     def to_dict(self) -> dict:
         """The scheme as stored: ``{"name": ..., ...}``; `scheme_from_dict` reads it back."""
 
+    @classmethod
+    def from_options(cls, options: dict) -> TokenScheme:
+        """The scheme ``neuralband encode``'s options make (``--piece-bytes``, ``--voices``,
+        ...: the parsed arguments as a dict); ValueError in words for options it takes none of.
+        A scheme of no parts refuses --voices and --grid."""
+        if options.get("voices") or options.get("grid"):
+            raise ValueError(f"--scheme {cls.name} takes no --grid or --voices: it has no parts")
+        return cls()
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TokenScheme) and self.to_dict() == other.to_dict()
 
@@ -233,6 +242,12 @@ class EventScheme(TokenScheme):
     def from_dict(cls, d: dict) -> EventScheme:
         return cls(EncoderSettings.from_dict(d["encoder"]))
 
+    @classmethod
+    def from_options(cls, options: dict) -> EventScheme:
+        if options.get("voices") or options.get("grid"):
+            raise ValueError("--voices and --grid make the voices and grid schemes")
+        return cls(_settings(options))
+
 
 class VoicedScheme(EventScheme):
     """Voice-packed events (`encoders.voices`): each note event carries its voice (the lead or
@@ -291,6 +306,13 @@ class VoicedScheme(EventScheme):
     def from_dict(cls, d: dict) -> VoicedScheme:
         return cls(VoiceScheme.from_dict(d["voices"], EncoderSettings.from_dict(d["encoder"])))
 
+    @classmethod
+    def from_options(cls, options: dict) -> VoicedScheme:
+        if not options.get("voices") or options.get("grid"):
+            raise ValueError("--scheme voices needs --voices N (2: a lead and a band), no --grid")
+        return cls(VoiceScheme(options["voices"], options.get("lead") or "top",
+                               _settings(options)))
+
 
 class GridScheme(TokenScheme):
     """The ensemble grid (`encoders.grid`): one class per step packs the lead's next state and
@@ -348,6 +370,29 @@ class GridScheme(TokenScheme):
     def from_dict(cls, d: dict) -> GridScheme:
         return cls(GridSettings.from_dict(d["grid"]), EncoderSettings.from_dict(d["encoder"]))
 
+    @classmethod
+    def from_options(cls, options: dict) -> GridScheme:
+        """``--grid BPM[/STEPS_PER_BEAT]`` (sixteenths by default) with ``--voices N``."""
+        text, voices = options.get("grid"), options.get("voices")
+        if not text:
+            raise ValueError("--scheme grid needs --grid BPM[/STEPS] and --voices N")
+        bpm, _, per_beat = str(text).partition("/")
+        try:
+            bpm_value, steps = float(bpm), int(per_beat or 4)
+        except ValueError:
+            raise ValueError(f"--grid wants BPM or BPM/STEPS_PER_BEAT (120, 120/4), "
+                             f"got {text!r}") from None
+        if not voices:
+            raise ValueError("--grid needs --voices N: the lead and N-1 band voices (4: SATB)")
+        grid = GridSettings.from_tempo(bpm_value, steps, voices, options.get("lead") or "top")
+        return cls(grid, _settings(options))
+
+
+def _settings(options: dict) -> EncoderSettings:
+    """The event encoder's settings from ``encode``'s --no-sustain and --drums."""
+    return EncoderSettings(sustain=not options.get("no_sustain", False),
+                           include_drums=bool(options.get("drums", False)))
+
 
 def _schemes() -> dict[str, type[TokenScheme]]:
     from encoders.folk import FolkScheme
@@ -359,6 +404,14 @@ def _schemes() -> dict[str, type[TokenScheme]]:
 def scheme_names() -> tuple[str, ...]:
     """The names `scheme_from_dict` knows (``neuralband encode --scheme``)."""
     return tuple(_schemes())
+
+
+def scheme_from_options(name: str, options: dict) -> TokenScheme:
+    """The scheme called ``name``, made from ``neuralband encode``'s options."""
+    known = _schemes()
+    if name not in known:
+        raise ValueError(f"unknown token scheme {name!r} (known: {', '.join(known)})")
+    return known[name].from_options(options)
 
 
 def scheme_from_dict(d: dict) -> TokenScheme:

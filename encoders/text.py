@@ -74,3 +74,8 @@ class TextScheme(TokenScheme):
     @classmethod
     def from_dict(cls, d: dict) -> TextScheme:
         return cls(int(d.get("piece_bytes", 1024)))
+
+    @classmethod
+    def from_options(cls, options: dict) -> TextScheme:
+        super().from_options(options)  # no --voices, no --grid
+        return cls(int(options.get("piece_bytes") or 1024))

@@ -84,44 +84,13 @@ def _cmd_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_grid(text: str, voices: int, lead: str) -> GridSettings:  # noqa: F821
-    """``--grid BPM[/STEPS_PER_BEAT]`` (sixteenths by default) with ``--voices N`` -> settings."""
-    from encoders.grid import GridSettings
-
-    bpm, _, per_beat = text.partition("/")
-    try:
-        bpm_value, steps = float(bpm), int(per_beat or 4)
-    except ValueError:
-        raise ValueError(f"--grid wants BPM or BPM/STEPS_PER_BEAT (120, 120/4), "
-                         f"got {text!r}") from None
-    if not voices:
-        raise ValueError("--grid needs --voices N: the lead and N-1 band voices (4: SATB)")
-    return GridSettings.from_tempo(bpm_value, steps, voices, lead)
-
-
 def _encode_scheme(args: argparse.Namespace) -> TokenScheme:  # noqa: F821
-    """The token scheme ``encode``'s options name: --scheme text, --grid, --voices, or events."""
-    from encoders.folk import FolkScheme
-    from encoders.performance import EncoderSettings
-    from encoders.schemes import EventScheme, GridScheme, VoicedScheme
-    from encoders.text import TextScheme
-    from encoders.voices import VoiceScheme
+    """The token scheme ``encode``'s options name: --scheme NAME, else grid with --grid, voices
+    with --voices, events without; the scheme reads its own options."""
+    from encoders.schemes import scheme_from_options
 
     name = args.scheme or ("grid" if args.grid else "voices" if args.voices else "events")
-    if name in ("text", "folk"):
-        if args.grid or args.voices:
-            raise ValueError(f"--scheme {name} takes no --grid or --voices: it has no parts")
-        return TextScheme(args.piece_bytes) if name == "text" else FolkScheme()
-    settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
-    if name == "grid" or args.grid:
-        if not args.grid:
-            raise ValueError("--scheme grid needs --grid BPM[/STEPS] and --voices N")
-        return GridScheme(parse_grid(args.grid, args.voices, args.lead), settings)
-    if name == "voices" or args.voices:
-        if not args.voices:
-            raise ValueError("--scheme voices needs --voices N (2: a lead and a band)")
-        return VoicedScheme(VoiceScheme(args.voices, args.lead, settings))
-    return EventScheme(settings)
+    return scheme_from_options(name, vars(args))
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
@@ -607,6 +576,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from encoders.schemes import scheme_names
+
     parser = argparse.ArgumentParser(
         prog="neuralband",
         description="A real-time neural MIDI instrument: encode MIDI, train an LSTM, play along.",
@@ -643,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("sources", nargs="+",
                      help="MIDI, ABC or (--scheme text) text files or folders (searched "
                           "recursively)")
-    enc.add_argument("--scheme", choices=("events", "voices", "grid", "text", "folk"),
+    enc.add_argument("--scheme", choices=scheme_names(),
                      help="the token scheme (default: events; voices with --voices, grid with "
                           "--grid; text: bytes of .txt files, for a char-RNN; folk: ABC tunes "
                           "as folk-rnn's tokens, transposed to C)")

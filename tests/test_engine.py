@@ -1,7 +1,10 @@
-"""The live engine in-process, in real time, with the bundled model and a scripted player.
+"""The live engine in-process with the bundled model and a scripted player, on a fake clock.
 
-The player is a thread that sends a real chorale melody's note messages at their times, as a
-keyboard's callback would; the output is captured raw. Ports and JACK are tested in
+A real chorale melody's note messages arrive at their times, as a keyboard's callback would
+queue them, and time moves only when the harness moves it (`tests.helpers.fake_clock`), so
+turn-taking, take-backs, note lengths and timing are checked without wall time; the output is
+captured raw. Two tests run the real loop in real time, where only the end state matters (an
+output that dies, a take stopped with a key down). Ports and JACK are tested in
 test_play_jack.py.
 """
 

@@ -138,3 +138,15 @@ def test_length_counts_the_events_a_music_model_adds(tmp_path: Path):
     piece, = generate(bundled_model("chorale-folk"), None, float("inf"), length=50, seed=0)
     added = len(piece.tokens) - piece.primer_length
     assert 50 <= added <= 50 + 12  # the events, then the NOTE_OFFs that close what sounds
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    (["--scheme", "text", "--voices", "2"], "--scheme text takes no --grid or --voices"),
+    (["--scheme", "voices"], "--scheme voices needs --voices N"),
+    (["--scheme", "grid", "--voices", "4"], "--scheme grid needs --grid BPM"),
+    (["--grid", "fast", "--voices", "4"], "--grid wants BPM or BPM/STEPS_PER_BEAT"),
+])
+def test_encode_options_that_make_no_scheme_are_one_line(tmp_path, capsys, options, words):
+    assert main(["encode", str(CHORALES[0]), "-o", str(tmp_path / "ds"), *options]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and not (tmp_path / "ds").exists()
