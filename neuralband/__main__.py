@@ -1,7 +1,5 @@
 """`python -m neuralband` is the `neuralband` command."""
 
-import sys
+from neuralband.cli import run
 
-from neuralband.cli import main
-
-sys.exit(main())
+run()

@@ -351,6 +351,9 @@ def _cmd_ports(args: argparse.Namespace) -> int:
 
 
 def _cmd_play(args: argparse.Namespace) -> int:
+    import faulthandler
+
+    faulthandler.enable()  # a crash in a native library says where, thread by thread
     from neuralband.live.engine import PlaySettings
     from neuralband.live.midimap import load_map, parse_map
     from neuralband.live.osc import parse_address
@@ -864,5 +867,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# Commands that hold JACK or ALSA clients and native threads (rtmidi, numba) while they run.
+LIVE_COMMANDS = ("play", "demo")
+
+
+def run() -> None:
+    """The `neuralband` command: `main`, then exit. A live command ends with ``os._exit`` once
+    its output is flushed: every note is off, every port closed and every file written by
+    then, and what is left, the interpreter's teardown of native libraries, once crashed a
+    stopped `play` (SIGSEGV in CI, after its last line) where it could only lose the exit code."""
+    code = main()
+    if sys.argv[1:2] and sys.argv[1] in LIVE_COMMANDS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
