@@ -131,9 +131,13 @@ def test_panic_silences_every_sounding_note_within_10_ms(names, tmp_path):
             ended.setdefault(ch, t - pressed)
     assert 0 in ended and PLAYER_CH in ended, f"no All Notes Off after the panic: {ended}"
     for ch, pitch in held:
-        off = next(t - pressed for t, d in msgs if t >= pressed and d[0] & 0x0F == ch
-                   and d[1] == pitch and (d[0] & 0xF0 == 0x80 or d[2] == 0))
-        assert off <= 0.010, f"band note {pitch} ended {off * 1e3:.1f} ms after the panic"
+        # Its NOTE_OFF, or its channel's All Notes Off, whichever came first: the listener, a
+        # JACK client of its own, may lose the period that held a NOTE_OFF the instrument sent
+        # before the panic, and then takes that note for sounding (CI saw it once).
+        off = min(ended[ch], next((t - pressed for t, d in msgs if t >= pressed
+                                   and d[0] & 0x0F == ch and d[1] == pitch
+                                   and (d[0] & 0xF0 == 0x80 or d[2] == 0)), ended[ch]))
+        assert off <= 0.010, f"note {pitch} (channel {ch + 1}) ended {off * 1e3:.1f} ms after"
     assert max(ended.values()) <= 0.010, ended
     after = [t for t, d in band_notes_on(msgs) if t > pressed + 0.010]
     assert not after, f"the band played again {after[0] - pressed:.2f} s after the panic"
