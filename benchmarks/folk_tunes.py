@@ -8,12 +8,14 @@ What is measured:
    every token after its first) and by the n-grams fitted on the train split (the add-1 unigram,
    the add-0.1 bigram: the naive peers; `training.baselines.Trigram`);
 2. ``-n`` tunes sampled from the model (`neuralband.generate.sample_tokens`, temperature 1,
-   each ended by its own </s> or at 600 tokens) and the valid tunes, each checked: it renders to
+   each ended by its own </s> or at 600 tokens), twice: from the whole distribution (top-p 1)
+   and as `neuralband generate` samples by default (top-p 0.95); and the valid tunes. Each tune
+   is checked: it renders to
    MIDI with notes (symusic's abc2midi), it names a meter and a key, every inner bar (not the
    first or last of a section, where a pickup may leave it short) adds up to the meter, and its
    last note is the tonic (C, the key every tune is transposed to).
 
-With ``--out DIR`` the samples are written there as ABC (and MIDI where they render).
+With ``--out DIR`` the top-p 0.95 samples are written there as ABC (and MIDI where they render).
 
 Run from the repository root (the dataset and model from examples/train_folk_model.sh)::
 
@@ -44,6 +46,7 @@ from encoders.folk import FolkScheme, tune_checks  # noqa: E402
 from neuralband.generate import sample_tokens  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
+from neuralband.sampling import Rules  # noqa: E402
 from neuralband.score import stream_nll  # noqa: E402
 from training.baselines import Trigram  # noqa: E402
 from training.data import read_dataset, split_pieces  # noqa: E402
@@ -97,13 +100,15 @@ def main() -> int:
            args.model: model_nll(args.model, valid)}
     t_nll = time.perf_counter() - t0
     t0 = time.perf_counter()
-    samples = sample_tokens(args.model, None, 600, args.n, seed=args.seed)
-    tunes = [s.tokens for s in samples]
+    tunes = [s.tokens for s in sample_tokens(args.model, None, 600, args.n, seed=args.seed)]
     t_sample = time.perf_counter() - t0
+    nucleus = [s.tokens for s in sample_tokens(args.model, None, 600, args.n,
+                                                Rules(top_p=0.95), seed=args.seed)]
     generated, real = check_all(tunes, scheme), check_all(valid, scheme)
+    default = check_all(nucleus, scheme)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        for k, tokens in enumerate(tunes):
+        for k, tokens in enumerate(nucleus):
             text = scheme.decode(tokens)
             (args.out / f"tune-{k + 1}.abc").write_text(text)
             try:
@@ -116,12 +121,15 @@ def main() -> int:
                [[name, f"{v:.4f}", f"{v / np.log(2):.4f}"] for name, v in nll.items()])
     print(f"\n{args.n} tunes sampled from {args.model} (seed {args.seed}, {t_sample:.1f} s) "
           f"beside the {len(valid)} valid tunes")
-    print_rows(["share of tunes", "generated", "real"],
-               [[k, f"{generated[k]:.3f}", f"{real[k]:.3f}"] for k in CHECKS]
-               + [["mean tokens", f"{generated['tokens']:.0f}", f"{real['tokens']:.0f}"]])
+    print_rows(["share of tunes", "top-p 1", "top-p 0.95", "real"],
+               [[k, f"{generated[k]:.3f}", f"{default[k]:.3f}", f"{real[k]:.3f}"]
+                for k in CHECKS]
+               + [["mean tokens", f"{generated['tokens']:.0f}", f"{default['tokens']:.0f}",
+                   f"{real['tokens']:.0f}"]])
     print(json.dumps({"model": args.model, "dataset": args.dataset, "valid_tunes": len(valid),
                       "nll": {k: round(v, 4) for k, v in nll.items()},
                       "generated": {k: round(v, 4) for k, v in generated.items()},
+                      "generated_top_p_0.95": {k: round(v, 4) for k, v in default.items()},
                       "real": {k: round(v, 4) for k, v in real.items()}, "n": args.n,
                       "seed": args.seed, "sample_s": round(t_sample, 1),
                       "nll_s": round(t_nll, 1), "cpu": cpu_model()}))
