@@ -102,10 +102,10 @@ def parse_key(text: str) -> tuple[int, int, str]:
 
 _FIELD = re.compile(r"^([A-Za-z]):(.*)$")
 _SYMBOL = re.compile(r"""
-    (?P<skip>"[^"]*"|![^!]*!|\+[^+\s]*\+|\{[^}]*\}|%.*)
+    (?P<skip>"[^"]*"|![^!\s|]*!|\+[^+\s]*\+|\{[^}]*\}|%.*)
   | (?P<inline>\[[A-Za-z]:[^\]]*\])
   | (?P<ending>\[[12])
-  | (?P<bar>(?::\|\]|\|\]|\|\||:\|:|::|:\||\|:|\[\||\|)[12]?)
+  | (?P<bar>(?::\|\|:|:\|\||\|\|:|:\|\]|\|\]|\|\||:\|:|::|:\||\|:|\[\||\|)[12]?)
   | (?P<chord>\[)
   | (?P<note>(?:\^\^|\^|__|_|=)?[A-Ga-g][,']*)
   | (?P<rest>[zx])
@@ -114,12 +114,15 @@ _SYMBOL = re.compile(r"""
   | (?P<tuplet>\(\d(?::\d*)*)
   | (?P<drop>[\s()\-~.`\\HLMOPSTuvkUJRy*!\]$])
 """, re.VERBOSE)
-BAR_NAMES = {":|:": "::", ":|]": ":|", "[|": "||"}
+BAR_NAMES = {":|:": "::", ":||:": "::", ":|]": ":|", ":||": ":|", "||:": "|:", "[|": "||"}
 
 
 def _fraction(text: str) -> Fraction:
     """An ABC duration: "3" 3, "/" 1/2, "//" 1/4, "/3" 1/3, "3/2" 3/2."""
-    num, slashes, den = re.fullmatch(r"(\d*)(/*)(\d*)", text).groups()
+    m = re.fullmatch(r"(\d*)(/*)(\d*)", text.strip())
+    if not m or (m.group(3) and int(m.group(3)) == 0):
+        raise FolkTuneError(f"{text.strip()!r} is not a note length")
+    num, slashes, den = m.groups()
     n = int(num) if num else 1
     if not slashes:
         return Fraction(n)
@@ -305,7 +308,7 @@ class FolkScheme(TokenScheme):
         return np.array([*self.opening, *(INDEX[w] for w in words)], np.int64)
 
     def decode(self, tokens: np.ndarray) -> str:
-        """Tokens back to an ABC tune's text (up to the first </s> after the first note)."""
+        """Tokens back to an ABC tune's text (up to the first </s> after the first token)."""
         words = [VOCAB[int(t)] for t in tokens]
         if "</s>" in words[1:]:
             words = words[:words.index("</s>", 1)]
@@ -358,8 +361,8 @@ def bars(words: list[str]) -> list[tuple[Fraction, bool]]:
         if w in BARS:
             if length:
                 out.append([length, not first])
-            first = w in SECTION_ENDS
-            if first and out:
+            first = (first and not length) or w in SECTION_ENDS  # "|" after ":|" closes nothing
+            if w in SECTION_ENDS and out:
                 out[-1][1] = False  # the bar before a section's end is its last
             length = Fraction(0)
         elif w in TUPLETS:

@@ -33,8 +33,8 @@ class TextScheme(TokenScheme):
         return 256
 
     def pieces(self, path: str, data: bytes) -> list[Piece]:
-        """Runs of whole lines of about ``piece_bytes`` each (a longer line is a piece alone),
-        named by their first line's number."""
+        """Runs of whole lines, each ending at the first line end once it holds ``piece_bytes``
+        (a long line ends its piece wherever it falls), named by their first line's number."""
         out, start, line = [], 0, 1
         while start < len(data):
             end = data.find(b"\n", start + self.piece_bytes - 1)

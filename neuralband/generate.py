@@ -114,7 +114,7 @@ def sample_tokens(model: str | os.PathLike, primer: np.ndarray | None, length: i
     stepper = Stepper.load(model, batch=variations)
     rules = rules or Rules()
     prefix = (np.asarray(primer, np.int64) if primer is not None and len(primer)
-              else np.array(stepper.info.scheme.opening))
+              else np.array(stepper.info.scheme.opening, np.int64))
     for tok in prefix:
         stepper.feed(np.full(variations, tok))
     sampler = Sampler(rules, seed, stepper.config.classes)

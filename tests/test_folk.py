@@ -101,6 +101,18 @@ def test_what_the_symbols_cannot_hold_is_refused_with_the_reason(body, reason):
         tune_tokens("X:1\nK:Ephr\nEFGA|\n")
 
 
+def test_old_line_breaks_and_double_repeat_bars():
+    """An old '!' line break is not a decoration that swallows the bars between two of them;
+    ':||' and '||:' are one bar line each; a malformed note length is a refusal in words."""
+    tokens = tune_tokens("X:1\nM:2/4\nL:1/8\nK:C\nCD EF|!GA Bc|!de fg:||: ab c'2 |]\n")
+    assert tokens[3:-1] == ["C", "D", "E", "F", "|", "G", "A", "B", "c", "|", "d", "e", "f",
+                            "g", "::", "a", "b", "c'", "2", "|]"]
+    assert tune_tokens("X:1\nK:C\nCDEF:||\n")[-2] == ":|"
+    assert tune_checks(np.array([INDEX[t] for t in tokens]))["bars_add_up"]
+    with pytest.raises(ValueError, match="'1/0' is not a note length"):
+        tune_tokens("X:1\nL:1/0\nK:C\nCDEF|\n")
+
+
 def test_unit_lengths_become_eighths():
     sixteenths = tune_tokens("X:1\nM:2/4\nL:1/16\nK:C\nC2 D E F4 G8 |\n")
     assert sixteenths[3:] == ["C", "D", "/2", "E", "/2", "F", "2", "G", "4", "|", "</s>"]
@@ -145,15 +157,16 @@ def test_folk_from_encode_to_train_to_generate(tmp_path, capsys):
     assert "'Q' is not a folk-rnn token" in capsys.readouterr().err
 
 
-def test_windows_read_a_tune_round_so_its_end_is_learnt(tmp_path):
-    """Tunes end in </s>: a window may run past it into the tune's own start, so every
-    position starts as many windows, and a tune shorter than a window is used too."""
-    from training.data import TokenWindows
+def test_windows_run_on_into_the_next_tune_so_its_end_is_learnt(tmp_path):
+    """Tunes end in </s>: a window may run past it into the next tune of the split, so every
+    position starts as many windows, a tune shorter than a window is used too, and no window
+    holds one tune twice (a model could copy the second from the first)."""
+    from training.data import TokenWindows, split_pieces
     from training.dataset import build_dataset
 
     abc = tmp_path / "tunes.abc"
     abc.write_text("".join(f"X:{k}\nM:6/8\nL:1/8\nK:{key}\n{MELODY}\n\n"
-                           for k, key in enumerate(["D", "G", "Am", "Edor"])))
+                           for k, key in enumerate(["D", "Am", "Edor", "Gmix"])))
     build_dataset([abc], tmp_path / "ds", FolkScheme(), workers=1, fractions=(1.0, 0.0, 0.0))
     windows = TokenWindows(tmp_path / "ds", "train", window=64, batch_size=256)
     assert windows.n_pieces == 4 and windows.skipped == 0  # each tune is 40-odd tokens
@@ -161,7 +174,13 @@ def test_windows_read_a_tune_round_so_its_end_is_learnt(tmp_path):
     ends = batch == INDEX["</s>"]
     assert ends[:, :-1].any(axis=1).mean() > 0.9  # about every window holds a tune's end
     after = batch[:, 1:][ends[:, :-1]]
-    assert set(after.tolist()) == {INDEX["<s>"]}  # and the tune starts again after it
+    assert set(after.tolist()) == {INDEX["<s>"]}  # and a tune starts after it
+    tunes = [tuple(t) for t in split_pieces(tmp_path / "ds", "train")]
+    for row in batch:
+        starts = np.flatnonzero(row == INDEX["<s>"])
+        whole = [tuple(row[a:b]) for a, b in zip(starts, starts[1:], strict=False)]
+        assert len(set(whole)) == len(whole)  # four different tunes in a row, none twice
+        assert all(w in tunes for w in whole)
 
 
 def test_the_vocabulary_is_folk_rnn_sized():

@@ -190,10 +190,11 @@ class TokenWindows:
 
         # Pieces of this split that hold at least one window, and the cumulative start counts.
         entries = [e for e in read_manifest(self.dataset_dir) if e["split"] == split]
-        # A scheme whose pieces end in an end token (a tune's </s>) reads them round: a window
-        # may run past the end into the piece's own start, so the end and the start are learnt
-        # as often as any token (cut off at the end, a window of 96 sees a tune's </s> once in
-        # its length's worth of windows), and a tune shorter than a window is used too.
+        # A scheme whose pieces end in an end token (a tune's </s>) reads them as one stream: a
+        # window may run past a piece's end into the next piece of the split (the one after it
+        # in the manifest), so ends and starts are learnt as often as any token (cut off at the
+        # end, a window of 96 sees a tune's </s> once in its length's worth of windows), a tune
+        # shorter than a window is used too, and no window holds a tune twice to copy from.
         self.cyclic = self.scheme.end is not None
         shortest = 2 if self.cyclic else window + 1
         self.pieces = [e for e in entries if int(e["length"]) >= shortest]
@@ -201,9 +202,10 @@ class TokenWindows:
         self.n_pieces = len(self.pieces)
         if not self.pieces:
             longest = max((int(e["length"]) for e in entries), default=0)
+            need = f"a window of {window} (+1)" if not self.cyclic else f"{shortest}"
             raise ValueError(
-                f"no piece in split {split!r} of {self.dataset_dir} is long enough for a window "
-                f"of {window} (+1) tokens: {len(entries)} pieces, the longest has {longest} tokens")
+                f"no piece in split {split!r} of {self.dataset_dir} is long enough for {need} "
+                f"tokens: {len(entries)} pieces, the longest has {longest} tokens")
         self._offset = np.array([int(e["offset"]) for e in self.pieces], np.int64)
         self._length = np.array([int(e["length"]) for e in self.pieces], np.int64)
         self._cum_starts = np.cumsum(self._length if self.cyclic else self._length - window)
@@ -225,14 +227,22 @@ class TokenWindows:
         return self._shards[name]
 
     def piece_tokens(self, index: int, start: int, stop: int) -> np.ndarray:
-        """Tokens start..stop of usable piece `index`, as int64 (clipped to the piece, or read
-        round it where its scheme ends pieces with an end token)."""
+        """Tokens start..stop of usable piece `index`, as int64 (clipped to the piece, or going
+        on into the next pieces where its scheme ends pieces with an end token)."""
         length = int(self._length[index])
         offset = int(self._offset[index])
         array = self.shard(self.pieces[index]["shard"])
         if self.cyclic:
-            piece = np.asarray(array[offset:offset + length], dtype=np.int64)
-            return np.take(piece, np.arange(start, stop), mode="wrap")
+            parts, need = [], stop - start
+            while need > 0:
+                part = np.asarray(array[offset + start:offset + min(length, start + need)],
+                                  dtype=np.int64)
+                parts.append(part)
+                need -= len(part)
+                index = (index + 1) % self.n_pieces  # on into the next piece of the split
+                offset, length, start = int(self._offset[index]), int(self._length[index]), 0
+                array = self.shard(self.pieces[index]["shard"])
+            return np.concatenate(parts)
         stop = min(stop, length)
         return np.asarray(array[offset + start:offset + stop], dtype=np.int64)
 
