@@ -21,6 +21,7 @@ from tests.helpers.jack import (
     RATE,
     Controller,
     close_listener,
+    controlled,
     left_sounding,
     osc_state,
     play_with,
@@ -51,10 +52,8 @@ def names(request):
 def test_a_density_knob_held_low_then_high_doubles_the_band(names, tmp_path):
     ctl_name, dump_name = names
     path = tmp_path / "dump.txt"
-    dump = timed_listener(dump_name, path)
-    ctl = Controller(ctl_name)
-    proc = play_with(ctl_name, dump_name, "--mode", "solo", "--map", "1=density")
-    try:
+    with controlled(ctl_name, dump_name, path, "--mode", "solo", "--map", "1=density") as (
+            ctl, proc):
         wait_for_line(proc, "playing (solo")
         ctl.connect(f"{dump_name}:input")
         for value in (8, 110):  # about 1.5 notes/s, then about 14
@@ -64,10 +63,6 @@ def test_a_density_knob_held_low_then_high_doubles_the_band(names, tmp_path):
             ctl.phrase(time.monotonic() + 10.0)
         assert proc.poll() is None
         _, err = stop(proc)
-    finally:
-        proc.kill()  # a no-op when it has exited; never leave an instrument running
-        ctl.close()
-        close_listener(dump)
     assert proc.returncode == 0 and "Traceback" not in err, err
     msgs = timed(path)
     turned = {v: [t for t, d in msgs if d[:2] == [0xB0, 1] and d[2] == v] for v in (8, 110)}
@@ -85,11 +80,8 @@ def test_a_density_knob_held_low_then_high_doubles_the_band(names, tmp_path):
 def test_panic_silences_every_sounding_note_within_10_ms(names, tmp_path):
     ctl_name, dump_name = names
     path = tmp_path / "dump.txt"
-    dump = timed_listener(dump_name, path)
-    ctl = Controller(ctl_name)
-    proc = play_with(ctl_name, dump_name, "--mode", "solo", "--map", "20=panic", "--thru",
-                     "--density", "12")  # busy: notes sound when the panic comes
-    try:
+    with controlled(ctl_name, dump_name, path, "--mode", "solo", "--map", "20=panic", "--thru",
+                    "--density", "12") as (ctl, proc):  # busy: notes sound when the panic comes
         wait_for_line(proc, "playing (solo")
         ctl.connect(f"{dump_name}:input")
         ctl.phrase(time.monotonic() + 4.0)
@@ -99,10 +91,6 @@ def test_panic_silences_every_sounding_note_within_10_ms(names, tmp_path):
         ctl.phrase(time.monotonic() + 2.5)  # the player plays on: the band stays out
         ctl.send(0x80 | PLAYER_CH, 72, 0)
         _, err = stop(proc)
-    finally:
-        proc.kill()  # a no-op when it has exited; never leave an instrument running
-        ctl.close()
-        close_listener(dump)
     assert proc.returncode == 0 and "Traceback" not in err, err
     msgs = timed(path)
     pressed = next(t for t, d in msgs if d[0] == 0xB0 and d[1] == 20)
@@ -287,11 +275,8 @@ def test_the_grid_band_follows_an_outside_midi_clock(names, tmp_path):
     lines as the listener heard both, then Stop."""
     ctl_name, dump_name = names
     path = tmp_path / "dump.txt"
-    dump = timed_listener(dump_name, path)
-    ctl = Controller(ctl_name)
-    proc = play_with(ctl_name, dump_name, "--model", "grid", "--mode", "solo",
-                     "--clock", "midi", "--grace-ms", "0", "--channel", "3")  # 3, 4, 5
-    try:
+    with controlled(ctl_name, dump_name, path, "--model", "grid", "--mode", "solo",
+                    "--clock", "midi", "--grace-ms", "0", "--channel", "3") as (ctl, proc):
         wait_for_line(proc, "following the MIDI clock")
         ctl.connect(f"{dump_name}:input")
         ctl.send(0xFA)
@@ -303,10 +288,6 @@ def test_the_grid_band_follows_an_outside_midi_clock(names, tmp_path):
         send_clock(ctl, 130, 2)  # a drum machine's clock runs on after Stop
         assert proc.poll() is None
         _, err = stop(proc)
-    finally:
-        proc.kill()  # a no-op when it has exited; never leave an instrument running
-        ctl.close()
-        close_listener(dump)
     assert proc.returncode == 0 and "Traceback" not in err, err
     msgs = timed(path)
     # In the order heard: Start, the pulses, Stop (a pulse in Start's own period after it).

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 RATE = 48_000  # the dummy driver's sample rate, as the jack_server fixture starts it
@@ -218,6 +220,23 @@ def read_lines(proc: subprocess.Popen, words: str, timeout: float) -> list[str]:
 def play_with(ctl: str, dump: str, *args: str) -> subprocess.Popen:
     return neuralband("play", "--api", "jack", "--in", ctl, "--out", dump, "--seed", "2",
                       *args)
+
+
+@contextmanager
+def controlled(ctl_name: str, dump_name: str, path: Path,
+               *args: str) -> Iterator[tuple[Controller, subprocess.Popen]]:
+    """A listener writing to ``path``, a controller, and `neuralband play ARGS` between them:
+    yields (controller, instrument); on the way out the instrument is killed (a no-op once it
+    has exited: never leave one running) and both clients are closed."""
+    dump = timed_listener(dump_name, path)
+    ctl = Controller(ctl_name)
+    proc = play_with(ctl_name, dump_name, *args)
+    try:
+        yield ctl, proc
+    finally:
+        proc.kill()
+        ctl.close()
+        close_listener(dump)
 
 
 def osc_state(port: int) -> dict:
