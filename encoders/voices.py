@@ -191,6 +191,44 @@ def split(tokens: np.ndarray, scheme: VoiceScheme) -> list[np.ndarray]:
     return out
 
 
+def band_enters(tokens: np.ndarray, scheme: VoiceScheme, step: int) -> np.ndarray:
+    """The stream as if the band came in at ``step`` (steps from the stream's start): the band's
+    events before it are left out, with the NOTE_OFFs of notes it started before it, and each band
+    voice's velocity then in effect is set again as it comes in. The lead is unchanged. Training
+    on such windows teaches the band to start from the lead alone, as it does live."""
+    s = scheme.settings
+    streams = split(tokens, scheme)
+    for v in range(1, scheme.voices):
+        base = streams[v]
+        is_shift, at = event_steps(base, s)
+        events, steps = base[~is_shift], at[~is_shift]
+        kind = s.kinds[events]
+        later = steps >= step
+        keep: list[int] = []
+        # Each pitch's sounding notes, oldest first (a NOTE_OFF ends the oldest, as decoding
+        # pairs them): whether each began after the entry.
+        sounding: list[list[bool]] = [[] for _ in range(128)]
+        for i, (k, value, after) in enumerate(zip(kind.tolist(), s.values[events].tolist(),
+                                                  later.tolist(), strict=True)):
+            if k == Event.NOTE_ON:
+                sounding[value].append(after)
+            elif k == Event.NOTE_OFF:
+                began_after = sounding[value].pop(0) if sounding[value] else False
+                if after and began_after:
+                    keep.append(i)
+                continue
+            if after:
+                keep.append(i)
+        # The velocity in effect, unless the band sets one before its first note anyway.
+        first = next((i for i in keep if kind[i] != Event.NOTE_OFF), None)
+        before = np.flatnonzero((kind == Event.VELOCITY) & ~later)
+        if len(before) and (first is None or kind[first] != Event.VELOCITY):
+            keep.insert(0, int(before[-1]))
+        moved = np.maximum(steps[keep], step)
+        streams[v] = _with_shifts(moved, events[keep], s.time_shift, s.max_shift_steps)
+    return merge(streams, scheme)
+
+
 # --- multi-part MIDI -> parts --------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -367,3 +367,48 @@ def test_stretch_tokens_scales_each_run(tokens, factor):
     for old, new in zip(before, after, strict=True):
         assert all(step == 100 for step in new[:-1])  # full shifts, then the remainder
         assert abs(sum(new) - max(1.0, sum(old) * factor)) <= 0.5
+
+
+# --- The band coming in mid-window (voice-packed datasets) ----------------------------------------
+
+@pytest.fixture(scope="module")
+def duet_dataset(tmp_path_factory) -> Path:
+    """Voice-packed pieces: a lead in 60..84 over a band in 30..55."""
+    from encoders.voices import VoiceScheme, merge
+
+    scheme = VoiceScheme(2)
+    pieces = [("train", merge([performance(40 + i, 80, 60, 84), performance(50 + i, 120, 30, 55)],
+                              scheme)) for i in range(4)]
+    root = write_dataset(tmp_path_factory.mktemp("duet") / "ds", pieces)
+    info = json.loads((root / "settings.json").read_text())
+    info["voices"] = scheme.to_dict()
+    (root / "settings.json").write_text(json.dumps(info))
+    return root
+
+
+def test_the_band_comes_in_mid_window_in_the_asked_share_of_windows(duet_dataset):
+    """With --band-entry 0.5 about half the windows open with the lead alone; the others and
+    every window of a run without it are the plain windows, batch for batch."""
+    from encoders.voices import VoiceScheme
+
+    scheme = VoiceScheme(2)
+    plain = TokenWindows(duet_dataset, window=WINDOW, batch_size=64, seed=3)
+    entering = TokenWindows(duet_dataset, window=WINDOW, batch_size=64, seed=3, band_entry=0.5)
+    assert np.array_equal(plain.batch(0), TokenWindows(duet_dataset, window=WINDOW, batch_size=64,
+                                                       seed=3, band_entry=0.0).batch(0))
+    batch = entering.batch(0)
+    assert np.array_equal(batch, entering.batch(0))  # still a function of (seed, step)
+    assert batch.shape == (64, WINDOW + 1)
+    voice, base = scheme.unpack(batch)
+    band = voice > 0
+    first_band = np.where(band.any(axis=1), band.argmax(axis=1), WINDOW + 1)
+    plain_first = (scheme.unpack(plain.batch(0))[0] > 0).argmax(axis=1)
+    late = first_band > plain_first + 4
+    assert 0.3 < late.mean() < 0.7, late.mean()
+    for row in np.flatnonzero(late):  # the band's first event is not a stray NOTE_OFF
+        assert not 128 <= base[row, first_band[row]] < 256
+
+
+def test_the_band_entry_needs_a_band(dataset):
+    with pytest.raises(DatasetMismatch, match="voice-packed"):
+        TokenWindows(dataset, window=WINDOW, band_entry=0.5)

@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from encoders.errors import MidiError
 from encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
-from encoders.voices import VoiceScheme, decode_voices, encode_voices, merge, parse_lead, split
+from encoders.voices import (
+    VoiceScheme,
+    band_enters,
+    decode_voices,
+    encode_voices,
+    merge,
+    parse_lead,
+    split,
+)
 from tests.helpers import pretty
 
 CHORALES = sorted(Path(__file__).parent.glob("data/chorales*/*.mid"))
@@ -76,6 +84,41 @@ def test_split_undoes_merge(parts):
     voiced = voice >= 0
     key = step[voiced] * 100 + voice[voiced]
     assert np.all(np.diff(key) >= 0)
+
+
+def test_the_band_enters_with_its_velocity_and_without_stray_note_offs():
+    """A band chord held across the entry point is dropped whole (no NOTE_OFF without its
+    NOTE_ON); the note after it is kept, with the band's velocity set where it comes in."""
+    scheme = VoiceScheme(2)
+    lead = encode(pretty([(72, 90, 0.0, 0.4), (74, 90, 0.5, 0.9), (76, 90, 1.0, 1.4)]))
+    band = encode(pretty([(48, 50, 0.0, 0.8), (55, 50, 0.0, 0.8), (52, 70, 1.0, 1.5)]))
+    entered = band_enters(merge([lead, band], scheme), scheme, step=50)
+    new_lead, new_band = split(entered, scheme)
+    assert np.array_equal(new_lead, lead)
+    notes = decode_notes(new_band)
+    assert [(start, end, pitch) for start, end, pitch, _ in notes] == [(100, 150, 52)]
+    # the velocity token of the 70 is still there: it was set after the entry point
+    assert notes[0][3] == DEFAULT_SETTINGS.bin_to_velocity(DEFAULT_SETTINGS.velocity_to_bin(70))
+    held = band_enters(merge([lead, encode(pretty([(48, 50, 0.0, 0.3), (52, 50, 0.6, 1.0)]))],
+                             scheme), scheme, step=50)
+    velocity = DEFAULT_SETTINGS.bin_to_velocity(DEFAULT_SETTINGS.velocity_to_bin(50))
+    assert [(s, e, p, v) for s, e, p, v in decode_notes(split(held, scheme)[1])] == \
+        [(60, 100, 52, velocity)]  # its velocity came before the entry: set again at step 50
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(notes, min_size=2, max_size=3), st.integers(0, 500))
+def test_the_band_entering_keeps_the_lead_and_the_later_band_notes(parts, step):
+    """After the entry point the band plays just what it played (notes that began there or
+    later, at their times and velocities); the lead and the clock are untouched."""
+    scheme = VoiceScheme(len(parts))
+    streams = [encode(pretty([(p, v, t, t + d) for p, v, t, d in part])) for part in parts]
+    entered = band_enters(merge(streams, scheme), scheme, step)
+    got = split(entered, scheme)
+    assert np.array_equal(got[0], streams[0])
+    for new, old in zip(got[1:], streams[1:], strict=True):
+        later = [n for n in decode_notes(old) if n[0] >= step]
+        assert decode_notes(new) == later
 
 
 def test_real_chorales_each_voice_is_its_own_encoding():

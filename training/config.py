@@ -39,6 +39,7 @@ class TrainConfig:
     hidden: int | None = None  # None: the preset's (a GRU of an LSTM's parameter count is wider)
     transpose: int = 3
     stretch: float = 0.05
+    band_entry: float = 0.0  # voice-packed: share of windows where the band comes in mid-window
     eval_every: int = 200
     eval_windows: int = 256
     seed: int = 0
@@ -103,6 +104,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"augment: transpose by up to +-N semitones (default: {d.transpose})")
     p.add_argument("--stretch", type=float,
                    help=f"augment: stretch time by x(1+-s) (default: {d.stretch})")
+    p.add_argument("--band-entry", type=float,
+                   help="augment a voice-packed dataset: the share of windows in which the band "
+                        "comes in at a random point, its events before it left out, so the band "
+                        "learns to start from the lead alone, as it does live "
+                        f"(default: {d.band_entry})")
     p.add_argument("--eval-every", type=int,
                    help=f"steps between evaluations and checkpoints (default: {d.eval_every})")
     p.add_argument("--eval-windows", type=int,

@@ -22,7 +22,7 @@ from encoders.augment import stretch_tokens, transpose_tokens  # noqa: F401 - th
 from encoders.controls import ControlSettings, drop_controls, token_controls
 from encoders.performance import EncoderSettings
 from encoders.schemes import EventScheme, TokenScheme
-from encoders.voices import VoiceScheme
+from encoders.voices import VoiceScheme, band_enters
 from encoders.voices import split as split_voices
 from training.dataset import FORMAT as DATASET_FORMAT
 from training.dataset import VERSION as DATASET_VERSION
@@ -158,7 +158,7 @@ class TokenWindows:
     def __init__(self, dataset_dir: str | Path, split: str = "train", window: int = 256,
                  batch_size: int = 64, seed: int = 0, transpose: int = 0, stretch: float = 0.0,
                  settings: EncoderSettings | None = None,
-                 controls: ControlSettings | None = None) -> None:
+                 controls: ControlSettings | None = None, band_entry: float = 0.0) -> None:
         if window < 1 or batch_size < 1:
             raise ValueError(f"window and batch_size must be >= 1, got {window}, {batch_size}")
         if seed < 0:
@@ -167,16 +167,21 @@ class TokenWindows:
             raise ValueError(f"transpose must be in 0..127, got {transpose}")
         if not 0.0 <= stretch < 1.0:
             raise ValueError(f"stretch must be in [0, 1), got {stretch}")
+        if not 0.0 <= band_entry <= 1.0:
+            raise ValueError(f"band_entry must be in [0, 1], got {band_entry}")
         self.dataset_dir = Path(dataset_dir)
         self.split, self.window, self.batch_size, self.seed = split, window, batch_size, seed
         self.transpose, self.stretch = transpose, stretch
-        self.controls = controls
+        self.controls, self.band_entry = controls, band_entry
 
         # The tokens must mean what the model's vocabulary means: refuse other encoder settings.
         self.scheme, self.info = read_dataset(self.dataset_dir)
         self.settings, self.voices = self.scheme.settings, self.scheme.voices
         if not self.scheme.stretchable:
             self.stretch = 0.0
+        if band_entry and self.voices is None:
+            raise DatasetMismatch(f"the band can only come in mid-window in a voice-packed "
+                                  f"dataset; this one is {self.scheme.name}")
         if controls is not None and not isinstance(self.scheme, EventScheme):
             raise DatasetMismatch(f"key and density controls are computed from events; this "
                                   f"dataset is {self.scheme.name}")
@@ -299,21 +304,41 @@ class TokenWindows:
     def _window(self, rng: np.random.Generator, index: int, start: int, extra: int = 0
                 ) -> tuple[np.ndarray, bool]:
         """One window of piece `index` at `start` (with up to ``extra`` tokens after it),
-        stretched then transposed as configured, and whether it reaches the piece's end."""
+        stretched, transposed and the band brought in as configured, and whether it reaches the
+        piece's end."""
         size = self.window + 1
+        # Draw only what is configured, so runs without an augmentation keep their batches.
+        entry = int(rng.integers(size)) if self.band_entry and \
+            rng.random() < self.band_entry else None
+        if entry is None:
+            return self._moved(rng, index, start, size + extra)
+        # Leaving the band's first events out shortens the window: read one more window's worth.
+        tokens, complete = self._moved(rng, index, start, 2 * size + extra)
+        steps = np.cumsum(np.where(tokens >= self.voices.time_shift,
+                                   tokens - self.voices.time_shift + 1, 0))
+        entered = band_enters(tokens, self.voices, int(steps[min(entry, len(tokens) - 1)]))
+        if len(entered) < size:  # near the piece's end: the window as it is
+            return tokens[:size + extra], complete and len(tokens) <= size + extra
+        return entered[:size + extra], complete and len(entered) <= size + extra
+
+    def _moved(self, rng: np.random.Generator, index: int, start: int, need: int
+               ) -> tuple[np.ndarray, bool]:
+        """Up to ``need`` tokens of piece `index` from `start`, stretched then transposed as
+        configured, and whether they reach the piece's end."""
         length = int(self._length[index])
-        complete = start + size + extra >= length
+        complete = start + need >= length
+        size = self.window + 1
         if self.stretch > 0:
             factor = rng.uniform(1.0 - self.stretch, 1.0 + self.stretch)
-            span = math.ceil((size + extra) * (1.0 + self.stretch)) + STRETCH_MARGIN
+            span = math.ceil(need * (1.0 + self.stretch)) + STRETCH_MARGIN
             stretched = self.scheme.stretch(self.piece_tokens(index, start, start + span), factor)
             if len(stretched) >= size:
-                complete = start + span >= length and len(stretched) < size + extra
-                tokens = stretched[:size + extra]
+                complete = start + span >= length and len(stretched) < need
+                tokens = stretched[:need]
             else:
-                tokens = self.piece_tokens(index, start, start + size + extra)
+                tokens = self.piece_tokens(index, start, start + need)
         else:
-            tokens = self.piece_tokens(index, start, start + size + extra)
+            tokens = self.piece_tokens(index, start, start + need)
         if self.transpose > 0:
             for _ in range(TRANSPOSE_TRIES):
                 k = int(rng.integers(-self.transpose, self.transpose + 1))

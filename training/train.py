@@ -188,7 +188,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         controls = ControlSettings() if cfg.controls else None
         train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch, cfg.seed,
                                      cfg.transpose, cfg.stretch, settings=encoder,
-                                     controls=controls)
+                                     controls=controls, band_entry=cfg.band_entry)
         valid = TokenWindows(cfg.dataset, "valid", cfg.window, cfg.eval_windows, cfg.seed + 1,
                              settings=encoder, controls=controls)
         # (eval_windows, window + 1), the same for every evaluation, and their true controls
