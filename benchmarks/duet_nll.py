@@ -9,6 +9,12 @@ events of held-out pieces are scored twice, by the same model, in one run:
    `merge`): the band's events and times are unchanged, only the melody is gone;
 3. ``band unigram``: the naive baseline, each band event by its frequency in the train split.
 
+Scored over whole pieces, the band always has its own past to go on. Live it does not: it comes
+in when the player starts, having heard only the tune. So a second table scores the band
+**coming in**: each valid piece is cut at entry points (every ``--entry-every`` seconds from
+20 s), the band's events before the entry left out (`encoders.voices.band_enters`), and the band
+events of the ``--entry-span`` seconds after it scored with the lead heard and hidden.
+
 NLL is in nats per band event (NOTE_ON, NOTE_OFF and VELOCITY of voices 1..; TIME_SHIFTs are
 shared, so they are left out of both), over the dataset's valid split, each piece scored from its
 second token on by the numpy `Stepper` (teacher forcing, all pieces as one batch). NOTE_ON NLL is
@@ -37,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.machine import cpu_model, print_rows  # noqa: E402
-from encoders.voices import VoiceScheme, decode_voices, merge, split  # noqa: E402
+from encoders.voices import VoiceScheme, band_enters, decode_voices, merge, split  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
 from training.data import read_dataset, split_pieces  # noqa: E402
@@ -50,10 +56,33 @@ def hide_lead(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
     return merge(streams, scheme)
 
 
-def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme
-             ) -> tuple[float, float, float, int]:
+def entries(pieces: list[np.ndarray], scheme: VoiceScheme, every_s: float, span_s: float
+            ) -> tuple[list[np.ndarray], list[int]]:
+    """Each piece cut at entry points every ``every_s`` seconds from 20 s on: its tokens up to
+    ``span_s`` seconds after the entry, with the band coming in there; and the entry's step."""
+    per_s = scheme.settings.steps_per_second
+    cuts, starts = [], []
+    for piece in pieces:
+        step = _steps(piece, scheme)
+        at = 20 * per_s
+        while at + span_s * per_s <= step[-1]:
+            end = int(np.searchsorted(step, at + span_s * per_s, side="right"))
+            cuts.append(band_enters(piece[:end], scheme, at))
+            starts.append(at)
+            at += round(every_s * per_s)
+    return cuts, starts
+
+
+def _steps(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
+    """The step each token ends at (the clock after it)."""
+    return np.cumsum(np.where(tokens >= scheme.time_shift, tokens - scheme.time_shift + 1, 0))
+
+
+def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme,
+             from_step: list[int] | None = None) -> tuple[float, float, float, int]:
     """Mean NLL of the band's events (and of its NOTE_ONs alone, and of its events given that
-    the next event is not the lead's), all pieces in one batch."""
+    the next event is not the lead's), all pieces in one batch; with ``from_step``, only the
+    band's events from that step of each piece on."""
     stepper = Stepper.load(model, batch=len(seqs))
     length = max(len(s) for s in seqs)
     idle = scheme.time_shift  # padding after a piece ends; never scored
@@ -63,6 +92,10 @@ def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme
     voice, base = scheme.unpack(grid)
     scored = (voice > 0) & (np.arange(length) < np.array([len(s) for s in seqs])[:, None])
     scored[:, 0] = False
+    if from_step is not None:
+        clock = np.stack([np.pad(_steps(s, scheme), (0, length - len(s)), mode="edge")
+                          for s in seqs])
+        scored &= clock >= np.array(from_step)[:, None]
     is_on = scored & (base < 128)
     lead = scheme.unpack(np.arange(scheme.vocab_size))[0] == 0
     total = np.zeros(len(seqs))
@@ -110,6 +143,10 @@ def main() -> int:
                     help="the voice-packed dataset it was trained on (its valid split is scored)")
     ap.add_argument("--out", help="write a held-out melody's accompaniment here, for auditioning")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--entry-every", type=float, default=40.0,
+                    help="seconds between the points where the band comes in (default: 40)")
+    ap.add_argument("--entry-span", type=float, default=10.0,
+                    help="seconds of the band scored after it comes in (default: 10)")
     args = ap.parse_args()
 
     dataset = Path(args.dataset)
@@ -130,6 +167,9 @@ def main() -> int:
     hidden, hidden_on, hidden_own, _ = band_nll(
         args.model, [hide_lead(s, scheme) for s in valid], scheme)
     uni, uni_on = unigram_nll(train, valid, scheme)
+    cuts, starts = entries(valid, scheme, args.entry_every, args.entry_span)
+    enter = band_nll(args.model, cuts, scheme, starts)
+    enter_hidden = band_nll(args.model, [hide_lead(c, scheme) for c in cuts], scheme, starts)
     elapsed = time.perf_counter() - start
 
     print(f"duet NLL: {args.model} on {len(valid)} valid pieces of {dataset} "
@@ -144,6 +184,15 @@ def main() -> int:
     print(f"listening gain: {gain:.4f} nats per band event ({gain / hidden:.1%} of the hidden NLL);"
           f" in the band's own draw (the lead's next events left out, as the band draws): "
           f"{own_gain:.4f}; scored in {elapsed:.1f} s")
+    print(f"\nthe band coming in: {len(cuts)} entries, every {args.entry_every:g} s from 20 s, "
+          f"its first {args.entry_span:g} s scored ({enter[3]:,} band events)")
+    print_rows(["condition", "band events NLL", "band NOTE_ON NLL", "band's own draw NLL"], [
+        ["lead present", *(f"{x:.4f}" for x in enter[:3])],
+        ["lead hidden", *(f"{x:.4f}" for x in enter_hidden[:3])],
+    ])
+    enter_gain = enter_hidden[2] - enter[2]
+    print(f"listening gain coming in (own draw): {enter_gain:.4f} nats per band event; "
+          f"NOTE_ONs: {enter_hidden[1] - enter[1]:.4f}")
 
     if args.out:
         from neuralband.generate import accompany
@@ -166,7 +215,12 @@ def main() -> int:
         "note_on_nll_lead_hidden": round(hidden_on, 4), "note_on_nll_unigram": round(uni_on, 4),
         "own_draw_nll_lead_present": round(present_own, 4),
         "own_draw_nll_lead_hidden": round(hidden_own, 4),
-        "listens": bool(present < hidden), "cpu": cpu_model(),
+        "listens": bool(present < hidden), "entries": len(cuts),
+        "entering_own_draw_nll_lead_present": round(enter[2], 4),
+        "entering_own_draw_nll_lead_hidden": round(enter_hidden[2], 4),
+        "entering_note_on_nll_lead_present": round(enter[1], 4),
+        "entering_note_on_nll_lead_hidden": round(enter_hidden[1], 4),
+        "cpu": cpu_model(),
     }))
     return 0
 
