@@ -29,9 +29,9 @@ from encoders.grid import (
     encode_grid,
     transpose_codes,
 )
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, encode
+from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, decode, encode
 from encoders.performance import describe as describe_event
-from encoders.voices import VoiceScheme, encode_voices
+from encoders.voices import VoiceScheme, decode_voices, encode_voices
 
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 ABC_SUFFIX = ".abc"
@@ -235,6 +235,25 @@ class EventScheme(TokenScheme):
     def describe(self, token: int) -> str:
         return describe_event(int(token), self.settings)
 
+    def parts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Who plays each token of the vocabulary (-1: a TIME_SHIFT, which no voice owns; 0 the
+        one stream of plain events) and the Performance event it is: what the sampler's grammar
+        and the live engine read."""
+        base = np.arange(self.input_classes, dtype=np.int64)
+        return np.where(self.settings.kinds[base] == Event.TIME_SHIFT, -1, 0), base
+
+    def seconds(self, tokens: np.ndarray) -> float:
+        """How long the tokens last: the sum of their TIME_SHIFTs."""
+        return duration_s(self.base(tokens), self.settings)
+
+    def read_primer(self, path: str) -> np.ndarray:
+        """``generate --primer FILE``: a MIDI file as this scheme's tokens."""
+        return encode(path, self.settings)
+
+    def decode_midi(self, tokens: np.ndarray):
+        """Tokens back to MIDI (a PrettyMIDI; voice-packed: one instrument per voice)."""
+        return decode(tokens, self.settings)
+
     def to_dict(self) -> dict:
         return {"name": self.name, "encoder": self.settings.to_dict()}
 
@@ -298,6 +317,15 @@ class VoicedScheme(EventScheme):
 
     def describe(self, token: int) -> str:
         return self.voices.describe(int(token))
+
+    def parts(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.voices.unpack(np.arange(self.input_classes))
+
+    def read_primer(self, path: str) -> np.ndarray:
+        return encode_voices(path, self.voices)
+
+    def decode_midi(self, tokens: np.ndarray):
+        return decode_voices(tokens, self.voices)
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "voices": self.voices.to_dict()}

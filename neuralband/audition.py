@@ -152,15 +152,12 @@ def _pitch_ticks(low: int, high: int) -> list[int]:
 PRIMER_MARK = "primer ends"  # a MIDI marker `generate --primer` writes where its music begins
 
 
-def mark_primer_end(pm, primer_tokens, encoder, voices=None) -> float:
+def mark_primer_end(pm, primer_tokens, scheme) -> float:
     """Put a `PRIMER_MARK` marker into ``pm`` (a generated PrettyMIDI) where the primer's
-    tokens end; the time, in seconds."""
+    tokens (of an `encoders.schemes.EventScheme`) end; the time, in seconds."""
     import pretty_midi
 
-    from neuralband.parts import Voicing
-
-    steps = Voicing(encoder, voices).shift_steps[np.asarray(primer_tokens, np.int64)].sum()
-    t = float(steps) / encoder.steps_per_second
+    t = scheme.seconds(primer_tokens)
     pm.text_events.append(pretty_midi.Text(PRIMER_MARK, t))
     return t
 

@@ -223,36 +223,31 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from encoders.performance import decode, encode
-    from encoders.voices import decode_voices, encode_voices, melody_tokens
+    from encoders.voices import melody_tokens
     from neuralband.audition import mark_primer_end
     from neuralband.generate import accompany, generate
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
-    from training.dataset import duration_s
 
     model = args.model or bundled_model()
     try:
         info = read_info(model)
         rules, choice = _rules_and_controls(args, info, model)
-        encoder, voices = info.encoder, info.voices
+        scheme = info.scheme
         if info.grid:
             return _generate_grid(args, model, rules)
-        if encoder is None:  # a scheme of no notes (text): tokens in, tokens out
+        if scheme.settings is None:  # a scheme of no notes (text): tokens in, tokens out
             return _generate_tokens(args, model, info, rules)
-        if args.lead and voices is None:
+        if args.lead and scheme.voices is None:
             raise ValueError(f"{model} is not a voice-packed model: --lead needs one, "
                              "e.g. --model duet")
         if args.lead and (args.seconds is not None or args.primer):
             raise ValueError("--lead is accompanied for its own length, from silence: "
                              "leave out --seconds and --primer")
         if args.lead:
-            lead = melody_tokens(args.lead, voices, args.lead_track)
-            seconds = duration_s(lead, encoder)  # the progress bar counts the melody's length
+            lead = melody_tokens(args.lead, scheme.voices, args.lead_track)
+            seconds = scheme.seconds(lead)  # the progress bar counts the melody's length
         else:
-            primer = None
-            if args.primer:
-                primer = (encode_voices(args.primer, voices) if voices
-                          else encode(args.primer, encoder))
+            primer = scheme.read_primer(args.primer) if args.primer else None
             seconds = (30.0 if args.length is None else math.inf) if args.seconds is None \
                 else args.seconds
         with tqdm(total=round(seconds) if math.isfinite(seconds) else round(args.length / 10),
@@ -272,13 +267,13 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         return 2
     for name, piece in zip(_output_names(args), pieces, strict=True):
         name.parent.mkdir(parents=True, exist_ok=True)
-        pm = decode_voices(piece.tokens, voices) if voices else decode(piece.tokens, encoder)
+        pm = scheme.decode_midi(piece.tokens)
         if args.primer and piece.primer_length:
-            mark_primer_end(pm, piece.tokens[:piece.primer_length], encoder, voices)
+            mark_primer_end(pm, piece.tokens[:piece.primer_length], scheme)
         pm.write(str(name))
         notes = sum(len(i.notes) for i in pm.instruments)
         parts = (" (" + ", ".join(f"{i.name} {len(i.notes)}" for i in pm.instruments) + ")"
-                 if voices else "")
+                 if scheme.voices else "")
         print(f"wrote {name}: {notes} notes{parts}, {pm.get_end_time():.1f} s "
               f"({len(piece.tokens) - piece.primer_length} events generated)")
     return 0

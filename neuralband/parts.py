@@ -13,45 +13,39 @@ from dataclasses import replace
 
 import numpy as np
 
-from encoders.performance import EncoderSettings, Event
-from encoders.voices import VoiceScheme
+from encoders.schemes import EventScheme, GridScheme
 from neuralband.sampling import NoteTracker, Rules
 
 
 def from_info(info) -> Voicing:
-    """The voicing of a model file (`modelfile.ModelInfo`); a grid model has none (it plays
-    grid steps, `neuralband.grid_model`, not events), and is refused with a ValueError."""
-    if getattr(info, "grid", None) is not None:
+    """The voicing of a model file (`modelfile.ModelInfo`): its scheme's, with the voices'
+    polyphony from its training data. A model of no events (a grid's steps, text) is refused
+    with a ValueError that says what it plays instead."""
+    scheme = info.scheme
+    if isinstance(scheme, GridScheme):
         raise ValueError("a grid model plays grid steps, not events: accompany a melody with it "
                          "(generate --lead, neuralband.grid_model) or play it live (play, "
                          "neuralband.live.grid_engine)")
-    polyphony = info.summary.get("voice_polyphony") if info.voices else None
-    return Voicing(info.encoder, info.voices, polyphony)
+    if not isinstance(scheme, EventScheme):
+        raise ValueError(f"a {scheme.name} model plays no notes: give it `generate --length N`")
+    return Voicing(scheme, info.summary.get("voice_polyphony") if scheme.voices else None)
 
 
 class Voicing:
-    """Lookup tables over the model's vocabulary, built once: voice (-1 for a TIME_SHIFT), the
-    Performance token, whether it is a TIME_SHIFT and how many steps it moves."""
+    """Lookup tables over the model's vocabulary, built once from its scheme (`parts`): voice
+    (-1 for a TIME_SHIFT), the Performance token, whether it is a TIME_SHIFT and how many steps
+    it moves."""
 
-    def __init__(self, settings: EncoderSettings, voices: VoiceScheme | None = None,
-                 polyphony: list[int] | None = None):
-        self.settings = settings
-        self.voices = voices
+    def __init__(self, scheme: EventScheme, polyphony: list[int] | None = None):
+        self.scheme = scheme
+        self.settings = s = scheme.settings
+        self.voices = voices = scheme.voices  # None: one stream the player and the band share
         self.polyphony = polyphony  # per voice, from the training data (model summary)
-        s = settings
-        if voices is None:
-            self.vocab_size = s.vocab_size
-            self.base_of = np.arange(self.vocab_size, dtype=np.int64)
-            is_shift = s.kinds[self.base_of] == Event.TIME_SHIFT
-            self.voice_of = np.where(is_shift, -1, 0)
-            self.band_voices: tuple[int, ...] = (0,)
-            self.player = self.base_of  # the player's Performance token -> model token
-        else:
-            self.vocab_size = voices.vocab_size
-            self.voice_of, self.base_of = voices.unpack(np.arange(self.vocab_size))
-            self.band_voices = tuple(range(1, voices.voices))
-            base = np.arange(s.vocab_size)
-            self.player = np.asarray(voices.pack(np.zeros_like(base), base), np.int64)
+        self.vocab_size = scheme.input_classes
+        self.voice_of, self.base_of = scheme.parts()
+        self.band_voices: tuple[int, ...] = tuple(range(1, voices.voices)) if voices else (0,)
+        # the player's Performance token -> model token (voice-packed: the lead's)
+        self.player = np.asarray([self.token(0, b) for b in range(s.vocab_size)], np.int64)
         self.is_shift = self.voice_of < 0
         self.shift_steps = np.where(self.is_shift, s.values[self.base_of], 0)
         self.voice_list = self.voice_of.tolist()  # plain ints for the per-event path

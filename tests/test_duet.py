@@ -107,7 +107,7 @@ def test_accompaniment_keeps_the_melody_and_never_plays_the_lead(duet_model):
 def test_the_band_mask_never_allows_a_lead_event(seed, lead_events):
     """Random logits, the lead's events fed in between: what the band draws is never the lead's
     and always playable (a NOTE_OFF only for a note that voice holds)."""
-    voicing = Voicing(DEFAULT_SETTINGS, SATB)
+    voicing = Voicing(VoicedScheme(SATB))
     tracker = voicing.tracker(Rules())
     sampler = Sampler(Rules(), seed, voicing.vocab_size)
     rng = np.random.default_rng(seed)

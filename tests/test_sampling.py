@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from encoders.performance import DEFAULT_SETTINGS, NOTE_OFF, TIME_SHIFT, VELOCITY, decode_notes
+from encoders.schemes import VoicedScheme
 from encoders.voices import VoiceScheme
 from neuralband.generate import generate
 from neuralband.modelfile import bundled_model
@@ -143,7 +144,7 @@ def test_rules_are_checked():
 def test_the_band_mask_expects_the_lead_and_skips_the_time_that_passed():
     """`Voicing.band_mask`: the lead's events join the band's where the band asks what comes
     next; after n steps of nothing only the TIME_SHIFTs longer than n remain."""
-    voicing = Voicing(DEFAULT_SETTINGS, VoiceScheme(2))
+    voicing = Voicing(VoicedScheme(VoiceScheme(2)))
     tracker = voicing.tracker(Rules())
     out = np.empty(voicing.vocab_size, bool)
     band = voicing.band_mask(tracker.allowed(), out).copy()

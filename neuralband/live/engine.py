@@ -39,6 +39,7 @@ import numpy as np
 from encoders.keys import estimate_key, parse_key, scale_mask
 from encoders.live import LiveEncoder
 from encoders.performance import DEFAULT_SETTINGS, Event
+from encoders.schemes import EventScheme
 from neuralband.live.clock import SPIN_S, wait_for_input
 from neuralband.live.midimap import MidiMap, Source
 from neuralband.live.notes_out import NOTE_ON, OutputNotes, echo
@@ -499,7 +500,7 @@ class Engine(LiveLoop):
         super().__init__(send, settings, rules, clock, record)
         self.stepper = stepper
         es = stepper.info.encoder if stepper.info else DEFAULT_SETTINGS
-        self.voicing = v = from_info(stepper.info) if stepper.info else Voicing(es)
+        self.voicing = v = from_info(stepper.info) if stepper.info else Voicing(EventScheme(es))
         self.enc = LiveEncoder(es)
         self.tracker = v.tracker(rules)
         self.sampler = Sampler(rules, seed, v.vocab_size)
