@@ -43,7 +43,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.machine import cpu_model, print_rows  # noqa: E402
-from encoders.voices import VoiceScheme, band_enters, decode_voices, merge, split  # noqa: E402
+from encoders.voices import (  # noqa: E402
+    VoiceScheme,
+    band_enters,
+    decode_voices,
+    event_steps,
+    merge,
+    split,
+)
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
 from training.data import read_dataset, split_pieces  # noqa: E402
@@ -75,7 +82,7 @@ def entries(pieces: list[np.ndarray], scheme: VoiceScheme, every_s: float, span_
 
 def _steps(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
     """The step each token ends at (the clock after it)."""
-    return np.cumsum(np.where(tokens >= scheme.time_shift, tokens - scheme.time_shift + 1, 0))
+    return event_steps(scheme.unpack(tokens)[1], scheme.settings)[1]
 
 
 def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme,

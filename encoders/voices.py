@@ -219,10 +219,10 @@ def band_enters(tokens: np.ndarray, scheme: VoiceScheme, step: int) -> np.ndarra
                 continue
             if after:
                 keep.append(i)
-        # The velocity in effect, unless the band sets one before its first note anyway.
-        first = next((i for i in keep if kind[i] != Event.NOTE_OFF), None)
+        # The velocity in effect, unless the band sets one before its first note anyway (a kept
+        # NOTE_OFF always follows its kept NOTE_ON, so keep[0] is never one).
         before = np.flatnonzero((kind == Event.VELOCITY) & ~later)
-        if len(before) and (first is None or kind[first] != Event.VELOCITY):
+        if len(before) and not (keep and kind[keep[0]] == Event.VELOCITY):
             keep.insert(0, int(before[-1]))
         moved = np.maximum(steps[keep], step)
         streams[v] = _with_shifts(moved, events[keep], s.time_shift, s.max_shift_steps)

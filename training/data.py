@@ -22,7 +22,7 @@ from encoders.augment import stretch_tokens, transpose_tokens  # noqa: F401 - th
 from encoders.controls import ControlSettings, drop_controls, token_controls
 from encoders.performance import EncoderSettings
 from encoders.schemes import EventScheme, TokenScheme
-from encoders.voices import VoiceScheme, band_enters
+from encoders.voices import VoiceScheme, band_enters, event_steps
 from encoders.voices import split as split_voices
 from training.dataset import FORMAT as DATASET_FORMAT
 from training.dataset import VERSION as DATASET_VERSION
@@ -314,8 +314,7 @@ class TokenWindows:
             return self._moved(rng, index, start, size + extra)
         # Leaving the band's first events out shortens the window: read one more window's worth.
         tokens, complete = self._moved(rng, index, start, 2 * size + extra)
-        steps = np.cumsum(np.where(tokens >= self.voices.time_shift,
-                                   tokens - self.voices.time_shift + 1, 0))
+        steps = event_steps(self.voices.unpack(tokens)[1], self.settings)[1]
         entered = band_enters(tokens, self.voices, int(steps[min(entry, len(tokens) - 1)]))
         if len(entered) < size:  # near the piece's end: the window as it is
             return tokens[:size + extra], complete and len(tokens) <= size + extra
