@@ -9,6 +9,10 @@ events of held-out pieces are scored twice, by the same model, in one run:
    `merge`): the band's events and times are unchanged, only the melody is gone;
 3. ``band unigram``: the naive baseline, each band event by its frequency in the train split.
 
+A model trained with key and density controls (``--controls``) is also scored as it plays: the
+lead present and the key of the lead heard so far told to it (``lead present, its key told``),
+against the lead hidden and nothing told, which is all a band that does not listen would have.
+
 Scored over whole pieces, the band always has its own past to go on. Live it does not: it comes
 in when the player starts, having heard only the tune. So a second table scores the band
 **coming in**: each valid piece is cut at entry points (every ``--entry-every`` seconds from
@@ -53,6 +57,7 @@ from encoders.voices import (  # noqa: E402
 )
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
+from neuralband.steering import FREE, ControlChoice, Steering  # noqa: E402
 from training.data import read_dataset, split_pieces  # noqa: E402
 
 
@@ -86,11 +91,23 @@ def _steps(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
 
 
 def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme,
-             from_step: list[int] | None = None) -> tuple[float, float, float, int]:
+             from_step: list[int] | None = None, told: bool = False
+             ) -> tuple[float, float, float, int]:
     """Mean NLL of the band's events (and of its NOTE_ONs alone, and of its events given that
     the next event is not the lead's), all pieces in one batch; with ``from_step``, only the
-    band's events from that step of each piece on."""
+    band's events from that step of each piece on. ``told``: a conditioned model is also told
+    the key of the lead heard so far, as it is when it plays (`neuralband.steering.steer`, each
+    lead NOTE_ON heard after it is fed); otherwise its controls stay "no control"."""
     stepper = Stepper.load(model, batch=len(seqs))
+    steerings = None
+    if told:
+        info = read_info(model)
+        if info.controls is None:
+            raise ValueError(f"{model} reads no controls: there is no key to tell it")
+        steerings = [Steering(info.controls, ControlChoice(density=FREE)) for _ in seqs]
+        controls = np.zeros((len(seqs), info.controls.size), np.float32)
+        per_s = scheme.settings.steps_per_second
+        clocks = [_steps(s, scheme) for s in seqs]
     length = max(len(s) for s in seqs)
     idle = scheme.time_shift  # padding after a piece ends; never scored
     grid = np.full((len(seqs), length), idle, np.int64)
@@ -121,6 +138,13 @@ def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme,
             p_lead = e[:, lead].sum(axis=1) / z
             not_lead += np.where(scored[:, t], np.log1p(-np.minimum(p_lead, 1 - 1e-12)), 0.0)
         stepper.feed(grid[:, t])
+        if steerings is not None:
+            heard = np.flatnonzero((voice[:, t] == 0) & (base[:, t] < 128)
+                                   & (t < np.array([len(s) for s in seqs])))
+            for row in heard:  # as `generate.accompany` does: from the next token on
+                controls[row] = steerings[row].heard(clocks[row][t] / per_s, int(base[row, t]))
+            if len(heard):
+                stepper.set_controls(controls)
     n = scored.sum()
     return (float(total.sum() / n), float(total_on.sum() / is_on.sum()),
             float((total.sum() + not_lead.sum()) / n), int(n))
@@ -173,16 +197,21 @@ def main() -> int:
     present, present_on, present_own, events = band_nll(args.model, valid, scheme)
     hidden, hidden_on, hidden_own, _ = band_nll(
         args.model, [hide_lead(s, scheme) for s in valid], scheme)
+    told = model_info.controls is not None
+    present_told = band_nll(args.model, valid, scheme, told=True) if told else None
     uni, uni_on = unigram_nll(train, valid, scheme)
     cuts, starts = entries(valid, scheme, args.entry_every, args.entry_span)
     enter = band_nll(args.model, cuts, scheme, starts)
     enter_hidden = band_nll(args.model, [hide_lead(c, scheme) for c in cuts], scheme, starts)
+    enter_told = band_nll(args.model, cuts, scheme, starts, told=True) if told else None
     elapsed = time.perf_counter() - start
 
     print(f"duet NLL: {args.model} on {len(valid)} valid pieces of {dataset} "
           f"({events:,} band events; {cpu_model()}, {platform.python_version()})")
     print_rows(["condition", "band events NLL", "band NOTE_ON NLL", "band's own draw NLL"], [
         ["lead present", f"{present:.4f}", f"{present_on:.4f}", f"{present_own:.4f}"],
+        *([["lead present, its key told", *(f"{x:.4f}" for x in present_told[:3])]]
+          if told else []),
         ["lead hidden", f"{hidden:.4f}", f"{hidden_on:.4f}", f"{hidden_own:.4f}"],
         ["band unigram", f"{uni:.4f}", f"{uni_on:.4f}", ""],
     ])
@@ -195,11 +224,18 @@ def main() -> int:
           f"its first {args.entry_span:g} s scored ({enter[3]:,} band events)")
     print_rows(["condition", "band events NLL", "band NOTE_ON NLL", "band's own draw NLL"], [
         ["lead present", *(f"{x:.4f}" for x in enter[:3])],
+        *([["lead present, its key told", *(f"{x:.4f}" for x in enter_told[:3])]]
+          if told else []),
         ["lead hidden", *(f"{x:.4f}" for x in enter_hidden[:3])],
     ])
     enter_gain = enter_hidden[2] - enter[2]
     print(f"listening gain coming in (own draw): {enter_gain:.4f} nats per band event; "
           f"NOTE_ONs: {enter_hidden[1] - enter[1]:.4f}")
+    if told:  # what the band hears when it plays: the melody's events and the key they say
+        print(f"as it plays (the lead's events and its key told, against neither): whole pieces "
+              f"{hidden_own - present_told[2]:.4f}, coming in {enter_hidden[2] - enter_told[2]:.4f}"
+              f" nats per band event (own draw); NOTE_ONs {hidden_on - present_told[1]:.4f}, "
+              f"{enter_hidden[1] - enter_told[1]:.4f}")
 
     if args.out:
         from neuralband.generate import accompany
@@ -227,6 +263,10 @@ def main() -> int:
         "entering_own_draw_nll_lead_hidden": round(enter_hidden[2], 4),
         "entering_note_on_nll_lead_present": round(enter[1], 4),
         "entering_note_on_nll_lead_hidden": round(enter_hidden[1], 4),
+        **({"own_draw_nll_lead_told": round(present_told[2], 4),
+            "note_on_nll_lead_told": round(present_told[1], 4),
+            "entering_own_draw_nll_lead_told": round(enter_told[2], 4),
+            "entering_note_on_nll_lead_told": round(enter_told[1], 4)} if told else {}),
         "cpu": cpu_model(),
     }))
     return 0
