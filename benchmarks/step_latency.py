@@ -58,9 +58,9 @@ Run from the repository root::
 The output is a table (row, params, median ms, p99 ms, speed-up over nn.LSTM in this run), the
 floor, the start-up lines, the machine, PASS/FAIL lines for the goals (3 x 512 fp32 median
 <= 0.2 ms and p99 <= 0.4 ms; >= 50x faster than nn.LSTM stepping; ready in <= 1 s with <= 150 MB
-peak memory; int8 3 x 512 median <= 0.1 ms) and a last line of JSON with all the numbers. A
-failed goal is printed as FAIL, with the floor beside it. Other processes busy on the same cores
-give higher, noisier numbers.
+peak memory; a 3 x 512 int8 step of either cell, LSTM and GRU, median <= 0.2 ms) and a last
+line of JSON with all the numbers. A failed goal is printed as FAIL, with the floor beside it.
+Other processes busy on the same cores give higher, noisier numbers.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ GOAL_P99_MS = 0.4
 GOAL_SPEEDUP = 50.0
 GOAL_READY_S = 1.0
 GOAL_PEAK_MB = 150.0
-GOAL_INT8_MEDIAN_MS = 0.1
+GOAL_INT8_MEDIAN_MS = 0.2  # a 3 x 512 int8 step of either cell, LSTM and GRU (issue 17)
 GOAL_LIVE_P99_MS = 1.0  # the default model's live step, controls and grammar included
 
 STEPPER_CHILD = ("from neuralband.runtime import Stepper; "
@@ -434,12 +434,13 @@ def main() -> None:
           f"torch {machine['torch']}")
 
     ours, ours8 = rows[0], rows[1]
+    gru8 = next(r for r in rows if r.row.startswith("Stepper GRU") and r.row.endswith("int8"))
     floor_note = f"(floor {floor['floor_ms']:.3f} ms)"
     goals = {
         "latency": ours.median_ms <= GOAL_MEDIAN_MS and ours.p99_ms <= GOAL_P99_MS,
         "speedup": ours.speedup >= GOAL_SPEEDUP,
         "startup": ready["median_s"] <= GOAL_READY_S and ready["peak_mb"] <= GOAL_PEAK_MB,
-        "int8_latency": ours8.median_ms <= GOAL_INT8_MEDIAN_MS,
+        "int8_latency": max(ours8.median_ms, gru8.median_ms) <= GOAL_INT8_MEDIAN_MS,
         "live_p99": min(r.p99_ms for r in rows[-2:]) <= GOAL_LIVE_P99_MS,
     }
     print(f"{verdict(goals['latency'])}: 3x512 fp32 median {ours.median_ms:.3f} ms "
@@ -449,8 +450,9 @@ def main() -> None:
           f"{lstm_ms / floor['floor_ms']:,.1f}x)")
     print(f"{verdict(goals['startup'])}: ready in {ready['median_s']:.3f} s "
           f"<= {GOAL_READY_S:.0f} s with {ready['peak_mb']:.0f} MB <= {GOAL_PEAK_MB:.0f} MB peak")
-    print(f"{verdict(goals['int8_latency'])}: 3x512 int8 median {ours8.median_ms:.3f} ms "
-          f"<= {GOAL_INT8_MEDIAN_MS} ms (int8 floor {floor['int8_floor_ms']:.3f} ms)")
+    print(f"{verdict(goals['int8_latency'])}: 3x512 int8 median, LSTM {ours8.median_ms:.3f} ms "
+          f"and GRU {gru8.median_ms:.3f} ms <= {GOAL_INT8_MEDIAN_MS} ms (int8 floors: LSTM "
+          f"{floor['int8_floor_ms']:.3f} ms, GRU {floor['gru_int8_floor_ms']:.3f} ms)")
     best_live = min(rows[-2:], key=lambda r: r.p99_ms)
     print(f"{verdict(goals['live_p99'])}: the bundled model's live step ({best_live.row}) p99 "
           f"{best_live.p99_ms:.3f} ms <= {GOAL_LIVE_P99_MS} ms")

@@ -168,6 +168,21 @@ def test_quantize_rows_rounds_each_weight_to_half_a_step(w):
     assert np.all(err <= scale[:, None] * 0.5 + 1e-6 * np.abs(w))
 
 
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 23), cols=st.integers(1, 70), batch=st.integers(1, 4),
+       seed=st.integers(0, 2**31))
+def test_the_int8_kernel_is_x_times_its_reconstruction_for_any_shape(rows, cols, batch, seed):
+    """Four rows at a time and the rest one by one: every row, every stream, whatever the
+    shape (rows not a multiple of four included)."""
+    rng = np.random.default_rng(seed)
+    dense = int8.Int8Dense(rng.standard_normal((rows, cols)).astype(np.float32))
+    x = rng.standard_normal((batch, cols)).astype(np.float32)
+    out = np.full((batch, rows), np.nan, np.float32)
+    dense(x, out)
+    want = x.astype(np.float64) @ (dense.q.astype(np.float64) * dense.scale[:, None]).T
+    assert np.allclose(out, want, rtol=1e-5, atol=1e-5 * np.abs(dense.scale).max() * cols)
+
+
 def test_the_int8_kernel_is_ready_at_import_not_at_the_first_step():
     assert len(int8._matmul.signatures) == 1  # loaded (or compiled) once, for the Stepper's types
     stepper = Stepper.load(bundled_model(), batch=2, precision="int8")
