@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -181,6 +182,28 @@ def test_the_int8_kernel_is_x_times_its_reconstruction_for_any_shape(rows, cols,
     dense(x, out)
     want = x.astype(np.float64) @ (dense.q.astype(np.float64) * dense.scale[:, None]).T
     assert np.allclose(out, want, rtol=1e-5, atol=1e-5 * np.abs(dense.scale).max() * cols)
+
+
+def test_the_kernel_asks_for_wide_vectors_only_where_the_cpu_has_them_and_the_user_did_not():
+    """numba's features are the host's less prefer-256-bit on an AVX-512 CPU; a user's own
+    NUMBA_CPU_FEATURES is kept as it is."""
+    import llvmlite.binding as llvm
+
+    code = ("import os, neuralband.int8, numba; "
+            "print(os.environ.get('NUMBA_CPU_FEATURES', '')); print(numba.config.CPU_FEATURES)")
+
+    def features(**env: str) -> list[str]:
+        clean = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_FEATURES"}
+        return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, check=True,
+                              capture_output=True, text=True).stdout.splitlines()
+
+    host = llvm.get_host_cpu_features().flatten()
+    asked, numba_sees = features()
+    if "+avx512f" in host.split(","):
+        assert asked == numba_sees == host + ",-prefer-256-bit"
+    else:
+        assert asked == "" and numba_sees == "None"
+    assert features(NUMBA_CPU_FEATURES=host) == [host, host]
 
 
 def test_the_int8_kernel_is_ready_at_import_not_at_the_first_step():
