@@ -197,13 +197,16 @@ def test_the_kernel_asks_for_wide_vectors_only_where_the_cpu_has_them_and_the_us
         return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, check=True,
                               capture_output=True, text=True).stdout.splitlines()
 
-    host = llvm.get_host_cpu_features().flatten()
+    try:
+        host = llvm.get_host_cpu_features().flatten()
+    except RuntimeError:  # no host information: nothing is asked
+        host = ""
     asked, numba_sees = features()
     if "+avx512f" in host.split(","):
         assert asked == numba_sees == host + ",-prefer-256-bit"
     else:
         assert asked == "" and numba_sees == "None"
-    assert features(NUMBA_CPU_FEATURES=host) == [host, host]
+    assert features(NUMBA_CPU_FEATURES="+avx2") == ["+avx2", "+avx2"]
 
 
 def test_the_int8_kernel_is_ready_at_import_not_at_the_first_step():
