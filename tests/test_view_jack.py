@@ -5,7 +5,6 @@ under NEURALBAND_REQUIRE_AUDITION (CI)."""
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 import socket
@@ -92,9 +91,34 @@ def band_and_player(msgs):
     return band, player
 
 
-def is_subsequence(small, big) -> bool:
-    it = iter(big)
-    return all(any(x == y for y in it) for x in small)
+def notes_of(track) -> list[tuple[str, int]]:
+    """A take's track as the view names its notes."""
+    return [("note_on" if m.type == "note_on" and m.velocity else "note_off", m.note)
+            for m in track if m.type in ("note_on", "note_off")]
+
+
+def assert_heard_as_shown(heard: list, shown: list) -> None:
+    """What an outside JACK client heard was shown by the view, in the view's order, but for a
+    few copies (5%, at least 3). Without real-time, on a busy machine, JACK's dummy driver
+    loses whole cycles of one client and not of another ("client ... was not finished"; up to a
+    fifth of the listener's under load) and now and then hands one a cycle twice: so what the
+    listener missed is JACK's, and the view's own record is checked against the take above."""
+    slack = max(3, 0.05 * len(heard))
+    extra = Counter(heard) - Counter(shown)
+    assert sum(extra.values()) <= slack, ("heard, never shown", extra)
+    assert longest_common_subsequence(heard, shown) >= len(heard) - slack
+    assert len(heard) >= len(shown) / 2, ("the listener heard little", len(heard), len(shown))
+
+
+def longest_common_subsequence(a: list, b: list) -> int:
+    """Its length, exactly (difflib's matching blocks are greedy and undercount where the same
+    notes recur, as a phrase's do)."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        diagonal = 0
+        for j, y in enumerate(b, start=1):
+            diagonal, row[j] = row[j], diagonal + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]
 
 
 class ViewOf:
@@ -129,25 +153,22 @@ def test_the_stream_s_notes_are_the_notes_jack_midi_dump_heard(names, tmp_path):
     assert proc.returncode == 0 and "Traceback" not in err, err
     band, player = band_and_player(timed(path))
     stream = watcher.notes("band")
-    # One for one with what the instrument sent (its take, written on the same path to the
-    # port but not through the view)...
-    sent = [("note_on" if m.type == "note_on" and m.velocity else "note_off", m.note)
-            for m in mido.MidiFile(tmp_path / "take.mid").tracks[1]
-            if m.type in ("note_on", "note_off")]
+    # One for one with what the instrument sent and received (its take, written on the same
+    # paths as the ports but not through the view): the band's track exactly; the player's
+    # track as the view showed it, but for the NOTE_OFFs the take adds at its end for keys it
+    # never heard released.
+    take = mido.MidiFile(tmp_path / "take.mid")
+    sent, received = (notes_of(take.tracks[k]) for k in (1, 0))
     assert len(stream) > 20 and stream == sent
-    # ... and with what jack_midi_dump heard, in order: JACK's dummy driver on this machine
-    # loses whole cycles when a client misses one ("client ... was not finished"), and what a
-    # lost cycle held never reaches the listener, so the stream may hold a few more.
-    heard = [n for _, n in band]
-    # Every message heard is in the stream (as many times), and in the stream's order but for
-    # those one JACK cycle delivered together (the longest common subsequence holds 95%).
-    assert not Counter(heard) - Counter(stream), Counter(heard) - Counter(stream)
-    in_order = sum(b.size for b in difflib.SequenceMatcher(
-        a=heard, b=stream, autojunk=False).get_matching_blocks())
-    assert in_order >= 0.95 * len(heard), (in_order, len(heard))
-    assert len(stream) - len(heard) <= max(3, 0.15 * len(stream)), (len(heard), len(stream))
-    assert watcher.notes("player") == [n for _, n in player] or is_subsequence(
-        [n for _, n in player], watcher.notes("player"))
+    shown = watcher.notes("player")
+    assert len(shown) > 20 and received[:len(shown)] == shown
+    assert all(kind == "note_off" for kind, _ in received[len(shown):])
+    # ... and with what jack_midi_dump, another JACK client, heard of both. JACK's dummy driver
+    # without real-time, on a busy machine, loses whole cycles of one client but not of another
+    # ("client ... was not finished") and now and then hands one a cycle twice, so each side may
+    # hold a few messages the other lacks; the rest agree, in order.
+    assert_heard_as_shown([n for _, n in band], stream)
+    assert_heard_as_shown([n for _, n in player], shown)
     # The band's channel: its NOTE_OFFs are sent twice against lost JACK cycles; the scripted
     # controller's are not (one lost leaves its key "down" in the listener's eyes).
     assert not left_sounding([d for _, d in timed(path) if d[0] & 0x0F == 0])
