@@ -4,14 +4,16 @@ What is measured, on POP909 songs the model never trained on (the test split by 
 `training.dataset.split_of`): each song's MELODY track, its first ``--seconds`` (60 s) from its
 first sung note, is the lead; the duet model accompanies it (`neuralband.generate.accompany`: the
 melody heard event by event at its own times, the band sampled between, the command line's
-default sampling: top-p 0.95, the model's own longest note and per-voice polyphony), 2
-variations. The band it plays is set beside the song's real PIANO and BRIDGE tracks over the same
-seconds (`neuralband.evaluate.accompaniment_metrics`): band notes per second, band notes in the
-song's key (estimated from all of the song's real notes in those seconds, so both bands are judged
-by one key), band onsets below the melody note sounding then, consonant with it, and melody
-onsets met by a band onset within 50 ms. Notes are read as key presses, as the model was trained.
+default sampling: top-p 0.95, the model's own longest note and per-voice polyphony, the band
+kept under the melody and out of its way by `Rules.under_melody` and `Rules.clash`; 0 and 0
+measure the model alone), 2 variations. The band it plays is set beside the song's real PIANO and
+BRIDGE tracks over the same seconds (`neuralband.evaluate.accompaniment_metrics`): band notes per
+second, band notes in the song's key (estimated from all of the song's real notes in those seconds,
+so both bands are judged by one key), band onsets below the melody note sounding then, consonant
+with it, and melody onsets met by a band onset within 50 ms. Notes are read as key presses, as the
+model was trained.
 
-Run from the repository root (about 3 minutes for 16 songs on 2 cores)::
+Run from the repository root (about a minute for 16 songs on 2 cores)::
 
     python benchmarks/pop_duet.py --model pop-duet
 
@@ -46,6 +48,7 @@ from neuralband.evaluate import (  # noqa: E402
 from neuralband.generate import accompany  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.sampling import model_rules  # noqa: E402
+from neuralband.steering import ControlChoice  # noqa: E402
 
 
 def cut(table: NoteTable, seconds: float) -> NoteTable:
@@ -67,11 +70,21 @@ def main() -> None:
     p.add_argument("--songs", type=int, default=16, help="held-out songs used (default 16)")
     p.add_argument("--seconds", type=float, default=60.0, help="of each melody (default 60)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus of the draw (default 0.95)")
+    p.add_argument("--density", default=None, help="the band's density control (default: the "
+                   "model's own choice when accompanying)")
+    p.add_argument("--under-melody", type=float, default=None,
+                   help="nats off a band note above the melody (default: the command line's)")
+    p.add_argument("--clash", type=float, default=None,
+                   help="nats off a band note clashing with it (default: the command line's)")
     args = p.parse_args()
     info = read_info(args.model)
     if info.voices is None:
         sys.exit(f"{args.model} is not a voice-packed model")
-    rules = model_rules(info, None, top_p=0.95)
+    listen = {name: value for name, value in (("under_melody", args.under_melody),
+                                              ("clash", args.clash)) if value is not None}
+    rules = model_rules(info, None, top_p=args.top_p, **listen)
+    controls = ControlChoice.parse(None, args.density) if args.density else None
     paths = held_out(Path(args.data))[:args.songs]
     real_rows, model_rows = [], []
     for k, path in enumerate(paths):
@@ -83,7 +96,8 @@ def main() -> None:
         real_rows.append(accompaniment_metrics(melody, band, 0.0, args.seconds, key))
         lead = encode_notes(melody, info.encoder)
         back = -10 / info.encoder.steps_per_second  # accompany starts with 10 steps of silence
-        for piece in accompany(args.model, lead, 2, rules, args.seed + k, tail_s=0.0):
+        for piece in accompany(args.model, lead, 2, rules, args.seed + k, tail_s=0.0,
+                               controls=controls):
             notes = moved(table_from_pretty_midi(decode_voices(piece.tokens, info.voices)), back)
             model_rows.append(accompaniment_metrics(  # group 0 is the lead, the rest the band
                 notes.select(notes.group == 0), notes.select(notes.group > 0), 0.0,
@@ -95,7 +109,11 @@ def main() -> None:
     print(f"{'metric':24s}{'real':>10s}{args.model:>12s}{'model/real':>12s}")
     for m in ACCOMPANIMENT_METRICS:
         print(f"{m:24s}{real[m]:10.3f}{ours[m]:12.3f}{ours[m] / real[m]:12.3f}")
+    print(f"(seed {args.seed}, top-p {rules.top_p:g}, under the melody {rules.under_melody:g} "
+          f"nats, clash {rules.clash:g} nats)")
     print(json.dumps({"model": args.model, "songs": len(paths), "seconds": args.seconds,
+                      "seed": args.seed, "under_melody": rules.under_melody,
+                      "clash": rules.clash,
                       "real": real, "model_metrics": ours}))
 
 

@@ -27,6 +27,10 @@ _KEY = re.compile(r"([A-Ga-g])([#♯b♭]?)\s*:?\s*([A-Za-z]*)")
 _MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
 _MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
 
+# Intervals (semitones, up to the octave) heard as consonant with a melody note: unison, thirds,
+# fourth, fifth, sixths. The rest (seconds, tritone, sevenths) clash with it.
+CONSONANT_INTERVALS = frozenset({0, 3, 4, 5, 7, 8, 9})
+
 # Krumhansl & Kessler (1982) probe-tone ratings, from the tonic up in semitones.
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])

@@ -191,7 +191,9 @@ def _rules_and_controls(args: argparse.Namespace, info, model: str):
     from neuralband.sampling import model_rules
     from neuralband.steering import ControlChoice
 
-    limit = {} if args.max_note is None else {"max_note_s": args.max_note}
+    given = {"max_note_s": args.max_note, "under_melody": args.under_melody,
+             "clash": args.clash}
+    limit = {name: value for name, value in given.items() if value is not None}
     rules = model_rules(info, None, temperature=args.temperature, top_p=args.top_p,
                         max_polyphony=args.max_polyphony, **limit)
     if info.controls is None:
@@ -211,6 +213,13 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows:
     p.add_argument("--max-note", type=float, default=None,
                    help="longest note in seconds (default: the model's, from its training "
                         "data; 5 for models that do not say)")
+    p.add_argument("--under-melody", type=float, metavar="NATS",
+                   help="a duet band's notes above the melody note sounding are this many nats "
+                        "less likely (default 1 for a voice-packed model; 0: as the model "
+                        "plays)")
+    p.add_argument("--clash", type=float, metavar="NATS",
+                   help="and its notes a second, tritone or seventh from it (default 0.5; 0: "
+                        "as the model plays)")
     p.add_argument("--key", metavar="KEY",
                    help="a conditioned model keeps to this key ('Eb major', 'F#m'); 'follow' "
                         f"(default): the key of {follows}; 'free': no key")

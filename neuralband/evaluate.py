@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from encoders.errors import MidiError
-from encoders.keys import estimate_key, pitch_class_histogram, scale_mask
+from encoders.keys import CONSONANT_INTERVALS, estimate_key, pitch_class_histogram, scale_mask
 from encoders.midi_io import NoteTable, read_notes, source_name, table_from_pretty_midi
 from encoders.performance import EncoderSettings, prepare_notes
 from encoders.voices import read_pretty_midi
@@ -51,7 +51,6 @@ from encoders.voices import read_pretty_midi
 CAP_S = 5.0  # the instrument's default longest note (generate/play --max-note)
 CAP_TOLERANCE_S = 0.015  # a capped note ends within a step or so of the cap
 MEET_S = 0.05  # a band onset this close to a melody onset meets it
-CONSONANT = frozenset({0, 3, 4, 5, 7, 8, 9})  # interval classes counted as consonant
 MELODY_NAMES = ("melody", "lead")  # track names that mark the melody (POP909, generate --lead)
 MIDI_SUFFIXES = (".mid", ".midi")
 
@@ -255,7 +254,7 @@ def accompaniment_metrics(melody: NoteTable, band: NoteTable, start_s: float = 0
         "band_notes_per_s": len(notes) / (hi - lo) if hi > lo else float("nan"),
         "band_in_key_share": in_key_share(notes.pitch, key),
         "band_below_share": _share(below),
-        "band_consonant_share": _share(np.isin(interval, sorted(CONSONANT))),
+        "band_consonant_share": _share(np.isin(interval, sorted(CONSONANT_INTERVALS))),
         "melody_met_share": _share(met),
     }
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from encoders.performance import Event
 from encoders.voices import event_steps
-from neuralband.parts import Voicing, from_info
+from neuralband.parts import MelodyNote, Voicing, from_info
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler, model_rules
 from neuralband.steering import ControlChoice, Steering, steer
@@ -177,8 +177,12 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
                 steering: Steering | None = None) -> list[int]:
     """One stream: the melody's ``events`` heard at their steps ``at``, the band sampled in
     between (`Voicing.band_mask` says how it waits), until step ``end``; its tokens. The
-    steering (if any) hears each melody NOTE_ON as it comes."""
+    steering (if any) hears each melody NOTE_ON as it comes, and the band's draws keep under
+    the melody note sounding (`Voicing.melody_offsets`)."""
     follow = steering is not None and not steering.choice.fixed
+    offsets = voicing.melody_offsets(rules)
+    melody = MelodyNote()
+    sampler.bias = None
     sps = voicing.settings.steps_per_second
     tracker = voicing.tracker(rules)
     out: list[int] = []
@@ -202,8 +206,12 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
         if i < len(events) and at[i] <= tracker.step:  # the melody's event is due: heard
             base = voicing.base_list[events[i]]
             commit(events[i])
-            if follow and voicing.settings.kinds[base] == Event.NOTE_ON:  # as live: from the
+            kind = voicing.settings.kinds[base]
+            if follow and kind == Event.NOTE_ON:  # as live: from the
                 stepper.set_controls(steering.heard(at[i] / sps, base))  # next event on
+            if offsets is not None and kind <= Event.NOTE_OFF:
+                now = melody.update(int(voicing.settings.values[base]), kind == Event.NOTE_ON)
+                sampler.bias = None if now is None else offsets[now]
             i, after = i + 1, 0
             continue
         if i == len(events) and tracker.step >= end:

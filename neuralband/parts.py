@@ -13,6 +13,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from encoders.keys import CONSONANT_INTERVALS
+from encoders.performance import Event
 from encoders.schemes import EventScheme, GridScheme
 from neuralband.sampling import NoteTracker, Rules
 
@@ -54,6 +56,10 @@ class Voicing:
         self.is_lead = (self.voice_of == 0) if voices is not None else np.zeros_like(self.is_shift)
         self.lead_list = self.is_lead.tolist()
         self._first_shift = int(np.argmax(self.is_shift))  # TIME_SHIFTs are last, shortest first
+        # Each band NOTE_ON's pitch (-1 for every other token), for the melody's offsets.
+        band_on = ~self.is_shift & ~self.is_lead & (s.kinds[self.base_of] == Event.NOTE_ON)
+        self.band_on_pitch = np.where(band_on, s.values[self.base_of], -1)
+        self._melody_offsets: dict[tuple[float, float], np.ndarray] = {}
 
     @property
     def voiced(self) -> bool:
@@ -92,6 +98,26 @@ class Voicing:
             out[:self._first_shift] = False
             out[self._first_shift:self._first_shift + after] = False
         return out
+
+    def melody_offsets(self, rules: Rules) -> np.ndarray | None:
+        """Per melody pitch (rows 0..127), the logit offsets over the vocabulary that keep a
+        duet band under the melody note sounding and out of its way: ``rules.under_melody`` nats
+        off each band NOTE_ON above it, ``rules.clash`` off each a second, tritone or seventh
+        from it (any octave). None where both are 0 or the model has no voices. Built once per
+        pair of settings (128 x vocabulary), so the live loop only picks a row."""
+        if not self.voiced or not (rules.under_melody or rules.clash):
+            return None
+        cached = self._melody_offsets.get((rules.under_melody, rules.clash))
+        if cached is not None:
+            return cached
+        melody = np.arange(128)[:, None]
+        band = self.band_on_pitch[None, :]
+        clashes = ~np.isin((melody - band) % 12, sorted(CONSONANT_INTERVALS))
+        table = -(rules.under_melody * (band > melody) + rules.clash * clashes)
+        table[:, self.band_on_pitch < 0] = 0.0
+        table.flags.writeable = False
+        self._melody_offsets[(rules.under_melody, rules.clash)] = table
+        return table
 
     def tracker(self, rules: Rules, voices: tuple[int, ...] | None = None):
         """The grammar for the voices the model may play (default: the band's)."""
@@ -194,3 +220,26 @@ class VoiceTracker:
         """NOTE_OFFs for every note the playing voices hold."""
         return [self.voicing.token(v, tok) for v in self.playing
                 for tok in self.parts[v].closing_tokens()]
+
+
+class MelodyNote:
+    """Which melody note sounds now, as the accompaniment metrics read it: of the lead's notes
+    still held, the one begun last (None in a rest). A handful of pitches, updated per note."""
+
+    def __init__(self) -> None:
+        self._held: list[int] = []
+
+    @property
+    def now(self) -> int | None:
+        return self._held[-1] if self._held else None
+
+    def update(self, pitch: int, on: bool) -> int | None:
+        """A lead NOTE_ON (``on``) or NOTE_OFF of ``pitch``; the melody note after it."""
+        if on:
+            self._held.append(pitch)
+        elif pitch in self._held:
+            self._held.remove(pitch)  # the oldest open note of its pitch, as decoding ends it
+        return self.now
+
+    def clear(self) -> None:
+        self._held.clear()

@@ -12,14 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from encoders.keys import CONSONANT_INTERVALS
+from encoders.midi_io import table_from_pretty_midi
 from encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
 from encoders.schemes import VoicedScheme
 from encoders.voices import VoiceScheme, decode_voices, split
+from neuralband.evaluate import melody_at
 from neuralband.generate import accompany, generate
 from neuralband.modelfile import bundled_model, read_info
-from neuralband.parts import Voicing
+from neuralband.parts import MelodyNote, Voicing
 from neuralband.runtime import Stepper
-from neuralband.sampling import Rules, Sampler
+from neuralband.sampling import DUET_CLASH, DUET_UNDER_MELODY, Rules, Sampler, model_rules
 from tests.conftest import CHORALES, TRAIN_CHORALES
 from tests.helpers import every_nth_valid
 from tests.helpers.live import balanced, melody, session
@@ -185,6 +188,10 @@ def test_generate_lead_on_the_command_line(duet_model, tmp_path, capsys):
     assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]),
                  "--seconds", "5", "-o", str(tmp_path / "y.mid")]) == 2
     assert "leave out --seconds" in capsys.readouterr().err
+    assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]),
+                 "--under-melody", "-1", "-o", str(tmp_path / "z.mid")]) == 2
+    assert "nats >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "z.mid").exists()
 
 
 def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_path,
@@ -241,3 +248,97 @@ def test_generate_lead_track_picks_the_melody_by_name(duet_model, tmp_path):
                 if i.name == "Alto")
     lead = pretty_midi.PrettyMIDI(str(out)).instruments[0]
     assert [n.pitch for n in lead.notes] == [n.pitch for n in alto.notes]
+
+
+def test_melody_offsets_keep_the_band_under_the_melody_and_out_of_its_way():
+    """Every band NOTE_ON, under every melody pitch: -under above it, -clash a second, tritone
+    or seventh from it (any octave), both where both; every other token untouched."""
+    voicing = Voicing(VoicedScheme(SATB))
+    table = voicing.melody_offsets(Rules(under_melody=1.5, clash=0.25))
+    assert table.shape == (128, voicing.vocab_size) and not table.flags.writeable
+    s = DEFAULT_SETTINGS
+    for tok in range(voicing.vocab_size):
+        voice, base = int(voicing.voice_of[tok]), int(voicing.base_of[tok])
+        if voice < 1 or s.kinds[base] != 0:  # the lead's, a TIME_SHIFT, not a NOTE_ON
+            assert not table[:, tok].any()
+            continue
+        band = int(s.values[base])
+        for mel in range(128):
+            want = -1.5 * (band > mel) - 0.25 * ((mel - band) % 12 in (1, 2, 6, 10, 11))
+            assert table[mel, tok] == want
+    assert voicing.melody_offsets(Rules(under_melody=1.5, clash=0.25)) is table  # built once
+    assert voicing.melody_offsets(Rules()) is None  # nothing asked: no offsets at all
+    assert Voicing(VoicedScheme(SATB)).melody_offsets(Rules(clash=1)) is not None
+    with pytest.raises(ValueError, match="nats"):
+        Rules(under_melody=-1)
+
+
+def test_the_melody_note_is_the_last_begun_of_those_held():
+    note = MelodyNote()
+    assert note.now is None
+    assert note.update(60, True) == 60
+    assert note.update(64, True) == 64  # a second note over it: the newer one
+    assert note.update(64, False) == 60  # released: the older one sounds on
+    assert note.update(62, False) == 60  # a NOTE_OFF of nothing held changes nothing
+    assert note.update(60, False) is None  # a rest
+
+
+def test_a_voice_packed_model_s_default_rules_listen_to_the_melody(duet_model):
+    rules = model_rules(read_info(duet_model))
+    assert (rules.under_melody, rules.clash) == (DUET_UNDER_MELODY, DUET_CLASH)
+    assert model_rules(read_info(duet_model), under_melody=0.0).under_melody == 0.0
+    plain = model_rules(read_info(bundled_model("chorale-folk")))
+    assert (plain.under_melody, plain.clash) == (0.0, 0.0)
+
+
+def _above_and_clashing(piece) -> tuple[float, float]:
+    """Of a piece's band onsets made while the melody sounds: the share above the melody note
+    (a unison is not above) and the share that clash with it."""
+    notes = table_from_pretty_midi(decode_voices(piece.tokens, SATB))
+    melody, band = notes.select(notes.group == 0), notes.select(notes.group > 0)
+    at = melody_at(melody, band.start_s)
+    heard = at >= 0
+    mine, theirs = band.pitch[heard], melody.pitch[at[heard]]
+    clash = ~np.isin((theirs - mine) % 12, sorted(CONSONANT_INTERVALS))
+    return float(np.mean(mine > theirs)), float(np.mean(clash))
+
+
+def test_accompanying_the_band_keeps_under_the_melody_when_asked(duet_model):
+    """The same melody, seeds and model: a band pushed hard under the melody and off its
+    clashes plays (nearly) never above it or against it; left alone, it does more often."""
+    lead = soprano(CHORALES[1])
+    alone = [_above_and_clashing(p) for p in accompany(
+        duet_model, lead, 2, Rules(max_polyphony=4), seed=4)]
+    kept = [_above_and_clashing(p) for p in accompany(
+        duet_model, lead, 2, Rules(max_polyphony=4, under_melody=30, clash=30), seed=4)]
+    above_alone, clash_alone = np.mean(alone, axis=0)
+    above_kept, clash_kept = np.mean(kept, axis=0)
+    assert above_kept <= 0.05 and clash_kept <= 0.05
+    assert above_kept < above_alone or above_alone <= 0.05
+    assert clash_kept < clash_alone - 0.05
+
+
+def test_live_duet_band_keeps_under_the_player_s_note(duet_model):
+    """Live, each player note picks the band's offsets: with a strong push the band's onsets
+    made while the player holds a note are (nearly) never above it or against it."""
+    msgs = melody(6.0)
+    engine, out = session("duet", msgs, seconds=7.0, wait_s=0.5, model=duet_model,
+                          rules=Rules(max_polyphony=4, under_melody=30, clash=30))
+    start = engine.player.t0
+    held = [(t, d[1], d[0] & 0xF0 == 0x90) for t, d in msgs]
+    checked = above = clash = 0
+    for t, d in out.sent:
+        if d[0] & 0xF0 != 0x90 or not d[2]:
+            continue
+        now = MelodyNote()  # the player replayed up to then
+        for at, p, on in held:
+            if at <= t - start:
+                now.update(p, on)
+        if now.now is None:
+            continue
+        checked += 1
+        above += d[1] > now.now
+        clash += (now.now - d[1]) % 12 not in CONSONANT_INTERVALS
+    assert checked >= 10
+    assert above / checked <= 0.1 and clash / checked <= 0.1
+    assert balanced(out.sent)

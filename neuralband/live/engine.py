@@ -45,7 +45,7 @@ from neuralband.live.midimap import MidiMap, Source
 from neuralband.live.notes_out import NOTE_ON, OutputNotes, echo
 from neuralband.live.panel import CONTROLS, INDEX, KEYS, PLAY_MODES, Panel, control
 from neuralband.live.sync import ClockFollower
-from neuralband.parts import Voicing, from_info
+from neuralband.parts import MelodyNote, Voicing, from_info
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
 from neuralband.steering import FOLLOW, FREE, ControlChoice, steer
@@ -562,6 +562,12 @@ class Engine(LiveLoop):
         self._onsets = np.full(256, -np.inf)  # the band's last NOTE_ON times (a ring)
         self._n_onsets = 0
         self._biased = False
+        # A duet band keeps under the player's melody note and out of its way: that note's row
+        # of offsets (`Voicing.melody_offsets`), picked per player note, added in
+        # `_compose_bias`.
+        self._melody = MelodyNote()
+        self._melody_offsets = v.melody_offsets(rules)
+        self._melody_row: np.ndarray | None = None
         self._end_bias, self._end_tmp = np.zeros(v.vocab_size), np.zeros(v.vocab_size)
         self._end_base = self._end_last = self._steer_bias
         self._ending: float | None = None  # when an ending began
@@ -598,6 +604,8 @@ class Engine(LiveLoop):
             self._set_controls(self.steering.vector)
         self.enc = LiveEncoder(self.enc.settings)
         self.tracker = self.voicing.tracker(self.rules)
+        self._melody.clear()
+        self._melody_row = None
         self._feed_shared(self.voicing.shift(START_STEPS))
         self.t0 = self.clock() - START_STEPS / self._sps
         self._next_check = self.clock()
@@ -665,6 +673,10 @@ class Engine(LiveLoop):
             self._pc[data[1] % 12] += 1
         for tok in tokens:
             self._feed(self._player[tok], own=False)
+        if self._melody_offsets is not None and status != 0xB0:
+            now = self._melody.update(data[1], is_on)
+            self._melody_row = None if now is None else self._melody_offsets[now]
+            self._compose_bias()
         self._absorbed(t, data, is_on, thru=status != 0xB0)
         if is_on and self._follow:  # the band keeps to the key and pace the player sets
             # After the note's own events, which the state computed ahead (`_ahead`) was
@@ -948,6 +960,8 @@ class Engine(LiveLoop):
         self._take_back()
         super()._control(name, value, now)
         self._duet = self.voicing.voiced and self.settings.mode == "duet"
+        if name == "mode":
+            self._compose_bias()  # the melody's offsets hold in a duet only
 
     def _steer(self, name: str, value: float, now: float) -> None:
         """density and key: a conditioned model is told them (`steering`); one that reads no
@@ -992,11 +1006,16 @@ class Engine(LiveLoop):
         self._compose_bias()
 
     def _compose_bias(self) -> None:
-        """The static offsets plus the density offset on the band's NOTE_ONs, no allocation."""
+        """The static offsets plus the density offset on the band's NOTE_ONs, plus in a duet the
+        melody note's offsets; no allocation."""
         np.multiply(self._notes_f, self._density_bias, out=self._density_tmp)
         np.add(self._static_bias, self._density_tmp, out=self._steer_bias)
+        melody = self._melody_row is not None and self._duet
+        if melody:
+            self._steer_bias += self._melody_row
         np.add(self._steer_bias, self._no_on, out=self._blocked_bias)  # no allocation
-        self._biased = bool(self._density_bias) or bool(self._static_bias.any())
+        self._biased = (bool(self._density_bias) or bool(self._static_bias.any())
+                        or melody)
         self._gate()
 
     def _gate(self) -> None:
