@@ -10,8 +10,10 @@ events of held-out pieces are scored twice, by the same model, in one run:
 3. ``band unigram``: the naive baseline, each band event by its frequency in the train split.
 
 A model trained with key and density controls (``--controls``) is also scored as it plays: the
-lead present and the key of the lead heard so far told to it (``lead present, its key told``),
-against the lead hidden and nothing told, which is all a band that does not listen would have.
+lead present and the key of the lead heard so far told to it, with the density of the data's
+arrangements under a lead as busy where the model keeps it (``lead present, its key told``;
+`neuralband.steering.steer`), against the lead hidden and nothing told, which is all a band that
+does not listen would have.
 
 Scored over whole pieces, the band always has its own past to go on. Live it does not: it comes
 in when the player starts, having heard only the tune. So a second table scores the band
@@ -57,7 +59,7 @@ from encoders.voices import (  # noqa: E402
 )
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
-from neuralband.steering import FREE, ControlChoice, Steering  # noqa: E402
+from neuralband.steering import FOLLOW, FREE, ControlChoice, Steering  # noqa: E402
 from training.data import read_dataset, split_pieces  # noqa: E402
 
 
@@ -96,15 +98,18 @@ def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme,
     """Mean NLL of the band's events (and of its NOTE_ONs alone, and of its events given that
     the next event is not the lead's), all pieces in one batch; with ``from_step``, only the
     band's events from that step of each piece on. ``told``: a conditioned model is also told
-    the key of the lead heard so far, as it is when it plays (`neuralband.steering.steer`, each
-    lead NOTE_ON heard after it is fed); otherwise its controls stay "no control"."""
+    the key of the lead heard so far (and the arrangement density it says), as it is when it
+    plays (`neuralband.steering.steer`, each lead NOTE_ON heard after it is fed); otherwise its
+    controls stay "no control"."""
     stepper = Stepper.load(model, batch=len(seqs))
     steerings = None
     if told:
         info = read_info(model)
         if info.controls is None:
             raise ValueError(f"{model} reads no controls: there is no key to tell it")
-        steerings = [Steering(info.controls, ControlChoice(density=FREE)) for _ in seqs]
+        arranged = info.summary.get("arrangement_density")
+        choice = ControlChoice(density=FOLLOW if arranged else FREE)
+        steerings = [Steering(info.controls, choice, arranged) for _ in seqs]
         controls = np.zeros((len(seqs), info.controls.size), np.float32)
         per_s = scheme.settings.steps_per_second
         clocks = [_steps(s, scheme) for s in seqs]

@@ -3,15 +3,15 @@
 What is measured, on POP909 songs the model never trained on (the test split by content hash,
 `training.dataset.split_of`): each song's MELODY track, its first ``--seconds`` (60 s) from its
 first sung note, is the lead; the duet model accompanies it (`neuralband.generate.accompany`: the
-melody heard event by event at its own times, the band sampled between, the command line's
-default sampling: top-p 0.95, the model's own longest note and per-voice polyphony, the band
-kept under the melody and out of its way by `Rules.under_melody` and `Rules.clash`; 0 and 0
-measure the model alone), 2 variations. The band it plays is set beside the song's real PIANO and
-BRIDGE tracks over the same seconds (`neuralband.evaluate.accompaniment_metrics`): band notes per
-second, band notes in the song's key (estimated from all of the song's real notes in those seconds,
-so both bands are judged by one key), band onsets below the melody note sounding then, consonant
-with it, and melody onsets met by a band onset within 50 ms. Notes are read as key presses, as the
-model was trained.
+melody heard event by event at its own times, the band sampled between, the command line's default
+steering and sampling: the melody's key and the data's arrangement density told, top-p 0.95, the
+model's own longest note and per-voice polyphony, the band kept under the melody and out of its way
+by `Rules.under_melody` and `Rules.clash`; 0 and 0 measure the model alone), 2 variations. The band
+it plays is set beside the song's real PIANO and BRIDGE tracks over the same seconds
+(`neuralband.evaluate.accompaniment_metrics`): band notes per second, band notes in the song's key
+(estimated from all of the song's real notes in those seconds, so both bands are judged by one
+key), band onsets below the melody note sounding then, consonant with it, and melody onsets met by
+a band onset within 50 ms. Notes are read as key presses, as the model was trained.
 
 Run from the repository root (about a minute for 16 songs on 2 cores)::
 

@@ -4,7 +4,9 @@
 # and the PIANO and BRIDGE tracks together as the band (`--voices 2 --lead track:MELODY`; the
 # tracks after the lead join the band's one voice), key presses without the pedal (as the pop
 # model), the `medium` preset (2 x 512 LSTM) with bf16 autocast on the CPU, with key and density
-# controls (`--controls`: the whole arrangement's; accompanying, the band is told the melody's key). You play the tune,
+# controls (`--controls`: the whole arrangement's; accompanying, the band is told the melody's key
+# and the density the data's arrangements have under a melody as busy, which `train` keeps in the
+# model file as arrangement_density). You play the tune,
 # the band plays the arrangement under it: `neuralband play --model pop-duet --mode duet`,
 # `neuralband generate --model pop-duet --lead tune.mid`. Then scores it with the melody heard
 # and hidden (benchmarks/duet_nll.py) and measures its accompaniment (benchmarks/pop_duet.py).

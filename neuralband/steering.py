@@ -59,8 +59,17 @@ class Steering:
     """The control vector of a session: the fixed parts from the choice, the following parts
     from the notes heard (`heard`: a few microseconds per note, into preallocated rings)."""
 
-    def __init__(self, settings: ControlSettings, choice: ControlChoice = ControlChoice()):
+    def __init__(self, settings: ControlSettings, choice: ControlChoice = ControlChoice(),
+                 arrangement: dict | None = None):
+        """``arrangement`` (a duet model's ``arrangement_density``, `training.data`): the notes
+        heard are a lead's, and following density means playing as busily as the data's
+        arrangements under a lead this busy (the lead's own notes per second say too little
+        of the whole band's)."""
         self.settings, self.choice = settings, choice
+        self.arrangement = None
+        if arrangement:
+            self.arrangement = (np.asarray(arrangement["lead_edges"], np.float64),
+                                np.asarray(arrangement["density"], np.float64))
         self.vector = np.zeros(settings.size, np.float32)
         self._times = np.zeros(CAPACITY)
         self._pitch = np.zeros(CAPACITY, np.int64)
@@ -115,6 +124,9 @@ class Steering:
             recent = times[times > now - FOLLOW_DENSITY_S]
             span = max(float(recent.max() - recent.min()), 1.0) if len(recent) > 1 else None
             density = None if span is None else (len(recent) - 1) / span
+            if density is not None and self.arrangement is not None:
+                edges, arranged = self.arrangement
+                density = float(arranged[np.searchsorted(edges, density, side="right")])
         control_vector(self.settings, key, density, out=self.vector)
 
     def key(self) -> tuple[int, str] | None:
@@ -139,9 +151,10 @@ def steer(stepper, choice: ControlChoice | None, heard: np.ndarray | None = None
     the primer's tokens); None for a model without controls, which refuses a fixed choice.
 
     A duet model (voice-packed) that hears only the lead (``heard`` None: live, or
-    accompanying) follows the lead's key, but its density is left free unless set: the density
-    it learnt counts every voice's notes, which the lead's alone do not say. A primer of every
-    voice says it, and is followed."""
+    accompanying) follows the lead's key; the density it learnt counts every voice's notes,
+    which the lead's alone do not say, so it follows the density of the data's arrangements
+    under a lead as busy (the model's ``arrangement_density``), or is left free where the model
+    does not know it. A primer of every voice says it, and is followed."""
     info = stepper.info
     if info is None or info.controls is None:
         if choice is not None and (choice.key != "follow" or choice.density != "follow"):
@@ -149,9 +162,12 @@ def steer(stepper, choice: ControlChoice | None, heard: np.ndarray | None = None
                              "without --controls)")
         return None
     choice = choice or ControlChoice()
-    if info.voices is not None and choice.density == FOLLOW and heard is None:
-        choice = replace(choice, density=FREE)
-    steering = Steering(info.controls, choice)
+    arrangement = None
+    if info.voices is not None and heard is None:
+        arrangement = info.summary.get("arrangement_density")
+        if choice.density == FOLLOW and not arrangement:
+            choice = replace(choice, density=FREE)
+    steering = Steering(info.controls, choice, arrangement)
     if heard is not None and len(heard):
         steering.heard_tokens(heard, info.encoder, info.voices)
     stepper.set_controls(steering.vector)

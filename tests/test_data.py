@@ -412,3 +412,35 @@ def test_the_band_comes_in_mid_window_in_the_asked_share_of_windows(duet_dataset
 def test_the_band_entry_needs_a_band(dataset):
     with pytest.raises(DatasetMismatch, match="voice-packed"):
         TokenWindows(dataset, window=WINDOW, band_entry=0.5)
+
+
+def test_arrangement_density_is_the_whole_band_s_pace_under_a_lead_this_busy(tmp_path):
+    """A lead at 1 note/s over a band at 4 notes/s, then a lead at 3 notes/s over a band at 8:
+    at the lead's notes the table says 5 notes/s of everything under the slow lead and 11
+    under the busy one; the bins nothing falls in take the median of every moment."""
+    import pretty_midi
+
+    from encoders.voices import VoiceScheme, encode_voices
+    from training.data import LEAD_DENSITY_EDGES, arrangement_density
+
+    voices = VoiceScheme(2, lead="track:MELODY")
+    pieces = []
+    for lead_rate, band_rate in ((1, 4), (3, 8)):
+        pm = pretty_midi.PrettyMIDI()
+        for name, rate, pitch in (("MELODY", lead_rate, 72), ("PIANO", band_rate, 48)):
+            inst = pretty_midi.Instrument(0, name=name)
+            inst.notes = [pretty_midi.Note(80, pitch, k / rate, k / rate + 0.5 / rate)
+                          for k in range(120 * rate)]
+            pm.instruments.append(inst)
+        pieces.append(("train", encode_voices(pm, voices)))
+    ds = write_dataset(tmp_path / "ds", pieces)
+    table = arrangement_density(ds, DEFAULT, voices, window_s=4.0)
+    assert table["lead_edges"] == list(LEAD_DENSITY_EDGES)
+    slow = int(np.searchsorted(LEAD_DENSITY_EDGES, 1.0, side="right"))
+    busy = int(np.searchsorted(LEAD_DENSITY_EDGES, 3.0, side="right"))
+    # the notes after the lead's own in the next 4 s: 4 s of both parts, less that lead note
+    assert table["density"][slow] == pytest.approx(5.0, abs=0.3)
+    assert table["density"][busy] == pytest.approx(11.0, abs=0.3)
+    others = [d for b, d in enumerate(table["density"]) if b not in (slow, busy)]
+    assert len(set(others)) == 1 and 5.0 < others[0] < 11.0
+    assert arrangement_density(ds, DEFAULT, voices, 4.0, split="valid") == {}

@@ -27,7 +27,7 @@ from tests.conftest import CHORALES, TRAIN_CHORALES
 from tests.helpers import every_nth_valid
 from tests.helpers.live import balanced, melody, session
 from training.config import TrainConfig
-from training.data import TokenWindows
+from training.data import LEAD_DENSITY_EDGES, TokenWindows
 from training.dataset import build_dataset
 from training.train import train
 
@@ -197,8 +197,9 @@ def test_generate_lead_on_the_command_line(duet_model, tmp_path, capsys):
 def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_path,
                                                               monkeypatch):
     """--controls on a voice-packed dataset: the key and density of the whole arrangement.
-    Accompanying, the band is told the key of the melody heard so far (its density stays free:
-    the lead's notes alone do not say the arrangement's), and --key fixes it."""
+    Accompanying, the band is told the key of the melody heard so far and the density of the
+    data's arrangements under a melody as busy (the lead's notes alone do not say the
+    arrangement's); a model that does not know it leaves density free; --key fixes the key."""
     from encoders.controls import token_controls
     from neuralband.steering import ControlChoice, steer
 
@@ -216,8 +217,19 @@ def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_p
     np.testing.assert_array_equal(token_controls(piece, info.controls, voices=SATB),
                                   token_controls(base, info.controls))
 
+    arranged = info.summary["arrangement_density"]  # kept from the data at training
+    assert arranged["lead_edges"] == list(LEAD_DENSITY_EDGES)
+    assert len(arranged["density"]) == len(LEAD_DENSITY_EDGES) + 1
+    assert all(0 < d < 30 for d in arranged["density"])
     steering = steer(Stepper.load(model), None)
-    assert steering.choice == ControlChoice("follow", "free")
+    assert steering.choice == ControlChoice("follow", "follow")
+    unknowing = tmp_path / "unknowing"  # the same model, its file without the table
+    meta = json.loads(model.with_suffix(".json").read_text())
+    del meta["summary"]["arrangement_density"]
+    unknowing.with_suffix(".json").write_text(json.dumps(meta))
+    unknowing.with_suffix(".safetensors").write_bytes(
+        model.with_suffix(".safetensors").read_bytes())
+    assert steer(Stepper.load(unknowing), None).choice == ControlChoice("follow", "free")
     melody_tokens = soprano(CHORALES[0])
     told = []  # every control vector the band is given, through the real method
     real = Stepper.set_controls
@@ -228,7 +240,12 @@ def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_p
     assert len(told) == 1 + len(melody_pitches)  # at the start, then at each melody note
     cs = info.controls
     last = told[-1]
-    assert last[cs.key_flag] == 1 and last[cs.density_flag] == 0  # key told, density free
+    assert last[cs.key_flag] == 1 and last[cs.density_flag] == 1  # key and density told
+    times = np.array([s for s, _, _, _ in decode_notes(melody_tokens)]) / 100
+    recent = times[times > times[-1] - 8.0]  # the melody's last 8 s: its notes per second
+    lead = (len(recent) - 1) / max(recent[-1] - recent[0], 1.0)
+    want = arranged["density"][int(np.searchsorted(LEAD_DENSITY_EDGES, lead, side="right"))]
+    assert np.argmax(last[cs.density_start:cs.density_flag]) == cs.density_bin(want)
     assert set(np.flatnonzero(last[:12])) == {p % 12 for p in melody_pitches}  # within 20 s
     for choice in (None, ControlChoice.parse("Eb major", "free")):
         for made in accompany(model, melody_tokens, seed=5, controls=choice):

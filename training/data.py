@@ -395,3 +395,51 @@ def key_profiles(dataset_dir: str | Path, settings: EncoderSettings, split: str 
         sums[mode] += np.roll(hist, -tonic)
     return {mode: [round(float(x), 5) for x in (s / s.sum())] for mode, s in sums.items()
             if s.sum() > 0}
+
+
+# The lead's notes per second (over its last 8 s, as `neuralband.steering` hears a player: its
+# FOLLOW_DENSITY_S) binned at these edges: a slow tune, a sung line, a busy one.
+LEAD_DENSITY_EDGES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+MIN_WINDOWS = 50  # a bin with fewer moments takes the median over all of them
+
+
+def arrangement_density(dataset_dir: str | Path, settings: EncoderSettings, voices: VoiceScheme,
+                        window_s: float, split: str = "train", limit: int = 300,
+                        lead_window_s: float = 8.0) -> dict[str, list[float]]:
+    """How busy a voice-packed split's arrangements are under a lead this busy: at each lead
+    NOTE_ON, the lead's notes per second over its last ``lead_window_s`` (as a duet band hears
+    the player) against every voice's NOTE_ONs per second in the next ``window_s`` (the
+    density control's count); the median per lead bin (``LEAD_DENSITY_EDGES``). A duet model
+    told this plays as busily as the data's arrangements of such a tune; left free, an LSTM
+    drifts busier."""
+    from encoders.controls import onsets
+
+    sps = settings.steps_per_second
+    lead_at, total = [], []
+    for tokens in islice(split_pieces(dataset_dir, split), limit):
+        steps, where, _ = onsets(tokens, settings, voices)
+        on_steps = steps[where] / sps  # every voice's NOTE_ONs, in token order
+        is_lead = voices.unpack(np.asarray(tokens)[where])[0] == 0
+        if is_lead.sum() < 2 or not len(on_steps):
+            continue
+        end = steps[-1] / sps
+        lead = on_steps[is_lead]
+        for k, i in enumerate(np.flatnonzero(is_lead)):
+            t = on_steps[i]
+            if t + window_s > end:
+                break
+            recent = lead[max(0, np.searchsorted(lead, t - lead_window_s, "right")):k + 1]
+            if len(recent) < 2:
+                continue
+            span = max(float(recent[-1] - recent[0]), 1.0)
+            lead_at.append((len(recent) - 1) / span)
+            later = np.searchsorted(on_steps, t + window_s, "left") - (i + 1)
+            total.append(later / window_s)
+    if not total:
+        return {}
+    lead_at, total = np.asarray(lead_at), np.asarray(total)
+    bins = np.searchsorted(np.asarray(LEAD_DENSITY_EDGES), lead_at, side="right")
+    overall = float(np.median(total))
+    density = [round(float(np.median(total[bins == b])), 2) if (bins == b).sum() >= MIN_WINDOWS
+               else round(overall, 2) for b in range(len(LEAD_DENSITY_EDGES) + 1)]
+    return {"lead_edges": list(LEAD_DENSITY_EDGES), "density": density}

@@ -51,6 +51,7 @@ from training.config import (
 )
 from training.data import (
     TokenWindows,
+    arrangement_density,
     key_profiles,
     model_shape,
     note_length_quantile,
@@ -240,6 +241,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
             with progress.phase("key profiles"):
                 controls = replace(controls, key_profiles=key_profiles(cfg.dataset, encoder,
                                                                        voices=voices))
+            if voices:  # a duet band hearing a lead plays as busily as the data's arrangements
+                with progress.phase("arrangement density"):
+                    from_data["arrangement_density"] = arrangement_density(
+                        cfg.dataset, encoder, voices, controls.density_window_s)
         start_metrics(run / "metrics.csv", start)
 
     finish = ExitStack()  # bar, board and the Ctrl-C handler: closed however the loop ends

@@ -591,7 +591,9 @@ class Engine(LiveLoop):
                 self._unset_density = choice.density
             else:
                 self._reflect("density", float(choice.density))
-                self._unset_density = FREE if v.voiced else FOLLOW
+                # unset, a duet band follows you where its model knows how (`steering`)
+                self._unset_density = (FOLLOW if not v.voiced or self.steering.arrangement
+                                       is not None else FREE)
             if choice.key not in (FOLLOW, FREE):
                 self._reflect("key", float(control("key").index(choice.key)))
 
