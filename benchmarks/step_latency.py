@@ -168,6 +168,7 @@ def stepper_step(stepper: Stepper, seed: int) -> Callable[[int], int]:
 def live_step(stepper: Stepper, seed: int) -> Callable[[int], int]:
     """What `play` does per event with the bundled model: its key and density controls set (a
     conditioned model), feed, the grammar's mask (`NoteTracker`), top-p 0.95 sampling."""
+    from neuralband.parts import from_info
     from neuralband.sampling import NoteTracker, model_rules
     from neuralband.sampling import Sampler as LiveSampler
     from neuralband.steering import ControlChoice, steer
@@ -177,7 +178,8 @@ def live_step(stepper: Stepper, seed: int) -> Callable[[int], int]:
         steer(stepper, ControlChoice("C major", 6.0))
     rules = model_rules(info, None, top_p=0.95, max_polyphony=8)
     tracker = NoteTracker(rules, info.encoder)
-    sampler = LiveSampler(rules, seed, info.config.vocab_size)
+    sampler = LiveSampler(rules, seed, info.config.vocab_size,
+                          from_info(info).is_shift)  # the waits: one choice, as play draws
 
     def step(token: int) -> int:
         stepper.feed(token)

@@ -68,7 +68,7 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
         stepper.feed(np.full(variations, tok))
         for tracker in trackers:
             tracker.update(int(tok))
-    sampler = Sampler(rules, seed, voicing.vocab_size)
+    sampler = Sampler(rules, seed, voicing.vocab_size, voicing.is_shift)
     sps = voicing.settings.steps_per_second
     target = trackers[0].step + (round(seconds * sps) if np.isfinite(seconds) else 1 << 62)
     out: list[list[int]] = [[] for _ in range(variations)]
@@ -159,7 +159,7 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
     events = voicing.player[lead[~is_shift]].tolist()  # the melody as the lead voice's tokens
     at = steps[~is_shift].tolist()
     end = (steps[-1] if len(steps) else SILENCE_START_STEPS) + round(tail_s * s.steps_per_second)
-    sampler = Sampler(rules, seed, voicing.vocab_size)
+    sampler = Sampler(rules, seed, voicing.vocab_size, voicing.is_shift)
     tell = None if progress is None else (lambda dt: progress(dt / variations))
     out = []
     for _ in range(variations):

@@ -81,6 +81,50 @@ def test_top_p_keeps_only_the_nucleus_and_seeds_reproduce():
     assert {cold.sample(logits, allowed) for _ in range(50)} == {0}
 
 
+WAITS = np.zeros(388, bool)
+WAITS[TIME_SHIFT:VELOCITY] = True  # the 100 TIME_SHIFTs
+
+
+def test_top_p_weighs_waiting_as_one_choice():
+    """Two notes at 0.5 and 0.3, a wait of 0.2 spread over 100 lengths: top-p 0.9 cut token by
+    token keeps only the shortest half of the waits; with the waits as one choice, waiting
+    (0.2) is the second likeliest choice and every length of it stays. A wait of 0.04 beside a
+    note of 0.96 is dropped whole."""
+    p = np.zeros(388)
+    p[[60, 61]] = 0.5, 0.3
+    p[WAITS] = np.linspace(0.003, 0.001, 100) / np.linspace(0.003, 0.001, 100).sum() * 0.2
+    plain, grouped = p.copy(), p.copy()
+    Sampler(Rules(top_p=0.9), 0)._nucleus(plain)
+    Sampler(Rules(top_p=0.9), 0, 388, WAITS)._nucleus(grouped)
+    assert 0 < np.count_nonzero(plain[WAITS]) < 100
+    assert np.count_nonzero(grouped[WAITS]) == 100 and grouped[60] and grouped[61]
+    q = np.zeros(388)
+    q[60] = 0.96
+    q[WAITS] = 0.0004
+    Sampler(Rules(top_p=0.95), 0, 388, WAITS)._nucleus(q)
+    assert np.flatnonzero(q).tolist() == [60]
+    with pytest.raises(ValueError, match="classes"):
+        Sampler(Rules(), 0, 400, WAITS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.05, 0.99))
+def test_the_nucleus_keeps_waits_together_and_the_likeliest_choices(seed, top_p):
+    """Whatever the distribution: the waits are all kept or all dropped, what is kept holds at
+    least top_p of the mass, and no dropped choice is likelier than a kept one."""
+    rng = np.random.default_rng(seed)
+    p = np.exp(rng.normal(0, 2, 388)) * (rng.random(388) < 0.5)
+    p[rng.integers(388)] += 1.0
+    kept = p.copy()
+    Sampler(Rules(top_p=top_p), seed, 388, WAITS)._nucleus(kept)
+    assert np.count_nonzero(kept[WAITS]) in (0, np.count_nonzero(p[WAITS]))
+    assert kept.sum() >= top_p * p.sum() - 1e-9
+    choices = np.append(p[~WAITS], p[WAITS].sum())
+    is_kept = np.append(kept[~WAITS] > 0, kept[WAITS].sum() > 0)
+    if (~is_kept & (choices > 0)).any():
+        assert choices[is_kept].min() >= choices[~is_kept].max()
+
+
 def check_piece(tokens: np.ndarray, rules: Rules) -> None:
     """Every event obeys the grammar, and every NOTE_ON has its NOTE_OFF."""
     tracker = NoteTracker(rules)

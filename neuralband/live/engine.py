@@ -503,7 +503,7 @@ class Engine(LiveLoop):
         self.voicing = v = from_info(stepper.info) if stepper.info else Voicing(EventScheme(es))
         self.enc = LiveEncoder(es)
         self.tracker = v.tracker(rules)
-        self.sampler = Sampler(rules, seed, v.vocab_size)
+        self.sampler = Sampler(rules, seed, v.vocab_size, v.is_shift)
         self.sampler.measure = True  # the band's confidence, per draw (`Stats.entropy`)
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
         # A conditioned model's key and density: fixed, free, or following the player's notes.
