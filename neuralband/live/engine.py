@@ -678,7 +678,8 @@ class Engine(LiveLoop):
         if self._melody_offsets is not None and status != 0xB0:
             now = self._melody.update(data[1], is_on)
             self._melody_row = None if now is None else self._melody_offsets[now]
-            self._compose_bias()
+            if self._duet:  # alone (solo, call) the band ignores the row: nothing to compose
+                self._compose_bias()
         self._absorbed(t, data, is_on, thru=status != 0xB0)
         if is_on and self._follow:  # the band keeps to the key and pace the player sets
             # After the note's own events, which the state computed ahead (`_ahead`) was
