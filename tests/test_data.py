@@ -282,13 +282,17 @@ def test_stretching_keeps_the_events_and_rescales_time(dataset, seed, stretch):
         events = source[~is_shift(source)]
         row_events = row[~is_shift(row)]
         assert np.array_equal(row_events, events[:len(row_events)])  # same events, same order
-        # Each gap before an event is round(gap * f), at least 1, for one f in [1 - s, 1 + s].
+        # Each event's time is its old time times one f in [1 - s, 1 + s], within a step (the
+        # ends of the shift runs are rounded, not their lengths, so no error builds up; half a
+        # step, or one after a one-step run squeezed to nothing was kept at one).
         old, new = gaps(source)[:len(row_events)], gaps(row)
         assert np.array_equal(old > 0, new > 0)
-        ratio = new[old > 0] / old[old > 0]
-        slack = 0.5 / old[old > 0]
-        assert np.all(ratio >= 1 - stretch - slack) and np.all(ratio <= 1 + stretch + slack)
-        assert ratio.size == 0 or (ratio + slack).min() >= (ratio - slack).max() - 1e-9
+        t_old, t_new = np.cumsum(old), np.cumsum(new)
+        moved = t_old > 0
+        lo = ((t_new[moved] - 1.0) / t_old[moved]).max(initial=1 - stretch)
+        hi = ((t_new[moved] + 1.0) / t_old[moved]).min(initial=1 + stretch)
+        assert lo <= hi + 1e-9
+        assert lo <= 1 + stretch + 1e-9 and hi >= 1 - stretch - 1e-9
 
 
 def test_stretching_is_off_by_default_and_identity_at_zero(dataset):
@@ -364,9 +368,27 @@ def test_stretch_tokens_scales_each_run(tokens, factor):
     assert np.array_equal(out[~is_shift(out)], tokens[~is_shift(tokens)])
     before, after = shift_runs(tokens), shift_runs(out)
     assert len(before) == len(after)
+    kept = 0  # steps added to keep squeezed runs at one step, not yet taken back
+    old_end = new_end = 0
     for old, new in zip(before, after, strict=True):
         assert all(step == 100 for step in new[:-1])  # full shifts, then the remainder
-        assert abs(sum(new) - max(1.0, sum(old) * factor)) <= 0.5
+        assert sum(new) >= 1
+        old_end, new_end = old_end + sum(old), new_end + sum(new)
+        exact = old_end * factor
+        # Each run ends where its end's scaled time rounds to, but for the steps kept.
+        kept = max(0, new_end - int(exact + 0.5))
+        assert abs(new_end - kept - exact) <= 0.5
+        assert kept <= 1 or sum(new) == 1
+
+
+def test_stretch_tokens_keeps_the_beat_over_a_long_piece():
+    """Rounding each run's length would walk the events off their scaled times; rounding the
+    ends keeps the thousandth event within half a step of where the stretch puts it."""
+    runs = np.random.default_rng(0).integers(1, 40, size=1000)
+    tokens = np.ravel(np.column_stack([S + runs, np.full(1000, NOTE_ON + 60)]))
+    out = stretch_tokens(tokens, 1.037, DEFAULT)
+    ends = np.cumsum([sum(r) for r in shift_runs(out)])
+    assert np.max(np.abs(ends - np.cumsum(runs) * 1.037)) <= 0.5
 
 
 # --- The band coming in mid-window (voice-packed datasets) ----------------------------------------
