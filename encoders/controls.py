@@ -4,12 +4,16 @@ As Magenta's conditioned Performance RNN does, the model reads, beside each even
 that says what the music is about to do, computed from the notes themselves (so any MIDI works):
 
     [ pitch-class histogram (12) | key given (1) | density one-hot (bins) | density given (1) ]
+    [ beat control (`encoders.beats`, 10) ]      only in a model that reads beats
+
 
 - the histogram counts the NOTE_ONs of the next ``key_window_s`` seconds by pitch class, summing
   to 1: a key (and its chords) as the model hears it;
 - the density is the number of NOTE_ONs per second in the next ``density_window_s`` seconds,
   one-hot over ``density_edges`` (notes/s);
-- either part may be absent ("no control": zeros and its flag 0), which training does part of the
+- the beat control says where the moment sits in the beat and the bar and how long a beat is
+  (`encoders.beats`); it changes with every TIME_SHIFT, so the step runtime writes it per event;
+- any part may be absent ("no control": zeros and its flag 0), which training does part of the
   time, so the model also plays free.
 
 At play time the vector is set from the musician's choice (``generate --key``, ``--density``) or
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from encoders.beats import BEAT_SIZE
 from encoders.performance import DEFAULT_SETTINGS, EncoderSettings
 from encoders.voices import VoiceScheme, event_steps
 
@@ -41,6 +46,7 @@ class ControlSettings:
     # The training data's mean window histogram per mode ("major", "minor"), rotated to a tonic
     # of C (see `key_histogram`); empty: the scale's seven notes, equally.
     key_profiles: dict[str, list[float]] = field(default_factory=dict, compare=False)
+    beat: bool = False  # the beat control follows the density's (`encoders.beats`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "density_edges", tuple(float(e) for e in self.density_edges))
@@ -57,6 +63,11 @@ class ControlSettings:
     @property
     def size(self) -> int:
         """The length of the control vector."""
+        return self.beat_start + (BEAT_SIZE if self.beat else 0)
+
+    @property
+    def beat_start(self) -> int:
+        """Where the beat control starts (the vector's end in a model without it)."""
         return PITCH_CLASSES + 1 + self.bins + 1
 
     @property
@@ -88,16 +99,19 @@ class ControlSettings:
     def to_dict(self) -> dict:
         return {"key_window_s": self.key_window_s, "density_window_s": self.density_window_s,
                 "density_edges": list(self.density_edges),
-                "key_profiles": {k: list(v) for k, v in self.key_profiles.items()}}
+                "key_profiles": {k: list(v) for k, v in self.key_profiles.items()},
+                "beat": self.beat}
 
     @classmethod
     def from_dict(cls, d: dict) -> ControlSettings:
-        unknown = set(d) - {"key_window_s", "density_window_s", "density_edges", "key_profiles"}
+        unknown = set(d) - {"key_window_s", "density_window_s", "density_edges", "key_profiles",
+                            "beat"}
         if unknown:
             raise ValueError(f"unknown control settings: {sorted(unknown)}")
         return cls(float(d.get("key_window_s", 10.0)), float(d.get("density_window_s", 4.0)),
                    tuple(d.get("density_edges", DEFAULT_EDGES)),
-                   {str(k): [float(x) for x in v] for k, v in d.get("key_profiles", {}).items()})
+                   {str(k): [float(x) for x in v] for k, v in d.get("key_profiles", {}).items()},
+                   bool(d.get("beat", False)))
 
 
 def onsets(tokens: np.ndarray, encoder: EncoderSettings = DEFAULT_SETTINGS,
@@ -160,12 +174,15 @@ def token_controls(tokens: np.ndarray, settings: ControlSettings,
 def drop_controls(controls: np.ndarray, rng: np.random.Generator, p: float,
                   settings: ControlSettings) -> np.ndarray:
     """Training's "no control": each part of each row (batch, time, size) is zeroed, flag
-    included, with probability p (the key and the density apart)."""
+    included, with probability p (the key, the density and the beat apart)."""
     rows = controls.shape[0]
     key_off = rng.random(rows) < p
     dens_off = rng.random(rows) < p
     controls[key_off, :, :settings.density_start] = 0.0
-    controls[dens_off, :, settings.density_start:] = 0.0
+    controls[dens_off, :, settings.density_start:settings.beat_start] = 0.0
+    if settings.beat:  # drawn after the others: a run without beats keeps its batches
+        beat_off = rng.random(rows) < p
+        controls[beat_off, :, settings.beat_start:] = 0.0
     return controls
 
 

@@ -50,6 +50,8 @@ class TrainConfig:
     progress: bool = True
     controls: bool = False  # read key and density controls beside each token
     control_drop: float = 0.3  # the share of windows whose key (and, apart, density) is dropped
+    beat: bool = False  # also read the beat control (implies controls)
+    init: str | None = None  # start from this model file's weights (a fine-tune)
     precision: str = "auto"  # auto | fp32 | bf16 (autocast; auto: where the chip does bf16)
 
 
@@ -128,6 +130,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controls", action="store_true", default=None,
                    help="condition on the key and note density of the coming seconds "
                         "(encoders.controls), as Magenta's conditioned Performance RNN")
+    p.add_argument("--beat", action="store_true", default=None,
+                   help="also read where each event sits in the beat and the bar and how long a "
+                        "beat is (encoders.beats: the dataset's beats, found when it was "
+                        "encoded, else tracked from its notes); implies --controls")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from a trained model file's weights (a bundled name or a path) "
+                        "instead of random ones: fine-tuning. The shapes must match, except "
+                        "that control inputs the model lacks (--beat on a model without it) "
+                        "start at zero weight, so training starts from what it played "
+                        "(default: random weights)")
     p.add_argument("--control-drop", type=float,
                    help="share of windows trained with no key (and, apart, no density), so the "
                         f"model also plays free (default: {d.control_drop})")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from encoders.augment import stretch_tokens, transpose_tokens  # noqa: F401 - this module's too
+from encoders.beats import Beats, beat_features, note_onsets, track_beats
 from encoders.controls import ControlSettings, drop_controls, token_controls
 from encoders.performance import EncoderSettings
 from encoders.schemes import EventScheme, TokenScheme
@@ -216,6 +217,11 @@ class TokenWindows:
         self._cum_starts = np.cumsum(self._length if self.cyclic else self._length - window)
         self.n_windows = int(self._cum_starts[-1])  # distinct (piece, start) pairs
         self._shards: dict[str, np.ndarray] = {}
+        self._beats: dict[int, Beats | None] = {}  # per usable piece, as found (`piece_beats`)
+        self._steps: dict[int, np.ndarray] = {}  # per usable piece, the step after each token
+        if controls is not None and controls.beat and self.cyclic:
+            raise DatasetMismatch(f"beat controls follow one piece's time; the "
+                                  f"{self.scheme.name} scheme runs its pieces together")
 
     def shard(self, name: str) -> np.ndarray:
         """The memory-mapped token array of shards/<name>, opened on first use and kept."""
@@ -272,13 +278,60 @@ class TokenWindows:
         out = np.empty((self.batch_size, size), np.int64)
         ctrl = np.empty((self.batch_size, self.window, self.controls.size), np.float32)
         for row, (i, s) in enumerate(zip(index.tolist(), start.tolist(), strict=True)):
-            tokens, complete = self._window(rng, i, s, extra=CONTROL_LOOKAHEAD)
+            tokens, complete, factor = self._window(rng, i, s, extra=CONTROL_LOOKAHEAD)
             out[row] = tokens[:size]
             ctrl[row] = token_controls(tokens, self.controls, self.settings,
                                        complete, self.voices)[:self.window]
+            if self.controls.beat:
+                ctrl[row, :, self.controls.beat_start:] = self._beat_controls(
+                    i, s, factor, tokens[:self.window])
         if drop > 0:
             drop_controls(ctrl, rng, drop, self.controls)
         return out, ctrl
+
+    def piece_beats(self, index: int) -> Beats | None:
+        """Usable piece `index`'s beats: the manifest's (annotations, tempo map or tracker, found
+        when it was encoded), else tracked now from its tokens' notes; kept once found."""
+        if index not in self._beats:
+            entry = self.pieces[index].get("beats")
+            beats = None
+            if entry:
+                try:
+                    beats = Beats.from_dict(entry)
+                except (KeyError, TypeError, ValueError):
+                    beats = None
+            if beats is None:
+                from encoders.performance import decode_notes
+
+                base = self.scheme.base(self.piece_tokens(index, 0, int(self._length[index])))
+                notes = np.asarray(decode_notes(base, self.settings), np.float64).reshape(-1, 4)
+                onset, weight, bass = note_onsets(notes[:, 0] / self.settings.steps_per_second,
+                                                  notes[:, 2], notes[:, 3])
+                beats = track_beats(onset, weight, bass=bass)
+            self._beats[index] = beats
+        return self._beats[index]
+
+    def piece_steps(self, index: int) -> np.ndarray:
+        """The step (time) after each token of usable piece `index`, kept once computed."""
+        if index not in self._steps:
+            base = self.scheme.base(self.piece_tokens(index, 0, int(self._length[index])))
+            self._steps[index] = event_steps(base, self.settings)[1].astype(np.int64)
+        return self._steps[index]
+
+    def _beat_controls(self, index: int, start: int, factor: float,
+                       tokens: np.ndarray) -> np.ndarray:
+        """The beat control after each of a window's tokens: the piece's beats, stretched as
+        its notes were, at the time of each token (the window's start in the piece, stretched,
+        plus its tokens' own steps)."""
+        beats = self.piece_beats(index)
+        if beats is None:
+            return np.zeros((len(tokens), self.controls.size - self.controls.beat_start),
+                            np.float32)
+        steps = self.piece_steps(index)
+        before = int(steps[start - 1]) if start > 0 else 0  # the time at the window's start
+        own = event_steps(self.scheme.base(tokens), self.settings)[1]
+        seconds = (before * factor + own) / self.settings.steps_per_second
+        return beat_features(seconds, beats.scaled(factor) if factor != 1.0 else beats)
 
     def _positions(self, step: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
         """The generator of batch `step` and its windows' (piece, start) pairs."""
@@ -302,10 +355,11 @@ class TokenWindows:
         return self.batches(0)
 
     def _window(self, rng: np.random.Generator, index: int, start: int, extra: int = 0
-                ) -> tuple[np.ndarray, bool]:
+                ) -> tuple[np.ndarray, bool, float]:
         """One window of piece `index` at `start` (with up to ``extra`` tokens after it),
-        stretched, transposed and the band brought in as configured, and whether it reaches the
-        piece's end."""
+        stretched, transposed and the band brought in as configured, whether it reaches the
+        piece's end, and the time factor it was stretched by. (The band coming in leaves its
+        events out, never the time between them.)"""
         size = self.window + 1
         # Draw only what is configured, so runs without an augmentation keep their batches.
         entry = int(rng.integers(size)) if self.band_entry and \
@@ -313,27 +367,28 @@ class TokenWindows:
         if entry is None:
             return self._moved(rng, index, start, size + extra)
         # Leaving the band's first events out shortens the window: read one more window's worth.
-        tokens, complete = self._moved(rng, index, start, 2 * size + extra)
+        tokens, complete, factor = self._moved(rng, index, start, 2 * size + extra)
         steps = event_steps(self.voices.unpack(tokens)[1], self.settings)[1]
         entered = band_enters(tokens, self.voices, int(steps[min(entry, len(tokens) - 1)]))
         if len(entered) < size:  # near the piece's end: the window as it is
-            return tokens[:size + extra], complete and len(tokens) <= size + extra
-        return entered[:size + extra], complete and len(entered) <= size + extra
+            return tokens[:size + extra], complete and len(tokens) <= size + extra, factor
+        return entered[:size + extra], complete and len(entered) <= size + extra, factor
 
     def _moved(self, rng: np.random.Generator, index: int, start: int, need: int
-               ) -> tuple[np.ndarray, bool]:
+               ) -> tuple[np.ndarray, bool, float]:
         """Up to ``need`` tokens of piece `index` from `start`, stretched then transposed as
-        configured, and whether they reach the piece's end."""
+        configured, whether they reach the piece's end, and the time factor applied."""
         length = int(self._length[index])
         complete = start + need >= length
         size = self.window + 1
+        applied = 1.0
         if self.stretch > 0:
             factor = rng.uniform(1.0 - self.stretch, 1.0 + self.stretch)
             span = math.ceil(need * (1.0 + self.stretch)) + STRETCH_MARGIN
             stretched = self.scheme.stretch(self.piece_tokens(index, start, start + span), factor)
             if len(stretched) >= size:
                 complete = start + span >= length and len(stretched) < need
-                tokens = stretched[:need]
+                tokens, applied = stretched[:need], factor
             else:
                 tokens = self.piece_tokens(index, start, start + need)
         else:
@@ -343,8 +398,8 @@ class TokenWindows:
                 k = int(rng.integers(-self.transpose, self.transpose + 1))
                 moved = self.scheme.transpose(tokens, k)
                 if moved is not None:
-                    return moved, complete
-        return tokens, complete
+                    return moved, complete, applied
+        return tokens, complete, applied
 
 
 def note_lengths(tokens: np.ndarray, settings: EncoderSettings) -> np.ndarray:

@@ -5,8 +5,9 @@ A dataset folder holds::
     settings.json      the token scheme (`encoders.schemes`: events, voices, grid or text, with
                        its settings) as one entry; training refuses a dataset of another scheme
     manifest.jsonl     one line per encoded piece: source, sha256, split, shard, offset, length,
-                       the scheme's summary (duration_s and notes for music), and tune (an ABC
-                       tune's X: reference, a text piece's first line) for a piece of a file
+                       the scheme's summary (duration_s and notes for music), tune (an ABC
+                       tune's X: reference, a text piece's first line) for a piece of a file,
+                       and beats (times, downbeats, source: `encoders.beats`) where found
     errors.jsonl       one line per piece that could not be used: source (tune), reason
     shards/NNNNN.npy   uint16 token arrays; a file's tokens are shard[offset:offset + length]
                        (uint32 for a scheme of more classes: a grid beyond 4 voices)
@@ -113,6 +114,7 @@ class _Result:
     sha256: str | None
     tokens: np.ndarray | None
     error: str | None
+    beats: dict | None = None  # `encoders.beats.Beats.to_dict`, where the scheme finds them
 
 
 def _encode_one(job: _Job) -> list[_Result]:
@@ -143,8 +145,19 @@ def _encode_one(job: _Job) -> list[_Result]:
             continue
         error = job.scheme.refusal(tokens, job.limits)
         results.append(_Result(job.path, piece.ref, sha,
-                               None if error else tokens.astype(job.scheme.dtype), error))
+                               None if error else tokens.astype(job.scheme.dtype), error,
+                               None if error else _beats(job.scheme, piece, name)))
     return results
+
+
+def _beats(scheme: TokenScheme, piece, name: str) -> dict | None:
+    """The piece's beats as the manifest keeps them; None where the scheme has none or they
+    cannot be found (training then tracks them from the tokens)."""
+    try:
+        beats = scheme.beats(piece, name.split("#", 1)[0])
+    except Exception:  # noqa: BLE001 - the tokens are good; the beats are found again later
+        return None
+    return None if beats is None else beats.to_dict()
 
 
 def _results(jobs: list[_Job], workers: int) -> Iterator[list[_Result]]:
@@ -265,7 +278,7 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
             pending_rows.append(where | {
                 "sha256": result.sha256, "split": split, "shard": None, "offset": pending_len,
                 "length": len(tokens), **about,
-            })
+            } | ({"beats": result.beats} if result.beats else {}))
             pending.append(tokens)
             pending_len += len(tokens)
             summary.encoded += 1

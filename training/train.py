@@ -118,6 +118,45 @@ def evaluate(model: torch.nn.Module, windows: np.ndarray, device: torch.device,
     return total / count
 
 
+def warm_start(model: EventLSTM, path: str, controls: ControlSettings | None) -> None:
+    """Load a trained model file's weights into ``model`` (a fine-tune starts from them). The
+    shapes must be the same, except layer 0's input weights where the run reads control inputs
+    the file's model lacks (the beat, after its key and density): those columns start at zero,
+    so the model starts out playing exactly as the file's did."""
+    from neuralband.runtime import load_weights
+
+    weights, info = load_weights(path)  # a bundled name or a path; never unpickled
+    base = info.controls
+    if controls is not None and base is not None and (
+            base.density_edges != controls.density_edges
+            or base.key_window_s != controls.key_window_s
+            or base.density_window_s != controls.density_window_s
+            or (base.beat and not controls.beat)):
+        raise ValueError(f"{path} reads other controls ({base.to_dict()}) than this run")
+    if model.config.vocab_size != info.config.vocab_size:
+        raise ValueError(f"{path} reads {info.config.vocab_size} token classes; this dataset "
+                         f"has {model.config.vocab_size}")
+    own = model.state_dict()
+    first = f"{model.config.cell}.weight_ih_l0"
+    loaded = {}
+    for name, tensor in own.items():
+        if name not in weights:
+            raise ValueError(f"{path} has no {name}: it is not a {model.config.cell} model of "
+                             f"this shape")
+        value = torch.from_numpy(weights[name])
+        if value.shape != tensor.shape:
+            widened = (name == first and value.shape[0] == tensor.shape[0]
+                       and value.shape[1] < tensor.shape[1])
+            if not widened:
+                raise ValueError(f"{path}: {name} is {tuple(value.shape)}, this run's model "
+                                 f"needs {tuple(tensor.shape)} (another preset or scheme)")
+            grown = torch.zeros_like(tensor)
+            grown[:, :value.shape[1]] = value
+            value = grown
+        loaded[name] = value.to(tensor.dtype)
+    model.load_state_dict(loaded, strict=True)
+
+
 class StopRequest:
     """Ctrl-C while training: the first lets the step under way finish, to be checkpointed; a
     second stops at once. Only in the main thread of a single process (DDP ranks would part),
@@ -186,7 +225,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
     with progress.phase("reading the dataset and the validation windows"):
         scheme = read_dataset(cfg.dataset)[0]  # what the tokens are: their classes in and out
         encoder, voices = scheme.settings, scheme.voices  # the events under them, their voices
-        controls = ControlSettings() if cfg.controls else None
+        controls = ControlSettings(beat=cfg.beat) if cfg.controls or cfg.beat else None
         train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch, cfg.seed,
                                      cfg.transpose, cfg.stretch, settings=encoder,
                                      controls=controls, band_entry=cfg.band_entry)
@@ -204,7 +243,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
     resuming = cfg.resume and (run / STATE).exists()
     with progress.phase("the model, its optimizer" + (" and checkpoint" if resuming else "")):
         torch.manual_seed(cfg.seed)
-        model = EventLSTM(config).to(device)
+        model = EventLSTM(config)
+        if cfg.init and not resuming:
+            warm_start(model, cfg.init, controls)
+        model = model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr,
                                       weight_decay=cfg.weight_decay)
         start, best, elapsed = 0, math.inf, 0.0
@@ -302,7 +344,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
             done = step + 1
             if done % cfg.eval_every == 0 or done == cfg.steps:
                 # A conditioned model is chosen by its NLL running free (no controls), the
-                # harder case; its NLL with the true controls is kept beside it.
+                # harder case (one that reads beats: with them); the other NLL is kept beside.
                 nll = evaluate(model, eval_set, device)
                 nll_ctrl = (evaluate(model, eval_set, device, controls=eval_controls)
                             if controls is not None else None)
@@ -319,8 +361,11 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
                         board.add_scalar("loss/train", train_loss, done)
                         board.add_scalar("nll/valid", nll, done)
                         board.add_scalar("lr", lr_at(step, cfg), done)
-                    if nll < best:
-                        best = nll
+                    # A model that reads beats plays with them: it is chosen by its NLL with
+                    # the true controls (running free is what the beat is for to change).
+                    chosen = nll_ctrl if cfg.beat else nll
+                    if chosen < best:
+                        best = chosen
                         summary = {"dataset": str(cfg.dataset), "preset": cfg.preset,
                                    "step": done, "valid_nll": round(nll, 4),
                                    "valid_ppl": round(math.exp(nll), 3), "baselines": base,
