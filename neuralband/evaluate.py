@@ -32,6 +32,13 @@ Accompaniment metrics (`accompaniment_metrics`) of a melody part and a band part
   interval classes 0 (unison, octaves), 3, 4 (thirds), 5, 7 (perfect fourth and fifth),
   8, 9 (sixths); seconds, sevenths and the tritone count as dissonant;
 - ``melody_met_share``: the share of melody onsets with a band onset within 50 ms.
+
+Groove metrics (`groove_metrics`) of onsets against a reference's beats (`encoders.beats`):
+
+- ``on_grid``: the share of onsets within 40 ms of an eighth-note line of the beats (real pop
+  piano: about three in four; onsets at random: ``chance``, about one in five at 80 BPM);
+- ``tempo_held``: the same on a steady grid at the beats' tempo, at the phase that holds most
+  onsets: whether the tempo is kept, wherever its beat falls.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from encoders.beats import Beats, best_phase_on_grid, chance_on_grid, on_grid
 from encoders.errors import MidiError
 from encoders.keys import CONSONANT_INTERVALS, estimate_key, pitch_class_histogram, scale_mask
 from encoders.midi_io import NoteTable, read_notes, source_name, table_from_pretty_midi
@@ -208,6 +216,20 @@ def piece_metrics(piece: Piece, start_s: float = 0.0, end_s: float | None = None
         "in_key_share": in_key_share(notes.pitch, key),
         "pc_distance": distance,
     }
+
+
+def groove_metrics(onsets_s: np.ndarray, beats: Beats | None, start_s: float = 0.0,
+                   end_s: float = np.inf) -> dict[str, float]:
+    """How the onsets in ``[start_s, end_s)`` keep a reference's beat (`encoders.beats`): the
+    share within 40 ms of its eighth-note lines (``on_grid``), the share on a steady grid at its
+    tempo at the best phase (``tempo_held``: the tempo kept, wherever the beat falls), and what
+    onsets at random would give (``chance``). NaN without beats or onsets."""
+    t = np.asarray(onsets_s, np.float64)
+    t = t[(t >= start_s) & (t < end_s)]
+    if beats is None or not len(t):
+        return {"on_grid": float("nan"), "tempo_held": float("nan"), "chance": float("nan")}
+    return {"on_grid": on_grid(t, beats), "tempo_held": best_phase_on_grid(t, beats.period_s),
+            "chance": chance_on_grid(beats)}
 
 
 def melody_at(melody: NoteTable, times: np.ndarray) -> np.ndarray:

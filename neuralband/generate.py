@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from encoders.beats import Beats
 from encoders.performance import Event
 from encoders.voices import event_steps
 from neuralband.parts import MelodyNote, Voicing, from_info
@@ -48,12 +49,15 @@ def _load(model: str | os.PathLike, variations: int) -> tuple[Stepper, Voicing]:
 def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float,
              variations: int = 1, rules: Rules | None = None, seed: int | None = None,
              progress: Callable[[float], None] | None = None,
-             controls: ControlChoice | None = None, length: int | None = None) -> list[Piece]:
+             controls: ControlChoice | None = None, length: int | None = None,
+             beats: Beats | None = None) -> list[Piece]:
     """Continue ``primer`` tokens (None: silence) by ``seconds`` of music (or, with ``length``,
     by that many events, whichever comes first), ``variations`` times.
 
     A voice-packed model plays every voice, the lead included. A conditioned model keeps the
-    key and density of ``controls`` (by default those of the primer; from silence, free).
+    key and density of ``controls`` (by default those of the primer; from silence, free). A
+    model that reads the beat plays on ``beats`` (seconds from the primer's start; carry a
+    primer's own on with `Beats.carried_on`); None: no beat.
     """
     if seconds <= 0 or variations < 1 or (length is not None and length < 1):
         raise ValueError("seconds, length and variations must be positive")
@@ -64,12 +68,15 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
     prefix = (np.asarray(primer, np.int64) if primer is not None and len(primer) else
               np.array([voicing.shift(SILENCE_START_STEPS)]))
     trackers = [voicing.tracker(rules, every) for _ in range(variations)]
+    sps = voicing.settings.steps_per_second
+    on_beat = beats is not None and stepper.reads_beat
     for tok in prefix:
+        if on_beat:
+            stepper.place_on(beats, trackers[0].step / sps)
         stepper.feed(np.full(variations, tok))
         for tracker in trackers:
             tracker.update(int(tok))
     sampler = Sampler(rules, seed, voicing.vocab_size, voicing.is_shift)
-    sps = voicing.settings.steps_per_second
     target = trackers[0].step + (round(seconds * sps) if np.isfinite(seconds) else 1 << 62)
     out: list[list[int]] = [[] for _ in range(variations)]
     done = np.zeros(variations, bool)
@@ -79,6 +86,8 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
     while not done.all():
         logits = stepper.logits()
         for b, tracker in enumerate(trackers):
+            if on_beat:  # each stream at its own time on the beats
+                stepper.place_on(beats, tracker.step / sps, stream=b)
             if done[b]:
                 nxt[b] = idle  # finished streams idle on a short shift
                 continue
@@ -137,11 +146,12 @@ def sample_tokens(model: str | os.PathLike, primer: np.ndarray | None, length: i
 def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
               rules: Rules | None = None, seed: int | None = None, tail_s: float = 1.0,
               progress: Callable[[float], None] | None = None,
-              controls: ControlChoice | None = None) -> list[Piece]:
+              controls: ControlChoice | None = None, beats: Beats | None = None) -> list[Piece]:
     """Band parts for a melody: ``lead`` is its Performance tokens (`encoders.performance`);
     each Piece's tokens hold the melody as the lead voice and the band's sampled voices, ending
     ``tail_s`` after the melody's last event with every band note closed. A conditioned model
-    is steered by ``controls``: by default the key of the melody heard so far, as live.
+    is steered by ``controls``: by default the key of the melody heard so far, as live. A model
+    that reads the beat plays on ``beats`` (the melody's, in its tokens' seconds); None: free.
 
     The variations are played one after another (a band's waits are tried and taken back, which
     one batched step for all of them cannot do)."""
@@ -165,8 +175,10 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
     for _ in range(variations):
         stepper.reset()
         steering = steer(stepper, controls)  # afresh: nothing heard yet
+        clock = None if beats is None or not stepper.reads_beat else \
+            beats.shifted(SILENCE_START_STEPS / s.steps_per_second)
         out.append(_band_under(stepper, voicing, rules, sampler, events, at, end, tell,
-                               steering))
+                               steering, clock))
     seconds = (end - SILENCE_START_STEPS) / s.steps_per_second
     return [Piece(np.asarray(o, np.int64), 1, seconds) for o in out]
 
@@ -174,11 +186,12 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
 def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampler,
                 events: list[int], at: list[int], end: int,
                 progress: Callable[[float], None] | None,
-                steering: Steering | None = None) -> list[int]:
+                steering: Steering | None = None, beats: Beats | None = None) -> list[int]:
     """One stream: the melody's ``events`` heard at their steps ``at``, the band sampled in
     between (`Voicing.band_mask` says how it waits), until step ``end``; its tokens. The
     steering (if any) hears each melody NOTE_ON as it comes, and the band's draws keep under
-    the melody note sounding (`Voicing.melody_offsets`)."""
+    the melody note sounding (`Voicing.melody_offsets`); a beat-reading model reads where
+    each event falls on ``beats`` (times from the stream's start)."""
     follow = steering is not None and not steering.choice.fixed
     offsets = voicing.melody_offsets(rules)
     melody = MelodyNote()
@@ -191,7 +204,12 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
     mask = np.empty(voicing.vocab_size, bool)
     snap = stepper.snapshot()
 
+    def place() -> None:  # the beat clock at the stream's time (a trial wait moved it)
+        if beats is not None:
+            stepper.place_on(beats, tracker.step / sps)
+
     def commit(tok: int) -> None:
+        place()
         stepper.feed(tok)
         tracker.update(tok)
         out.append(tok)
@@ -239,6 +257,7 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
         # Wait n steps on trial and see what the model would do then.
         stepper.snapshot(into=snap)
         saved = tracker.save()
+        place()
         stepper.feed(tok)
         tracker.update(tok)
         then = sampler.sample(stepper.logits()[0],

@@ -16,6 +16,11 @@ the recurrent products of the current state (every layer's W_hh @ h: most of a s
 while nothing is waiting, so the `feed` that follows reads only the input weights; and
 `speculate` computes, off the critical path, the whole state after a token that is likely next
 (the player's time shift), so that feeding that token from that state is a copy.
+
+A model that reads the beat (`encoders.beats`) gets its beat control from the Stepper's beat
+clock: `place_beat` says where in the beat and bar the stream is and how long a beat lasts, and
+every fed token moves the clock on by the time it stands for, so the phase changes with each
+TIME_SHIFT without the caller writing a control vector (a few microseconds, nothing allocated).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from encoders.beats import DENSE, REFERENCE_PERIOD_S, Beats, positions, write_beat
+from encoders.performance import Event
 from neuralband.modelconfig import ModelConfig
 from neuralband.modelfile import ModelFileError, ModelInfo, model_paths, read_info
 
@@ -48,6 +55,7 @@ class Snapshot:
     rec: np.ndarray
     prepared: bool = False
     version: int = -1
+    beat: np.ndarray | None = None  # the beat clock's position (beats into the bar), per stream
 
 
 @dataclass
@@ -175,6 +183,87 @@ class Stepper:
         self._fresh = False  # whether _logits matches the state
         self.controls = np.zeros((batch, config.controls), np.float32)  # zeros: no control
         self._control_rows = np.zeros((batch, G * H), np.float32)  # controls @ control_w
+        self._init_beat(info, G * H)
+
+    def _init_beat(self, info: ModelInfo | None, width: int) -> None:
+        """The beat clock of a model that reads the beat control: its weight rows apart from
+        the key's and density's, the seconds each input token stands for, and the clock (off:
+        "no beat" until `place_beat`)."""
+        controls = info.controls if info is not None else None
+        self.reads_beat = bool(controls is not None and controls.beat)
+        B = self.batch
+        self.beat_pos = np.zeros(B, np.float64)  # beats since the bar's downbeat
+        self.beat_period_s = np.full(B, REFERENCE_PERIOD_S)
+        self.bar_beats = np.full(B, 4.0)
+        self.beat_on = False
+        if not self.reads_beat:
+            self.control_w_beat = np.zeros((0, width), np.float32)
+            return
+        start = controls.beat_start
+        self.control_w_beat = np.ascontiguousarray(self.control_w[start:])  # (BEAT_SIZE, G*H)
+        self.control_w = np.ascontiguousarray(self.control_w[:start])
+        self._beat_dense = self.control_w_beat[:DENSE]  # the phases' rows, a matrix product
+        self._beat_vec = np.zeros((B, DENSE), np.float32)
+        self._beat_rows = np.zeros((B, width), np.float32)
+        scheme = info.scheme
+        base = scheme.base(np.arange(scheme.input_classes))
+        enc = scheme.settings
+        self.token_seconds = np.where(enc.kinds[base] == Event.TIME_SHIFT,
+                                      enc.values[base] / enc.steps_per_second, 0.0)
+
+    def place_beat(self, beat_in_bar: float | None, period_s: float = REFERENCE_PERIOD_S,
+                   bar_beats: float = 4.0, stream: int | None = None) -> None:
+        """Where the stream(s) stand now: ``beat_in_bar`` beats after a downbeat (0 on it;
+        the fraction is the phase in the beat), a beat of ``period_s``, bars of ``bar_beats``;
+        None: no beat (the model runs free). Each token fed then moves the clock on."""
+        if not self.reads_beat:
+            return
+        rows = slice(None) if stream is None else slice(stream, stream + 1)
+        if beat_in_bar is None:
+            self.beat_on = False
+        else:
+            if not period_s > 0 or not bar_beats >= 1:
+                raise ValueError(f"a beat lasts > 0 s and a bar >= 1 beat, got {period_s}, "
+                                 f"{bar_beats}")
+            self.beat_pos[rows] = beat_in_bar % bar_beats
+            self.beat_period_s[rows] = period_s
+            self.bar_beats[rows] = bar_beats
+            self.beat_on = True
+        for guess in self._guesses:  # computed on the old clock
+            guess.base = None
+
+    def place_on(self, beats: Beats | None, time_s: float, stream: int | None = None) -> None:
+        """`place_beat` at ``time_s`` on a piece's beats (None, or beyond them: no beat)."""
+        if beats is None:
+            self.place_beat(None)
+            return
+        pos = positions(np.array([time_s]), beats)
+        if not pos.inside[0]:
+            self.place_beat(None)
+            return
+        bar = float(pos.bar_beats[0])
+        self.place_beat(float(pos.bar_phase[0]) * bar, float(pos.period_s[0]), bar, stream)
+
+    def _beat_input(self, tokens: int | np.ndarray, gates: np.ndarray) -> None:
+        """Move the beat clock on by the fed token(s)' time and add the beat control's rows."""
+        if not self.beat_on:
+            return
+        pos, vec = self.beat_pos, self._beat_vec
+        if isinstance(tokens, (int, np.integer)):
+            pos += self.token_seconds[tokens] / self.beat_period_s
+        else:
+            pos += np.take(self.token_seconds, tokens) / self.beat_period_s
+        rows = self.control_w_beat
+        for b in range(self.batch):
+            p, bar = float(pos[b]), float(self.bar_beats[b])
+            if p >= bar:
+                p %= bar
+                pos[b] = p
+            eighth, beat = write_beat(vec[b], p, p / bar, float(self.beat_period_s[b]))
+            gates[b] += rows[eighth]  # the one-hot times to the next lines: their rows
+            gates[b] += rows[beat]
+        np.dot(vec, self._beat_dense, out=self._beat_rows)
+        gates += self._beat_rows
 
     def _input_bias(self, weights: dict[str, np.ndarray], k: int) -> np.ndarray:
         """The biases added to layer k's input product: an LSTM's two; for a GRU, b_ih and
@@ -209,7 +298,8 @@ class Stepper:
             raise ValueError(f"controls must have {self.config.controls} values per stream, "
                              f"got shape {v.shape}")
         self.controls[:] = v
-        np.dot(self.controls, self.control_w, out=self._control_rows)
+        # (a beat-reading model's beat part comes from its clock: `place_beat`)
+        np.dot(self.controls[:, :len(self.control_w)], self.control_w, out=self._control_rows)
         for guess in self._guesses:  # computed with the old controls: no state leads there
             guess.base = None
 
@@ -268,11 +358,11 @@ class Stepper:
             guess.base, guess.token = start, token
         # Computed in scratch arrays: the live state's arrays are never written, so a reader in
         # another thread (the live view's cells) sees only states that happened.
-        live = (self.h, self.c, self._logits, self._rec)
+        live = (self.h, self.c, self._logits, self._rec, self.beat_pos)
         flags = (self._fresh, self._prepared, self._version)
         if self._scratch is None:
             self._scratch = tuple(np.empty_like(a) for a in live)
-        self.h, self.c, self._logits, self._rec = self._scratch
+        self.h, self.c, self._logits, self._rec, self.beat_pos = self._scratch
         try:
             if base is None:
                 for into, now in zip(self._scratch, live, strict=True):
@@ -283,7 +373,7 @@ class Stepper:
             self.prepare()
             self.snapshot(into=guess.state)
         finally:
-            self.h, self.c, self._logits, self._rec = live
+            self.h, self.c, self._logits, self._rec, self.beat_pos = live
             self._fresh, self._prepared, self._version = flags
         self._guesses.append(guess)
         return guess.state
@@ -322,6 +412,8 @@ class Stepper:
             gates += self._rows
         if self.config.controls:
             gates += self._control_rows
+            if self.reads_beat:
+                self._beat_input(tokens, gates)
 
     def _gru(self, k: int, gi: np.ndarray, gh: np.ndarray) -> None:
         """GRU update in place (PyTorch's): r, z = sigmoid(gi + gh) on the first 2H; the
@@ -373,13 +465,17 @@ class Stepper:
         reuse an earlier snapshot's buffers (no allocation)."""
         if into is None:
             return Snapshot(self.h.copy(), self.c.copy(), self.logits().copy(), self._rec.copy(),
-                            self._prepared, self._version)
+                            self._prepared, self._version, self.beat_pos.copy())
         np.copyto(into.h, self.h)
         np.copyto(into.c, self.c)
         np.copyto(into.logits, self.logits())
         if self._prepared:
             np.copyto(into.rec, self._rec)
         into.prepared, into.version = self._prepared, self._version
+        if into.beat is None:
+            into.beat = self.beat_pos.copy()
+        else:
+            np.copyto(into.beat, self.beat_pos)
         return into
 
     def restore(self, snap: Snapshot) -> None:
@@ -387,6 +483,8 @@ class Stepper:
         np.copyto(self.h, snap.h)
         np.copyto(self.c, snap.c)
         np.copyto(self._logits, snap.logits)
+        if snap.beat is not None:
+            np.copyto(self.beat_pos, snap.beat)
         if snap.prepared:
             np.copyto(self._rec, snap.rec)
         self._fresh = True
