@@ -204,6 +204,19 @@ def _rules_and_controls(args: argparse.Namespace, info, model: str):
     return rules, ControlChoice.parse(args.key, args.density)
 
 
+def _add_beat_arguments(p: argparse.ArgumentParser, beat_follows: str) -> None:
+    """generate's beat options (`neuralband.groove`); ``beat_follows``: whose beat by default."""
+    p.add_argument("--bpm", type=float, metavar="BPM",
+                   help="a model that reads the beat plays on a steady grid at this tempo "
+                        f"(default: follow {beat_follows})")
+    p.add_argument("--meter", metavar="N/4",
+                   help="beats to the bar for --bpm or the beats found, e.g. 3/4 (default: "
+                        "the file's, else 4/4)")
+    p.add_argument("--beat", choices=("follow", "free"), default=None,
+                   help=f"follow (default): the beat of {beat_follows}; free: no beat "
+                        "(rubato)")
+
+
 def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows: str) -> None:
     """The options of how the model plays, shared by generate and play; ``follows`` says what
     --key and --density follow by default."""
@@ -264,13 +277,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                   disable=args.quiet or (seconds < 20 if math.isfinite(seconds) else
                                          args.length < 200),
                   dynamic_ncols=True) as bar:
+            beats = _offline_beats(args, info, model, seconds, primer if not args.lead
+                                   else None)
             if args.lead:
                 pieces = accompany(model, lead, args.n, rules, args.seed,
-                                   progress=lambda dt: bar.update(round(dt)), controls=choice)
+                                   progress=lambda dt: bar.update(round(dt)), controls=choice,
+                                   beats=beats)
             else:
                 pieces = generate(model, primer, seconds, args.n, rules, args.seed,
                                   progress=lambda dt: bar.update(round(dt)), controls=choice,
-                                  length=args.length)
+                                  length=args.length, beats=beats)
     except (ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
@@ -286,6 +302,25 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(f"wrote {name}: {notes} notes{parts}, {pm.get_end_time():.1f} s "
               f"({len(piece.tokens) - piece.primer_length} events generated)")
     return 0
+
+
+def _offline_beats(args: argparse.Namespace, info, model: str, seconds: float,
+                   primer) -> object:
+    """generate's beat (`neuralband.groove`): --bpm, else the primer's or melody's beats, else
+    none; refused in one line for a model that reads no beat."""
+    from neuralband.groove import FROM_SILENCE_S, BeatChoice, offline_beats
+
+    choice = BeatChoice.parse(args.bpm, args.meter, args.beat)
+    reads = info.controls is not None and info.controls.beat
+    if not reads:
+        if choice.bpm is not None or choice.meter is not None:
+            raise ValueError(f"{model} reads no beat (trained without --beat): leave out "
+                             "--bpm and --meter")
+        return None
+    source = args.lead or args.primer
+    before = 0.0 if primer is None else info.scheme.seconds(primer)
+    until = before + (seconds if math.isfinite(seconds) else 600.0) + 5.0
+    return offline_beats(choice, source, FROM_SILENCE_S, until)
 
 
 def _generate_tokens(args: argparse.Namespace, model: str, info, rules) -> int:
@@ -387,8 +422,12 @@ def _cmd_play(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.model} is a {info.scheme.name} model: it writes "
                              f"{info.scheme.unit} (neuralband generate), it does not play")
         rules, controls = _rules_and_controls(args, info, args.model or "the default model")
+        from encoders.beats import parse_meter
+
         return play(choice, args.model, settings, rules, args.seed, args.record, args.seconds,
                     bpm=args.bpm, click=args.click,
+                    meter=None if args.meter is None else parse_meter(args.meter),
+                    follow_beat=args.beat != "free",
                     grace_s=None if args.grace_ms is None else args.grace_ms / 1000.0,
                     precision=args.precision, controls=controls, midi_map=midi_map,
                     osc=None if args.osc is None else parse_address(args.osc),
@@ -672,6 +711,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="tokens to add: events of music (instead of --seconds), bytes of "
                           "text (default 400)")
     _add_sampling_arguments(gen, polyphony=12, follows="the primer (free from silence)")
+    _add_beat_arguments(gen, beat_follows="the primer's or the melody's beats (annotations "
+                                          "beside it, its tempo map where that fits the "
+                                          "notes, else tracked from them); from silence, none")
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("-n", type=int, default=1, help="variations, in one batched pass")
     gen.add_argument("-o", "--out", required=True,
@@ -709,14 +751,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="when a port disappears: wait for it to come back, or exit")
     pl.add_argument("--seed", type=int, default=None)
     pl.add_argument("--bpm", type=float, default=None,
-                    help="grid models: the tempo of the grid, in beats per minute "
-                         "(default: the model's)")
+                    help="the band's tempo in beats per minute: a grid model's grid (default: "
+                         "the model's); a model that reads the beat plays on a steady beat at "
+                         "it, the first downbeat as it starts (default: a MIDI clock it "
+                         "follows, else your taps, else the beat of your playing, tracked)")
+    pl.add_argument("--meter", metavar="N/4",
+                    help="beats to the bar of a model that reads the beat, e.g. 3/4 "
+                         "(default 4/4)")
+    pl.add_argument("--beat", choices=("follow", "free"), default=None,
+                    help="a model that reads the beat: follow (default) the clock, --bpm, "
+                         "your taps or your playing; free: no beat (rubato)")
     pl.add_argument("--grace-ms", type=float, default=None,
                     help="grid models: how long after each grid line the band decides, so a "
                          "note played a little late still counts on it (default 30, at most "
                          "half a step)")
     pl.add_argument("--click", action="store_true",
-                    help="grid models: a metronome click on channel 10 every beat")
+                    help="a metronome click on channel 10 every beat (a grid model's, or "
+                         "with --bpm a beat-reading model's)")
     pl.add_argument("--no-realtime", dest="realtime", action="store_false",
                     help="do not ask real-time scheduling (SCHED_FIFO) for the loop's thread; "
                          "by default it is asked where the system allows it (root, or an "

@@ -48,9 +48,14 @@ def test_solo_interrupted_waits_leave_the_model_exactly_on_the_stream():
     fresh = Stepper.load(bundled_model())
     changes = dict(engine.control_changes)  # the controls followed the player's notes
     assert changes or not fresh.config.controls
+    beats = {}  # where the band's beat was placed (a model that reads the beat)
+    for i, where in engine.beat_changes:
+        beats.setdefault(i, []).append(where)
     for i, tok in enumerate(engine.tokens):
         if i in changes:
             fresh.set_controls(changes[i])
+        for where in beats.get(i, []):
+            fresh.place_beat(*where) if where is not None else fresh.place_beat(None)
         fresh.feed(tok)
     np.testing.assert_allclose(fresh.h, engine.stepper.h, atol=1e-5)
     assert balanced(out.sent)

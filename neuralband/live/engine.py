@@ -40,11 +40,19 @@ from encoders.keys import estimate_key, parse_key, scale_mask
 from encoders.live import LiveEncoder
 from encoders.performance import DEFAULT_SETTINGS, Event
 from encoders.schemes import EventScheme
+from neuralband.live.beat import (
+    CLICK_ACCENT,
+    CLICK_CHANNEL,
+    CLICK_PITCH,
+    CLICK_VELOCITY,
+    Grid,
+    LiveBeat,
+)
 from neuralband.live.clock import SPIN_S, wait_for_input
 from neuralband.live.midimap import MidiMap, Source
 from neuralband.live.notes_out import NOTE_ON, OutputNotes, echo
 from neuralband.live.panel import CONTROLS, INDEX, KEYS, PLAY_MODES, Panel, control
-from neuralband.live.sync import ClockFollower
+from neuralband.live.sync import PPQN, ClockFollower
 from neuralband.parts import MelodyNote, Voicing, from_info
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
@@ -64,6 +72,8 @@ DENSITY_RATE = 0.1  # nats of offset per e-fold of error, every CHECK_EVERY_S
 DENSITY_MAX_BIAS = 10.0
 DENSITY_BURST_S = 1.0  # ... and a ceiling: at most density x this many notes in a burst
 REGISTER_SPAN = 18  # the register control keeps new notes within this many semitones
+BEAT_DRIFT = 0.02  # beats the model's beat clock may be off the band's before it is placed again
+TEMPO_DRIFT = 0.005  # and the share its beat's length may be off
 END_S = 2.5  # the end control: the band closes within this long (a bar at 96 bpm)
 
 
@@ -419,6 +429,8 @@ class LiveLoop:
             self.turns.hand(to_band=value == 1)
         elif name == "panic":
             self._panic(now)
+        elif name == "tap":
+            self._tap(now)
         else:
             self._steer(name, value, now)
 
@@ -443,6 +455,9 @@ class LiveLoop:
 
     def _sampler(self) -> Sampler:
         raise NotImplementedError
+
+    def _tap(self, now: float) -> None:
+        """The tap control (a loop that plays on the player's beat takes it)."""
 
     def _panic(self, now: float) -> None:
         raise NotImplementedError
@@ -492,7 +507,8 @@ class Engine(LiveLoop):
                  settings: PlaySettings | None = None, rules: Rules | None = None,
                  seed: int | None = None, clock: Callable[[], float] = time.perf_counter,
                  record: bool = False, keep_tokens: bool = False,
-                 controls: ControlChoice | None = None, sync: str = "internal"):
+                 controls: ControlChoice | None = None, sync: str = "internal",
+                 beat: LiveBeat | None = None, click: bool = False):
         if stepper.batch != 1:
             raise ValueError("the live engine runs one stream")
         settings = settings or PlaySettings()
@@ -584,6 +600,16 @@ class Engine(LiveLoop):
         self._clock_stopped = False
         if self.follower is not None:
             self._follow_tempo(120.0)
+        # A model that reads the beat plays on `beat` (the followed clock's, --bpm, taps, else
+        # the player's, tracked): its clock in the model is placed whenever that beat moves.
+        self.beat = (beat or LiveBeat()) if stepper.reads_beat else None
+        self.beat_changes: list[tuple[int, tuple | None]] = []  # with keep_tokens, as controls
+        self._click = click and self.beat is not None
+        if self._click and CLICK_CHANNEL in self._band_voice:
+            raise ValueError("the click sounds on channel 10, which a band voice uses: "
+                             "move the band with --channel")
+        self._click_next, self._click_off = 0.0, None  # the next beat to sound, its end
+        self._click_last = -math.inf  # the last beat sounded
         self._unset_density = FOLLOW
         if self.steering is not None:  # the panel starts from the choice
             choice = self.steering.choice
@@ -611,10 +637,15 @@ class Engine(LiveLoop):
         self._feed_shared(self.voicing.shift(START_STEPS))
         self.t0 = self.clock() - START_STEPS / self._sps
         self._next_check = self.clock()
+        if self.beat is not None:
+            self.beat.start(self.clock())
+            self._place_beat()
 
     def _turn(self, now: float) -> None:
         """The player's messages in, then the band plays (or stops, or takes a wait back), then
         the note-length limit."""
+        if self._click:
+            self._tick_click(now)
         self._absorb_inbox()
         self._check_panel(now)
         if self._ending is not None and now >= self._ending + END_S:
@@ -675,6 +706,8 @@ class Engine(LiveLoop):
             self._pc[data[1] % 12] += 1
         for tok in tokens:
             self._feed(self._player[tok], own=False)
+        if is_on and self.beat is not None and self.beat.heard(t, data[2], data[1]):
+            self._place_beat()
         if self._melody_offsets is not None and status != 0xB0:
             now = self._melody.update(data[1], is_on)
             self._melody_row = None if now is None else self._melody_offsets[now]
@@ -690,6 +723,34 @@ class Engine(LiveLoop):
         self.stepper.set_controls(vector)
         if self.tokens is not None:
             self.control_changes.append((len(self.tokens), vector.copy()))
+
+    def _place_beat(self) -> None:
+        """Put the model's beat clock where the band's beat is at the stream's time (the last
+        event fed), where it has moved off it (a tempo or phase change, a beat found or let
+        go); a wait on trial is taken back first (its end was planned on the old beat)."""
+        grid = self.beat.grid()
+        stepper = self.stepper
+        if grid is None:
+            if stepper.beat_on:
+                self._take_back()
+                stepper.place_beat(None)
+                self._beat_placed(None)
+            return
+        at = self.t0 + self.enc.step / self._sps
+        beat = grid.beat_at(at)
+        if stepper.beat_on and self._mark is None:
+            drift = abs(beat - float(stepper.beat_pos[0])) % grid.bar_beats
+            drift = min(drift, grid.bar_beats - drift)
+            if (drift < BEAT_DRIFT and stepper.bar_beats[0] == grid.bar_beats
+                    and abs(stepper.beat_period_s[0] / grid.period_s - 1) < TEMPO_DRIFT):
+                return  # the model's clock is where the beat is
+        self._take_back()
+        stepper.place_beat(beat, grid.period_s, grid.bar_beats)
+        self._beat_placed((beat, grid.period_s, grid.bar_beats))
+
+    def _beat_placed(self, where: tuple | None) -> None:
+        if self.tokens is not None:
+            self.beat_changes.append((len(self.tokens), where))
 
     # --- turn-taking ------------------------------------------------------------------------------
 
@@ -929,13 +990,22 @@ class Engine(LiveLoop):
 
     def _clock_message(self, t: float, data: list[int]) -> None:
         event = self.follower.message(t, data)
-        self.follower.lines.clear()  # an event model keeps no grid: only the tempo counts
+        self.follower.lines.clear()  # an event model keeps no grid of steps: tempo and beat
         if event == "line":
             bpm = self.follower.bpm
             if bpm and abs(bpm - self._bpm) > 0.01 * self._bpm:
                 self._follow_tempo(bpm)
+            if self.beat is not None and bpm:  # the clock's beat: a bar from its Start
+                step, at = self.follower.last_line
+                per_beat = PPQN // self.follower.pulses_per_step  # the follower's steps a beat
+                grid = Grid(at, (step / per_beat) % self.beat.bar_beats, 60.0 / bpm,
+                            self.beat.bar_beats)
+                if self.beat.clocked(grid):
+                    self._place_beat()
         elif event == "stop":
             self._clock_stopped = True  # `_turn` ends the band's notes
+            if self.beat is not None and self.beat.clocked(None):
+                self._place_beat()
         elif event in ("start", "continue"):
             self._clock_stopped = False
 
@@ -949,6 +1019,11 @@ class Engine(LiveLoop):
 
     def _sampler(self) -> Sampler:
         return self.sampler
+
+    def _tap(self, now: float) -> None:
+        """The tap control: the band's beat from the player's taps."""
+        if self.beat is not None and self.beat.tap(now):
+            self._place_beat()
 
     def _answer(self, value: float) -> None:
         """On an external clock the answer is in beats, as --answer is."""
@@ -1159,6 +1234,38 @@ class Engine(LiveLoop):
             times.append(self._ending + END_S)
         if self._mark is not None:
             times.append(self.t0 + self._deadline_step / self._sps)
+        if self._click:
+            times.append(self._click_off if self._click_off is not None else self._click_next)
         times.append(self.turns.next_change(now))
         return max(now, min(times))
+
+    # --- the click ------------------------------------------------------------------------------
+
+    def _tick_click(self, now: float) -> None:
+        """``--click``: a wood block on channel 10 on each beat of the band's beat (louder on
+        the downbeat), ended 50 ms later; a beat already past is not sounded late."""
+        if self._click_off is not None and now >= self._click_off:
+            self._click_off = None
+            if self.output_ok:
+                try:
+                    self.out.note_off(CLICK_CHANNEL, CLICK_PITCH)
+                except Exception:
+                    self.output_ok = False
+        grid = self.beat.grid() if self.beat is not None else None
+        if grid is None:
+            self._click_next = now + 0.1
+            return
+        beat = grid.beat_at(now)
+        nearest = round(beat)
+        at = now - (beat - nearest) * grid.period_s  # the nearest beat's time
+        if (at <= now and now - at <= LATE_S and at - self._click_last > grid.period_s / 2
+                and self._click_off is None and self.output_ok):
+            try:
+                downbeat = nearest % grid.bar_beats == 0
+                self.out.note_on(CLICK_CHANNEL, CLICK_PITCH,
+                                 CLICK_ACCENT if downbeat else CLICK_VELOCITY, now, own=False)
+                self._click_off, self._click_last = now + 0.05, at
+            except Exception:
+                self.output_ok = False
+        self._click_next = at + grid.period_s if at <= now else at
 

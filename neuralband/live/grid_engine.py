@@ -41,6 +41,7 @@ from encoders.grid import (
 )
 from encoders.keys import parse_key, scale_mask
 from neuralband.grid_model import GridBand
+from neuralband.live.beat import CLICK_ACCENT, CLICK_CHANNEL, CLICK_PITCH, CLICK_VELOCITY
 from neuralband.live.engine import DENSITY_GAIN, DENSITY_REF, LiveLoop, PlaySettings
 from neuralband.live.notes_out import NOTE_OFF, NOTE_ON, OutputNotes
 from neuralband.live.panel import INDEX, KEYS
@@ -51,9 +52,6 @@ from neuralband.sampling import Rules, Sampler
 GRACE_S = 0.03  # the decision for a tick waits this long after its grid line
 BEAT_STEPS = 4  # grid steps per beat (a sixteenth-note grid) for the click
 BAR_STEPS = 4 * BEAT_STEPS  # the end control stops the band on a bar line
-CLICK_CHANNEL = 9  # channel 10, General MIDI percussion
-CLICK_PITCH = 76  # Hi Wood Block
-CLICK_ACCENT, CLICK_VELOCITY = 110, 70  # the first beat of a bar of 4, the others
 
 
 def bpm_step_s(bpm: float) -> float:

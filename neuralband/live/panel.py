@@ -145,6 +145,8 @@ CONTROLS = (
             help="whose turn: 'band' plays now until handed back; 'player' hands it back"),
     Control("end", TRIGGER, help="the band closes the piece within a couple of seconds"),
     Control("panic", TRIGGER, help="every note off at once; the band rests until you play"),
+    Control("tap", TRIGGER, help="tap the beat: the band plays at the tempo of your last taps, "
+            "the first tap a downbeat (a model that reads the beat)"),
 )
 BY_NAME = {c.name: c for c in CONTROLS}
 INDEX = {c.name: i for i, c in enumerate(CONTROLS)}

@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from neuralband.live.beat import LiveBeat
 from neuralband.live.clock import realtime_scheduling
 from neuralband.live.engine import Engine, PlaySettings
 from neuralband.live.grid_engine import GridEngine, bpm_step_s, step_bpm
@@ -70,6 +71,9 @@ def status_line(engine: Performer) -> str:
                   + ("" if follower.running else " stopped")
                   + (f", {follower.lost:+d} pulses from gaps" if follower.lost else "")
                   + ("" if peers is None else f", {peers} peers"))
+    beat = getattr(engine, "beat", None)
+    if beat is not None:
+        state += " | " + beat.describe(engine.clock())
     return (f"{engine.settings.mode}{state} | {engine.panel.summary()}"
             f" | in {s.absorbed} out {s.band_events} ev"
             f" | step {_p50_p99(s.step_s)} ms | absorb {_p50_p99(s.absorb_s)} ms"
@@ -174,7 +178,8 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
          controls: ControlChoice | None = None, midi_map: dict[Source, str] | None = None,
          osc: tuple[str, int] | None = None, sync: str = "internal",
          clock_out: bool = False, view: tuple[str, int] | None = None,
-         view_cells: str | None = None, realtime: bool = True) -> int:
+         view_cells: str | None = None, realtime: bool = True, meter: int | None = None,
+         follow_beat: bool = True) -> int:
     """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost).
     ``precision="int8"`` steps the model with int8 weights (`neuralband.int8`, needs numba);
     "auto" takes int8 where numba is installed (`live_precision`).
@@ -194,7 +199,11 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     ("L:N,..."; None: the most active cells).
 
     ``realtime`` asks real-time scheduling for the loop's thread (`clock.realtime_scheduling`);
-    the start and status lines say what was granted."""
+    the start and status lines say what was granted.
+
+    A model that reads the beat (`neuralband.live.beat`) plays on the followed MIDI clock's
+    beat, else ``bpm`` (bars of ``meter`` beats; ``click`` sounds it), else the player's taps,
+    else the player's own beat, tracked; ``follow_beat=False``: no beat."""
     def say(line: str) -> None:
         print(("\r\033[K" if show_status else "") + f"neuralband: {line}", file=sys.stderr,
               flush=True)
@@ -215,12 +224,20 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     elif sync == "link":
         raise ValueError("--link puts a grid model's steps on the session's beat; an event "
                          "model keeps no grid (try --model grid)")
-    elif bpm is not None or grace_s is not None or click or clock_out:
-        raise ValueError("--bpm, --grace-ms, --click and --clock-out are for grid models "
-                         "(an event model keeps no tempo of its own)")
+    elif grace_s is not None or clock_out:
+        raise ValueError("--grace-ms and --clock-out are for grid models (an event model "
+                         "keeps no grid of steps)")
+    elif not stepper.reads_beat and (bpm is not None or click or meter is not None):
+        raise ValueError("--bpm, --meter and --click are for grid models and models that read "
+                         "the beat (trained with --beat); this one keeps no tempo of its own")
+    elif click and bpm is None:
+        raise ValueError("--click sounds a --bpm beat: give --bpm too")
     else:
+        beat = LiveBeat(meter or 4, bpm, follow=follow_beat) if stepper.reads_beat else None
+        if beat is not None and not follow_beat and bpm is not None:
+            raise ValueError("--beat free plays without a beat: leave out --bpm")
         engine = Engine(stepper, _not_open, settings, rules, seed, record=record is not None,
-                        controls=controls, sync=sync)
+                        controls=controls, sync=sync, beat=beat, click=click)
     engine.map_midi(midi_map or {})
     # The input first: the keyboard is what a player names, and its error lists the inputs.
     inp = MidiInput(engine.receive, name=ports.inp, api=ports.api, virtual=ports.virtual,
@@ -256,6 +273,10 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     for sig in previous:
         signal.signal(sig, on_signal)
     tempo = f", {step_bpm(engine.step_s):g} bpm" if isinstance(engine, GridEngine) else ""
+    if getattr(engine, "beat", None) is not None:
+        tempo = (f", {bpm:g} bpm" + (" with a click" if click else "") if bpm is not None
+                 else ", on no beat" if not follow_beat else ", on the beat of your playing "
+                 "(or your taps)")
     if sync == "midi":
         tempo = ", following the MIDI clock on the input"
     elif sync == "link":

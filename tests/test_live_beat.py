@@ -1,0 +1,220 @@
+"""The band's beat live: the tracker following a player (lock, tempo change, rubato, silence),
+taps, the order of the sources, and the engine placing the model's beat clock (on a fake clock)
+and sounding --click."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuralband.live.beat import (
+    CLICK_CHANNEL,
+    BeatTracker,
+    Grid,
+    LiveBeat,
+    TapTempo,
+    steady,
+)
+from tests.helpers import models
+from tests.helpers.fake_clock import ClockedCapture, FakeClock, drive
+
+SEEDS = range(20)
+
+
+def player(rng, bpm: float, beats: float, start: float = 0.0, jitter: float = 0.015):
+    """A steady player's onsets: eighths, quarters, dotted quarters and halves at ``bpm``,
+    with timing jitter; and when the phrase ends."""
+    period = 60.0 / bpm
+    times, beat = [], 0.0
+    while beat < beats:
+        times.append(start + beat * period + rng.normal(0, jitter))
+        beat += float(rng.choice([0.5, 0.5, 1.0, 1.0, 1.5, 2.0]))
+    return np.array(times), start + beats * period
+
+
+def grid_error(grid: Grid, t: float, origin: float, period: float) -> float:
+    """How far (seconds) the grid's eighth lines are from the true ones at ``t``."""
+    off = ((grid.beat_at(t) - (t - origin) / period) * 2) % 1.0
+    return min(off, 1.0 - off) * period / 2
+
+
+def test_the_tracker_locks_to_a_steady_player_within_a_few_beats():
+    locked_after, errors, tempo = [], [], []
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        tracker = BeatTracker()
+        onsets, _ = player(rng, 96, 24)
+        lock = None
+        for t in onsets:
+            tracker.onset(t, 90, 64)
+            if tracker.grid is not None and lock is None:
+                lock = t / (60 / 96)
+        locked_after.append(lock if lock is not None else np.inf)
+        errors.append(grid_error(tracker.grid, onsets[-1], 0.0, 60 / 96))
+        tempo.append(abs(tracker.grid.bpm / 96 - 1))
+    assert np.median(locked_after) <= 6 and max(locked_after) <= 12
+    assert np.mean(errors) < 0.02
+    assert np.mean(tempo) < 0.01 and max(tempo) < 0.05
+
+
+def test_the_tracker_follows_a_tempo_change_within_two_bars():
+    relocked = []
+    for change in (1.1, 0.9):
+        for seed in SEEDS:
+            rng = np.random.default_rng(seed)
+            tracker = BeatTracker()
+            first, end = player(rng, 96, 24)
+            second, _ = player(rng, 96 * change, 24, start=end)
+            for t in first:
+                tracker.onset(t, 90, 64)
+            period = 60 / (96 * change)
+            last_off = 0.0  # the last onset (in beats of the new tempo) the grid was off at
+            for t in second:
+                tracker.onset(t, 90, 64)
+                if tracker.grid is None or grid_error(tracker.grid, t, end, period) > 0.04:
+                    last_off = (t - end) / period
+            relocked.append(last_off)
+    assert np.median(relocked) <= 4
+    assert np.mean(np.array(relocked) <= 8) >= 0.85
+
+
+def test_the_tracker_lets_go_of_rubato_and_keeps_the_beat_through_silence():
+    free = []
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        tracker = BeatTracker()
+        onsets, _ = player(rng, 100, 20)
+        for t in onsets:
+            tracker.onset(t, 90, 64)
+        assert tracker.grid is not None
+        kept = tracker.at(onsets[-1] + 10.0)  # the player stops: the band keeps the tempo
+        assert kept is not None and kept.bpm == pytest.approx(100, rel=0.03)
+        rubato = onsets[-1] + np.cumsum(rng.uniform(0.15, 0.9, 40))
+        unlocked = []
+        for t in rubato:
+            tracker.onset(t, 90, 64)
+            unlocked.append(tracker.grid is None)
+        free.append(np.mean(unlocked[10:]))
+    assert np.mean(free) > 0.7
+
+
+def test_the_tracker_takes_a_chord_as_one_onset():
+    tracker = BeatTracker()
+    assert not tracker.onset(1.0, 80, 60)
+    assert not tracker.onset(1.01, 80, 64)  # the same chord
+    assert tracker._n == 1
+
+
+def test_bars_start_where_the_bass_falls():
+    rng = np.random.default_rng(3)
+    tracker = BeatTracker()
+    period = 0.6
+    for beat in range(40):
+        t = 1.0 + beat * period + rng.normal(0, 0.01)
+        low = beat % 4 == 1  # the bass on every fourth beat, from beat 1
+        tracker.onset(t, 110 if low else 70, 40 if low else 72)
+    grid = tracker.grid
+    downbeat = 1.0 + 37 * period  # a bass beat
+    assert round(grid.beat_at(downbeat)) % 4 == 0
+
+
+def test_taps_set_the_tempo_and_the_first_is_a_downbeat():
+    taps = TapTempo()
+    assert taps.tap(10.0) is None
+    grid = taps.tap(10.6)
+    assert grid.bpm == pytest.approx(100) and grid.beat_at(10.6) == pytest.approx(1.0)
+    grid = taps.tap(11.2)
+    grid = taps.tap(11.8)
+    grid = taps.tap(12.4)
+    assert grid.beat_at(12.4) == pytest.approx(0.0)  # the fifth tap: the next bar
+    assert taps.tap(20.0) is None  # a long gap starts a new run
+
+
+def test_the_beat_comes_from_the_clock_then_bpm_then_taps_then_the_player():
+    beat = LiveBeat(bpm=None)
+    assert beat.grid() is None and beat.source == "free"
+    rng = np.random.default_rng(0)
+    onsets, _ = player(rng, 90, 16)
+    for t in onsets:
+        beat.heard(t, 90, 64)
+    assert beat.source == "tracker"
+    assert "BPM" in beat.describe(onsets[-1]) and "tracker" in beat.describe(onsets[-1])
+    assert beat.tap(20.0) is False and beat.tap(20.5) is True
+    assert beat.source == "taps" and beat.grid().bpm == pytest.approx(120)
+    assert beat.clocked(Grid(21.0, 0.0, 0.4)) and beat.source == "clock"
+    assert beat.clocked(None) and beat.source == "taps"
+    fixed = LiveBeat(bpm=80)
+    fixed.start(5.0)
+    assert fixed.source == "bpm" and fixed.grid().beat_at(5.75) == pytest.approx(1.0)
+    assert fixed.heard(6.0, 90, 60) is False  # the player's beat does not move a fixed one
+    off = LiveBeat(follow=False)
+    off.heard(1.0, 90, 60)
+    assert off.grid() is None and off.describe(1.0) == "no beat"
+    with pytest.raises(ValueError):
+        steady(2.0, 0.0)
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def beat_model(tmp_path_factory):
+    return models.beat_model(tmp_path_factory.mktemp("live-beat") / "m")[0]
+
+
+def _engine(model, clock, **kw):
+    from neuralband.live.engine import Engine, PlaySettings
+    from neuralband.runtime import Stepper
+
+    out = ClockedCapture(clock)
+    settings = PlaySettings(mode=kw.pop("mode", "solo"), wait_s=0.5)
+    engine = Engine(Stepper.load(model), out, settings, seed=0, clock=clock,
+                    keep_tokens=True, **kw)
+    return engine, out
+
+
+def _notes(onsets, pitch=64):
+    messages = []
+    for t in onsets:
+        messages.append((float(t), [0x90, pitch, 90]))
+        messages.append((float(t) + 0.15, [0x80, pitch, 0]))
+    return sorted(messages, key=lambda m: m[0])
+
+
+def test_the_engine_places_the_models_beat_on_the_players(beat_model):
+    clock = FakeClock()
+    engine, out = _engine(beat_model, clock)
+    onsets, _ = player(np.random.default_rng(1), 100, 24, start=0.5)
+    placed = []
+
+    def look(engine):
+        """The model's beat clock at the committed stream's time (held in the snapshot while a
+        wait is on trial) against the band's beat then."""
+        grid = engine.beat.grid()
+        if grid is not None and engine.stepper.beat_on:
+            at = engine.t0 + engine.enc.step / engine._sps
+            pos = engine._snap.beat[0] if engine._mark is not None else engine.stepper.beat_pos[0]
+            off = (grid.beat_at(at) - pos) % grid.bar_beats
+            placed.append(min(off, grid.bar_beats - off))
+
+    start = drive(engine, clock, 16.0, _notes(onsets),
+                  actions=[(t, look) for t in np.arange(6.0, 16.0, 0.25)])
+    assert engine.beat.source == "tracker" and engine.stepper.beat_on
+    assert engine.beat.grid().bpm == pytest.approx(100, rel=0.03)
+    assert placed and max(placed) < 0.05  # the model's clock kept with the band's beat
+    assert engine.beat_changes  # and each placement was kept with the stream
+    assert start > 0
+
+
+def test_bpm_with_a_click_sounds_each_beat_on_time(beat_model):
+    clock = FakeClock()
+    engine, out = _engine(beat_model, clock, beat=LiveBeat(bpm=120), click=True)
+    start = drive(engine, clock, 4.0)
+    clicks = [t - start for t, d in out.sent if d[0] == 0x90 | CLICK_CHANNEL and d[2] > 0]
+    offs = [t for t, d in out.sent if d[0] in (0x80 | CLICK_CHANNEL, 0x90 | CLICK_CHANNEL)
+            and (d[0] & 0xF0 == 0x80 or d[2] == 0)]
+    assert len(clicks) >= 7
+    beats = np.array(clicks) / 0.5
+    assert np.max(np.abs(beats - np.round(beats))) * 0.5 < 0.021  # on the beat, never late
+    assert len(offs) >= len(clicks) - 1
+    assert engine.stepper.beat_on and engine.beat.source == "bpm"
