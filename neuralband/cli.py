@@ -566,6 +566,18 @@ def _json_number(x: float) -> float | None:
     return None if x != x else round(x, 6)
 
 
+def _reference_beats(path: str):
+    """evaluate --beats: a beat file (POP909's beat_midi.txt) or a MIDI file's beats."""
+    from encoders.beats import beats_of_file, read_annotations
+
+    if path.lower().endswith(".txt"):
+        return read_annotations(path)
+    beats = beats_of_file(path)
+    if beats is None:
+        raise ValueError(f"{path}: no beat found (too few notes to track one)")
+    return beats
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
     from functools import partial
@@ -602,6 +614,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         rows = {k: ev.solo_rows(v, args.primer_s, args.seconds, args.cap, key,
                                 reference=loaded.get("real") if k == "generated" else None)
                 for k, v in loaded.items()}
+    if args.beats or args.primer_beats:
+        try:
+            beats = _reference_beats(args.beats) if args.beats else None
+        except (ValueError, OSError) as err:
+            print(f"neuralband: {err}", file=sys.stderr)
+            return 2
+        if beats is None and args.primer_s <= 0:
+            print("neuralband: --primer-beats needs --primer-s (the primer to find them in)",
+                  file=sys.stderr)
+            return 2
+        names = (*names, *ev.GROOVE_METRICS)
+        for k, v in loaded.items():  # the band's onsets, in an accompaniment
+            played = [band for _, band in v] if args.accompaniment else v
+            for row, groove in zip(rows[k], ev.groove_rows(played, args.primer_s, args.seconds,
+                                                           beats), strict=True):
+                row.update(groove)
     means = {k: ev.mean_metrics(r, names) for k, r in rows.items()}
     print(f"{'metric':22s}" + "".join(f"{k:>12s}" for k in means))
     for metric in names:
@@ -881,6 +909,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-sustain", action="store_true",
                     help="read notes as key presses, the sustain pedal not folded in (as the pop "
                          "models were trained; default: folded in, as the encoder does)")
+    ev.add_argument("--beats", metavar="REF",
+                    help="also on_grid and tempo_held: the onsets (an accompaniment's band's) "
+                         "against this reference's eighth-note grid: a beat file (POP909's "
+                         "beat_midi.txt) or a MIDI file, whose beats are found as generate "
+                         "finds them (default: none)")
+    ev.add_argument("--primer-beats", action="store_true",
+                    help="the same against each file's own primer's beats (--primer-s), "
+                         "carried on at their tempo: does a continuation keep the primer's "
+                         "groove")
     ev.add_argument("--json", metavar="OUT", help="also write the JSON line to this file")
     ev.set_defaults(func=_cmd_evaluate)
     return parser

@@ -64,6 +64,7 @@ MIDI_SUFFIXES = (".mid", ".midi")
 
 SOLO_METRICS = ("notes_per_s", "polyphony", "median_length_s", "capped_share", "velocity_sd",
                 "in_key_share", "pc_distance")
+GROOVE_METRICS = ("on_grid", "tempo_held")
 ACCOMPANIMENT_METRICS = ("band_notes_per_s", "band_in_key_share", "band_below_share",
                          "band_consonant_share", "melody_met_share")
 
@@ -348,6 +349,29 @@ def solo_rows(tables: Sequence[NoteTable], primer_s: float = 0.0, seconds: float
         ref = pooled if reference is not None else mean_histogram(
             [h for j, (_, h) in enumerate(own) if j != i])
         rows.append(piece_metrics(table, lo, hi, cap_s, own[i][0], ref))
+    return rows
+
+
+def groove_rows(tables: Sequence[NoteTable], primer_s: float = 0.0,
+                seconds: float | None = None, beats: Beats | None = None
+                ) -> list[dict[str, float]]:
+    """``on_grid`` and ``tempo_held`` of every piece's onsets after ``primer_s`` for
+    ``seconds``: against ``beats`` (a reference's), else against each piece's own primer's beats
+    carried on (found as `generate --primer` finds a cut file's: the tracker over its notes)."""
+    from encoders.beats import find_beats
+
+    lo, hi = measured_range(primer_s, seconds)
+    hi = np.inf if hi is None else hi
+    rows = []
+    for table in tables:
+        grid = beats
+        if grid is None and primer_s > 0:
+            head = table.select(table.start_s < primer_s)
+            found = find_beats(head.start_s, head.pitch, head.velocity)
+            grid = None if found is None else found.carried_on(
+                hi if np.isfinite(hi) else float(table.start_s.max(initial=primer_s)) + 1.0)
+        metrics = groove_metrics(table.start_s, grid, lo, hi)
+        rows.append({m: metrics[m] for m in GROOVE_METRICS})
     return rows
 
 

@@ -274,3 +274,30 @@ def test_score_table_skips_a_corrupt_file_and_refuses_a_bad_model(tmp_path):
     assert float(lines[1].split()[1]) == pytest.approx(float(lines[-1].split()[1]))
     bad = run("score", str(tmp_path / "nothing"), str(CHORALE))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_evaluate_measures_onsets_on_a_reference_grid(tmp_path, capsys):
+    """--beats: the share of onsets on the reference's eighth lines; --primer-beats: on the
+    grid of each file's own primer, carried on."""
+    from neuralband.cli import main
+
+    rng = np.random.default_rng(0)
+    steady = [(60 + int(rng.integers(0, 12)), 80, k * 0.3, k * 0.3 + 0.25) for k in range(60)]
+    drifting = [(p, v, s * 1.13 + 0.07, e * 1.13 + 0.07) for p, v, s, e in steady]
+    pretty(steady).write(str(tmp_path / "steady.mid"))
+    pretty(drifting).write(str(tmp_path / "drifting.mid"))
+    beats = tmp_path / "beat_midi.txt"
+    beats.write_text("".join(f"{k * 0.6:.3f} 1.0 {float(k % 4 == 0)}\n" for k in range(40)))
+    assert main(["evaluate", str(tmp_path / "steady.mid"), "--against",
+                 str(tmp_path / "drifting.mid"), "--beats", str(beats)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["generated"]["on_grid"] == pytest.approx(1.0)
+    assert result["real"]["on_grid"] < 0.6  # a slower tempo drifts off the reference's grid
+    assert result["real"]["tempo_held"] < 0.7  # nor does it hold the reference's tempo
+    # the drifting file keeps its own primer's tempo: on its own carried-on grid
+    assert main(["evaluate", str(tmp_path / "drifting.mid"), "--primer-s", "6",
+                 "--primer-beats"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["generated"]["on_grid"] > 0.9
+    assert main(["evaluate", str(tmp_path / "steady.mid"), "--beats",
+                 str(tmp_path / "nosuch.txt")]) == 2
