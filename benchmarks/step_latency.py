@@ -165,9 +165,11 @@ def stepper_step(stepper: Stepper, seed: int) -> Callable[[int], int]:
     return step
 
 
-def live_step(stepper: Stepper, seed: int) -> Callable[[int], int]:
+def live_step(stepper: Stepper, seed: int, beat: bool = True) -> Callable[[int], int]:
     """What `play` does per event with the bundled model: its key and density controls set (a
-    conditioned model), feed, the grammar's mask (`NoteTracker`), top-p 0.95 sampling."""
+    conditioned model), its beat clock running (a model that reads the beat, 100 BPM; with
+    ``beat=False`` no beat, as `--beat free`), feed, the grammar's mask (`NoteTracker`), top-p
+    0.95 sampling."""
     from neuralband.parts import from_info
     from neuralband.sampling import NoteTracker, model_rules
     from neuralband.sampling import Sampler as LiveSampler
@@ -176,6 +178,7 @@ def live_step(stepper: Stepper, seed: int) -> Callable[[int], int]:
     info = stepper.info
     if info.controls is not None:
         steer(stepper, ControlChoice("C major", 6.0))
+    stepper.place_beat(0.0 if beat else None, 0.6)
     rules = model_rules(info, None, top_p=0.95, max_polyphony=8)
     tracker = NoteTracker(rules, info.encoder)
     sampler = LiveSampler(rules, seed, info.config.vocab_size,
@@ -383,12 +386,16 @@ def main() -> None:
                         args.steps, *time_steps(stepper_step(g, args.seed), args.warmup,
                                                 args.steps)))
     controls = "with controls, " if info.controls is not None else ""
+    beats = (True, False) if info.controls is not None and info.controls.beat else (False,)
     for precision in ("fp32", "int8"):
-        say(f"bundled live path {precision}")
-        live = Stepper(bundled_weights, info.config, info=info, precision=precision)
-        rows.append(Row(f"bundled live path ({controls}grammar, top-p) {precision}",
-                        bundled_params, args.steps,
-                        *time_steps(live_step(live, args.seed), args.warmup, args.steps)))
+        for beat in beats:
+            say(f"bundled live path {precision}{' beat' if beat else ''}")
+            live = Stepper(bundled_weights, info.config, info=info, precision=precision)
+            what = f"{controls}{'beat, ' if beat else 'no beat, ' if len(beats) > 1 else ''}"
+            rows.append(Row(f"bundled live path ({what}grammar, top-p) {precision}",
+                            bundled_params, args.steps,
+                            *time_steps(live_step(live, args.seed, beat), args.warmup,
+                                        args.steps)))
     lstm_ms = rows[2].median_ms
     for r in rows:
         r.speedup = lstm_ms / r.median_ms
@@ -436,6 +443,9 @@ def main() -> None:
           f"torch {machine['torch']}")
 
     ours, ours8 = rows[0], rows[1]
+    # the live goal holds with every control the model reads (its beat clock running)
+    live_rows = [r for r in rows if r.row.startswith("bundled live path")
+                 and "no beat" not in r.row]
     gru8 = next(r for r in rows if r.row.startswith("Stepper GRU") and r.row.endswith("int8"))
     floor_note = f"(floor {floor['floor_ms']:.3f} ms)"
     goals = {
@@ -443,7 +453,7 @@ def main() -> None:
         "speedup": ours.speedup >= GOAL_SPEEDUP,
         "startup": ready["median_s"] <= GOAL_READY_S and ready["peak_mb"] <= GOAL_PEAK_MB,
         "int8_latency": max(ours8.median_ms, gru8.median_ms) <= GOAL_INT8_MEDIAN_MS,
-        "live_p99": min(r.p99_ms for r in rows[-2:]) <= GOAL_LIVE_P99_MS,
+        "live_p99": min(r.p99_ms for r in live_rows) <= GOAL_LIVE_P99_MS,
     }
     print(f"{verdict(goals['latency'])}: 3x512 fp32 median {ours.median_ms:.3f} ms "
           f"<= {GOAL_MEDIAN_MS} ms and p99 {ours.p99_ms:.3f} ms <= {GOAL_P99_MS} ms {floor_note}")
@@ -455,7 +465,7 @@ def main() -> None:
     print(f"{verdict(goals['int8_latency'])}: 3x512 int8 median, LSTM {ours8.median_ms:.3f} ms "
           f"and GRU {gru8.median_ms:.3f} ms <= {GOAL_INT8_MEDIAN_MS} ms (int8 floors: LSTM "
           f"{floor['int8_floor_ms']:.3f} ms, GRU {floor['gru_int8_floor_ms']:.3f} ms)")
-    best_live = min(rows[-2:], key=lambda r: r.p99_ms)
+    best_live = min(live_rows, key=lambda r: r.p99_ms)
     print(f"{verdict(goals['live_p99'])}: the bundled model's live step ({best_live.row}) p99 "
           f"{best_live.p99_ms:.3f} ms <= {GOAL_LIVE_P99_MS} ms")
     settings = {"steps": args.steps, "slow_steps": args.slow_steps, "warmup": args.warmup,

@@ -445,3 +445,34 @@ def test_a_fine_tune_that_adds_the_beat_starts_from_what_the_model_played(beat_d
     with pytest.raises(ValueError, match="token classes|needs"):
         warm_start(EventLSTM(replace(info.config, vocab_size=400, controls=cs.size)),
                    str(tmp_path / "base" / "model"), cs)
+
+
+def test_feeding_with_the_beat_clock_allocates_nothing(beat_model):
+    """The per-event beat: the clock moved on, its phases written, its rows added, allocate
+    nothing beyond what a step without the beat does (tracemalloc's peak: what was allocated at
+    once, however briefly; a buffer of gates would be 8 kB)."""
+    import tracemalloc
+
+    from neuralband.runtime import Stepper
+
+    stepper = Stepper.load(beat_model[0])
+    stepper.set_controls(np.zeros(beat_model[2].size, np.float32))
+    tokens = [300, 60, 320, 188, 370, 64, 192]
+    peaks = []
+    for beat in (None, 0.5):
+        stepper.place_beat(beat, 0.6, 4)
+        for tok in tokens:
+            stepper.feed(tok)
+        tracemalloc.start()
+        try:
+            base, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            for _ in range(200):
+                for tok in tokens:
+                    stepper.feed(tok)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        peaks.append(peak - base)
+    assert stepper.beat_on
+    assert peaks[1] - peaks[0] < 256 and peaks[1] < 4096, peaks
