@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from encoders.beats import Beats
 from encoders.errors import MidiError
 from encoders.midi_io import NoteTable, read_notes
 
@@ -179,8 +180,11 @@ def primer_end(path: str | os.PathLike) -> float | None:
 
 def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
                    png_path: str | os.PathLike,
-                   titles: Sequence[str] | None = None) -> Path:
+                   titles: Sequence[str] | None = None,
+                   beats: Sequence[Beats | None] | None = None) -> Path:
     """Draw one sheet with a piano roll per MIDI file (shared axes, for comparing variations).
+    With ``beats`` (one per file, or None), each roll shows its beat lines behind the notes,
+    bars darker, so that a reader sees whether the notes land on the beat.
 
     Time in seconds across, pitch names up. A file of one part shows velocity as colour on one
     fixed 1-127 scale, so that colours mean the same in every subplot; a file of several parts
@@ -202,6 +206,8 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
         raise ValueError("draw_pianoroll needs at least one MIDI file")
     if titles is not None and len(titles) != len(paths):
         raise ValueError(f"{len(titles)} titles for {len(paths)} files")
+    if beats is not None and len(beats) != len(paths):
+        raise ValueError(f"{len(beats)} beat grids for {len(paths)} files")
     tables = [read_notes(p) for p in paths]
     names = [_part_names(p, t) for p, t in zip(paths, tables, strict=True)]
     png_path = Path(png_path)
@@ -253,6 +259,17 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
                             transform=ax.get_xaxis_transform(), ha="center", va="top",
                             fontsize=8, color="0.25", clip_on=True)
             label.set_in_layout(False)  # the layout stays that of the roll without it
+        grid = beats[i] if beats is not None else None
+        if grid is not None:  # beat lines behind the notes; bars darker, eighths faint
+            shown = grid.times_s[grid.times_s <= end * 1.01]
+            eighths = grid.lines(2)[1::2]
+            ax.vlines(eighths[eighths <= end * 1.01], 0, 1, transform=ax.get_xaxis_transform(),
+                      colors="0.93", linewidths=0.5, zorder=0)
+            ax.vlines(shown, 0, 1, transform=ax.get_xaxis_transform(), colors="0.8",
+                      linewidths=0.7, zorder=0)
+            ax.vlines(shown[grid.downbeats[:len(shown)]], 0, 1,
+                      transform=ax.get_xaxis_transform(), colors="0.55", linewidths=0.9,
+                      zorder=0)
         ax.grid(axis="y", color="0.9", linewidth=0.6)
         ax.set_axisbelow(True)
         ax.set_ylabel("pitch")

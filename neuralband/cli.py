@@ -442,6 +442,17 @@ def _cmd_play(args: argparse.Namespace) -> int:
         return 2
 
 
+def _roll_beats(which: str | None, files: list[Path]) -> list | None:
+    """audition --beats: each file's own beats ("own"), or one reference's for every file."""
+    from encoders.beats import beats_of_file
+
+    if which is None:
+        return None
+    if which == "own":
+        return [beats_of_file(f) for f in files]
+    return [_reference_beats(which)] * len(files)
+
+
 def _cmd_audition(args: argparse.Namespace) -> int:
     from neuralband.audition import (
         AuditionError,
@@ -491,12 +502,14 @@ def _cmd_audition(args: argparse.Namespace) -> int:
                 render_wav(midi, wav, args.soundfont)
                 seconds, rate = wav_info(wav)
                 print(f"wrote {wav}: {seconds:.1f} s at {rate} Hz")
+        beats = _roll_beats(args.beats, files)
         if args.pianoroll:
-            draw_pianoroll(files, args.pianoroll)
+            draw_pianoroll(files, args.pianoroll, beats=beats)
             print(f"wrote {args.pianoroll}: piano roll of {len(files)} file(s)")
         elif default:
-            for midi in files:
-                png = draw_pianoroll([midi], midi.with_suffix(".png"))
+            for k, midi in enumerate(files):
+                png = draw_pianoroll([midi], midi.with_suffix(".png"),
+                                     beats=None if beats is None else beats[k:k + 1])
                 print(f"wrote {png}")
     except AuditionError as err:
         print(f"neuralband: {err}", file=sys.stderr)
@@ -850,6 +863,11 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("-o", "--out", metavar="FILE.wav", help="the WAV of the one MIDI file")
     aud.add_argument("--pianoroll", metavar="FILE.png",
                      help="one sheet with a piano roll per MIDI file, for comparing")
+    aud.add_argument("--beats", metavar="REF", nargs="?", const="own",
+                     help="draw beat lines behind the piano rolls (bars darker, eighths faint): "
+                          "each file's own beats (annotations beside it, its tempo map where "
+                          "that fits the notes, else tracked), or REF's, a beat file (POP909's "
+                          "beat_midi.txt) or a MIDI file (default: none)")
     aud.add_argument("--soundfont", metavar="SF2", help="default: $NEURALBAND_SOUNDFONT, "
                      "else Debian's fluid-soundfont-gm")
     aud.add_argument("--html", metavar="DIR",
