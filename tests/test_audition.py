@@ -370,3 +370,25 @@ def plt_image(path: Path) -> np.ndarray:
     from matplotlib.image import imread
 
     return imread(str(path))
+
+
+def test_pianoroll_draws_the_beat_lines_behind_the_notes(tmp_path):
+    """--beats: the roll shows its beat lines (the image differs from the roll without them
+    only by grey columns), and a wrong number of grids is refused."""
+    from matplotlib.image import imread
+
+    from encoders.beats import steady_beats
+    from neuralband.audition import draw_pianoroll
+    from tests.helpers import pretty
+
+    midi = tmp_path / "a.mid"
+    pretty([(60 + k % 5, 90, k * 0.5, k * 0.5 + 0.2) for k in range(16)]).write(str(midi))
+    plain = imread(draw_pianoroll([midi], tmp_path / "plain.png"))
+    lined = imread(draw_pianoroll([midi], tmp_path / "lined.png",
+                                  beats=[steady_beats(120, 0.0, 8.0)]))
+    changed = np.any(np.abs(plain - lined) > 0.02, axis=2)
+    assert changed.any()
+    grey = lined[changed][:, :3]
+    assert np.mean(np.ptp(grey, axis=1) < 0.05) > 0.9  # what changed is grey lines
+    with pytest.raises(ValueError, match="beat grids"):
+        draw_pianoroll([midi], tmp_path / "x.png", beats=[None, None])
