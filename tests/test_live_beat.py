@@ -218,3 +218,23 @@ def test_bpm_with_a_click_sounds_each_beat_on_time(beat_model):
     assert np.max(np.abs(beats - np.round(beats))) * 0.5 < 0.021  # on the beat, never late
     assert len(offs) >= len(clicks) - 1
     assert engine.stepper.beat_on and engine.beat.source == "bpm"
+
+
+def test_taps_on_the_panel_set_the_bands_beat_and_the_view_shows_it(beat_model):
+    """The tap control (a pad, a pedal, OSC or the view's button all set the panel): four taps
+    half a second apart put the band on 120 BPM; the view's state frame says so."""
+    from neuralband.live.view import ViewServer
+
+    clock = FakeClock()
+    engine, out = _engine(beat_model, clock)
+    taps = [(1.0 + 0.5 * k, lambda e: e.panel.set("tap")) for k in range(4)]
+    drive(engine, clock, 4.0, actions=taps)
+    assert engine.beat.source == "taps"
+    assert engine.beat.grid().bpm == pytest.approx(120, rel=0.02)
+    assert engine.stepper.beat_on
+    server = ViewServer(engine, port=0, say=lambda line: None)
+    try:
+        frame = server._frame(clock())
+    finally:
+        server.close()
+    assert "120.0 BPM" in frame["beat"] and "taps" in frame["beat"]

@@ -370,6 +370,9 @@ class ViewServer:
                  "status": {"band_events": self.loop.stats.band_events,
                             "absorbed": self.loop.stats.absorbed,
                             "dropped": self.dropped, "pages": len(self.pages)}}
+        beat = getattr(self.loop, "beat", None)
+        if beat is not None:  # the band's tempo, beat and how sure the tracker is
+            frame["beat"] = beat.describe(now)
         if self.cells is not None:
             before = self.cells.cells()
             frame["cell_values"] = self.cells.look(now)

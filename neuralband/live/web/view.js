@@ -91,6 +91,7 @@ function handle(m) {
     if (m.cells) view.cells = m.cells;
     if (m.cell_values) view.cellFrames.push({t: m.t, values: m.cell_values});
     showControls(m.controls);
+    if (m.beat !== undefined) document.getElementById("beat").textContent = m.beat;
     prune();
   } else if (m.type === "error") {
     view.errors += 1;
