@@ -824,8 +824,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "an event model's --wait/--answer are beats; Stop ends the band's "
                            "notes")
     sync.add_argument("--link", action="store_true",
-                      help="grid models: join an Ableton Link session, the grid on its beat "
-                           "(needs aalink: pip install 'neuralband[link]')")
+                      help="join an Ableton Link session: a grid model's grid, or a "
+                           "beat-reading model's beat, on the session's beat (its --wait and "
+                           "--answer then in beats) (needs aalink: pip install "
+                           "'neuralband[link]')")
     sync.add_argument("--clock-out", action="store_true",
                       help="grid models: send MIDI clock (start, 24 ppqn, stop) at the band's "
                            "tempo, for a drum machine to follow")

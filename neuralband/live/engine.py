@@ -52,7 +52,7 @@ from neuralband.live.clock import SPIN_S, wait_for_input
 from neuralband.live.midimap import MidiMap, Source
 from neuralband.live.notes_out import NOTE_ON, OutputNotes, echo
 from neuralband.live.panel import CONTROLS, INDEX, KEYS, PLAY_MODES, Panel, control
-from neuralband.live.sync import PPQN, ClockFollower
+from neuralband.live.sync import PPQN, ClockFollower, LinkFollower
 from neuralband.parts import MelodyNote, Voicing, from_info
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
@@ -592,9 +592,13 @@ class Engine(LiveLoop):
         # An external MIDI clock (`neuralband.live.sync`): ``wait_s`` and ``answer_s`` are then in
         # beats, turned into seconds at its tempo (120 bpm until it is known); Stop rests the
         # band until Start or Continue.
-        if sync not in ("internal", "midi"):
-            raise ValueError(f"the clock is 'internal' or 'midi', not {sync!r}")
-        self.follower = ClockFollower() if sync == "midi" else None
+        if sync not in ("internal", "midi", "link"):
+            raise ValueError(f"the clock is 'internal', 'midi' or 'link', not {sync!r}")
+        if sync == "link" and not stepper.reads_beat:
+            raise ValueError("--link puts the band on the session's beat: a grid model, or a "
+                             "model that reads the beat (trained with --beat)")
+        self.follower = (ClockFollower() if sync == "midi" else
+                         LinkFollower(120.0, self.wake.set) if sync == "link" else None)
         self._beats = (settings.wait_s, settings.answer_s)
         self._bpm = 0.0
         self._clock_stopped = False
@@ -640,12 +644,16 @@ class Engine(LiveLoop):
         if self.beat is not None:
             self.beat.start(self.clock())
             self._place_beat()
+        if isinstance(self.follower, LinkFollower):
+            self.follower.start()
 
     def _turn(self, now: float) -> None:
         """The player's messages in, then the band plays (or stops, or takes a wait back), then
         the note-length limit."""
         if self._click:
             self._tick_click(now)
+        if isinstance(self.follower, LinkFollower) and self.follower.lines:
+            self._link_lines()
         self._absorb_inbox()
         self._check_panel(now)
         if self._ending is not None and now >= self._ending + END_S:
@@ -663,6 +671,8 @@ class Engine(LiveLoop):
     def close(self) -> int:
         """Release every sounding note; how many could not be sent (0 unless the port is gone)."""
         self.closed_at = self.clock()
+        if isinstance(self.follower, LinkFollower):
+            self.follower.close()
         self._take_back()  # a wait still on trial never happened
         failed = self.out.all_off(again_after_s=0.01) if self.output_ok else 0
         if not self.output_ok:
@@ -681,7 +691,7 @@ class Engine(LiveLoop):
     # --- input ----------------------------------------------------------------------------------
 
     def _absorb(self, t: float, data: list[int]) -> None:
-        if self.follower is not None and data and data[0] >= 0xF0:
+        if isinstance(self.follower, ClockFollower) and data and data[0] >= 0xF0:
             self._clock_message(t, data)
             return
         status = data[0] & 0xF0 if data else 0
@@ -1008,6 +1018,20 @@ class Engine(LiveLoop):
                 self._place_beat()
         elif event in ("start", "continue"):
             self._clock_stopped = False
+
+    def _link_lines(self) -> None:
+        """An Ableton Link session's latest sixteenth (its thread queues them): the band's beat
+        is the session's, bars of its quantum."""
+        lines = self.follower.lines
+        step, at = lines[-1]
+        lines.clear()
+        bpm = self.follower.bpm
+        if abs(bpm - self._bpm) > 0.01 * max(self._bpm, 1.0):
+            self._follow_tempo(bpm)
+        bar = self.beat.bar_beats
+        grid = Grid(at, (step / self.follower.steps_per_beat) % bar, 60.0 / bpm, bar)
+        if self.beat.clocked(grid):
+            self._place_beat()
 
     def _follow_tempo(self, bpm: float) -> None:
         """--wait and --answer are beats: their seconds at ``bpm``."""

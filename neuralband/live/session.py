@@ -221,9 +221,9 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
         engine = GridEngine(stepper, _not_open, settings, rules, seed, record=record is not None,
                             step_s=None if bpm is None else bpm_step_s(bpm), click=click,
                             sync=sync, clock_out=clock_out, **grid)
-    elif sync == "link":
-        raise ValueError("--link puts a grid model's steps on the session's beat; an event "
-                         "model keeps no grid (try --model grid)")
+    elif sync == "link" and not stepper.reads_beat:
+        raise ValueError("--link puts the band on the session's beat: a grid model, or a model "
+                         "that reads the beat (trained with --beat); this one keeps no tempo")
     elif grace_s is not None or clock_out:
         raise ValueError("--grace-ms and --clock-out are for grid models (an event model "
                          "keeps no grid of steps)")
