@@ -14,8 +14,10 @@ seconds (the naive way: what no sense of beat gives).
    map of a cut file says nothing: the tracker over the primer's notes), carried on at their
    tempo. Measured against the opening's *annotated* beats carried on at their tempo
    (`Beats.carried_on`), with key, notes/s, polyphony and median length beside the songs' own next
-   30 s. Rows: the songs, random, the model following the primer's beat, the model with
-   ``--beat free``, and ``--peer`` models (the model before it read beats).
+   30 s; ``on_given``: the same against the tracker's grid carried on, the one the band was
+   given (for the songs themselves: how well that grid fits what they really played next). Rows:
+   the songs, random, the model following the primer's beat, the model with ``--beat free``, and
+   ``--peer`` models (the model before it read beats).
 2. **--bpm B from silence** for B in 70..140: 20 s, 2 variations, on the steady grid --bpm sets.
 3. **Accompanying a melody** (``--duet``, default pop-duet): each song's MELODY, its first 60 s
    from the first sung note, accompanied as `generate --lead` does (2 variations); the beats
@@ -76,7 +78,8 @@ from training.dataset import duration_s  # noqa: E402
 
 OPENING_S, CONTINUE_S = 10.0, 30.0
 TEMPI = (70, 85, 100, 120, 140)
-SOLO = ("on_grid", "tempo_held", "in_key_share", "notes_per_s", "polyphony", "median_length_s")
+SOLO = ("on_grid", "on_given", "tempo_held", "in_key_share", "notes_per_s", "polyphony",
+        "median_length_s")
 DUET = ("on_grid", "band_in_key_share", "band_below_share", "band_consonant_share",
         "band_notes_per_s")
 
@@ -129,16 +132,18 @@ def continuations(model: str, songs, grids, follow: bool, variations: int, seed:
         primer = primer_of(song, OPENING_S, info.encoder)
         start = duration_s(primer, info.encoder)
         key = table_key(song, 0.0, OPENING_S)
-        beats = None
-        if follow and reads_beat:  # as generate --primer finds a cut file's beats
-            head = song.select(song.start_s < OPENING_S)
-            found = find_beats(head.start_s, head.pitch, head.velocity)
-            beats = None if found is None else found.carried_on(start + CONTINUE_S + 5)
+        # the opening's beats as generate --primer finds a cut file's (the tracker)
+        head = song.select(song.start_s < OPENING_S)
+        found = find_beats(head.start_s, head.pitch, head.velocity)
+        given = None if found is None else found.carried_on(start + CONTINUE_S + 5)
+        beats = given if follow and reads_beat else None
         for piece in generate(model, primer, CONTINUE_S, variations, rules, seed + k,
                               beats=beats):
             notes = tokens_table(piece.tokens, info.encoder)
             row = piece_metrics(notes, start, start + CONTINUE_S, rules.max_note_s, key)
             row.update(groove_metrics(notes.start_s, grid, start, start + CONTINUE_S))
+            row["on_given"] = groove_metrics(notes.start_s, given, start,
+                                             start + CONTINUE_S)["on_grid"]
             rows.append(row)
     return rows
 
@@ -230,6 +235,11 @@ def main() -> None:
             row = piece_metrics(song, OPENING_S, OPENING_S + CONTINUE_S, 5.0,
                                 table_key(song, 0.0, OPENING_S))
             row.update(groove_metrics(song.start_s, grid, OPENING_S, OPENING_S + CONTINUE_S))
+            head = song.select(song.start_s < OPENING_S)
+            found = find_beats(head.start_s, head.pitch, head.velocity)
+            row["on_given"] = groove_metrics(
+                song.start_s, None if found is None else found.carried_on(OPENING_S + 35),
+                OPENING_S, OPENING_S + CONTINUE_S)["on_grid"]
             real.append(row)
             count = int(np.sum((song.start_s >= OPENING_S) &
                                (song.start_s < OPENING_S + CONTINUE_S)))
