@@ -306,3 +306,25 @@ def test_the_band_plays_on_an_ableton_link_sessions_beat(beat_model):
         assert min(off, 4 - off) < 0.05, (b, session)  # the session's beat, bar and all
         # one session: the two agree on its tempo (which of the two, Link decides as they meet)
         assert bpm == pytest.approx(tempo[0], rel=0.02)
+
+
+def test_the_band_follows_an_outside_midi_clocks_beat_without_redrawing_its_waits(beat_model):
+    """--clock midi: Start, then 24 pulses a beat at 100 bpm; the band's beat is the clock's
+    (a bar from its Start), and a clock that keeps its beat takes no wait on trial back: the
+    band draws as often as it would without the clock."""
+    onsets, _ = player(np.random.default_rng(4), 100, 20, start=0.6)
+    notes = _notes(onsets)
+    pulses = [(0.6 - 0.001, [0xFA])] + [(0.6 + k * 0.6 / 24, [0xF8]) for k in range(24 * 22)]
+    taken = {}
+    for sync, messages in (("midi", notes + pulses), ("internal", notes)):
+        clock = FakeClock()
+        engine, out = _engine(beat_model, clock, sync=sync)
+        start = drive(engine, clock, 13.0, sorted(messages, key=lambda m: m[0]))
+        taken[sync] = engine.stats.taken_back
+        if sync == "midi":
+            grid = engine.beat.grid()
+            assert engine.beat.source == "clock" and grid.bpm == pytest.approx(100, rel=0.01)
+            downbeat = start + 0.6 + 0.6 * 4 * 4  # four bars after the Start
+            assert grid.beat_at(downbeat) == pytest.approx(0.0, abs=0.02) or \
+                grid.beat_at(downbeat) == pytest.approx(4.0, abs=0.02)
+    assert taken["midi"] <= taken["internal"] * 1.5 + 5

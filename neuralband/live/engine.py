@@ -737,7 +737,8 @@ class Engine(LiveLoop):
     def _place_beat(self) -> None:
         """Put the model's beat clock where the band's beat is at the stream's time (the last
         event fed), where it has moved off it (a tempo or phase change, a beat found or let
-        go); a wait on trial is taken back first (its end was planned on the old beat)."""
+        go); a wait on trial is then taken back first (its end was planned on the old beat).
+        A followed clock's every sixteenth asks, and costs a comparison while the beat holds."""
         grid = self.beat.grid()
         stepper = self.stepper
         if grid is None:
@@ -748,8 +749,10 @@ class Engine(LiveLoop):
             return
         at = self.t0 + self.enc.step / self._sps
         beat = grid.beat_at(at)
-        if stepper.beat_on and self._mark is None:
-            drift = abs(beat - float(stepper.beat_pos[0])) % grid.bar_beats
+        if stepper.beat_on:
+            # where the committed stream's clock is (a wait on trial moved the model's on)
+            pos = float(self._snap.beat[0] if self._mark is not None else stepper.beat_pos[0])
+            drift = abs(beat - pos) % grid.bar_beats
             drift = min(drift, grid.bar_beats - drift)
             if (drift < BEAT_DRIFT and stepper.bar_beats[0] == grid.bar_beats
                     and abs(stepper.beat_period_s[0] / grid.period_s - 1) < TEMPO_DRIFT):
