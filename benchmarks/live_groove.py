@@ -72,9 +72,10 @@ def melody_messages(melody) -> list[tuple[float, list[int]]]:
 
 
 def clock_messages(beats: Beats, until_s: float) -> list[tuple[float, list[int]]]:
-    """An outside MIDI clock on the song's beats: Start at its first downbeat, then 24 pulses
-    a beat, each beat's pulses spread evenly over it."""
-    first = int(np.argmax(beats.downbeats)) if beats.downbeats.any() else 0
+    """An outside MIDI clock on the song's beats: Start at its first downbeat once the take has
+    begun, then 24 pulses a beat, each beat's pulses spread evenly over it."""
+    begun = beats.downbeats & (beats.times_s + LEAD_IN_S > 0.05)
+    first = int(np.argmax(begun)) if begun.any() else 0
     t = beats.times_s[first:]
     msgs = [(LEAD_IN_S + float(t[0]) - 0.001, [START])]
     for a, b in zip(t[:-1], t[1:], strict=True):
