@@ -328,3 +328,17 @@ def test_the_band_follows_an_outside_midi_clocks_beat_without_redrawing_its_wait
             assert grid.beat_at(downbeat) == pytest.approx(0.0, abs=0.02) or \
                 grid.beat_at(downbeat) == pytest.approx(4.0, abs=0.02)
     assert taken["midi"] <= taken["internal"] * 1.5 + 5
+
+
+def test_play_refuses_beat_options_a_model_cannot_take_in_one_line(beat_model, capfd):
+    from neuralband.cli import main
+
+    assert main(["play", "--model", "chorale-folk", "--bpm", "90", "--virtual"]) == 2
+    assert "read the beat" in capfd.readouterr().err
+    assert main(["play", "--model", str(beat_model), "--click", "--virtual"]) == 2
+    assert "--click sounds a --bpm beat" in capfd.readouterr().err
+    assert main(["play", "--model", str(beat_model), "--beat", "free", "--bpm", "90",
+                 "--virtual"]) == 2
+    assert "--beat free" in capfd.readouterr().err
+    assert main(["play", "--model", str(beat_model), "--meter", "waltz", "--virtual"]) == 2
+    assert "beats to the bar" in capfd.readouterr().err
