@@ -300,7 +300,9 @@ def test_ctrl_c_checkpoints_the_step_under_way_and_says_how_to_go_on(chorale_dat
     assert main(cli_args(chorale_dataset, run)) == 130
     err = capsys.readouterr().err
     assert f"{run} is checkpointed at step 14 of 40" in err and "--resume" in err
-    assert "Traceback" not in err and err.count("\n") == 1
+    lines = err.splitlines()  # at once that it stops, then where it stopped; no traceback
+    assert "Traceback" not in err and len(lines) == 2
+    assert "stopping after this step" in lines[0]
     assert json.loads((run / "state.json").read_text())["step"] == 14
     monkeypatch.undo()
     assert main(["train", str(chorale_dataset), "-o", str(run), "--resume", "-q"]) == 0
@@ -410,3 +412,43 @@ def test_a_gru_trains_beats_the_bigram_and_steps_as_torch_does(chorale_dataset, 
         stepper.feed(tok)
     assert np.abs(stepper.logits()[0] - want).max() < 1e-3
     assert json.loads((tmp_path / "run" / "args.json").read_text())["config"]["cell"] == "gru"
+
+
+@pytest.mark.parametrize("steps", ["0", "-5"])
+def test_train_refuses_steps_it_cannot_take_before_making_a_folder(chorale_dataset, tmp_path,
+                                                                    capsys, steps):
+    from neuralband.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", str(chorale_dataset), "-o", str(run), "--steps", steps]) == 2
+    assert "--steps must be a whole number >= 1" in capsys.readouterr().err
+    assert not run.exists()  # nothing left behind that "holds a run already"
+
+
+def test_the_first_ctrl_c_says_at_once_that_training_stops_after_this_step(capsys):
+    import signal
+
+    from training.train import StopRequest
+
+    with StopRequest(True) as stop:
+        if not stop.enabled:
+            pytest.skip("SIGINT is ignored in this process")
+        signal.raise_signal(signal.SIGINT)
+        assert stop.asked
+        assert "stopping after this step" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_training_a_folder_of_midi_suggests_encoding_it_into_a_new_dataset(tmp_path, capsys):
+    import shutil
+
+    from neuralband.cli import main
+
+    music = tmp_path / "songs"
+    music.mkdir()
+    shutil.copy(TRAIN_CHORALES[0], music / "a.mid")
+    assert main(["train", str(music), "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"neuralband encode {music} -o {tmp_path / 'songs-dataset'}" in err
+    assert not (tmp_path / "run").exists()

@@ -54,6 +54,17 @@ class TrainConfig:
     init: str | None = None  # start from this model file's weights (a fine-tune)
     precision: str = "auto"  # auto | fp32 | bf16 (autocast; auto: where the chip does bf16)
 
+    def __post_init__(self) -> None:
+        """Refuse, in one line and before any folder is made, numbers no run can train with."""
+        for name in ("steps", "batch", "window", "eval_every", "eval_windows"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 1, "
+                                 f"got {value}")
+        if not self.lr > 0 or not self.min_lr >= 0 or self.warmup < 0:
+            raise ValueError(f"--lr must be > 0, --min-lr >= 0 and --warmup >= 0, got "
+                             f"{self.lr}, {self.min_lr}, {self.warmup}")
+
 
 DEFAULTS = TrainConfig("", "")
 # On --resume: the run's own value unless given again (raise --steps to train longer) ...

@@ -50,6 +50,13 @@ def read_dataset(path: str | Path) -> tuple[TokenScheme, dict]:
                               f"encode MIDI_FOLDER -o {path}`)")
     if path.is_dir():
         if not (path / "settings.json").is_file():
+            music = next((p for p in path.rglob("*") if p.suffix.lower() in
+                          (".mid", ".midi", ".kar", ".abc")), None)
+            if music is not None:  # a folder of music: encode it into a new dataset folder
+                target = path.parent / f"{path.name}-dataset"
+                raise DatasetMismatch(f"{path} holds music, not a dataset: encode it first, "
+                                      f"`neuralband encode {path} -o {target}`, then train on "
+                                      f"{target}")
             raise DatasetMismatch(f"{path} is not a dataset: it has no settings.json (make one "
                                   f"with `neuralband encode MIDI_FOLDER -o {path}`)")
         path = path / "settings.json"

@@ -162,10 +162,11 @@ class StopRequest:
     second stops at once. Only in the main thread of a single process (DDP ranks would part),
     and never where SIGINT is ignored (a background job of a script)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, say=None) -> None:
         self.enabled = (enabled and threading.current_thread() is threading.main_thread()
                         and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
         self.asked = False
+        self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
         self._previous = None
 
     def __enter__(self) -> StopRequest:
@@ -181,6 +182,9 @@ class StopRequest:
         if self.asked:
             raise KeyboardInterrupt
         self.asked = True
+        # At once: a step may take seconds, and the bar would run on without a word.
+        self.say("neuralband: stopping after this step, then checkpointing it "
+                 "(Ctrl-C again stops at once)")
 
 
 def start_metrics(path: Path, step: int) -> None:
@@ -315,7 +319,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
 
     model.train()
     with finish:
-        stop = finish.enter_context(StopRequest(world == 1))
+        stop = finish.enter_context(StopRequest(
+            world == 1, None if bar is None else lambda line: bar.write(line, file=sys.stderr)))
         for step in range(start, cfg.steps):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg)
