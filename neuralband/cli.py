@@ -245,7 +245,6 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from encoders.voices import melody_tokens
     from neuralband.audition import mark_primer_end
     from neuralband.generate import accompany, generate
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
@@ -262,11 +261,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         if args.lead and scheme.voices is None:
             raise ValueError(f"{model} is not a voice-packed model: --lead needs one, "
                              "e.g. --model duet")
-        if args.lead and (args.seconds is not None or args.primer):
-            raise ValueError("--lead is accompanied for its own length, from silence: "
-                             "leave out --seconds and --primer")
+        if args.lead and args.primer:
+            raise ValueError("--lead is accompanied from silence: leave out --primer")
+        if args.lead and args.seconds is not None and not args.seconds > 0:
+            raise ValueError(f"--seconds must be > 0, got {args.seconds:g}")
         if args.lead:
-            lead = melody_tokens(args.lead, scheme.voices, args.lead_track)
+            lead = _melody(args.lead, scheme.voices, args.lead_track, args.seconds)
             seconds = scheme.seconds(lead)  # the progress bar counts the melody's length
         else:
             primer = scheme.read_primer(args.primer) if args.primer else None
@@ -349,6 +349,23 @@ def _generate_tokens(args: argparse.Namespace, model: str, info, rules) -> int:
         print(f"wrote {name}{also}: {len(piece.tokens) - piece.primer_length} {scheme.unit} "
               f"generated")
     return 0
+
+
+def _melody(path: str, voices, track: str | None, seconds: float | None):
+    """generate --lead's melody as tokens: its first ``seconds`` (notes begun by then, ended
+    there), or all of it."""
+    import numpy as np
+
+    from encoders.performance import encode_notes
+    from encoders.voices import melody_part
+
+    part = melody_part(path, voices, track)
+    if seconds is not None:
+        part = part.select(part.start_s < seconds)
+        part = part.with_end(np.minimum(part.end_s, seconds))
+        if not len(part):
+            raise ValueError(f"{path}: the melody has no note in its first {seconds:g} s")
+    return encode_notes(part, voices.settings)
 
 
 def _generate_grid(args: argparse.Namespace, model: str, rules) -> int:
@@ -747,7 +764,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lead-track", metavar="NAME",
                      help="the melody's track in the --lead file (its name, or part of it)")
     gen.add_argument("--seconds", type=float, default=None,
-                     help="music to add (default 30; with --lead, the melody's length)")
+                     help="music to add (default 30); with --lead, the melody's first SECONDS "
+                          "are accompanied (default: all of it)")
     gen.add_argument("--length", type=int, default=None, metavar="N",
                      help="tokens to add: events of music (instead of --seconds), bytes of "
                           "text (default 400)")

@@ -185,9 +185,17 @@ def test_generate_lead_on_the_command_line(duet_model, tmp_path, capsys):
     assert "band 1" in capsys.readouterr().out
     assert main(["generate", "--lead", str(CHORALES[0]), "-o", str(tmp_path / "x.mid")]) == 2
     assert "not a voice-packed model" in capsys.readouterr().err
+    # --seconds N: the melody's first N seconds, accompanied
+    short = tmp_path / "y.mid"
     assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]),
-                 "--seconds", "5", "-o", str(tmp_path / "y.mid")]) == 2
-    assert "leave out --seconds" in capsys.readouterr().err
+                 "--seconds", "5", "-o", str(short), "--seed", "4", "-q"]) == 0
+    lead = pretty_midi.PrettyMIDI(str(short)).instruments[0].notes
+    assert lead and max(n.end for n in lead) <= 5.0 + 0.1 + 1e-6  # after 10 steps of silence
+    assert [n.pitch for n in lead] == [p for start, _, p in want if start < 500]
+    capsys.readouterr()
+    assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]),
+                 "--primer", str(CHORALES[0]), "-o", str(tmp_path / "w.mid")]) == 2
+    assert "leave out --primer" in capsys.readouterr().err
     assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]),
                  "--under-melody", "-1", "-o", str(tmp_path / "z.mid")]) == 2
     assert "nats >= 0" in capsys.readouterr().err
