@@ -95,9 +95,12 @@ def test_rerun_adds_only_new_files_and_splits_stay_put(tmp_path):
 def test_other_settings_are_refused(tmp_path):
     out = tmp_path / "ds"
     build_dataset([CHORALES[0]], out, workers=1)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match="other settings") as err:
         build_dataset([CHORALES[1]], out, EventScheme(EncoderSettings(include_drums=True)),
                       workers=1)
+    # the one setting that differs, not two whole settings dicts
+    assert "include_drums: False there, True asked" in str(err.value)
+    assert "steps_per_second" not in str(err.value)
 
 
 def test_interrupted_run_leaves_the_old_dataset(tmp_path, monkeypatch):

@@ -184,6 +184,21 @@ def stored_scheme(info: dict) -> TokenScheme:
     return scheme_from_dict(info["scheme"])
 
 
+def settings_difference(stored: dict, asked: dict, prefix: str = "") -> str:
+    """Which settings of two schemes' dicts differ, in words: ``sustain: True there, False
+    asked``, each nested key by its path."""
+    parts = []
+    for key in sorted(set(stored) | set(asked), key=str):
+        a, b = stored.get(key), asked.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            parts.append(settings_difference(a, b, f"{prefix}{key}."))
+        else:
+            parts.append(f"{prefix}{key}: {a!r} there, {b!r} asked")
+    return "; ".join(parts)
+
+
 def read_existing(out_dir: Path, scheme: TokenScheme) -> list[dict]:
     """The manifest of a dataset already at out_dir (empty if none); refuses another scheme."""
     settings_path = out_dir / "settings.json"
@@ -193,8 +208,9 @@ def read_existing(out_dir: Path, scheme: TokenScheme) -> list[dict]:
     if stored.get("format") != FORMAT:
         raise ValueError(f"{out_dir} is not a neuralband dataset (settings.json format)")
     if stored_scheme(stored) != scheme:
-        raise ValueError(f"{out_dir} was encoded with other settings: "
-                         f"{stored_scheme(stored).to_dict()}; asked for {scheme.to_dict()}")
+        differ = settings_difference(stored_scheme(stored).to_dict(), scheme.to_dict())
+        raise ValueError(f"{out_dir} was encoded with other settings ({differ}): encode into "
+                         "a new folder, or with the same options")
     manifest = out_dir / "manifest.jsonl"
     if not manifest.exists():
         return []
