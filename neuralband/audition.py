@@ -181,10 +181,12 @@ def primer_end(path: str | os.PathLike) -> float | None:
 def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
                    png_path: str | os.PathLike,
                    titles: Sequence[str] | None = None,
-                   beats: Sequence[Beats | None] | None = None) -> Path:
+                   beats: Sequence[Beats | None] | None = None,
+                   start_s: float = 0.0, end_s: float | None = None) -> Path:
     """Draw one sheet with a piano roll per MIDI file (shared axes, for comparing variations).
     With ``beats`` (one per file, or None), each roll shows its beat lines behind the notes,
-    bars darker, so that a reader sees whether the notes land on the beat.
+    bars darker, so that a reader sees whether the notes land on the beat. ``start_s`` and
+    ``end_s`` show a part of a long file (the notes sounding then).
 
     Time in seconds across, pitch names up. A file of one part shows velocity as colour on one
     fixed 1-127 scale, so that colours mean the same in every subplot; a file of several parts
@@ -208,7 +210,12 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
         raise ValueError(f"{len(titles)} titles for {len(paths)} files")
     if beats is not None and len(beats) != len(paths):
         raise ValueError(f"{len(beats)} beat grids for {len(paths)} files")
+    if end_s is not None and not end_s > start_s:
+        raise ValueError(f"the part shown must end after it starts, got {start_s:g}..{end_s:g}")
     tables = [read_notes(p) for p in paths]
+    if start_s > 0 or end_s is not None:  # the notes sounding in the part shown
+        stop = np.inf if end_s is None else end_s
+        tables = [t.select((t.end_s > start_s) & (t.start_s < stop)) for t in tables]
     names = [_part_names(p, t) for p, t in zip(paths, tables, strict=True)]
     png_path = Path(png_path)
 
@@ -219,6 +226,8 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
     pitches = np.concatenate([t.pitch for t in tables])
     low, high = (int(pitches.min()), int(pitches.max())) if len(pitches) else (60, 72)
     end = max((float(t.end_s.max()) for t in tables if len(t)), default=1.0)
+    if end_s is not None:
+        end = end_s
     mappable = None
     for i, (ax, table, path) in enumerate(zip(axes, tables, paths, strict=True)):
         title = titles[i] if titles is not None else path.name
@@ -273,7 +282,7 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
         ax.grid(axis="y", color="0.9", linewidth=0.6)
         ax.set_axisbelow(True)
         ax.set_ylabel("pitch")
-    axes[0].set_xlim(0, end * 1.01)
+    axes[0].set_xlim(start_s, end * 1.01 if end_s is None else end_s)
     axes[0].set_ylim(low - 1, high + 1)
     axes[0].yaxis.set_major_locator(FixedLocator(_pitch_ticks(low, high)))
     axes[0].yaxis.set_major_formatter(FuncFormatter(lambda p, _pos: pitch_name(round(p))))

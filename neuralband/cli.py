@@ -520,13 +520,14 @@ def _cmd_audition(args: argparse.Namespace) -> int:
                 seconds, rate = wav_info(wav)
                 print(f"wrote {wav}: {seconds:.1f} s at {rate} Hz")
         beats = _roll_beats(args.beats, files)
+        part = {"start_s": args.start, "end_s": args.end}
         if args.pianoroll:
-            draw_pianoroll(files, args.pianoroll, beats=beats)
+            draw_pianoroll(files, args.pianoroll, beats=beats, **part)
             print(f"wrote {args.pianoroll}: piano roll of {len(files)} file(s)")
         elif default:
             for k, midi in enumerate(files):
                 png = draw_pianoroll([midi], midi.with_suffix(".png"),
-                                     beats=None if beats is None else beats[k:k + 1])
+                                     beats=None if beats is None else beats[k:k + 1], **part)
                 print(f"wrote {png}")
     except AuditionError as err:
         print(f"neuralband: {err}", file=sys.stderr)
@@ -883,6 +884,10 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("-o", "--out", metavar="FILE.wav", help="the WAV of the one MIDI file")
     aud.add_argument("--pianoroll", metavar="FILE.png",
                      help="one sheet with a piano roll per MIDI file, for comparing")
+    aud.add_argument("--start", type=float, default=0.0, metavar="S",
+                     help="the piano roll from this second (default 0)")
+    aud.add_argument("--end", type=float, default=None, metavar="S",
+                     help="the piano roll up to this second (default: the end)")
     aud.add_argument("--beats", metavar="REF", nargs="?", const="own",
                      help="draw beat lines behind the piano rolls (bars darker, eighths faint): "
                           "each file's own beats (annotations beside it, its tempo map where "

@@ -392,3 +392,21 @@ def test_pianoroll_draws_the_beat_lines_behind_the_notes(tmp_path):
     assert np.mean(np.ptp(grey, axis=1) < 0.05) > 0.9  # what changed is grey lines
     with pytest.raises(ValueError, match="beat grids"):
         draw_pianoroll([midi], tmp_path / "x.png", beats=[None, None])
+
+
+def test_pianoroll_shows_a_part_of_a_long_file(tmp_path):
+    """--start/--end: the roll of those seconds only (the same notes drawn as a roll of a file
+    cut there), and a part that ends before it starts is refused."""
+    from matplotlib.image import imread
+
+    from neuralband.audition import draw_pianoroll
+    from tests.helpers import pretty
+
+    notes = [(60 + k % 7, 90, k * 0.5, k * 0.5 + 0.3) for k in range(200)]
+    pretty(notes).write(str(tmp_path / "long.mid"))
+    part = imread(draw_pianoroll([tmp_path / "long.mid"], tmp_path / "part.png",
+                                 start_s=20.0, end_s=30.0))
+    whole = imread(draw_pianoroll([tmp_path / "long.mid"], tmp_path / "whole.png"))
+    assert part.shape == whole.shape and not np.allclose(part, whole)
+    with pytest.raises(ValueError, match="must end after it starts"):
+        draw_pianoroll([tmp_path / "long.mid"], tmp_path / "x.png", start_s=5.0, end_s=2.0)
