@@ -24,6 +24,7 @@ import numpy as np
 from encoders.beats import Beats
 from encoders.errors import MidiError
 from encoders.midi_io import NoteTable, read_notes
+from neuralband import palette
 
 DEBIAN_PACKAGES = "apt-get install fluidsynth fluid-soundfont-gm"
 # Where Debian's fluid-soundfont-gm (and the soundfont alternatives) put a General MIDI bank.
@@ -300,10 +301,7 @@ def draw_pianoroll(midi_paths: Sequence[str | os.PathLike] | str | os.PathLike,
 
 
 # Part colours (Tableau's ten): the first part (the player, the lead) blue, the band orange, ...
-PART_COLOURS = np.array([(0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17),
-                         (0.84, 0.15, 0.16), (0.58, 0.4, 0.74), (0.55, 0.34, 0.29),
-                         (0.89, 0.47, 0.76), (0.5, 0.5, 0.5), (0.74, 0.74, 0.13),
-                         (0.09, 0.75, 0.81)])
+PART_COLOURS = np.array(palette.PART_COLOURS)  # one palette with the live view
 
 
 def _part_names(path: Path, table: NoteTable) -> dict[int, str]:

@@ -89,6 +89,11 @@ def test_pages_see_every_note_the_band_sent_one_for_one_and_a_late_page_catches_
     assert seen == early.notes("band")[:len(seen)]
     assert {c["name"] for c in hello["controls"]} >= {"temperature", "density", "panic"}
     assert hello["voices"] == {"1": "band"} and len(hello["cells"]) == 32
+    # the piano rolls' palette: the player blue, the band orange, as `audition` draws them
+    from neuralband.audition import PART_COLOURS
+
+    assert hello["palette"][:2] == ["#" + "".join(f"{round(255 * c):02x}" for c in rgb)
+                                    for rgb in PART_COLOURS[:2]]
     frames = early.of("state")
     assert len(frames) > 40  # ten a second
     assert sum(len(f["entropy"]) for f in frames) > 20

@@ -38,6 +38,7 @@ import numpy as np
 
 from neuralband.live.panel import CHOICE, CONTROLS, RANGE, TRIGGER, Panel, control
 from neuralband.live.ratelog import RateLog
+from neuralband.palette import hex_colours
 
 DEFAULT_HOST = "127.0.0.1"
 POLL_S = 0.02  # new notes reach the pages this often
@@ -356,7 +357,8 @@ class ViewServer:
             "voices": self.loop.voice_names(),
             "cells": self.cells.cells() if self.cells is not None else [],
             "notes": notes, "frame_s": FRAME_S, "keep_s": KEEP_S,
-            "max_note_s": float(self.loop.rules.max_note_s)})
+            "max_note_s": float(self.loop.rules.max_note_s),
+            "palette": hex_colours()})  # the piano rolls' colours: the player's first
 
     def _frame(self, now: float) -> dict:
         ring = self.loop.stats.entropy

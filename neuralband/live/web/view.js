@@ -4,8 +4,8 @@
 "use strict";
 
 const PAST_S = 10, AHEAD_S = 2;          // the roll's window around now
-const PLAYER = "#f2c14e";                // the player's colour; the band's voices below
-const PALETTE = ["#4ea8f2", "#7ee07e", "#e07ee0", "#f27e4e", "#4ef2d5", "#b89cf2", "#f24e8a"];
+let PLAYER = "#1f77b4";                  // the player's colour; the band's voices below: the
+let PALETTE = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];  // hello's palette replaces them
 const MAX_NATS = 4;                      // the entropy strip's top
 
 const view = {                           // everything drawn comes from here (tests read it too)
@@ -77,6 +77,7 @@ function handle(m) {
     view.notes = []; view.open = new Map(); view.entropy = []; view.cellFrames = [];
     view.voices = m.voices; view.cells = m.cells; view.offset = null;
     view.maxNoteS = m.max_note_s || 5;
+    if (m.palette) { PLAYER = m.palette[0]; PALETTE = m.palette.slice(1); view.colours = {}; }
     clock(m.t);
     for (const voice of Object.values(m.voices)) colour(voice);
     buildControls(m.controls);
