@@ -385,13 +385,21 @@ def _generate_grid(args: argparse.Namespace, model: str, rules) -> int:
     return 0
 
 
+OUTPUT_SUFFIXES = (".mid", ".midi", ".abc", ".txt")  # -o names a file, whatever the scheme
+
+
 def _output_names(args: argparse.Namespace, suffix: str = ".mid") -> list[Path]:
-    """-o as n file names: a file (numbered when n > 1) or a folder of generated-K files, .mid
-    for music (``suffix``: .txt for text)."""
+    """-o as n file names, one rule for every scheme: a name with a file suffix (.mid, .midi,
+    .abc, .txt) is the file, numbered NAME-K when n > 1, written with the scheme's own
+    ``suffix`` (.mid for music, .abc for a tune, .txt for text; a tune's MIDI goes beside it);
+    any other name is a folder of generated-K files."""
     out = Path(args.out)
-    if out.suffix.lower() in ((".mid", ".midi") if suffix == ".mid" else (suffix,)):
-        return [out] if args.n == 1 else [
-            out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(args.n)]
+    if out.suffix.lower() in OUTPUT_SUFFIXES:
+        keep = out.suffix if out.suffix.lower() in (".mid", ".midi") and suffix == ".mid" \
+            else suffix
+        if args.n == 1:
+            return [out.with_suffix(keep)]
+        return [out.with_name(f"{out.stem}-{i + 1}{keep}") for i in range(args.n)]
     return [out / f"generated-{i + 1}{suffix}" for i in range(args.n)]
 
 

@@ -185,3 +185,25 @@ def test_windows_run_on_into_the_next_tune_so_its_end_is_learnt(tmp_path):
 
 def test_the_vocabulary_is_folk_rnn_sized():
     assert 250 <= len(VOCAB) <= 320 and len(set(VOCAB)) == len(VOCAB)
+
+
+def test_generate_names_its_files_by_one_rule_for_every_scheme(tmp_path, capsys):
+    """-o NAME.EXT is the file (numbered with -n), written in the scheme's format (a tune's
+    MIDI beside its ABC); any other name is a folder: never a folder called folk.mid."""
+    from neuralband.cli import main
+
+    assert main(["generate", "--model", "folk", "-o", str(tmp_path / "folk.mid"), "-q",
+                 "--seed", "1"]) == 0
+    assert (tmp_path / "folk.abc").is_file() and (tmp_path / "folk.mid").is_file()
+    assert main(["generate", "--model", "folk", "-n", "2", "-o", str(tmp_path / "t.abc"), "-q",
+                 "--seed", "1"]) == 0
+    assert {p.name for p in tmp_path.glob("t-*")} == {"t-1.abc", "t-1.mid", "t-2.abc",
+                                                      "t-2.mid"}
+    assert main(["generate", "--model", "colours", "-o", str(tmp_path / "c.txt"), "-q",
+                 "--length", "20"]) == 0
+    assert (tmp_path / "c.txt").is_file()
+    assert main(["generate", "--model", "folk", "-o", str(tmp_path / "tunes"), "-q"]) == 0
+    assert (tmp_path / "tunes" / "generated-1.abc").is_file()
+    assert main(["generate", "--model", "chorale-folk", "-n", "2", "--seconds", "2",
+                 "-o", str(tmp_path / "p.mid"), "-q"]) == 0
+    assert (tmp_path / "p-1.mid").is_file() and (tmp_path / "p-2.mid").is_file()
