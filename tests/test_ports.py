@@ -156,8 +156,15 @@ def test_find_port_errors_name_the_candidates():
         ports.find_port(["Keyboard A:out", "Keyboard B:out", "synth"], "keyboard", "in")
 
 
+def test_listing_with_no_midi_system_says_what_to_start(monkeypatch):
+    monkeypatch.setattr(ports, "available_apis", lambda: [])
+    with pytest.raises(PortError, match="no usable MIDI system: start a JACK server"):
+        ports.list_ports()
+
+
 def test_format_ports():
-    assert ports.format_ports([]) == "no MIDI ports"
+    none = ports.format_ports([])  # one line, with what to do about it
+    assert none.startswith("no MIDI ports: ") and "--virtual" in none and "\n" not in none
     table = ports.format_ports([PortInfo("jack", "in", 3, "kbd:out"),
                                 PortInfo("jack", "out", 12, "synth:in")])
     lines = table.splitlines()

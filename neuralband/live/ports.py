@@ -157,6 +157,8 @@ def list_ports(api: str | None = None) -> list[PortInfo]:
     """The MIDI ports of one API, or of every usable API when None; this process's own ports are
     left out (they would only ever loop back into ourselves)."""
     apis = [api] if api is not None else available_apis()
+    if not apis:
+        raise PortError(_NO_API_HELP)  # no MIDI system at all: what to start, in one line
     ports = []
     for a in apis:
         own = _own(a)
@@ -170,7 +172,9 @@ def list_ports(api: str | None = None) -> list[PortInfo]:
 def format_ports(ports: list[PortInfo]) -> str:
     """A readable table of ports (API, direction, index, name); one line when there are none."""
     if not ports:
-        return "no MIDI ports"
+        return ("no MIDI ports: plug in a keyboard or start a synth (e.g. `fluidsynth -a jack "
+                "-m jack` on JACK), or play with `neuralband play --virtual`, which makes "
+                "ports others connect to")
     rows = [("API", "DIRECTION", "INDEX", "NAME")]
     rows += [(_API_TITLES.get(p.api, p.api), _DIRECTIONS[p.direction], str(p.index), p.name)
              for p in ports]
@@ -255,7 +259,9 @@ class _Port:
                 choices = [i for i, n in enumerate(names) if n not in own]
                 if not choices:
                     kind = _DIRECTIONS[self._direction]
-                    raise PortError(f"no MIDI {kind}s to connect to on {_API_TITLES[self.api]}")
+                    raise PortError(f"no MIDI {kind}s to connect to on {_API_TITLES[self.api]}: "
+                                    f"plug one in, or play with --virtual, which makes our own "
+                                    f"{kind} for others to connect to")
                 index = choices[0]
             else:
                 index = self._find(names)
