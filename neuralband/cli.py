@@ -690,6 +690,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from encoders.schemes import scheme_names
+    from neuralband.modelfile import BUNDLED
 
     parser = argparse.ArgumentParser(
         prog="neuralband",
@@ -920,7 +921,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "log-likelihood of each file's events (nats per event, lower is "
                         "better), a row per file and the mean weighted by events.")
     sc.add_argument("model", metavar="MODEL",
-                    help="a model file (NAME, NAME.json) or a bundled one: default, duet")
+                    help="a model file (NAME, NAME.json), a run folder, or a bundled one: "
+                         f"{', '.join(BUNDLED)} (default: pop)")
     sc.add_argument("midi", nargs="+", metavar="FILE",
                     help="MIDI files or folders (searched for .mid/.midi); each is encoded "
                          "with the model's own settings and every event after the first scored")

@@ -107,8 +107,11 @@ def bundled_model(name: str = DEFAULT) -> Path:
 
 def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """NAME, NAME.json or NAME.safetensors -> (weights path, sidecar path); a bare bundled name
-    ("duet") that is not a file here means the bundled model."""
+    ("duet") that is not a file here means the bundled model; a run folder (`train -o RUN`)
+    means the best model it holds, RUN/model."""
     p = Path(path)
+    if p.is_dir() and (p / "model.json").is_file():
+        p = p / "model"
     if p.suffix in (".json", ".safetensors"):
         p = p.with_suffix("")
     if (str(p) in BUNDLED or str(p) in ALIASES) and not p.with_name(p.name + ".json").exists():
@@ -122,7 +125,9 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
     try:
         meta = json.loads(sidecar.read_text())
     except FileNotFoundError as err:
-        raise ModelFileError(f"{sidecar}: no such model file") from err
+        raise ModelFileError(f"{sidecar}: no such model file (a model is a file NAME.json "
+                             f"beside NAME.safetensors, a run folder, or one of the bundled: "
+                             f"{', '.join(BUNDLED)})") from err
     except (OSError, ValueError) as err:
         raise ModelFileError(f"{sidecar}: not a readable model description ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

@@ -407,3 +407,17 @@ def test_a_speculated_feed_is_a_copy_and_leaves_the_state_where_it_was():
     for tok in (375, 60, 280, 260):
         reference.feed(tok)
     assert np.array_equal(stepper.h, reference.h)
+
+
+def test_a_model_is_named_by_its_file_its_run_folder_or_a_bundled_name(tmp_path):
+    import shutil
+
+    from neuralband.modelfile import ModelFileError, bundled_model, read_info
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(str(bundled_model("duet")) + suffix, run / f"model{suffix}")
+    assert read_info(run).sha256 == read_info("duet").sha256  # the run folder's best model
+    with pytest.raises(ModelFileError, match="one of the bundled: pop, pop-duet"):
+        read_info(tmp_path / "nosuch")
