@@ -220,9 +220,13 @@ def _add_beat_arguments(p: argparse.ArgumentParser, beat_follows: str) -> None:
 def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows: str) -> None:
     """The options of how the model plays, shared by generate and play; ``follows`` says what
     --key and --density follow by default."""
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--max-polyphony", type=int, default=polyphony)
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="how adventurous the draws are: below 1 safer, above 1 wilder")
+    p.add_argument("--top-p", type=float, default=0.95,
+                   help="draw from the likeliest events that together hold this share of the "
+                        "probability (the waits counted as one choice); 1: from all")
+    p.add_argument("--max-polyphony", type=int, default=polyphony,
+                   help="the most notes the band holds at once")
     p.add_argument("--max-note", type=float, default=None,
                    help="longest note in seconds (default: the model's, from its training "
                         "data; 5 for models that do not say)")
@@ -702,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a built-in player plays; the bundled model answers")
     demo.add_argument("-o", "--out", default="out", help="folder for the session (default: out)")
     demo.add_argument("--melody", help="a MIDI file for the player instead of the chorale")
-    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--seed", type=int, default=1, help="the band's draws, repeatable")
     demo.add_argument("--phrases", type=int, default=3, help="phrases the player plays (3)")
     route = demo.add_mutually_exclusive_group()
     route.add_argument("--jack", action="store_true", help="through JACK (must be running)")
@@ -783,7 +787,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_beat_arguments(gen, beat_follows="the primer's or the melody's beats (annotations "
                                           "beside it, its tempo map where that fits the "
                                           "notes, else tracked from them); from silence, none")
-    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--seed", type=int, default=None,
+                     help="the draws, repeatable (default: new ones every run)")
     gen.add_argument("-n", type=int, default=1, help="variations, in one batched pass")
     gen.add_argument("-o", "--out", required=True,
                      help="a .mid (a text model: .txt) file, or a folder")
@@ -818,7 +823,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--seconds", type=float, default=None, help="stop after this long")
     pl.add_argument("--on-loss", choices=("wait", "exit"), default="wait",
                     help="when a port disappears: wait for it to come back, or exit")
-    pl.add_argument("--seed", type=int, default=None)
+    pl.add_argument("--seed", type=int, default=None,
+                    help="the band's draws, repeatable (default: new ones every run)")
     pl.add_argument("--bpm", type=float, default=None,
                     help="the band's tempo in beats per minute: a grid model's grid (default: "
                          "the model's); a model that reads the beat plays on a steady beat at "
@@ -973,7 +979,22 @@ def build_parser() -> argparse.ArgumentParser:
                          "groove")
     ev.add_argument("--json", metavar="OUT", help="also write the JSON line to this file")
     ev.set_defaults(func=_cmd_evaluate)
+    _show_defaults(parser)
     return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option that takes a value says its default: where its help does not, the value
+    (or "none", for an option that is off unless given) is added to it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _show_defaults(sub)
+        elif (action.option_strings and action.help and action.nargs != 0
+              and not action.required and "default" not in action.help):
+            value = action.default
+            shown = "none" if value is None or value is False else str(value)
+            action.help += f" (default: {shown})"
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:

@@ -82,3 +82,24 @@ def test_a_wrong_dataset_or_output_folder_is_one_readable_line(tmp_path):
         assert "Errno" not in out.stderr and "Traceback" not in out.stderr
     assert a_file.read_text() == "mine"
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_every_option_of_every_command_says_what_it_does_and_its_default():
+    import argparse
+
+    from neuralband.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    checked = 0
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.option_strings)
+            if action.nargs != 0 and not action.required:
+                assert "default" in action.help, \
+                    (name, action.option_strings)
+            checked += 1
+    assert checked > 100
+    assert "(default: 0.95)" in commands.choices["play"].format_help()
