@@ -54,6 +54,17 @@ class ControlChoice:
         """Whether nothing follows the music (the vector never changes)."""
         return self.key != FOLLOW and self.density != FOLLOW
 
+    def words(self, follows: str = "yours") -> str:
+        """The choice as a player reads it: ``key: follows yours; pace: 6 notes/s``."""
+        def say(value: object, unit: str = "") -> str:
+            if value == FOLLOW:
+                return f"follows {follows}"
+            if value == FREE:
+                return "free (as the model likes)"
+            return f"{value:g}{unit}" if isinstance(value, float) else str(value)
+
+        return f"key: {say(self.key)}; pace: {say(self.density, ' notes/s')}"
+
 
 class Steering:
     """The control vector of a session: the fixed parts from the choice, the following parts

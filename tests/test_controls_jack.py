@@ -55,7 +55,7 @@ def test_a_density_knob_held_low_then_high_doubles_the_band(names, tmp_path):
     path = tmp_path / "dump.txt"
     with controlled(ctl_name, dump_name, path, "--mode", "solo", "--map", "1=density") as (
             ctl, proc):
-        wait_for_line(proc, "playing (solo")
+        wait_for_line(proc, "Ctrl-C to stop")
         ctl.connect(f"{dump_name}:input")
         for value in (8, 110):  # about 1.5 notes/s, then about 14
             for _ in range(2):  # twice: JACK without real-time scheduling may lose a period
@@ -83,7 +83,7 @@ def test_panic_silences_every_sounding_note_within_10_ms(names, tmp_path):
     path = tmp_path / "dump.txt"
     with controlled(ctl_name, dump_name, path, "--mode", "solo", "--map", "20=panic", "--thru",
                     "--density", "12") as (ctl, proc):  # busy: notes sound when the panic comes
-        wait_for_line(proc, "playing (solo")
+        wait_for_line(proc, "Ctrl-C to stop")
         ctl.connect(f"{dump_name}:input")
         ctl.phrase(time.monotonic() + 4.0)
         ctl.send(0x90 | PLAYER_CH, 72, 90)  # a key held down through the panic (thru echo)

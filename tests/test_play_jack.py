@@ -184,13 +184,15 @@ def realtime_jack():
 
 
 def play_start_line(*flags: str, env: dict | None = None) -> tuple[str, tuple, int | None]:
-    """`play --virtual` until its start line; the line, and its threads' scheduling then."""
+    """`play --virtual` until its start lines (where it plays, then how: the precision and the
+    scheduling granted); the lines, and its threads' scheduling then."""
     proc = neuralband("play", "--api", "jack", "--virtual", "--mode", "solo", *flags, env=env)
     try:
         first = ""
         end = time.monotonic() + 30
         while "playing" not in first and time.monotonic() < end:
             first = proc.stderr.readline() or first
+        first += proc.stderr.readline()  # the next line says what scheduling was granted
         main, top = thread_policies(proc.pid)
     finally:
         stop(proc)

@@ -118,3 +118,9 @@ def test_controls_of_a_real_piece_say_its_key(pop909):
     from encoders.keys import parse_key
 
     assert key == parse_key(annotated)
+
+
+def test_the_choice_reads_as_a_player_would_say_it():
+    assert ControlChoice().words() == "key: follows yours; pace: follows yours"
+    assert ControlChoice("Eb major", 6.0).words() == "key: Eb major; pace: 6 notes/s"
+    assert "free" in ControlChoice("free", "free").words()

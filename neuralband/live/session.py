@@ -287,12 +287,13 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     try:
         if realtime:
             engine.realtime = scheduling.enter_context(realtime_scheduling())
-        say(f"playing ({settings.mode}{tempo}, {precision}, real-time scheduling "
-            f"{engine.realtime}): in '{inp.where}', out '{out.where}'; Ctrl-C to stop")
+        name = Path(str(model)).name if model else "pop"
+        say(f"playing {name} ({settings.mode}{tempo}): in '{inp.where}', out '{out.where}'; "
+            "Ctrl-C to stop")
+        say(f"{precision} weights; real-time scheduling {engine.realtime}")
         steering = getattr(engine, "steering", None)
         if steering is not None:
-            say(f"the band keeps to: key {steering.choice.key}, density "
-                f"{steering.choice.density} ({steering.describe()})")
+            say(f"the band's {steering.choice.words()}")
         if midi_map:
             say("controls: " + ", ".join(f"{src} {name}" for src, name in midi_map.items()))
         if server is not None:
