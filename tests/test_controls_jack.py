@@ -151,7 +151,7 @@ def free_port() -> int:
 LEARNT = [("temperature", (0xB0, 74, 64)), ("density", (0xB0, 1, 64)),
           ("key", (0xB0, 21, 0)), ("register", (0xB0, 22, 64)), ("mode", (0xB0, 23, 0)),
           ("answer", (0xB0, 24, 64)), ("mute", (0x90, 36, 100)), ("handover", (0x90, 37, 100)),
-          ("end", (0x90, 38, 100)), ("panic", (0x90, 39, 100))]
+          ("end", (0x90, 38, 100)), ("panic", (0x90, 39, 100)), ("tap", (0x90, 40, 100))]
 
 
 def test_learn_writes_a_map_that_play_obeys_beside_osc_and_garbage(names, tmp_path):
@@ -185,7 +185,7 @@ def test_learn_writes_a_map_that_play_obeys_beside_osc_and_garbage(names, tmp_pa
     assert learnt == {"temperature": "1:cc74", "density": "1:cc1", "key": "1:cc21",
                       "register": "1:cc22", "mode": "1:cc23", "answer": "1:cc24",
                       "mute": "1:note36", "handover": "1:note37", "end": "1:note38",
-                      "panic": "1:note39"}, err
+                      "panic": "1:note39", "tap": "1:note40"}, err
 
     path = tmp_path / "dump.txt"
     dump = timed_listener(dump_name, path)
