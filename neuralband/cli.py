@@ -424,7 +424,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
     faulthandler.enable()  # a crash in a native library says where, thread by thread
     from neuralband.live.engine import PlaySettings
     from neuralband.live.midimap import load_map, parse_map
-    from neuralband.live.osc import parse_address
+    from neuralband.live.osc import parse_address, parse_allow
     from neuralband.live.ports import PortError
     from neuralband.live.session import PortChoice, learn_controls, play
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
@@ -460,6 +460,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
                     grace_s=None if args.grace_ms is None else args.grace_ms / 1000.0,
                     precision=args.precision, controls=controls, midi_map=midi_map,
                     osc=None if args.osc is None else parse_address(args.osc),
+                    osc_allow=parse_allow(args.osc_allow),
                     sync="link" if args.link else args.clock, clock_out=args.clock_out,
                     view=None if args.view is None else (args.view_host, args.view),
                     view_cells=args.view_cells, realtime=args.realtime)
@@ -881,7 +882,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "controls work on any channel unless their map names one")
     steer.add_argument("--osc", metavar="[HOST:]PORT",
                        help="take the controls over OSC: /neuralband/CONTROL value; "
-                            "/neuralband/state answers every value (host: 127.0.0.1)")
+                            "/neuralband/state answers every value (host: 127.0.0.1; another "
+                            "needs --osc-allow)")
+    steer.add_argument("--osc-allow", metavar="HOST[,HOST]",
+                       help="the senders that may steer the band over OSC, where --osc listens "
+                            "beyond this machine (a phone, a second laptop); others are "
+                            "ignored with a log line (default: none)")
     see = pl.add_argument_group("the live view (README: 'Seeing what the band thinks')")
     see.add_argument("--view", type=int, nargs="?", const=8765, metavar="PORT",
                      help="serve a page of the roll, the band's plan, its confidence, its "

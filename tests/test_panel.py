@@ -262,3 +262,46 @@ def test_a_map_file_that_cannot_be_written_is_one_line(tmp_path):
     (tmp_path / "a_file").write_text("")
     with pytest.raises(ValueError, match="cannot write the map file"):
         save_map(parse_map(["1=density"]), tmp_path / "a_file" / "keys.toml")
+
+
+def test_two_bad_osc_messages_back_to_back_are_both_told(osc_server):
+    """The first is said at once, the second counted and said a second later (nothing else
+    came to carry the count)."""
+    _, server, client, said = osc_server
+    client.sendto(_osc("/neuralband/volume", 1.0), server.address)
+    client.sendto(_osc("/neuralband/volume", 2.0), server.address)
+    _settle(server, 2)
+    end = time.monotonic() + 3
+    while len(said) < 2 and time.monotonic() < end:
+        time.sleep(0.05)
+    assert len(said) == 2, said
+    assert "no control 'volume'" in said[0] and "1 more" in said[1]
+
+
+def test_osc_beyond_loopback_takes_only_the_senders_it_names():
+    import pytest as _pytest
+
+    from neuralband.live.osc import is_loopback, parse_allow
+
+    with _pytest.raises(ValueError, match="--osc-allow"):
+        OscControl(Panel(), "0.0.0.0", 0)  # anyone on the network: refused without a list
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+    assert parse_allow("127.0.0.2, localhost") == ("127.0.0.2", "127.0.0.1")
+    with _pytest.raises(ValueError, match="no such host"):
+        parse_allow("no.such.host.invalid")
+    panel, said = Panel(), []
+    server = OscControl(panel, "0.0.0.0", 0, say=said.append, allow=("127.0.0.2",))
+    try:
+        port = server.address[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            stranger.bind(("127.0.0.1", 0))
+            stranger.sendto(_osc("/neuralband/panic"), ("127.0.0.1", port))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as friend:
+            friend.bind(("127.0.0.2", 0))
+            friend.sendto(_osc("/neuralband/temperature", 0.6), ("127.0.0.1", port))
+        _settle(server, 2)
+    finally:
+        server.close()
+    assert panel.get("panic") == 0  # the stranger pressed nothing
+    assert panel.get("temperature") == pytest.approx(0.6)  # the named sender did
+    assert len(said) == 1 and "from 127.0.0.1, not a sender --osc-allow names" in said[0]

@@ -212,6 +212,34 @@ def test_only_the_view_s_own_page_may_open_its_websocket():
         server.close()
 
 
+def test_beyond_loopback_the_view_opens_only_with_its_token():
+    """--view-host 0.0.0.0 (a phone on stage): the URL printed carries a secret; a websocket
+    without it (anyone else on the network) is refused in one log line, the band unaffected."""
+    from websockets.exceptions import InvalidStatus
+
+    engine, _ = make_engine()
+    lines: list[str] = []
+    server = ViewServer(engine, host="0.0.0.0", port=0, say=lines.append)
+    port = server.address[1]
+    try:
+        assert server.token and server.url.endswith(f"/?token={server.token}")
+        with connect(f"ws://127.0.0.1:{port}/ws?token={server.token}",
+                     origin=f"http://127.0.0.1:{port}") as ws:
+            assert json.loads(ws.recv(timeout=5))["type"] == "hello"
+        for query in ("", "?token=guess"):
+            with pytest.raises(InvalidStatus, match="403"):
+                connect(f"ws://127.0.0.1:{port}/ws{query}").close()
+        assert engine.panel.get("panic") == 0
+    finally:
+        server.close()
+    assert len(lines) == 1 and "without the view's token" in lines[0]
+    loopback = ViewServer(engine, port=0, say=lines.append)  # as easy as before on loopback
+    try:
+        assert loopback.token is None and "token" not in loopback.url
+    finally:
+        loopback.close()
+
+
 def test_a_taken_port_and_bad_cells_are_one_line_errors():
     engine, _ = make_engine()
     taken = socket.socket()

@@ -5,6 +5,10 @@ One UDP socket read by its own thread (python-osc parses and builds the messages
 writes the panel (`Panel.set`), so the engine never waits for it. A message that is not OSC, has
 an unknown address, the wrong type or a value out of range is ignored with one log line (a flood
 of them: the first, then a count once a second), never an exception in the engine.
+
+Bound to loopback (the default) only this machine can steer the band. Bound beyond it (a phone
+or a second laptop on stage), anyone on the network could press panic: the senders that may are
+named (``--osc-allow``), and a message from any other is ignored with a log line.
 """
 
 from __future__ import annotations
@@ -19,6 +23,34 @@ from neuralband.live.ratelog import RateLog
 PREFIX = "/neuralband/"
 STATE = PREFIX + "state"
 DEFAULT_HOST = "127.0.0.1"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host``."""
+    import ipaddress
+
+    if host in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_allow(text: str | None) -> tuple[str, ...] | None:
+    """``--osc-allow 192.168.1.20,192.168.1.21`` -> the senders' addresses (resolved)."""
+    if text is None:
+        return None
+    hosts = []
+    for name in filter(None, (h.strip() for h in text.split(","))):
+        try:
+            hosts.append(socket.gethostbyname(name))
+        except OSError:
+            raise ValueError(f"--osc-allow: no such host {name!r}") from None
+    if not hosts:
+        raise ValueError("--osc-allow names the senders that may steer the band: HOST[,HOST]")
+    return tuple(hosts)
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -37,8 +69,13 @@ class OscControl:
     """Serve the panel on a UDP port until `close`."""
 
     def __init__(self, panel: Panel, host: str = DEFAULT_HOST, port: int = 9000,
-                 say: Callable[[str], None] = print, log_every_s: float = 1.0):
+                 say: Callable[[str], None] = print, log_every_s: float = 1.0,
+                 allow: tuple[str, ...] | None = None):
+        if not is_loopback(host) and not allow:
+            raise ValueError(f"--osc on {host} lets anyone on the network steer the band: name "
+                             "the senders that may with --osc-allow HOST[,HOST]")
         self.panel = panel
+        self.allow = None if allow is None else set(allow)
         self._bad = RateLog(say, "OSC", log_every_s)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         # Room for a burst (a controller's fader sends dozens of messages at once).
@@ -65,6 +102,7 @@ class OscControl:
         from pythonosc.osc_packet import OscPacket, ParseError
 
         while not self._closing:
+            self._bad.flush()  # the count of a burst, a second after its first line
             try:
                 data, client = self.sock.recvfrom(65536)
             except TimeoutError:
@@ -74,6 +112,9 @@ class OscControl:
                     return
                 continue
             self.received += 1
+            if self.allow is not None and client[0] not in self.allow:
+                self._bad(f"a message from {client[0]}, not a sender --osc-allow names")
+                continue
             try:
                 messages = [m.message for m in OscPacket(data).messages]
             except ParseError:

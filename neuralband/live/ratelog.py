@@ -25,3 +25,11 @@ class RateLog:
         more = f" (and {self._unsaid} more since the last)" if self._unsaid else ""
         self.say(f"{self.prefix}: ignored {what}{more}")
         self._said_at, self._unsaid = now, 0
+
+    def flush(self) -> None:
+        """Say the count of what came after the last line, once a second has passed since it
+        (called by the source's own loop: two bad messages back to back, then nothing, would
+        otherwise leave the second unsaid for ever)."""
+        if self._unsaid and time.monotonic() - self._said_at >= self.every_s:
+            self.say(f"{self.prefix}: ignored {self._unsaid} more since the last")
+            self._said_at, self._unsaid = time.monotonic(), 0

@@ -179,6 +179,7 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
          osc: tuple[str, int] | None = None, sync: str = "internal",
          clock_out: bool = False, view: tuple[str, int] | None = None,
          view_cells: str | None = None, realtime: bool = True, meter: int | None = None,
+         osc_allow: tuple[str, ...] | None = None,
          follow_beat: bool = True) -> int:
     """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost).
     ``precision="int8"`` steps the model with int8 weights (`neuralband.int8`, needs numba);
@@ -248,7 +249,7 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
         if osc is not None:
             from neuralband.live.osc import OscControl
 
-            server = OscControl(engine.panel, *osc, say=say)
+            server = OscControl(engine.panel, *osc, say=say, allow=osc_allow)
         if view is not None:
             from neuralband.live.view import ViewServer, parse_cells
 

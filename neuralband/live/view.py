@@ -22,8 +22,10 @@ is answered with an error message to that page and logged at most once a second.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import math
+import secrets
 import socket
 import threading
 import time
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from neuralband.live.osc import is_loopback
 from neuralband.live.panel import CHOICE, CONTROLS, RANGE, TRIGGER, Panel, control
 from neuralband.live.ratelog import RateLog
 from neuralband.palette import hex_colours
@@ -176,6 +179,10 @@ class ViewServer:
         self._stop: asyncio.Event | None = None
         self.address: tuple[str, int] = (host, port)
         self.host = host
+        # Beyond loopback (a phone on stage), anyone on the network could open the page's
+        # websocket: only with the secret in the URL the start line prints, as notebook servers
+        # do. On loopback only this machine can reach it, and it stays as easy as it was.
+        self.token = None if is_loopback(host) else secrets.token_urlsafe(16)
         self.thread = threading.Thread(target=self._serve, args=(host, port),
                                        name="neuralband-view", daemon=True)
         self.thread.start()
@@ -187,7 +194,8 @@ class ViewServer:
     @property
     def url(self) -> str:
         host, port = self.address[:2]
-        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+        page = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+        return page if self.token is None else f"{page}?token={self.token}"
 
     def close(self) -> None:
         """The last notes (the band's closing NOTE_OFFs) out to the pages, then stop."""
@@ -242,8 +250,12 @@ class ViewServer:
         from websockets.datastructures import Headers
         from websockets.http11 import Response
 
-        path = request.path.split("?", 1)[0]
+        path, _, query = request.path.partition("?")
         if path == "/ws":
+            if self.token is not None and not self._has_token(query):
+                self._bad("a page without the view's token (the URL the start line prints)")
+                return connection.respond(403, "the view needs its token: open the URL "
+                                               "neuralband printed\n")
             if not self._same_origin(request.headers):
                 return connection.respond(403, "the view's controls are for its own page\n")
             return None
@@ -254,6 +266,12 @@ class ViewServer:
         return Response(200, "OK", Headers([("Content-Type", kind),
                                             ("Content-Length", str(len(body))),
                                             ("Cache-Control", "no-store")]), body)
+
+    def _has_token(self, query: str) -> bool:
+        from urllib.parse import parse_qs
+
+        given = parse_qs(query).get("token", [""])[0]
+        return hmac.compare_digest(given.encode(), self.token.encode())
 
     def _same_origin(self, headers: Any) -> bool:
         """A browser says which page opens a websocket: only the view's own page may (another
@@ -266,6 +284,8 @@ class ViewServer:
             return False
         if origin is None:
             return True
+        if self.token is not None:  # beyond loopback, the token says who: the page's own origin
+            return origin == f"http://{host}"
         name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0]
         ours = {self.address[0], "localhost", "127.0.0.1", "::1", self.host}
         return origin == f"http://{host}" and name in ours
@@ -314,6 +334,7 @@ class ViewServer:
         while True:
             try:
                 self._send_new()
+                self._bad.flush()  # a refused burst's count, a second after its first line
                 now = time.monotonic()
                 if now >= next_frame:
                     next_frame = now + FRAME_S
@@ -374,7 +395,7 @@ class ViewServer:
                             "dropped": self.dropped, "pages": len(self.pages)}}
         beat = getattr(self.loop, "beat", None)
         if beat is not None:  # the band's tempo, beat and how sure the tracker is
-            frame["beat"] = beat.describe(now)
+            frame["beat"] = beat.describe(self.loop.clock())  # on the engine's clock
         if self.cells is not None:
             before = self.cells.cells()
             frame["cell_values"] = self.cells.look(now)

@@ -50,7 +50,9 @@ function clock(t) {                      // the engine's time: the page's clock 
 // --- messages -------------------------------------------------------------------------------
 
 function connect() {
-  const ws = new WebSocket(`ws://${location.host}/ws`);
+  const token = new URLSearchParams(location.search).get("token");  // beyond loopback
+  const ws = new WebSocket(`ws://${location.host}/ws` +
+                           (token ? `?token=${encodeURIComponent(token)}` : ""));
   view.ws = ws;
   ws.onopen = () => status(true);
   ws.onclose = () => { status(false); view.ws = null; setTimeout(connect, 1000); };
