@@ -188,12 +188,16 @@ def _rules_and_controls(args: argparse.Namespace, info, model: str):
     """generate's and play's sampling options -> (Rules, ControlChoice or None): the model's own
     longest note unless --max-note says otherwise; --key/--density for a conditioned model only
     (ValueError in one line for another)."""
-    from neuralband.sampling import model_rules
+    from neuralband.sampling import DUET_CLASH, PLAIN_DUET_UNDER_MELODY, model_rules
     from neuralband.steering import ControlChoice
 
     given = {"max_note_s": args.max_note, "under_melody": args.under_melody,
              "clash": args.clash}
     limit = {name: value for name, value in given.items() if value is not None}
+    if getattr(args, "mode", None) == "duet" and info.voices is None:
+        # any model's duet band keeps under your tune (a voice-packed one: `model_rules`)
+        limit.setdefault("under_melody", PLAIN_DUET_UNDER_MELODY)
+        limit.setdefault("clash", DUET_CLASH)
     rules = model_rules(info, None, temperature=args.temperature, top_p=args.top_p,
                         max_polyphony=args.max_polyphony, **limit)
     if info.controls is None:
@@ -232,8 +236,8 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows:
                         "data; 5 for models that do not say)")
     p.add_argument("--under-melody", type=float, metavar="NATS",
                    help="a duet band's notes above the melody note sounding are this many nats "
-                        "less likely (default 1 for a voice-packed model; 0: as the model "
-                        "plays)")
+                        "less likely (default 1 for a voice-packed model, 3 for another in "
+                        "play --mode duet; 0: as the model plays)")
     p.add_argument("--clash", type=float, metavar="NATS",
                    help="and its notes a second, tritone or seventh from it (default 0.5; 0: "
                         "as the model plays)")

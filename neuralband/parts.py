@@ -104,8 +104,9 @@ class Voicing:
         duet band under the melody note sounding and out of its way: ``rules.under_melody`` nats
         off each band NOTE_ON above it, ``rules.clash`` off each a second, tritone or seventh
         from it (any octave). None where both are 0 or the model has no voices. Built once per
-        pair of settings (128 x vocabulary), so the live loop only picks a row."""
-        if not self.voiced or not (rules.under_melody or rules.clash):
+        pair of settings (128 x vocabulary), so the live loop only picks a row. A plain model's
+        every NOTE_ON is the band's (the player's come in from outside the draw)."""
+        if not (rules.under_melody or rules.clash):
             return None
         cached = self._melody_offsets.get((rules.under_melody, rules.clash))
         if cached is not None:

@@ -76,6 +76,10 @@ class Rules:
 # shares (0.88 and 0.84 against 0.86 and 0.84; the model alone 0.83 and 0.78), README "pop-duet".
 DUET_UNDER_MELODY = 1.0
 DUET_CLASH = 0.5
+# A model that is not voice-packed learnt the whole arrangement, the tune's register included:
+# playing a duet (play --mode duet) it takes more to keep under your note (a held G4: 93% of
+# its notes above it free, 54% at 1 nat, 2% at 3; chorale-folk, tests/test_live_controls.py).
+PLAIN_DUET_UNDER_MELODY = 3.0
 
 
 def model_rules(info, rules: Rules | None = None, **changes) -> Rules:

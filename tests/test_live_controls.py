@@ -15,6 +15,7 @@ from neuralband.live.grid_engine import BAR_STEPS
 from neuralband.live.midimap import parse_map
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
+from tests.helpers.fake_clock import ClockedCapture, FakeClock, drive
 from tests.helpers.live import Capture, balanced, band_ons, run_live, tune
 
 
@@ -209,3 +210,31 @@ def test_a_duet_whose_player_stopped_sleeps_until_input(monkeypatch):
     silent = [t for t in turns if t > engine.player.t0 + 3.0]
     assert len(silent) < 200, len(silent)  # the note-length checks, 10 a second, and no more
     assert band_ons(engine, out) and balanced(out.sent)
+
+
+def test_a_plain_models_duet_band_keeps_under_the_players_tune():
+    """play --mode duet with the default model (not voice-packed): its NOTE_ONs above the note
+    you hold lose --under-melody nats as pop-duet's do (issue 28: 27 of 45 band notes started
+    above the held note)."""
+    from neuralband.sampling import DUET_CLASH, PLAIN_DUET_UNDER_MELODY, Rules
+
+    high = [(0.2 + 1.0 * k, [0x90, 67, 90]) for k in range(8)]  # a tune in the middle, held
+    high += [(1.1 + 1.0 * k, [0x80, 67, 0]) for k in range(8)]
+    high.sort(key=lambda m: m[0])
+    shares = {}
+    for under in (0.0, PLAIN_DUET_UNDER_MELODY):
+        clock = FakeClock()
+        out = ClockedCapture(clock)
+        stepper = Stepper.load(bundled_model("chorale-folk"))
+        rules = Rules(under_melody=under, clash=DUET_CLASH if under else 0.0)
+        engine = Engine(stepper, out, PlaySettings(mode="duet", wait_s=0.3), rules, seed=5,
+                        clock=clock)
+        start = drive(engine, clock, 8.5, high)
+        held = [(start + 0.2 + k, start + 1.1 + k) for k in range(8)]
+        during = [d[1] for t, d in out.sent if d[0] & 0xF0 == 0x90 and d[2] > 0
+                  and any(a <= t < b for a, b in held)]
+        assert during, "the band played nothing under the tune"
+        shares[under] = np.mean(np.array(during) > 67)
+        assert balanced(out.sent)
+    assert shares[0.0] > 0.3, shares  # left alone, the band plays over the tune
+    assert shares[PLAIN_DUET_UNDER_MELODY] < 0.2, shares

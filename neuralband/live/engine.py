@@ -551,6 +551,7 @@ class Engine(LiveLoop):
         # Only a duet's band waits for a player it expects; alone (solo, a call's answer) it
         # plays on its own clock.
         self._duet = v.voiced and settings.mode == "duet"
+        self._under = settings.mode == "duet"  # the band keeps under the player's melody note
         self._mask = np.empty(v.vocab_size, bool)
         self._lead = v.lead_list
         self._longest = es.max_shift_steps
@@ -721,7 +722,7 @@ class Engine(LiveLoop):
         if self._melody_offsets is not None and status != 0xB0:
             now = self._melody.update(data[1], is_on)
             self._melody_row = None if now is None else self._melody_offsets[now]
-            if self._duet:  # alone (solo, call) the band ignores the row: nothing to compose
+            if self._under:  # alone (solo, call) the band ignores the row: nothing to compose
                 self._compose_bias()
         self._absorbed(t, data, is_on, thru=status != 0xB0)
         if is_on and self._follow:  # the band keeps to the key and pace the player sets
@@ -1065,6 +1066,7 @@ class Engine(LiveLoop):
         self._take_back()
         super()._control(name, value, now)
         self._duet = self.voicing.voiced and self.settings.mode == "duet"
+        self._under = self.settings.mode == "duet"
         if name == "mode":
             self._compose_bias()  # the melody's offsets hold in a duet only
 
@@ -1115,7 +1117,7 @@ class Engine(LiveLoop):
         melody note's offsets; no allocation."""
         np.multiply(self._notes_f, self._density_bias, out=self._density_tmp)
         np.add(self._static_bias, self._density_tmp, out=self._steer_bias)
-        melody = self._melody_row is not None and self._duet
+        melody = self._melody_row is not None and self._under
         if melody:
             self._steer_bias += self._melody_row
         np.add(self._steer_bias, self._no_on, out=self._blocked_bias)  # no allocation
