@@ -434,6 +434,14 @@ def _cmd_play(args: argparse.Namespace) -> int:
     from neuralband.modelfile import ModelFileError, bundled_model, read_info
 
     try:
+        from neuralband.live import setup
+
+        if args.settings:  # a saved setup, the command line's own options over it
+            setup.apply(args, args.parser, args.settings)
+        if args.save_settings:
+            print(f"neuralband: saved this setup in "
+                  f"{setup.save(args, args.parser, args.save_settings)} (play --settings "
+                  f"{args.save_settings} starts it again)", file=sys.stderr)
         choice = PortChoice(inp=args.inp, out=args.out, virtual=args.virtual, api=args.api,
                             on_loss=args.on_loss)
         if args.learn:
@@ -901,7 +909,13 @@ def build_parser() -> argparse.ArgumentParser:
     see.add_argument("--view-cells", metavar="L:N,...",
                      help="the cells the view shows (layer:cell, from 0); default: the 32 "
                           "most active")
-    pl.set_defaults(func=_cmd_play)
+    pl.add_argument("--settings", metavar="FILE.toml",
+                    help="start the setup a --save-settings file keeps (model, mode, key, "
+                         "temperature, maps, ports, beat...); options given here win")
+    pl.add_argument("--save-settings", metavar="FILE.toml",
+                    help="keep this command line's options in a TOML file, to start the same "
+                         "band again with --settings (a file that exists is not replaced)")
+    pl.set_defaults(func=_cmd_play, parser=pl)
 
     aud = sub.add_parser("audition", help="render MIDI to WAV and piano-roll PNG, or an HTML page")
     aud.add_argument("midi", nargs="*", metavar="FILE.mid",

@@ -238,3 +238,32 @@ def test_a_plain_models_duet_band_keeps_under_the_players_tune():
         assert balanced(out.sent)
     assert shares[0.0] > 0.3, shares  # left alone, the band plays over the tune
     assert shares[PLAIN_DUET_UNDER_MELODY] < 0.2, shares
+
+
+def test_a_setup_saved_is_the_setup_started_again(tmp_path):
+    """--save-settings keeps the options given; --settings starts them again, the command
+    line's own options winning; a wrong file is one line."""
+    from neuralband.cli import _parse, build_parser
+    from neuralband.live import setup
+
+    parser = build_parser()
+    first = _parse(parser, ["play", "--model", "pop-duet", "--mode", "duet", "--key", "Eb major",
+                            "--temperature", "0.8", "--map", "1=density", "--map", "note36=tap",
+                            "--in", "Keystation", "--bpm", "92", "--no-realtime"])
+    path = setup.save(first, first.parser, tmp_path / "band.toml")
+    with pytest.raises(ValueError, match="exists"):
+        setup.save(first, first.parser, path)
+    again = _parse(parser, ["play", "--settings", str(path), "--temperature", "1.1"])
+    setup.apply(again, again.parser, again.settings)
+    assert (again.model, again.mode, again.key, again.inp) == ("pop-duet", "duet", "Eb major",
+                                                               "Keystation")
+    assert again.map == ["1=density", "note36=tap"] and again.bpm == 92.0
+    assert again.temperature == 1.1 and again.realtime is False  # the command line won
+    (tmp_path / "bad.toml").write_text('loudness = 3\n')
+    bad = _parse(parser, ["play", "--settings", str(tmp_path / "bad.toml")])
+    with pytest.raises(ValueError, match="no play option 'loudness'"):
+        setup.apply(bad, bad.parser, bad.settings)
+    (tmp_path / "worse.toml").write_text('mode = "jazz"\n')
+    worse = _parse(parser, ["play", "--settings", str(tmp_path / "worse.toml")])
+    with pytest.raises(ValueError, match="mode is one of call, solo, duet"):
+        setup.apply(worse, worse.parser, worse.settings)
