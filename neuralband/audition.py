@@ -41,6 +41,7 @@ RELEASE_S = 0.25
 # gain for every file keeps variations comparable (no per-file normalising).
 GAIN = 0.5
 FADE_S = 0.05
+PEAK = 0.89  # a rendered WAV's loudest sample: -1 dBFS (FluidSynth's gain alone left 0.23)
 MIDI_SUFFIXES = (".mid", ".midi")
 PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
@@ -110,18 +111,22 @@ def render_wav(midi_path: str | os.PathLike, wav_path: str | os.PathLike,
 
 
 def _trim_wav(source: Path, target: Path, seconds: float) -> None:
-    """Copy a 16-bit WAV, cut to ``seconds`` with a short fade-out so the cut does not click."""
+    """Copy a 16-bit WAV, cut to ``seconds`` with a short fade-out so the cut does not click,
+    its peak brought to `PEAK` of full scale."""
     with wave.open(str(source), "rb") as w:
         params = w.getparams()
         if params.sampwidth != 2:
             raise AuditionError(f"fluidsynth wrote {8 * params.sampwidth}-bit audio, not 16-bit")
         frames = min(params.nframes, round(seconds * params.framerate))
         audio = np.frombuffer(w.readframes(frames), dtype="<i2").reshape(-1, params.nchannels)
+    audio = audio.astype(np.float64)
     fade = min(len(audio), round(FADE_S * params.framerate))
     if fade:
-        audio = audio.copy()
-        ramp = np.linspace(1.0, 0.0, fade)[:, None]
-        audio[-fade:] = np.round(audio[-fade:] * ramp).astype("<i2")
+        audio[-fade:] *= np.linspace(1.0, 0.0, fade)[:, None]
+    loudest = float(np.abs(audio).max(initial=0.0))
+    if loudest > 0:  # normalised: every rendering as loud as the loudest moment allows
+        audio *= PEAK * 32767.0 / loudest
+    audio = np.round(audio)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     with wave.open(str(tmp), "wb") as w:
         w.setnchannels(params.nchannels)

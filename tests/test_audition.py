@@ -100,6 +100,8 @@ def test_wav_sounds_for_as_long_as_the_midi(fluidsynth, tmp_path, rate):
     windows = [audio[int(t * rate):int((t + 4) * rate)] for t in range(0, int(midi) - 4, 4)]
     assert min(rms(w) for w in windows) > MIN_RMS / 2
     assert np.abs(audio).max() < 0.99  # no clipping at the default gain
+    # normalised: the loudest moment at -1 dBFS (FluidSynth alone peaked at 0.23 of full scale)
+    assert np.abs(audio).max() == pytest.approx(0.89, abs=0.01)
 
 
 def test_not_midi_is_refused_before_rendering(tmp_path):
