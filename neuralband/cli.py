@@ -472,7 +472,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
                     grace_s=None if args.grace_ms is None else args.grace_ms / 1000.0,
                     precision=args.precision, controls=controls, midi_map=midi_map,
                     osc=None if args.osc is None else parse_address(args.osc),
-                    osc_allow=parse_allow(args.osc_allow),
+                    osc_allow=parse_allow(args.osc_allow), synth=args.synth,
+                    soundfont=args.soundfont,
                     sync="link" if args.link else args.clock, clock_out=args.clock_out,
                     view=None if args.view is None else (args.view_host, args.view),
                     view_cells=args.view_cells, realtime=args.realtime)
@@ -830,6 +831,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--channel", type=int, default=1,
                     help="the band's MIDI channel, 1-16 (a duet model's band voices: this and up)")
     pl.add_argument("--thru", action="store_true", help="echo your notes to the output")
+    pl.add_argument("--synth", action="store_true",
+                    help="hear the band: start FluidSynth (Debian: fluidsynth "
+                         "fluid-soundfont-gm) and play into it, its sound to the system's "
+                         "output (JACK's playback ports, PulseAudio or ALSA); with --thru "
+                         "your notes too")
+    pl.add_argument("--soundfont", metavar="SF2",
+                    help="with --synth: a General MIDI soundfont (default: "
+                         "$NEURALBAND_SOUNDFONT, else Debian's fluid-soundfont-gm)")
     pl.add_argument("--feedback-guard", action="store_true",
                     help="ignore input that echoes our own output within 30 ms")
     pl.add_argument("--record", metavar="FILE.mid", help="write both parts as two tracks")

@@ -179,7 +179,8 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
          osc: tuple[str, int] | None = None, sync: str = "internal",
          clock_out: bool = False, view: tuple[str, int] | None = None,
          view_cells: str | None = None, realtime: bool = True, meter: int | None = None,
-         osc_allow: tuple[str, ...] | None = None,
+         osc_allow: tuple[str, ...] | None = None, synth: bool = False,
+         soundfont: str | None = None,
          follow_beat: bool = True) -> int:
     """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost).
     ``precision="int8"`` steps the model with int8 weights (`neuralband.int8`, needs numba);
@@ -243,9 +244,18 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     # The input first: the keyboard is what a player names, and its error lists the inputs.
     inp = MidiInput(engine.receive, name=ports.inp, api=ports.api, virtual=ports.virtual,
                     client=client, timing=sync == "midi")
-    out = server = page = None
+    out = server = page = sound = None
     try:
-        out = MidiOutput(name=ports.out, api=ports.api, virtual=ports.virtual, client=client)
+        if synth:  # FluidSynth started for the band, its MIDI input our output
+            if ports.out:
+                raise ValueError("--synth plays the band on its own FluidSynth: leave out --out")
+            from neuralband.live.synth import Synth
+
+            sound = Synth(inp.api, soundfont)
+            out = MidiOutput(name=sound.port, api=inp.api, client=client)
+        else:
+            out = MidiOutput(name=ports.out, api=ports.api, virtual=ports.virtual,
+                             client=client)
         if osc is not None:
             from neuralband.live.osc import OscControl
 
@@ -261,6 +271,8 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
             out.close()
         if server is not None:
             server.close()
+        if sound is not None:
+            sound.close()
         raise
     engine.out.send = out.send
     watch = PortWatch(engine, inp, out, ports.on_loss, say)
@@ -302,6 +314,9 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
             say(f"OSC on {host}:{port}: /neuralband/CONTROL value, /neuralband/state")
         if page is not None:
             say(f"the view: {page.url}")
+        if sound is not None:
+            say(f"sound: {sound.where}" + ("; your notes too (--thru)" if settings.thru else
+                                           "; add --thru to hear your own notes"))
         engine.run(seconds, poll=watch, status=(lambda e: print(
             "\r\033[K" + status_line(e), end="", file=sys.stderr, flush=True))
             if show_status else None)
@@ -314,6 +329,8 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
         if page is not None:
             page.close()  # after the band's last NOTE_OFFs, which the pages see too
         out.close()
+        if sound is not None:
+            sound.close()  # after the band's last NOTE_OFFs reached it
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if show_status:
