@@ -19,8 +19,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"neuralband demo: a built-in player plays {args.phrases} phrase(s) of "
           f"{melody_label(args.melody)} ({route}); the bundled model answers each for up to "
           f"{ANSWER_S:g} s ...", flush=True)
-    res = run_demo(args.out, args.melody, jack=True if args.jack else False if args.no_jack
-                   else None, seed=args.seed, count=args.phrases)
+    from neuralband.live.synth import SynthError
+
+    try:
+        res = run_demo(args.out, args.melody, jack=True if args.jack else False if args.no_jack
+                       else None, seed=args.seed, count=args.phrases, synth=args.synth,
+                       soundfont=args.soundfont, say=lambda line: print(line, flush=True))
+    except SynthError as err:
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
     print(f"played   via {res.route}: the player {res.player_notes} notes, "
           f"the band {res.band_notes} notes")
     print(f"         {res.status}")
@@ -725,6 +732,12 @@ def build_parser() -> argparse.ArgumentParser:
     route = demo.add_mutually_exclusive_group()
     route.add_argument("--jack", action="store_true", help="through JACK (must be running)")
     route.add_argument("--no-jack", action="store_true", help="in-process, even if JACK runs")
+    demo.add_argument("--synth", action="store_true",
+                      help="hear it as it plays: FluidSynth started for the demo, both parts "
+                           "into it, its sound to the system's output (see play --synth)")
+    demo.add_argument("--soundfont", metavar="SF2",
+                      help="for --synth and the WAV: a General MIDI soundfont (default: "
+                           "$NEURALBAND_SOUNDFONT, else Debian's fluid-soundfont-gm)")
     demo.set_defaults(func=_cmd_demo)
 
     rt = sub.add_parser("roundtrip", help="encode a MIDI file to events and decode it back")

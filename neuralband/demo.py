@@ -145,15 +145,18 @@ def melody_label(melody: str | os.PathLike | None) -> str:
 
 def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | None = None,
              jack: bool | None = None, seed: int = 1, soundfont: str | None = None,
-             count: int = 3) -> DemoResult:
-    """Play the built-in player against the bundled model; write MIDI, piano roll and WAV."""
+             count: int = 3, synth: bool = False,
+             say: Callable[[str], None] | None = None) -> DemoResult:
+    """Play the built-in player against the bundled model; write MIDI, piano roll and WAV.
+    With ``synth`` both parts are heard as they play (`neuralband.live.synth`, the player's
+    notes echoed to it), ``say`` told where the sound goes."""
     from neuralband.audition import AuditionError, draw_pianoroll, render_wav
     from neuralband.live.session import write_recording
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     messages = phrases(melody or bundled_example(), count)
-    settings = PlaySettings(mode="call", wait_s=WAIT_S, answer_s=ANSWER_S)
+    settings = PlaySettings(mode="call", wait_s=WAIT_S, answer_s=ANSWER_S, thru=synth)
     use_jack = _jack_running() if jack is None else jack
     sink: list[list[int]] = []  # in-process, the band's output goes nowhere but the recording
     stepper = Stepper.load(bundled_model())
@@ -161,7 +164,19 @@ def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | Non
     engine = Engine(stepper, sink.append, settings, rules, seed=seed, record=True)
     seconds = messages[-1][0] + WAIT_S + ANSWER_S + 0.7
     ports: list = []
+    sound = None
     try:
+        if synth:  # both parts heard: the band into FluidSynth, the player's notes echoed
+            from neuralband.live.ports import MidiOutput, default_api
+            from neuralband.live.synth import Synth
+
+            api = "jack" if use_jack else default_api()
+            sound = Synth(api, soundfont)
+            if say is not None:
+                say(f"sound: {sound.where}")
+            band = MidiOutput(name=sound.port, api=api, client="neuralband-demo")
+            ports.append(band)
+            engine.out.send = band.send
         if use_jack:  # the player is a real JACK client in its own process
             from neuralband.live.ports import MidiInput, MidiOutput
 
@@ -169,9 +184,10 @@ def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | Non
             ports.append(player)
             ports.append(MidiInput(engine.receive, name=player.port, api="jack",
                                    client="neuralband-demo"))
-            band = MidiOutput(virtual=True, api="jack", client="neuralband-demo")
-            ports.append(band)
-            engine.out.send = band.send
+            if not synth:
+                band = MidiOutput(virtual=True, api="jack", client="neuralband-demo")
+                ports.append(band)
+                engine.out.send = band.send
         else:
             player = ScriptedPlayer(messages, lambda d: engine.receive(time.perf_counter(), d))
         player.start()
@@ -180,6 +196,8 @@ def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | Non
         engine.close()
         for port in reversed(ports):
             port.close()
+        if sound is not None:
+            sound.close()
     from neuralband.live.session import status_line
 
     midi = write_recording(engine, out / "demo-session.mid")

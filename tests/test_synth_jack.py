@@ -79,3 +79,20 @@ def test_synth_sounds_while_the_band_plays_and_falls_silent_after_panic(synth_re
     left = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout
     assert client not in left  # the synth stopped with the session
 
+
+
+def test_the_demo_can_be_heard(synth_ready, tmp_path):
+    """demo --synth: the same session, both parts into a FluidSynth it starts and stops."""
+    done = subprocess.run([*neuralband_command(), "demo", "--synth", "--jack", "--phrases", "1",
+                           "-o", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "sound: FluidSynth neuralband-synth-" in done.stdout
+    assert (tmp_path / "demo-session.mid").is_file()
+    client = re.search(r"FluidSynth (\S+) \(", done.stdout)[1]
+    assert client not in subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout
+
+
+def neuralband_command() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "neuralband"]
