@@ -170,6 +170,19 @@ def _steady_notes(bpm: float, seconds: float, seed: int = 0, jitter: float = 0.0
             np.array(velocities)[order])
 
 
+def _write_steady(path, bpm: float, seconds: float, seed: int = 0, jitter: float = 0.01):
+    """`_steady_notes` as a MIDI file whose tempo map says ``bpm`` (and means it)."""
+    import pretty_midi
+
+    start, pitch, velocity = _steady_notes(bpm, seconds, seed=seed, jitter=jitter)
+    pm = pretty_midi.PrettyMIDI(initial_tempo=bpm)
+    inst = pretty_midi.Instrument(0)
+    inst.notes = [pretty_midi.Note(int(v), int(p), float(s), float(s) + 0.2)
+                  for s, p, v in zip(start, pitch, velocity, strict=True)]
+    pm.instruments.append(inst)
+    pm.write(str(path))
+
+
 @pytest.mark.parametrize("bpm", [64, 72, 96, 110, 128])
 def test_the_tracker_finds_a_steady_pianists_beat(bpm):
     start, pitch, velocity = _steady_notes(bpm, 40.0, seed=bpm)
@@ -230,20 +243,12 @@ def test_find_beats_prefers_annotations_then_the_tempo_map(tmp_path):
 def test_encode_keeps_each_pieces_beats(tmp_path):
     import json
 
-    import pretty_midi
-
     from training.dataset import build_dataset
 
     src = tmp_path / "midi"
     src.mkdir()
     for k, bpm in enumerate((80, 110)):
-        start, pitch, velocity = _steady_notes(bpm, 20.0, seed=k)
-        pm = pretty_midi.PrettyMIDI(initial_tempo=bpm)
-        inst = pretty_midi.Instrument(0)
-        inst.notes = [pretty_midi.Note(int(v), int(p), float(s), float(s) + 0.2)
-                      for s, p, v in zip(start, pitch, velocity, strict=True)]
-        pm.instruments.append(inst)
-        pm.write(str(src / f"{k}.mid"))
+        _write_steady(src / f"{k}.mid", bpm, 20.0, seed=k)
     build_dataset([src], tmp_path / "ds", workers=1)
     rows = [json.loads(line) for line in (tmp_path / "ds" / "manifest.jsonl").open()]
     assert sorted(r["beats"]["source"] for r in rows) == ["tempo map", "tempo map"]
@@ -258,21 +263,13 @@ def beat_dataset(tmp_path_factory):
     """Pieces at 75 to 120 BPM whose notes sit on their eighth lines (the last one valid)."""
     import json
 
-    import pretty_midi
-
     from training.dataset import build_dataset
 
     root = tmp_path_factory.mktemp("beats")
     src = root / "midi"
     src.mkdir()
     for k, bpm in enumerate((90, 120, 100, 75)):
-        start, pitch, velocity = _steady_notes(bpm, 60.0, seed=k, jitter=0.0)
-        pm = pretty_midi.PrettyMIDI(initial_tempo=bpm)
-        inst = pretty_midi.Instrument(0)
-        inst.notes = [pretty_midi.Note(int(v), int(p), float(s), float(s) + 0.2)
-                      for s, p, v in zip(start, pitch, velocity, strict=True)]
-        pm.instruments.append(inst)
-        pm.write(str(src / f"{k}.mid"))
+        _write_steady(src / f"{k}.mid", bpm, 60.0, seed=k, jitter=0.0)
     build_dataset([src], root / "ds", workers=1, fractions=(1.0, 0.0, 0.0))
     manifest = root / "ds" / "manifest.jsonl"
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]

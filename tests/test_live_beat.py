@@ -245,67 +245,46 @@ def test_the_band_plays_on_an_ableton_link_sessions_beat(beat_model):
     its model's beat clock follows the session's beat (sampled by the peer)."""
     aalink = pytest.importorskip("aalink", reason="Ableton Link needs aalink "
                                  "(pip install 'neuralband[link]')")
-    import asyncio
     import threading
     import time
-    import warnings
 
     from neuralband.live.engine import Engine, PlaySettings
     from neuralband.runtime import Stepper
+    from tests.helpers.link import LinkPeer
     from tests.helpers.live import Capture
 
-    samples: list[tuple[float, float]] = []
-    tempo: list[float] = []
     stop = threading.Event()
-
-    def peer() -> None:
-        async def session() -> None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                link = aalink.Link(100, asyncio.get_running_loop())
-            link.quantum = 4
-            link.enabled = True
-            while not stop.is_set():
-                samples.append((time.perf_counter(), link.beat))
-                await asyncio.sleep(0.001)
-            tempo.append(link.tempo)
-            link.enabled = False
-        asyncio.run(session())
-
-    thread = threading.Thread(target=peer)
-    thread.start()
-    time.sleep(0.5)
-    engine = Engine(Stepper.load(beat_model), Capture(), PlaySettings(mode="solo"), seed=2,
-                    sync="link")
     looks: list[tuple[float, float, float]] = []
+    with LinkPeer(aalink, 100) as peer:
+        engine = Engine(Stepper.load(beat_model), Capture(), PlaySettings(mode="solo"), seed=2,
+                        sync="link")
 
-    def watch() -> None:
-        while not stop.is_set():
-            grid = engine.beat.grid()
-            if grid is not None:
-                now = time.perf_counter()
-                looks.append((now, grid.beat_at(now), grid.bpm))
-            time.sleep(0.05)
+        def watch() -> None:
+            while not stop.is_set():
+                grid = engine.beat.grid()
+                if grid is not None:
+                    now = time.perf_counter()
+                    looks.append((now, grid.beat_at(now), grid.bpm))
+                time.sleep(0.05)
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        engine.run(3.0)
-    finally:
-        engine.close()
-        stop.set()
-        thread.join()
-        watcher.join()
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            engine.run(3.0)
+        finally:
+            engine.close()
+            stop.set()
+            watcher.join()
     assert engine.beat.source == "clock" and engine.stepper.beat_on
     later = [(t, b, bpm) for t, b, bpm in looks if t > engine.t0 + 1.5]
     assert later
-    times, beats = np.array(samples).T
+    times, beats = np.array(peer.samples).T
     for t, b, bpm in later:
         session = np.interp(t, times, beats) % 4
         off = abs(b - session) % 4
         assert min(off, 4 - off) < 0.05, (b, session)  # the session's beat, bar and all
         # one session: the two agree on its tempo (which of the two, Link decides as they meet)
-        assert bpm == pytest.approx(tempo[0], rel=0.02)
+        assert bpm == pytest.approx(peer.tempo, rel=0.02)
 
 
 def test_the_band_follows_an_outside_midi_clocks_beat_without_redrawing_its_waits(beat_model):

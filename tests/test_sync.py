@@ -246,54 +246,31 @@ def test_the_grid_band_plays_on_an_ableton_link_session_s_beat():
     onsets fall on the session's sixteenths (the peer's beat, sampled every millisecond)."""
     aalink = pytest.importorskip("aalink", reason="Ableton Link needs aalink "
                                  "(pip install 'neuralband[link]')")
-    import asyncio
-    import warnings
+    from tests.helpers.link import LinkPeer
 
-    samples: list[tuple[float, float]] = []
-    tempo: list[float] = []
-    stop = threading.Event()
+    with LinkPeer(aalink, 110) as peer:
+        out = Capture()
+        engine = GridEngine(Stepper.load(bundled_model("grid")), out, PlaySettings(mode="solo"),
+                            seed=2, sync="link", grace_s=0.0, step_s=0.1)
+        melody = [(0.2 + 0.5 * i, [0x90, 60 + 2 * (i % 4), 80]) for i in range(8)]
+        melody += [(0.6 + 0.5 * i, [0x80, 60 + 2 * (i % 4), 0]) for i in range(8)]
+        from neuralband.demo import ScriptedPlayer
 
-    def peer() -> None:
-        async def session() -> None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                link = aalink.Link(110, asyncio.get_running_loop())
-            link.quantum = 4
-            link.enabled = True
-            while not stop.is_set():
-                samples.append((time.perf_counter(), link.beat))
-                await asyncio.sleep(0.001)
-            tempo.append(link.tempo)
-            link.enabled = False
-        asyncio.run(session())
-
-    thread = threading.Thread(target=peer)
-    thread.start()
-    time.sleep(0.5)
-    out = Capture()
-    engine = GridEngine(Stepper.load(bundled_model("grid")), out, PlaySettings(mode="solo"),
-                        seed=2, sync="link", grace_s=0.0, step_s=0.1)
-    melody = [(0.2 + 0.5 * i, [0x90, 60 + 2 * (i % 4), 80]) for i in range(8)]
-    melody += [(0.6 + 0.5 * i, [0x80, 60 + 2 * (i % 4), 0]) for i in range(8)]
-    from neuralband.demo import ScriptedPlayer
-
-    player = ScriptedPlayer(sorted(melody, key=lambda m: m[0]),
-                            lambda data: engine.receive(time.perf_counter(), data))
-    threading.Timer(0.3, player.start).start()
-    engine.run(4.5)
-    player.join()
-    engine.close()
-    stop.set()
-    thread.join()
+        player = ScriptedPlayer(sorted(melody, key=lambda m: m[0]),
+                                lambda data: engine.receive(time.perf_counter(), data))
+        threading.Timer(0.3, player.start).start()
+        engine.run(4.5)
+        player.join()
+        engine.close()
     # One session: the two agree on its tempo (which of the two it is, Link decides when the
     # sessions meet: not always the first one's).
-    assert engine.follower.peers >= 1 and engine.follower.bpm == pytest.approx(tempo[0])
-    times, beats = np.array(samples).T
+    assert engine.follower.peers >= 1 and engine.follower.bpm == pytest.approx(peer.tempo)
+    times, beats = np.array(peer.samples).T
     # From 1.5 s in: joining takes Link a moment (the tempo, then the phase, agree).
     ons = [t for t, d in out.sent if d[0] & 0xF0 == 0x90 and d[2] > 0 and engine.t0 + 1.5 < t]
     assert len(ons) > 8, len(ons)
     sixteenths = np.interp(ons, times, beats) * 4
-    off_s = (sixteenths - np.floor(sixteenths)) * 60 / (tempo[0] * 4)  # after the last line
+    off_s = (sixteenths - np.floor(sixteenths)) * 60 / (peer.tempo * 4)  # after the last line
     # On the session's grid (a grid of its own would spread them over the whole sixteenth, a
     # median near 68 ms); a loaded machine wakes the Link thread a little late now and then.
     assert np.median(off_s) < 0.005 and np.percentile(off_s, 90) < 0.02, off_s
