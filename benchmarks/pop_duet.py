@@ -4,7 +4,8 @@ What is measured, on POP909 songs the model never trained on (the test split by 
 `training.dataset.split_of`): each song's MELODY track, its first ``--seconds`` (60 s) from its
 first sung note, is the lead; the duet model accompanies it (`neuralband.generate.accompany`: the
 melody heard event by event at its own times, the band sampled between, the command line's default
-steering and sampling: the melody's key and the data's arrangement density told, top-p 0.95, the
+steering and sampling: the melody's key and the data's arrangement density told, the song file's
+beats (its annotations, as `generate --lead` finds them beside a POP909 file), top-p 0.95, the
 model's own longest note and per-voice polyphony, the band kept under the melody and out of its way
 by `Rules.under_melody` and `Rules.clash`; 0 and 0 measure the model alone), 2 variations. The band
 it plays is set beside the song's real PIANO and BRIDGE tracks over the same seconds
@@ -36,6 +37,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.pop_music import POP909, held_out, moved  # noqa: E402
+from encoders.beats import beats_of_file  # noqa: E402
 from encoders.midi_io import NoteTable, table_from_pretty_midi  # noqa: E402
 from encoders.performance import encode_notes  # noqa: E402
 from encoders.voices import decode_voices  # noqa: E402
@@ -96,8 +98,12 @@ def main() -> None:
         real_rows.append(accompaniment_metrics(melody, band, 0.0, args.seconds, key))
         lead = encode_notes(melody, info.encoder)
         back = -10 / info.encoder.steps_per_second  # accompany starts with 10 steps of silence
+        # the beats generate --lead finds for the song's file (its annotations), moved as the
+        # melody was; a model that reads no beat ignores them
+        found = beats_of_file(path)
+        beats = None if found is None else found.shifted(-start)
         for piece in accompany(args.model, lead, 2, rules, args.seed + k, tail_s=0.0,
-                               controls=controls):
+                               controls=controls, beats=beats):
             notes = moved(table_from_pretty_midi(decode_voices(piece.tokens, info.voices)), back)
             model_rows.append(accompaniment_metrics(  # group 0 is the lead, the rest the band
                 notes.select(notes.group == 0), notes.select(notes.group > 0), 0.0,
