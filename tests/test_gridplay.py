@@ -445,7 +445,7 @@ def test_settings_a_grid_engine_refuses_and_what_play_refuses(models):
     with pytest.raises(ValueError, match="not a grid model"):
         GridEngine(Stepper.load(bundled_model()), print)
     with pytest.raises(ValueError, match="for grid models"):  # before any port is opened
-        play(PortChoice(), bundled_model(), bpm=100)
+        play(PortChoice(), bundled_model("chorale-folk"), bpm=100)  # it reads no beat
 
 
 # --- GridEngine in real time --------------------------------------------------------------------
