@@ -9,7 +9,7 @@
 # (default: ../shared/data/pop909), the data folder (default: data) and the model to start from
 # (default: data/pop-run/model; the key-and-density model this script's bundled result began
 # from was the one bundled before it, identical to that run's).
-# 73 minutes on one core of the 2-core Intel Xeon (AMX, bf16), beside the duet's fine-tune on the
+# 73 minutes on one core of a 2-core AMD EPYC (AVX-512 BF16), beside the duet's fine-tune on the
 # other: 1,200 steps, 3.6 s a step. Validation NLL (running free / with the true controls):
 # 2.3594 / 2.3353 before; 2.3721 / 2.3106 at step 200, 2.3369 / 2.2591 at 600, 2.3137 / 2.2299 at
 # 1,200 (data/pop-beat-run/metrics.csv).

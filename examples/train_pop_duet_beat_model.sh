@@ -8,7 +8,7 @@
 # Run from the repository root with neuralband installed. Optional arguments: the POP909 folder
 # (default: ../shared/data/pop909), the data folder (default: data) and the model to start from
 # (default: data/pop-duet-run/model).
-# 64 minutes on one core of the 2-core Intel Xeon (AMX, bf16), beside the pop fine-tune on the
+# 64 minutes on one core of a 2-core AMD EPYC (AVX-512 BF16), beside the pop fine-tune on the
 # other: 1,000 steps, 3.9 s a step. Validation NLL (running free / with the true controls):
 # 2.5759 / 2.5557 before; 2.5757 / 2.4981 at step 200, 2.5200 / 2.4109 at 600, 2.4995 / 2.3872 at
 # 1,000 (data/pop-duet-beat-run/metrics.csv).
