@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Step 1 of 2: the bundled model is this one fine-tuned to read the beat by examples/train_pop_duet_beat_model.sh,
+# which starts from this script's data/*-run/model.
 # Reproduces the duet model bundled in neuralband/data/pop-duet.{safetensors,json}: POP909's songs
 # (../shared/data/pop909, MIT licence) as voice-packed tokens, the sung MELODY track as the lead
 # and the PIANO and BRIDGE tracks together as the band (`--voices 2 --lead track:MELODY`; the

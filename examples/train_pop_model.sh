@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Step 1 of 2: the bundled model is this one fine-tuned to read the beat by examples/train_pop_beat_model.sh,
+# which starts from this script's data/*-run/model.
 # Reproduces the default model bundled in neuralband/data/pop.{safetensors,json}: POP909's
 # piano arrangements (MELODY, BRIDGE and PIANO tracks played as one piano performance; the 809
 # songs in ../shared/data/pop909, MIT licence), encoded as key presses (`--no-sustain`: in POP909
