@@ -195,7 +195,7 @@ class Stepper:
         self.beat_pos = np.zeros(B, np.float64)  # beats since the bar's downbeat
         self.beat_period_s = np.full(B, REFERENCE_PERIOD_S)
         self.bar_beats = np.full(B, 4.0)
-        self.beat_on = False
+        self.beat_streams = np.zeros(B, bool)  # which streams have a beat (the rest: none)
         if not self.reads_beat:
             self.control_w_beat = np.zeros((0, width), np.float32)
             return
@@ -220,7 +220,7 @@ class Stepper:
             return
         rows = slice(None) if stream is None else slice(stream, stream + 1)
         if beat_in_bar is None:
-            self.beat_on = False
+            self.beat_streams[rows] = False
         else:
             if not period_s > 0 or not bar_beats >= 1:
                 raise ValueError(f"a beat lasts > 0 s and a bar >= 1 beat, got {period_s}, "
@@ -228,38 +228,45 @@ class Stepper:
             self.beat_pos[rows] = beat_in_bar % bar_beats
             self.beat_period_s[rows] = period_s
             self.bar_beats[rows] = bar_beats
-            self.beat_on = True
+            self.beat_streams[rows] = True
         for guess in self._guesses:  # computed on the old clock
             guess.base = None
+
+    @property
+    def beat_on(self) -> bool:
+        """Whether any stream has a beat."""
+        return bool(self.beat_streams.any())
 
     def place_on(self, beats: Beats | None, time_s: float, stream: int | None = None) -> None:
         """`place_beat` at ``time_s`` on a piece's beats (None, or beyond them: no beat)."""
         if beats is None:
-            self.place_beat(None)
+            self.place_beat(None, stream=stream)
             return
         pos = positions(np.array([time_s]), beats)
         if not pos.inside[0]:
-            self.place_beat(None)
+            self.place_beat(None, stream=stream)
             return
         bar = float(pos.bar_beats[0])
         self.place_beat(float(pos.bar_phase[0]) * bar, float(pos.period_s[0]), bar, stream)
 
     def _beat_input(self, tokens: int | np.ndarray, gates: np.ndarray) -> None:
-        """Move the beat clock on by the fed token(s)' time and add the beat control's rows."""
-        if not self.beat_on:
+        """Move each beat stream's clock on by its fed token's time and add the beat control's
+        rows: the phases' as one product, the two one-hot times' as two row adds (a stream with
+        no beat reads zeros: nothing is added). Scalars per stream: nothing is allocated."""
+        streams = self.beat_streams
+        if not streams.any():
             return
-        pos, vec = self.beat_pos, self._beat_vec
-        if isinstance(tokens, (int, np.integer)):
-            pos += self.token_seconds[tokens] / self.beat_period_s
-        else:
-            pos += np.take(self.token_seconds, tokens) / self.beat_period_s
-        rows = self.control_w_beat
+        pos, vec, rows = self.beat_pos, self._beat_vec, self.control_w_beat
+        single = isinstance(tokens, (int, np.integer))
         for b in range(self.batch):
-            p, bar = float(pos[b]), float(self.bar_beats[b])
-            if p >= bar:
-                p %= bar
-                pos[b] = p
-            eighth, beat = write_beat(vec[b], p, p / bar, float(self.beat_period_s[b]))
+            if not streams[b]:
+                vec[b] = 0.0
+                continue
+            token = tokens if single else tokens[b]
+            bar, period = float(self.bar_beats[b]), float(self.beat_period_s[b])
+            p = (float(pos[b]) + float(self.token_seconds[token]) / period) % bar
+            pos[b] = p
+            eighth, beat = write_beat(vec[b], p, p / bar, period)
             gates[b] += rows[eighth]  # the one-hot times to the next lines: their rows
             gates[b] += rows[beat]
         np.dot(vec, self._beat_dense, out=self._beat_rows)

@@ -477,3 +477,27 @@ def test_feeding_with_the_beat_clock_allocates_nothing(beat_model):
         peaks.append(peak - base)
     assert stepper.beat_on
     assert peaks[1] - peaks[0] < 256 and peaks[1] < 4096, peaks
+
+
+def test_each_stream_keeps_its_own_beat(beat_model):
+    """Batched streams (generate's variations): one placed off the beats reads no beat, the
+    other keeps its own, each exactly as a stream stepped alone."""
+    from neuralband.runtime import Stepper
+
+    path, _, cs = beat_model
+    tokens = [300, 60, 320, 188, 370, 64, 192, 310]
+    both = Stepper.load(path, batch=2)
+    both.set_controls(np.zeros(cs.size, np.float32))
+    both.place_beat(1.25, 0.55, 4)
+    both.place_beat(None, stream=1)
+    alone = [Stepper.load(path), Stepper.load(path)]
+    for one in alone:
+        one.set_controls(np.zeros(cs.size, np.float32))
+    alone[0].place_beat(1.25, 0.55, 4)
+    for tok in tokens:
+        both.feed(np.array([tok, tok]))
+        for one in alone:
+            one.feed(tok)
+        for b in range(2):
+            assert np.allclose(both.logits()[b], alone[b].logits()[0], atol=1e-5)
+    assert both.beat_streams.tolist() == [True, False] and both.beat_on
