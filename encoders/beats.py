@@ -472,16 +472,26 @@ def find_beats(start_s: np.ndarray, pitch: np.ndarray, velocity: np.ndarray,
 
 
 def beats_of_file(path: str | Path, meter: int = 4) -> Beats | None:
-    """`find_beats` for a MIDI file: annotations beside it, its tempo map where it fits its
-    notes, else the tracker (bars of ``meter`` beats). Raises `encoders.MidiError` naming the
-    file when it is not readable MIDI."""
+    """`find_beats` for a MIDI file. Raises `encoders.MidiError` naming the file when it is not
+    readable MIDI."""
+    return beats_of_midi(Path(path).read_bytes(), path, meter)
+
+
+def beats_of_midi(data: bytes, path: str | Path | None = None, meter: int = 4) -> Beats | None:
+    """`find_beats` for MIDI bytes: annotations beside ``path`` where they are readable (the
+    MIDI is then not parsed), else its tempo map where it fits its notes (drums included: they
+    keep the beat too), else the tracker."""
     from encoders.midi_io import parse_pretty_midi, read_notes
 
-    data = Path(path).read_bytes()
+    if path is not None and (Path(path).parent / ANNOTATIONS).is_file():
+        try:
+            return read_annotations(Path(path).parent / ANNOTATIONS)
+        except ValueError:
+            pass  # unreadable annotations: the file's own beats instead
+    name = str(path) if path is not None else "<MIDI bytes>"
     notes = read_notes(data)
-    notes = notes.select(~notes.is_drum)
-    return find_beats(notes.start_s, notes.pitch, notes.velocity, path,
-                      parse_pretty_midi(data, str(path)), meter)
+    return find_beats(notes.start_s, notes.pitch, notes.velocity, None,
+                      parse_pretty_midi(data, name), meter)
 
 
 def parse_meter(text: str) -> int:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from encoders.abc import Tune, split_tunes, tune_to_midi
 from encoders.augment import stretch_tokens, transpose_tokens
-from encoders.beats import ANNOTATIONS, Beats, find_beats
+from encoders.beats import Beats, beats_of_midi
 from encoders.errors import MidiError
 from encoders.grid import (
     NEW,
@@ -216,17 +215,9 @@ class EventScheme(TokenScheme):
     def beats(self, piece: Piece, path: str) -> Beats | None:
         """Annotations beside a MIDI file, else its tempo map where it fits the notes (an ABC
         tune's always does), else the tracker over the notes; None where none is found."""
-        from encoders.midi_io import parse_pretty_midi, read_notes
-
         source = piece.source
         midi = tune_to_midi(source, path) if isinstance(source, Tune) else source
-        beside = path if piece.ref is None else None
-        if beside is not None and (Path(beside).parent / ANNOTATIONS).is_file():
-            return find_beats(np.zeros(0), np.zeros(0), np.zeros(0), beside)
-        notes = read_notes(midi)
-        notes = notes.select(~notes.is_drum) if not self.settings.include_drums else notes
-        return find_beats(notes.start_s, notes.pitch, notes.velocity, beside,
-                          parse_pretty_midi(midi, path))
+        return beats_of_midi(midi, path if piece.ref is None else None)
 
     def base(self, tokens: np.ndarray) -> np.ndarray:
         """The Performance tokens underneath (voice-packed tokens without their voices)."""

@@ -501,3 +501,17 @@ def test_each_stream_keeps_its_own_beat(beat_model):
         for b in range(2):
             assert np.allclose(both.logits()[b], alone[b].logits()[0], atol=1e-5)
     assert both.beat_streams.tolist() == [True, False] and both.beat_on
+
+
+def test_a_files_unreadable_annotations_leave_its_tempo_map(tmp_path):
+    """encode's path (`beats_of_midi`): annotations where readable, else the file's own beats
+    (they used to end in no beat at all)."""
+    from encoders.beats import beats_of_file
+
+    song = tmp_path / "song"
+    song.mkdir()
+    _write_steady(song / "song.mid", 100, 20.0)
+    (song / "beat_midi.txt").write_text("0.0 1.0 1.0\n0.6 0.0 0.0\n1.2 1.0 0.0\n")
+    assert beats_of_file(song / "song.mid").source == "annotations"
+    (song / "beat_midi.txt").write_text("not beats\n")
+    assert beats_of_file(song / "song.mid").source == "tempo map"
