@@ -34,11 +34,6 @@ class BeatChoice:
             raise ValueError(f"--bpm is 20..400 beats a minute, got {bpm:g}")
         return cls(bpm, None if meter is None else parse_meter(meter), free)
 
-    @property
-    def given(self) -> bool:
-        """Whether the user asked for anything but the default."""
-        return self.free or self.bpm is not None or self.meter is not None
-
 
 def offline_beats(choice: BeatChoice, source: str | None, start_s: float, until_s: float
                   ) -> Beats | None:

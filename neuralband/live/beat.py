@@ -139,10 +139,6 @@ class BeatTracker:
             self._refit(t)
         return self.grid != before
 
-    def at(self, t: float) -> Grid | None:
-        """The grid at ``t`` (None: no beat)."""
-        return self.grid
-
     def _recent(self, now: float, seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = min(self._n, len(self._t))
         t, w, low = self._t[:n], self._w[:n], self._low[:n]
