@@ -41,6 +41,8 @@ ANNOTATIONS = "beat_midi.txt"  # POP909's beats in the MIDI file's seconds, besi
 # pop models' training data) have a median of 74 BPM, 10-90% within 60-115. Centred at 100 BPM,
 # the tracker doubled 60% of 40 held-out 10 s openings' tempi; here 28%.
 PRIOR_BPM, PRIOR_OCTAVES = 74.0, 0.5
+LEVELS = (1.0, 0.5, 2.0, 2 / 3, 1.5)  # metrical levels `octave` weighs against the tempo found
+FASTER_MARGIN, SLOWER_MARGIN = 0.3, 0.05  # on-grid share beyond chance a level must win by
 
 
 @dataclass(frozen=True)
@@ -372,22 +374,28 @@ def estimate_period(env: np.ndarray, frame_s: float = 0.01, prior_bpm: float = P
 
 
 def octave(onsets_s: np.ndarray, period_s: float, window_s: float = 12.0) -> float:
-    """The beat's length of ``period_s``, half or twice it whose steady eighth grid (at its best
-    phase, over stretches of ``window_s``) holds the most onsets beyond what its lines would
-    hold by chance: the autocorrelation's choice, unless another octave explains the onsets
-    clearly better (a finer grid holds more of anything, so chance is taken off)."""
+    """The beat's length: ``period_s``, or half, twice, two thirds or three halves of it where
+    that level's steady eighth grid (at its best phase, over stretches of ``window_s``) holds the
+    onsets clearly better beyond chance (a finer grid holds more of anything). A faster level
+    must win by far more (FASTER_MARGIN): a ballad's sixteenth-note runs fill the grid of twice
+    its tempo, yet its beat is the slow one (on 761 POP909 training songs' 10 s openings, the
+    tracker's eighth lines met the annotated ones 73% of the time with one margin for every
+    level and no thirds, 80% with them; being twice too slow costs little: its lines are all
+    on the true grid)."""
     t = np.asarray(onsets_s, np.float64)
     scores = {}
-    for candidate in (period_s, period_s / 2, period_s * 2):
+    for ratio in LEVELS:
+        candidate = period_s * ratio
         if not 60.0 / 200 <= candidate <= 60.0 / 40:
             continue
         held = [best_phase_on_grid(t[(t >= a) & (t < a + window_s)], candidate)
                 for a in np.arange(t[0], t[-1], window_s)]
         held = [h for h in held if h == h]
         chance = min(1.0, 2 * GRID_TOLERANCE_S / (candidate / 2))
-        scores[candidate] = float(np.mean(held)) - chance if held else -1.0
+        scores[ratio] = float(np.mean(held)) - chance if held else -1.0
     best = max(scores, key=scores.get)
-    return best if scores[best] > scores[period_s] + 0.05 else period_s
+    margin = FASTER_MARGIN if best < 1 else SLOWER_MARGIN
+    return period_s * best if scores[best] > scores[1] + margin else period_s
 
 
 def track_beats(onsets_s: np.ndarray, weights: np.ndarray | None = None, meter: int = 4,

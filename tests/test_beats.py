@@ -188,14 +188,20 @@ def test_the_tracker_finds_a_steady_pianists_beat(bpm):
     start, pitch, velocity = _steady_notes(bpm, 40.0, seed=bpm)
     beats = track_beats(start, velocity / 127.0, 4, velocity / 127.0 * (pitch < 55))
     assert beats is not None and beats.source == "tracker"
-    # its tempo, or (above the tempi a pop ballad's beat is annotated at) half of it
-    assert (beats.bpm == pytest.approx(bpm, rel=0.03)
-            or (bpm > 115 and beats.bpm == pytest.approx(bpm / 2, rel=0.03)))
-    assert on_grid(start, beats) > 0.9
+    # its tempo, or above 100 BPM half of it: eighth-note runs at 110 are a ballad's sixteenths
+    # at 55, and POP909's annotators hear the slow beat (`encoders.beats.FASTER_MARGIN`); then
+    # the onsets sit on that half tempo's sixteenth lines
+    downs = beats.times_s[beats.downbeats]
+    if beats.bpm == pytest.approx(bpm, rel=0.03):
+        assert on_grid(start, beats) > 0.9
+    else:
+        assert bpm > 100 and beats.bpm == pytest.approx(bpm / 2, rel=0.03)
+        assert on_grid(start, beats, subdivision=4) > 0.9
+        first = int(np.argmax(beats.downbeats))  # its bars are two of the player's
+        downs = beats.times_s[(np.arange(len(beats)) - first) % 2 == 0]
     # bars: most bass notes fall on the downbeats it marks (bars are less sure than beats: a
     # half-beat slip late in a piece keeps the eighth lines and moves the bar; on POP909 the
     # tracker's downbeats meet the annotated ones 60% of the time)
-    downs = beats.times_s[beats.downbeats]
     bass = start[pitch < 55]
     gap = np.min(np.abs(bass[:, None] - downs[None, :]), axis=1)
     assert np.mean(gap < 0.05) >= 0.7
