@@ -21,6 +21,7 @@ from encoders.beats import (
     best_phase_on_grid,
     chance_on_grid,
     find_beats,
+    fitted_tempo_map,
     on_grid,
     parse_meter,
     positions,
@@ -217,6 +218,21 @@ def test_a_tempo_map_is_trusted_only_where_it_fits_the_notes():
     default = steady_beats(120, 0.0, 31.0, source="tempo map")  # a recorder's 120 BPM
     assert tempo_map_fits(start, fits)
     assert not tempo_map_fits(start, default)
+
+
+@pytest.mark.parametrize("bpm", [64, 80, 96, 128])
+def test_a_tempo_map_at_the_music_s_tempo_is_moved_onto_its_beat(bpm):
+    """POP909's maps hold the right tempo with bars starting beside the music's beats: moved,
+    their eighth lines meet the notes'; a map at another tempo fits at no phase."""
+    start, _, _ = _steady_notes(bpm, 15.0, seed=bpm, jitter=0.015)
+    late = steady_beats(bpm, 0.0, 16.0, source="tempo map").shifted(0.3 * 60.0 / bpm)
+    moved = fitted_tempo_map(start, late)
+    assert moved is not None and moved.bpm == pytest.approx(bpm)
+    eighth = 30.0 / bpm
+    off = (moved.times_s[0] + eighth / 2) % eighth - eighth / 2  # from the notes' eighth lines
+    assert abs(off) < 0.015
+    for wrong in (120.0, 100.0, 0.75 * bpm, 1.5 * bpm):  # a recorder's default, thirds
+        assert fitted_tempo_map(start, steady_beats(wrong, 0.0, 16.0)) is None
 
 
 def test_find_beats_prefers_annotations_then_the_tempo_map(tmp_path):
