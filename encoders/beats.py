@@ -336,6 +336,9 @@ def tempo_map_fits(onsets_s: np.ndarray, beats: Beats, margin: float = 0.25) -> 
     return share >= max(0.5, chance_on_grid(beats) + margin)
 
 
+CLEAR_FIT = 0.9  # a tempo map whose eighth lines hold this share of the onsets as it is
+
+
 def fitted_tempo_map(onsets_s: np.ndarray, beats: Beats, step_s: float = 0.005
                      ) -> Beats | None:
     """A tempo map where it is the music's beat: its tempo the one the notes' own onsets say
@@ -347,6 +350,8 @@ def fitted_tempo_map(onsets_s: np.ndarray, beats: Beats, step_s: float = 0.005
     t = np.asarray(onsets_s, np.float64)
     if len(t) < 8:
         return None
+    if tempo_map_fits(t, beats) and on_grid(t, beats) >= CLEAR_FIT:
+        return beats  # a file made on its grid (a sequencer's): no tracker to second-guess it
     period = float(np.median(np.diff(beats.times_s)))
     heard, strength = estimate_period(onset_strength(t))
     ratio = period / octave(t, heard) if strength > 0 else 0.0
