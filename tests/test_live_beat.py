@@ -137,7 +137,9 @@ def test_the_beat_comes_from_the_clock_then_bpm_then_taps_then_the_player():
     onsets, _ = player(rng, 90, 16)
     for t in onsets:
         beat.heard(t, 90, 64)
-    assert beat.source == "tracker"
+    assert beat.source == "free"  # heard, not yet analysed (the engine does it while waiting)
+    assert beat.analyse() and beat.source == "tracker"
+    assert not beat.analyse()  # nothing new heard
     assert "BPM" in beat.describe(onsets[-1]) and "tracker" in beat.describe(onsets[-1])
     assert beat.tap(20.0) is False and beat.tap(20.5) is True
     assert beat.source == "taps" and beat.grid().bpm == pytest.approx(120)
@@ -146,10 +148,12 @@ def test_the_beat_comes_from_the_clock_then_bpm_then_taps_then_the_player():
     fixed = LiveBeat(bpm=80)
     fixed.start(5.0)
     assert fixed.source == "bpm" and fixed.grid().beat_at(5.75) == pytest.approx(1.0)
-    assert fixed.heard(6.0, 90, 60) is False  # the player's beat does not move a fixed one
+    for t in onsets:
+        fixed.heard(t, 90, 60)
+    assert fixed.analyse() is False  # the player's beat does not move a fixed one
     off = LiveBeat(follow=False)
     off.heard(1.0, 90, 60)
-    assert off.grid() is None and off.describe(1.0) == "no beat"
+    assert not off.analyse() and off.grid() is None and off.describe(1.0) == "no beat"
     with pytest.raises(ValueError):
         steady(2.0, 0.0)
 
@@ -321,3 +325,19 @@ def test_play_refuses_beat_options_a_model_cannot_take_in_one_line(beat_model, c
     assert "--beat free" in capfd.readouterr().err
     assert main(["play", "--model", str(beat_model), "--meter", "waltz", "--virtual"]) == 2
     assert "beats to the bar" in capfd.readouterr().err
+
+
+def test_analysing_later_finds_what_analysing_each_onset_found():
+    """The engine hears onsets as they come and analyses them when it has time: the grid is
+    the same as analysing each as it came, however many wait."""
+    rng = np.random.default_rng(4)
+    onsets, _ = player(rng, 96, 24)
+    each, later = BeatTracker(), BeatTracker()
+    for k, t in enumerate(onsets):
+        each.onset(t, 90, 64)
+        later.hear(t, 90, 64)
+        if k % 5 == 4:
+            later.analyse()
+    later.analyse()
+    assert each.grid is not None and later.grid == each.grid
+    assert later.confidence == each.confidence

@@ -118,9 +118,16 @@ class BeatTracker:
         self._bar_weight = np.zeros(bar_beats)  # where the downbeat falls, decaying
         self._since = -math.inf  # onsets before this (the last let-go) find no new beat
         self._last_t: float | None = None  # the last onset that moved the grid
+        self._done = 0  # onsets analysed
 
     def onset(self, t: float, velocity: int = 100, pitch: int = 60) -> bool:
-        """A player's NOTE_ON at ``t``; whether the grid changed."""
+        """A player's NOTE_ON at ``t`` heard and analysed; whether the grid changed."""
+        self.hear(t, velocity, pitch)
+        return self.analyse()
+
+    def hear(self, t: float, velocity: int = 100, pitch: int = 60) -> None:
+        """A player's NOTE_ON at ``t``, kept for `analyse` (a few array writes: the engine
+        hears it as it comes and analyses when it has time to spare)."""
         w = velocity / 127.0
         low = w * (2.0 if pitch < 55 else 0.5)
         size = len(self._t)
@@ -128,21 +135,36 @@ class BeatTracker:
         if self._n and t - self._t[last] < CHORD_S:  # a chord: one onset, heavier
             self._w[last] += w
             self._low[last] += low
-            return False
+            return
         i = self._n % size
         self._t[i], self._w[i], self._low[i] = t, w, low
         self._n += 1
+
+    @property
+    def unheard(self) -> bool:
+        """Whether onsets wait for `analyse`."""
+        return self._done < self._n
+
+    def analyse(self) -> bool:
+        """The onsets heard since the last call, in order: each finds or moves the grid as it
+        would have at its time; whether the grid changed."""
         before = self.grid
-        if self.grid is None:
-            self._find(t)
-        else:
-            self._refit(t)
+        size = len(self._t)
+        self._done = max(self._done, self._n - size)  # a ring overrun: the oldest are gone
+        while self._done < self._n:
+            i = self._done % size
+            self._done += 1
+            now = float(self._t[i])
+            if self.grid is None:
+                self._find(now)
+            else:
+                self._refit(now, float(self._low[i]))
         return self.grid != before
 
     def _recent(self, now: float, seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = min(self._n, len(self._t))
         t, w, low = self._t[:n], self._w[:n], self._low[:n]
-        keep = t > now - seconds
+        keep = (t > now - seconds) & (t <= now)
         order = np.argsort(t[keep])
         return t[keep][order], w[keep][order], low[keep][order]
 
@@ -195,7 +217,7 @@ class BeatTracker:
                 best = (score, beat0)
         return Grid(now, ((now - best[1]) / period) % self.bar_beats, period, self.bar_beats)
 
-    def _refit(self, now: float) -> None:
+    def _refit(self, now: float, low: float) -> None:
         """Locked: was the new onset where the grid said (the confidence: a running share of
         onsets on the predicted eighth lines, judged before the grid moves, so that a grid bent
         to fit cannot vouch for itself); the beat is let go under ``release``. Else the grid is
@@ -230,7 +252,7 @@ class BeatTracker:
             pulled = Grid(now, beat, fitted.period_s, self.bar_beats)
         self.grid = pulled
         self._last_t = now
-        self._learn_bars(np.array([now]), self._low[(self._n - 1) % len(self._low):][:1])
+        self._learn_bars(np.array([now]), np.array([low]))
 
     def _fit(self, grid: Grid, t: np.ndarray, w: np.ndarray) -> Grid | None:
         """The weighted line through the onsets near the grid's eighth lines: eighth index k
@@ -323,11 +345,17 @@ class LiveBeat:
             return "tracker"
         return "free"
 
-    def heard(self, t: float, velocity: int, pitch: int) -> bool:
-        """A player's NOTE_ON; whether the beat the band plays on may have moved."""
-        if self.tracker is None:
+    def heard(self, t: float, velocity: int, pitch: int) -> None:
+        """A player's NOTE_ON, kept for the tracker (`analyse`)."""
+        if self.tracker is not None:
+            self.tracker.hear(t, velocity, pitch)
+
+    def analyse(self) -> bool:
+        """The tracker's work on the notes heard since; whether the beat the band plays on
+        may have moved."""
+        if self.tracker is None or not self.tracker.unheard:
             return False
-        changed = self.tracker.onset(t, velocity, pitch)
+        changed = self.tracker.analyse()
         return changed and self.clock is None and self.fixed is None and self.tapped is None
 
     def tap(self, t: float) -> bool:

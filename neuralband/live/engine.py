@@ -55,7 +55,7 @@ from neuralband.live.panel import CONTROLS, INDEX, KEYS, PLAY_MODES, Panel, cont
 from neuralband.live.sync import PPQN, ClockFollower, LinkFollower
 from neuralband.parts import MelodyNote, Voicing, from_info
 from neuralband.runtime import Stepper
-from neuralband.sampling import Rules, Sampler
+from neuralband.sampling import Rules, Sampler, pulled
 from neuralband.steering import FOLLOW, FREE, ControlChoice, steer
 
 MODES = PLAY_MODES
@@ -521,6 +521,7 @@ class Engine(LiveLoop):
         self.tracker = v.tracker(rules)
         self.sampler = Sampler(rules, seed, v.vocab_size, v.is_shift)
         self.sampler.measure = True  # the band's confidence, per draw (`Stats.entropy`)
+        self._pull = v.grid_pull(rules) if stepper.reads_beat else None  # onto the beat's lines
         self.tokens: list[int] | None = [] if keep_tokens else None  # the committed stream
         # A conditioned model's key and density: fixed, free, or following the player's notes.
         self.steering = steer(stepper, controls)
@@ -717,8 +718,8 @@ class Engine(LiveLoop):
             self._pc[data[1] % 12] += 1
         for tok in tokens:
             self._feed(self._player[tok], own=False)
-        if is_on and self.beat is not None and self.beat.heard(t, data[2], data[1]):
-            self._place_beat()
+        if is_on and self.beat is not None:  # analysed while waiting (`_ahead`)
+            self.beat.heard(t, data[2], data[1])
         if self._melody_offsets is not None and status != 0xB0:
             now = self._melody.update(data[1], is_on)
             self._melody_row = None if now is None else self._melody_offsets[now]
@@ -819,7 +820,9 @@ class Engine(LiveLoop):
     def _draw(self, allowed: np.ndarray) -> int:
         if self._ending is not None:
             self._end_ramp(self.clock())
-        tok = self.sampler.sample(self.stepper.logits()[0], allowed, self.tracker.endings())
+        logits = self.stepper.logits()[0]
+        tok = self.sampler.sample(logits, allowed, pulled(self._pull, self.stepper, 0, logits,
+                                                          allowed, self.tracker.endings()))
         self.stats.entropy.add(self.sampler.entropy)
         return tok
 
@@ -1238,7 +1241,10 @@ class Engine(LiveLoop):
         two model steps; where one key is held, its release after each shift too (a melody's
         next message, often), so absorbing that is two copies. Returns when to look again: where
         the shift would change; never, once the longest shift is reached (a message then starts
-        with one, however late)."""
+        with one, however late). First, the beat tracker's work on the notes heard (off the
+        path from a key to the band's answer: finding a beat costs a few tenths of a ms)."""
+        if self.beat is not None and self.beat.analyse():
+            self._place_beat()
         base = self._snap if self._mark is not None else None
         if base is None:
             self.stepper.prepare()
