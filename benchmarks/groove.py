@@ -59,8 +59,10 @@ from benchmarks.pop_music import (  # noqa: E402
 from encoders.beats import (  # noqa: E402
     Beats,
     find_beats,
+    fitted_tempo_map,
     read_annotations,
     steady_beats,
+    tempo_map_beats,
 )
 from encoders.performance import encode_notes  # noqa: E402
 from encoders.voices import decode_voices  # noqa: E402
@@ -77,11 +79,12 @@ from neuralband.sampling import model_rules  # noqa: E402
 from training.dataset import duration_s  # noqa: E402
 
 OPENING_S, CONTINUE_S = 10.0, 30.0
+TOGETHER_S = 0.05  # a band onset this close to a melody onset is played together with it
 TEMPI = (70, 85, 100, 120, 140)
 SOLO = ("on_grid", "on_given", "tempo_held", "in_key_share", "notes_per_s", "polyphony",
         "median_length_s")
 DUET = ("on_grid", "band_in_key_share", "band_below_share", "band_consonant_share",
-        "band_notes_per_s")
+        "band_notes_per_s", "own_on_grid")
 
 
 def song_beats(path: Path, offset_s: float) -> Beats:
@@ -94,6 +97,15 @@ def within(beats: Beats, lo: float, hi: float) -> Beats | None:
     keep = (beats.times_s >= lo) & (beats.times_s <= hi)
     return None if keep.sum() < 2 else Beats(beats.times_s[keep], beats.downbeats[keep],
                                               beats.source)
+
+
+def own(onsets: np.ndarray, player: np.ndarray) -> np.ndarray:
+    """The onsets not played together with one of the player's."""
+    if not len(onsets) or not len(player):
+        return onsets
+    i = np.clip(np.searchsorted(player, onsets), 1, len(player) - 1)
+    near = np.minimum(np.abs(onsets - player[i - 1]), np.abs(player[i] - onsets))
+    return onsets[near > TOGETHER_S]
 
 
 def random_onsets(rng: np.random.Generator, count: int, lo: float, hi: float) -> np.ndarray:
@@ -120,22 +132,41 @@ def table(title: str, names: tuple[str, ...], rows: dict[str, dict]) -> None:
                                           for m, c in zip(names, cols, strict=True)))
 
 
-def continuations(model: str, songs, grids, follow: bool, variations: int, seed: int
-                  ) -> list[dict]:
+def primer_beats(song, path: Path, first: float, how: str) -> Beats | None:
+    """The opening's beats as `generate --primer` finds them in a file cut from the song:
+    ``how`` "tracker" (a cut that kept no tempo map: the tracker over the opening's notes) or
+    "tempo map" (a cut that kept the song's tempo map: `encoders.beats.fitted_tempo_map` over
+    the opening's notes, else the tracker), carried on past the continuation."""
+    head = song.select(song.start_s < OPENING_S)
+    found = None
+    if how == "tempo map":
+        import pretty_midi
+
+        mapped = tempo_map_beats(pretty_midi.PrettyMIDI(str(path)))
+        mapped = None if mapped is None else within(mapped.shifted(-first), -1.0, OPENING_S)
+        found = None if mapped is None else fitted_tempo_map(head.start_s, mapped)
+    if found is None:
+        found = find_beats(head.start_s, head.pitch, head.velocity)
+    return None if found is None else found.carried_on(OPENING_S + CONTINUE_S + 5)
+
+
+def rules_of(info, tight: float | None):
+    """generate's default rules (top-p 0.95), with ``tight`` where given (None: its default)."""
+    return model_rules(info, None, top_p=0.95, **({} if tight is None else {"tight": tight}))
+
+
+def continuations(model: str, songs, grids, primers, follow: bool, variations: int, seed: int,
+                  tight: float | None = None) -> list[dict]:
     """Each opening continued for 30 s: groove against the opening's annotated grid carried
-    on, and the solo metrics."""
+    on, and the solo metrics; ``primers``: the beats the model is given (`primer_beats`)."""
     info = read_info(model)
-    rules = model_rules(info, None, top_p=0.95)
+    rules = rules_of(info, tight)
     reads_beat = info.controls is not None and info.controls.beat
     rows = []
-    for k, (song, grid) in enumerate(zip(songs, grids, strict=True)):
+    for k, (song, grid, given) in enumerate(zip(songs, grids, primers, strict=True)):
         primer = primer_of(song, OPENING_S, info.encoder)
         start = duration_s(primer, info.encoder)
         key = table_key(song, 0.0, OPENING_S)
-        # the opening's beats as generate --primer finds a cut file's (the tracker)
-        head = song.select(song.start_s < OPENING_S)
-        found = find_beats(head.start_s, head.pitch, head.velocity)
-        given = None if found is None else found.carried_on(start + CONTINUE_S + 5)
         beats = given if follow and reads_beat else None
         for piece in generate(model, primer, CONTINUE_S, variations, rules, seed + k,
                               beats=beats):
@@ -148,9 +179,10 @@ def continuations(model: str, songs, grids, follow: bool, variations: int, seed:
     return rows
 
 
-def from_silence(model: str, variations: int, seed: int) -> dict[int, dict]:
+def from_silence(model: str, variations: int, seed: int, tight: float | None = None
+                 ) -> dict[int, dict]:
     info = read_info(model)
-    rules = model_rules(info, None, top_p=0.95)
+    rules = rules_of(info, tight)
     out = {}
     for bpm in TEMPI:
         grid = steady_beats(bpm, 0.1, 25.0)
@@ -163,12 +195,12 @@ def from_silence(model: str, variations: int, seed: int) -> dict[int, dict]:
     return out
 
 
-def accompaniments(model: str, paths: list[Path], seconds: float, how: str, seed: int
-                   ) -> list[dict]:
+def accompaniments(model: str, paths: list[Path], seconds: float, how: str, seed: int,
+                   tight: float | None = None) -> list[dict]:
     """Band parts under each melody; ``how``: "annotations" (the melody file's beats as
     generate --lead finds them), "tracker" (tracked from the melody alone) or "free"."""
     info = read_info(model)
-    rules = model_rules(info, None, top_p=0.95)
+    rules = rules_of(info, tight)
     rows = []
     for k, path in enumerate(paths):
         melody, band = load_parts(path, sustain=False)
@@ -191,6 +223,8 @@ def accompaniments(model: str, paths: list[Path], seconds: float, how: str, seed
             row = accompaniment_metrics(notes.select(notes.group == 0), played, 0.0, seconds,
                                         key)
             row.update(groove_metrics(played.start_s, grid, 0.0, seconds))
+            row["own_on_grid"] = groove_metrics(own(played.start_s, np.sort(melody.start_s)),
+                                                grid, 0.0, seconds)["on_grid"]
             rows.append(row)
     return rows
 
@@ -223,23 +257,22 @@ def main() -> None:
 
     if 1 in parts:
         enc = read_info(args.model).encoder
-        songs, grids = [], []
+        songs, grids, tracked, mapped = [], [], [], []
         for path in paths:
             song = song_table(path, enc)
             first = float(prepare_first(path, enc))
             opening = within(song_beats(path, first), -1.0, OPENING_S)
             songs.append(song)
             grids.append(None if opening is None else opening.carried_on(OPENING_S + 35))
+            tracked.append(primer_beats(song, path, first, "tracker"))
+            mapped.append(primer_beats(song, path, first, "tempo map"))
         real, chance = [], []
-        for song, grid in zip(songs, grids, strict=True):
+        for song, grid, given in zip(songs, grids, tracked, strict=True):
             row = piece_metrics(song, OPENING_S, OPENING_S + CONTINUE_S, 5.0,
                                 table_key(song, 0.0, OPENING_S))
             row.update(groove_metrics(song.start_s, grid, OPENING_S, OPENING_S + CONTINUE_S))
-            head = song.select(song.start_s < OPENING_S)
-            found = find_beats(head.start_s, head.pitch, head.velocity)
-            row["on_given"] = groove_metrics(
-                song.start_s, None if found is None else found.carried_on(OPENING_S + 35),
-                OPENING_S, OPENING_S + CONTINUE_S)["on_grid"]
+            row["on_given"] = groove_metrics(song.start_s, given, OPENING_S,
+                                             OPENING_S + CONTINUE_S)["on_grid"]
             real.append(row)
             count = int(np.sum((song.start_s >= OPENING_S) &
                                (song.start_s < OPENING_S + CONTINUE_S)))
@@ -247,12 +280,17 @@ def main() -> None:
                                                        OPENING_S + CONTINUE_S),
                                          grid, OPENING_S, OPENING_S + CONTINUE_S))
         rows = {"real songs (next 30 s)": mean(real, SOLO), "random onsets": mean(chance, SOLO)}
-        rows[f"{args.model} (beat of the primer)"] = mean(
-            continuations(args.model, songs, grids, True, 3, args.seed), SOLO)
+        rows[f"{args.model} (primer cut, no tempo map)"] = mean(
+            continuations(args.model, songs, grids, tracked, True, 3, args.seed), SOLO)
+        rows[f"{args.model} (primer cut, --tight 0)"] = mean(
+            continuations(args.model, songs, grids, tracked, True, 3, args.seed, 0.0), SOLO)
+        rows[f"{args.model} (primer with its tempo map)"] = mean(
+            continuations(args.model, songs, grids, mapped, True, 3, args.seed), SOLO)
         rows[f"{args.model} (--beat free)"] = mean(
-            continuations(args.model, songs, grids, False, 3, args.seed), SOLO)
+            continuations(args.model, songs, grids, tracked, False, 3, args.seed), SOLO)
         for peer in args.peer:
-            rows[peer] = mean(continuations(peer, songs, grids, True, 3, args.seed), SOLO)
+            rows[peer] = mean(continuations(peer, songs, grids, tracked, True, 3, args.seed),
+                              SOLO)
         table(f"1. Continuing {len(paths)} held-out POP909 openings (10 s) for 30 s, "
               f"3 variations: onsets on the opening's eighth grid carried on", SOLO, rows)
         result["continuations"] = rows
@@ -261,9 +299,14 @@ def main() -> None:
         info = read_info(args.model)
         if info.controls is not None and info.controls.beat:
             tempi = from_silence(args.model, 2, args.seed)
-            table("2. --bpm B from silence (20 s, 2 variations): onsets on B's eighth grid",
-                  ("on_grid", "tempo_held", "chance", "notes_per_s"),
-                  {f"{b} BPM": r for b, r in tempi.items()})
+            loose = from_silence(args.model, 2, args.seed, 0.0)
+            for bpm, row in tempi.items():
+                row["on_grid_tight_0"] = loose[bpm]["on_grid"]
+                row["notes_per_s_tight_0"] = loose[bpm]["notes_per_s"]
+            table("2. --bpm B from silence (20 s, 2 variations): onsets on B's eighth grid "
+                  "(default --tight, and 0)",
+                  ("on_grid", "tempo_held", "chance", "notes_per_s", "on_grid_tight_0",
+                   "notes_per_s_tight_0"), {f"{b} BPM": r for b, r in tempi.items()})
             result["bpm"] = {str(b): r for b, r in tempi.items()}
 
     if 3 in parts:
@@ -276,6 +319,8 @@ def main() -> None:
             grid = song_beats(path, start)
             row = accompaniment_metrics(melody, band, 0.0, args.duet_seconds, table_key(melody))
             row.update(groove_metrics(band.start_s, grid, 0.0, args.duet_seconds))
+            row["own_on_grid"] = groove_metrics(own(band.start_s, np.sort(melody.start_s)),
+                                                grid, 0.0, args.duet_seconds)["on_grid"]
             real.append(row)
             chance.append(groove_metrics(random_onsets(rng, len(band), 0.0, args.duet_seconds),
                                          grid, 0.0, args.duet_seconds))
@@ -286,6 +331,10 @@ def main() -> None:
         for how in hows:
             rows[f"{args.duet} (beats: {how})"] = mean(
                 accompaniments(args.duet, paths, args.duet_seconds, how, args.seed), DUET)
+            if how == "annotations":
+                rows[f"{args.duet} (beats: {how}, --tight 0)"] = mean(
+                    accompaniments(args.duet, paths, args.duet_seconds, how, args.seed, 0.0),
+                    DUET)
         for peer in args.duet_peer:
             rows[peer] = mean(accompaniments(peer, paths, args.duet_seconds, "annotations",
                                              args.seed), DUET)

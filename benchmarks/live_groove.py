@@ -12,10 +12,13 @@ the song's fifth beat on are set against the song's annotated eighth-note grid
 Rows (``--duet``, default pop-duet, ``--mode duet``, the command line's defaults):
 
 1. no clock: the band follows the player's beat with the beat tracker (`neuralband.live.beat`);
+   and the same with ``--tight 0`` (the model's own timing, no pull onto the lines);
 2. an outside MIDI clock (``--clock midi``): 24 pulses a beat, laid on the song's own annotated
-   beats, Start on the first downbeat, as a drummer's clock would run;
+   beats, Start on the first downbeat, as a drummer's clock would run; and with ``--tight 0``;
 3. ``--beat free``: the same model with no beat;
-4. ``--peer`` models (the model before it read beats), no beat to read.
+4. ``--peer`` models (the model before it read beats), no beat to read;
+5. the real band (the song's PIANO + BRIDGE), its own onsets measured the same way: what a
+   band that plays as the record did would score.
 
 And **solo after the player stops** (``--solo``, default pop, ``--mode solo``): the player plays
 the melody's first 20 s and stops; the band's onsets of the next 20 s against the song's grid of
@@ -43,7 +46,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.groove import song_beats, within  # noqa: E402
+from benchmarks.groove import own, rules_of, song_beats, within  # noqa: E402
 from benchmarks.pop_duet import cut  # noqa: E402
 from benchmarks.pop_music import POP909, held_out, moved  # noqa: E402
 from encoders.beats import Beats, chance_on_grid, on_grid  # noqa: E402
@@ -53,12 +56,10 @@ from neuralband.live.engine import Engine, PlaySettings  # noqa: E402
 from neuralband.live.sync import CLOCK, PPQN, START  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
-from neuralband.sampling import model_rules  # noqa: E402
 from neuralband.steering import ControlChoice  # noqa: E402
 from tests.helpers.fake_clock import ClockedCapture, FakeClock, drive  # noqa: E402
 
 LEAD_IN_S = 0.5  # the melody starts this long after the band does
-TOGETHER_S = 0.05  # a band onset this close to a player's is played together with it
 
 
 def melody_messages(melody) -> list[tuple[float, list[int]]]:
@@ -92,24 +93,15 @@ def band_onsets(out: ClockedCapture, start: float) -> np.ndarray:
                            and d[0] & 0x0F != CLICK_CHANNEL))
 
 
-def own(onsets: np.ndarray, player: np.ndarray) -> np.ndarray:
-    """The onsets not played together with one of the player's."""
-    if not len(onsets) or not len(player):
-        return onsets
-    i = np.clip(np.searchsorted(player, onsets), 1, len(player) - 1)
-    near = np.minimum(np.abs(onsets - player[i - 1]), np.abs(player[i] - onsets))
-    return onsets[near > TOGETHER_S]
-
-
 def take(model: str, mode: str, messages, seconds: float, seed: int, sync: str = "internal",
-         follow: bool = True) -> tuple[ClockedCapture, float]:
+         follow: bool = True, tight: float | None = None) -> tuple[ClockedCapture, float]:
     """One take on the fake clock, as `play` would run it with the command line's defaults."""
     info = read_info(model)
     clock = FakeClock()
     out = ClockedCapture(clock)
     stepper = Stepper.load(model)
     beat = LiveBeat(follow=follow) if stepper.reads_beat else None
-    engine = Engine(stepper, out, PlaySettings(mode=mode), model_rules(info, None, top_p=0.95),
+    engine = Engine(stepper, out, PlaySettings(mode=mode), rules_of(info, tight),
                     seed, clock=clock, controls=ControlChoice.parse(None, None)
                     if info.controls is not None else None, sync=sync, beat=beat)
     start = drive(engine, clock, seconds + LEAD_IN_S, messages)
@@ -131,18 +123,22 @@ def main() -> None:
         sys.exit(f"no POP909 songs under {args.data}")
     info = read_info(args.duet)
     reads = info.controls is not None and info.controls.beat
-    conditions = ([("no clock: the tracker", args.duet, "internal", True),
-                   ("an outside MIDI clock", args.duet, "midi", True),
-                   ("--beat free", args.duet, "internal", False)] if reads
-                  else [("no beat", args.duet, "internal", True)])
-    conditions += [(f"{peer} (no beat)", peer, "internal", True) for peer in args.peer]
+    conditions = ([("no clock: the tracker", args.duet, "internal", True, None),
+                   ("the tracker, --tight 0", args.duet, "internal", True, 0.0),
+                   ("an outside MIDI clock", args.duet, "midi", True, None),
+                   ("a MIDI clock, --tight 0", args.duet, "midi", True, 0.0),
+                   ("--beat free", args.duet, "internal", False, None)] if reads
+                  else [("no beat", args.duet, "internal", True, None)])
+    conditions += [(f"{peer} (no beat)", peer, "internal", True, None) for peer in args.peer]
     shares: dict[str, list[float]] = {name: [] for name, *_ in conditions}
     shares["random onsets"] = []
+    shares["the real band (PIANO + BRIDGE)"] = []
     solo_kept, solo_chance = [], []
     for k, path in enumerate(paths):
-        melody, _ = load_parts(path, sustain=False)
+        melody, real = load_parts(path, sustain=False)
         first = float(melody.start_s.min())
         melody = cut(moved(melody, -first), args.seconds)
+        real = cut(moved(real, -first), args.seconds)
         grid = song_beats(path, first)
         # from the fifth beat after the melody comes in
         fifth = float(grid.times_s[min(int(np.searchsorted(grid.times_s, 0.0)) + 4,
@@ -150,14 +146,17 @@ def main() -> None:
         span = within(grid, -1.0, args.seconds + 1.0)
         player = np.sort(melody.start_s)
         notes = melody_messages(melody)
-        for name, model, sync, follow in conditions:
+        for name, model, sync, follow, tight in conditions:
             messages = notes + (clock_messages(grid, args.seconds) if sync == "midi" else [])
             out, start = take(model, "duet", sorted(messages, key=lambda m: m[0]),
-                              args.seconds, args.seed + k, sync, follow)
+                              args.seconds, args.seed + k, sync, follow, tight)
             band = own(band_onsets(out, start), player)
             band = band[(band >= fifth) & (band < args.seconds)]
             shares[name].append(on_grid(band, span) if len(band) else float("nan"))
         shares["random onsets"].append(chance_on_grid(span))
+        theirs = own(np.unique(real.start_s), player)
+        theirs = theirs[(theirs >= fifth) & (theirs < args.seconds)]
+        shares["the real band (PIANO + BRIDGE)"].append(on_grid(theirs, span))
         # solo: the player's first 20 s, then the band alone for 20 s
         half = min(20.0, args.seconds / 2)
         opening = within(grid, -1.0, half)

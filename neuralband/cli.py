@@ -199,7 +199,7 @@ def _rules_and_controls(args: argparse.Namespace, info, model: str):
     from neuralband.steering import ControlChoice
 
     given = {"max_note_s": args.max_note, "under_melody": args.under_melody,
-             "clash": args.clash}
+             "clash": args.clash, "tight": args.tight}
     limit = {name: value for name, value in given.items() if value is not None}
     if getattr(args, "mode", None) == "duet" and info.voices is None:
         # any model's duet band keeps under your tune (a voice-packed one: `model_rules`)
@@ -248,6 +248,10 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows:
     p.add_argument("--clash", type=float, metavar="NATS",
                    help="and its notes a second, tritone or seventh from it (default 0.5; 0: "
                         "as the model plays)")
+    p.add_argument("--tight", type=float, metavar="NATS",
+                   help="on a beat, the band's waits that end on an eighth line are this "
+                        "many nats likelier than the others: a quantise strength (default 3 "
+                        "for a model that reads the beat; 0: its own timing)")
     p.add_argument("--key", metavar="KEY",
                    help="a conditioned model keeps to this key ('Eb major', 'F#m'); 'follow' "
                         f"(default): the key of {follows}; 'free': no key")

@@ -25,7 +25,7 @@ from encoders.performance import Event
 from encoders.voices import event_steps
 from neuralband.parts import MelodyNote, Voicing, from_info
 from neuralband.runtime import Stepper
-from neuralband.sampling import Rules, Sampler, model_rules
+from neuralband.sampling import Rules, Sampler, model_rules, pulled
 from neuralband.steering import ControlChoice, Steering, steer
 
 # From silence the model is started with one event of "nothing happened yet".
@@ -83,6 +83,7 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
     nxt = np.zeros(variations, np.int64)
     idle = voicing.shift(1)
     shown = trackers[0].step / sps  # progress counts new music only
+    pull = voicing.grid_pull(rules) if on_beat else None
     while not done.all():
         logits = stepper.logits()
         for b, tracker in enumerate(trackers):
@@ -91,7 +92,9 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
             if done[b]:
                 nxt[b] = idle  # finished streams idle on a short shift
                 continue
-            tok = sampler.sample(logits[b], tracker.allowed(), tracker.endings())
+            allowed = tracker.allowed()
+            tok = sampler.sample(logits[b], allowed, pulled(pull, stepper, b, logits[b], allowed,
+                                                            tracker.endings()))
             if voicing.is_shift[tok]:  # never past the end
                 tok = voicing.shift(min(int(voicing.shift_steps[tok]), target - tracker.step))
             tracker.update(tok)
@@ -203,6 +206,7 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
     longest = voicing.settings.max_shift_steps
     mask = np.empty(voicing.vocab_size, bool)
     snap = stepper.snapshot()
+    pull = voicing.grid_pull(rules) if beats is not None else None
 
     def place() -> None:  # the beat clock at the stream's time (a trial wait moved it)
         if beats is not None:
@@ -242,7 +246,9 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
             after = 0
             continue
         if pending is None:
-            tok = sampler.sample(stepper.logits()[0], allowed, tracker.endings())
+            logits = stepper.logits()[0]
+            tok = sampler.sample(logits, allowed,
+                                 pulled(pull, stepper, 0, logits, allowed, tracker.endings()))
         else:
             tok, pending = pending, None
         if not voicing.is_shift[tok]:
@@ -260,9 +266,10 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
         place()
         stepper.feed(tok)
         tracker.update(tok)
-        then = sampler.sample(stepper.logits()[0],
-                              voicing.band_mask(tracker.allowed(), mask, expect_lead=True),
-                              tracker.endings())
+        logits = stepper.logits()[0]
+        expect = voicing.band_mask(tracker.allowed(), mask, expect_lead=True)
+        then = sampler.sample(logits, expect,
+                              pulled(pull, stepper, 0, logits, expect, tracker.endings()))
         if voicing.lead_list[then] and n < longest:
             # It expected the melody then, and the melody does not come: not a moment for the
             # band; draw again from the times after it.

@@ -16,7 +16,7 @@ import numpy as np
 from encoders.keys import CONSONANT_INTERVALS
 from encoders.performance import Event
 from encoders.schemes import EventScheme, GridScheme
-from neuralband.sampling import NoteTracker, Rules
+from neuralband.sampling import GridPull, NoteTracker, Rules
 
 
 def from_info(info) -> Voicing:
@@ -119,6 +119,12 @@ class Voicing:
         table.flags.writeable = False
         self._melody_offsets[(rules.under_melody, rules.clash)] = table
         return table
+
+    def grid_pull(self, rules: Rules) -> GridPull | None:
+        """``rules.tight`` over this vocabulary's waits (None where 0; `sampling.GridPull`)."""
+        if not rules.tight:
+            return None
+        return GridPull(rules.tight, self.shift_steps / self.settings.steps_per_second)
 
     def tracker(self, rules: Rules, voices: tuple[int, ...] | None = None):
         """The grammar for the voices the model may play (default: the band's)."""

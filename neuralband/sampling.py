@@ -15,6 +15,11 @@ from the history:
   ``end_push`` nats at the cap (`NoteTracker.endings`): an LSTM that has lost track of a long
   note is reminded of it, and ends it at a moment of its own choosing, not at the cap's.
 
+Where the model plays on a beat, ``tight`` pulls its waits to end on the beat's eighth lines
+(`GridPull`), as a sequencer's quantise strength does: the draw leans toward what the model
+already half-knows (a duet band's onsets off the melody's sat within a few steps of the lines);
+0 leaves the model's own timing.
+
 A duet band also hears where the melody is (`parts.Voicing.melody_offsets`): its NOTE_ONs above
 the melody note sounding lose ``under_melody`` nats, those that clash with it (a second, the
 tritone, a seventh) ``clash`` nats. Soft, not a mask: the band may still cross or rub, as real
@@ -53,6 +58,7 @@ class Rules:
     end_push: float = 4.0  # nats added to that NOTE_OFF's logit at max_note_s
     under_melody: float = 0.0  # nats off a duet band's NOTE_ON above the melody note sounding
     clash: float = 0.0  # nats off one a second, tritone or seventh from it
+    tight: float = 0.0  # nats pulling the band's onsets onto the beat's lines (`GridPull`)
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -69,6 +75,8 @@ class Rules:
         if not (0 <= self.under_melody < np.inf and 0 <= self.clash < np.inf):
             raise ValueError(f"--under-melody and --clash are nats >= 0, got "
                              f"{self.under_melody:g} and {self.clash:g}")
+        if not 0 <= self.tight < np.inf:
+            raise ValueError(f"--tight is nats >= 0, got {self.tight:g}")
 
 
 # A duet band's defaults (`model_rules`): on 16 held-out POP909 melodies these bring the band's
@@ -76,6 +84,10 @@ class Rules:
 # shares (0.88 and 0.84 against 0.86 and 0.84; the model alone 0.83 and 0.78), README "pop-duet".
 DUET_UNDER_MELODY = 1.0
 DUET_CLASH = 0.5
+# A model that reads the beat pulls its waits onto the lines by default (`GridPull`): on 8
+# held-out POP909 melodies a duet band's own onsets (off the melody's) on the eighth grid went
+# from 46% to 70% (the real band's: 74%).
+TIGHT = 3.0
 # A model that is not voice-packed learnt the whole arrangement, the tune's register included:
 # playing a duet (play --mode duet) it takes more to keep under your note (a held G4: 93% of
 # its notes above it free, 54% at 1 nat, 2% at 3; chorale-folk, tests/test_live_controls.py).
@@ -84,9 +96,9 @@ PLAIN_DUET_UNDER_MELODY = 3.0
 
 def model_rules(info, rules: Rules | None = None, **changes) -> Rules:
     """``rules``, or the default rules with the longest note from the model's training data
-    where the model knows it (the music ends its notes; the cap only stops a slip), and, for a
-    voice-packed model, a band that keeps under the melody and out of its way (the DUET_*
-    offsets)."""
+    where the model knows it (the music ends its notes; the cap only stops a slip), for a
+    voice-packed model a band that keeps under the melody and out of its way (the DUET_*
+    offsets), and for one that reads the beat the TIGHT pull onto its lines."""
     if rules is not None:
         return rules
     data_max = info.summary.get("max_note_s") if info is not None else None
@@ -95,6 +107,9 @@ def model_rules(info, rules: Rules | None = None, **changes) -> Rules:
     if info is not None and getattr(info, "voices", None) is not None:
         changes.setdefault("under_melody", DUET_UNDER_MELODY)
         changes.setdefault("clash", DUET_CLASH)
+    controls = getattr(info, "controls", None)
+    if controls is not None and controls.beat:
+        changes.setdefault("tight", TIGHT)
     return Rules(**changes)
 
 
@@ -214,6 +229,76 @@ class NoteTracker:
         """NOTE_OFFs for every open note, oldest pitch first: the end of a piece, no hangers."""
         order = np.argsort(self.first_onset, kind="stable")
         return [self.settings.note_off + int(p) for p in order for _ in range(self.count[p])]
+
+
+GRID_LINES = 2  # the pull's lines per beat: the eighths, where pop accompaniment sits
+GRID_NEAR_S = 0.02  # a wait ending this close to a line ends on it (half the on-grid tolerance)
+
+
+class GridPull:
+    """``Rules.tight`` as a logit nudge over the vocabulary, for where the stream stands in the
+    beat: the waits that end within GRID_NEAR_S of an eighth line gain ``tight`` nats over the
+    other waits, and waiting as a whole stays as likely as the model made it. So the model still
+    decides whether to play now or wait, and what; only how long it waits leans to the lines.
+    (Pulling the NOTE_ONs on a line too, or pushing those off it, thinned a duet band by up to
+    40% or thickened a solo's chords by 45%; counting only the step nearest a line as on it
+    spread a rolled chord's notes out to the next line, a third fewer notes.) Buffers are built
+    once: a draw allocates nothing."""
+
+    def __init__(self, tight: float, shift_s: np.ndarray):
+        self.tight = float(tight)
+        self.shift_s = np.asarray(shift_s, np.float64)  # each token's wait (0: not a wait)
+        self.waits = self.shift_s > 0
+        self.near = GRID_NEAR_S
+        n = len(self.shift_s)
+        self._land = np.empty(n, np.float64)
+        self._on = np.empty(n, bool)
+        self._mask = np.empty(n, bool)
+        self._x = np.empty(n, np.float64)
+        self._nudge = np.zeros(n, np.float64)
+
+    def nudge(self, logits: np.ndarray, allowed: np.ndarray, beat_pos: float, period_s: float,
+              also: np.ndarray | None = None) -> np.ndarray:
+        """The nudge for a draw from ``logits`` over the ``allowed`` events at ``beat_pos``
+        beats into the bar, beats of ``period_s`` (a reused buffer), plus ``also`` (a tracker's
+        `endings`, or None)."""
+        line_s = period_s / GRID_LINES
+        now_s = (beat_pos % 1.0) * period_s
+        land, on, mask, x, out = self._land, self._on, self._mask, self._x, self._nudge
+        np.add(self.shift_s, now_s, out=land)  # where each wait ends, in lines
+        land /= line_s
+        land -= np.rint(land)
+        np.abs(land, out=land)
+        land *= line_s  # ... and its distance from the nearest line, in seconds
+        np.logical_and(self.waits, allowed, out=mask)
+        np.less_equal(land, self.near, out=on)
+        on &= mask
+        out.fill(0.0)
+        if on.any():
+            # the waits' mass before and after the pull: the waits' share is kept
+            np.copyto(x, logits)
+            if also is not None:
+                x += also
+            top = np.max(x, where=mask, initial=-np.inf)
+            x -= top
+            np.exp(x, out=x)
+            before = np.sum(x, where=mask)
+            after = before + np.expm1(self.tight) * np.sum(x, where=on)
+            np.multiply(on, self.tight, out=out)
+            out[mask] -= np.log(after / before)
+        if also is not None:
+            out += also
+        return out
+
+
+def pulled(pull: GridPull | None, stepper, stream: int, logits: np.ndarray,
+           allowed: np.ndarray, endings: np.ndarray | None) -> np.ndarray | None:
+    """A draw's nudge: a tracker's ``endings``, plus the grid's pull where the stream is on a
+    beat (`GridPull`)."""
+    if pull is None or not stepper.beat_streams[stream]:
+        return endings
+    return pull.nudge(logits, allowed, float(stepper.beat_pos[stream]),
+                      float(stepper.beat_period_s[stream]), endings)
 
 
 class Sampler:

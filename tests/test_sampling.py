@@ -255,3 +255,90 @@ def test_a_note_lasts_at_least_one_step():
                 began.setdefault((voice, base), []).append(step)
             elif base < s.time_shift and began.get((voice, base - s.note_off)):
                 assert began[(voice, base - s.note_off)].pop(0) < step
+
+
+# --- the pull onto the beat's lines (Rules.tight) -----------------------------------------------
+
+
+def _pull(tight: float = 2.0):
+    return Voicing(VoicedScheme(VoiceScheme(2))).grid_pull(Rules(tight=tight))
+
+
+def test_no_pull_at_tight_zero_and_tight_is_checked():
+    assert _pull(0.0) is None
+    with pytest.raises(ValueError, match="tight"):
+        Rules(tight=-1)
+
+
+def _wait_mass(logits: np.ndarray, waits: np.ndarray) -> float:
+    p = np.exp(logits - logits.max())
+    return float(p[waits].sum() / p.sum())
+
+
+@settings(max_examples=60, deadline=None)
+@given(beat_pos=st.floats(0, 4, allow_nan=False), bpm=st.floats(50, 180),
+       seed=st.integers(0, 2**16))
+def test_the_pull_favours_waits_that_end_on_an_eighth_line_and_keeps_waiting_as_likely(
+        beat_pos, bpm, seed):
+    """The waits the pull favours end within GRID_NEAR_S of an eighth line, at least one in
+    any eighth's worth of waits; every other event keeps its logit; and waiting as a whole is
+    as likely as before (the model still decides whether to play now)."""
+    from neuralband.sampling import GRID_NEAR_S
+
+    pull = _pull()
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2, len(pull.waits))
+    allowed = rng.random(len(pull.waits)) < 0.9
+    allowed[pull.waits] = True
+    period = 60.0 / bpm
+    nudge = pull.nudge(logits, allowed, beat_pos, period).copy()
+    now = (beat_pos % 1.0) * period
+    ends = (now + pull.shift_s) / (period / 2)
+    off_line = np.abs(ends - np.rint(ends)) * (period / 2)
+    favoured = nudge[pull.waits].max()
+    top = pull.waits & np.isclose(nudge, favoured)
+    assert np.all(off_line[top] <= GRID_NEAR_S + 1e-9)
+    assert np.allclose(nudge[pull.waits & ~top], favoured - 2.0)
+    assert top[pull.waits][:int(period / 2 / 0.01) + 1].any()
+    assert not nudge[~pull.waits].any()
+    mask = np.where(allowed, 0.0, -np.inf)
+    assert _wait_mass(logits + nudge + mask, pull.waits) == pytest.approx(
+        _wait_mass(logits + mask, pull.waits), rel=1e-9)
+
+
+def test_the_pull_adds_the_endings_and_reuses_its_buffer():
+    pull = _pull(1.5)
+    logits = np.zeros(len(pull.waits))
+    allowed = np.ones(len(pull.waits), bool)
+    first = pull.nudge(logits, allowed, 0.0, 0.5)
+    endings = np.full(len(pull.waits), 0.25)
+    second = pull.nudge(logits, allowed, 0.0, 0.5, endings)
+    assert second is first  # one buffer, every draw
+    assert second[~pull.waits] == pytest.approx(0.25)
+
+
+def test_a_tight_band_plays_more_on_the_bpm_grid_and_about_as_busily():
+    """The bundled pop model from silence at 100 BPM: with the default pull more of its onsets
+    fall on the eighth lines than with none, at about the notes a second (a rolled chord's
+    notes still come a step or two apart)."""
+    from encoders.beats import on_grid, steady_beats
+    from neuralband.sampling import TIGHT, model_rules
+
+    model = bundled_model("pop")
+    from neuralband.modelfile import read_info
+
+    info = read_info(model)
+    grid = steady_beats(100, 0.1, 25.0)
+    counts, shares = {}, {}
+    for tight in (0.0, TIGHT):
+        rules = model_rules(info, None, top_p=0.95, tight=tight)
+        onsets, notes = [], 0
+        for piece in generate(model, None, 12.0, 2, rules, seed=3, beats=grid):
+            starts = np.array([n[0] for n in decode_notes(piece.tokens)]) / 100.0
+            onsets.append(starts)
+            notes += len(starts)
+        shares[tight] = on_grid(np.concatenate(onsets), grid)
+        counts[tight] = notes
+    assert model_rules(info).tight == TIGHT  # the default for a model that reads the beat
+    assert shares[TIGHT] > shares[0.0] + 0.05
+    assert counts[TIGHT] == pytest.approx(counts[0.0], rel=0.3)
