@@ -233,17 +233,19 @@ class NoteTracker:
 
 GRID_LINES = 2  # the pull's lines per beat: the eighths, where pop accompaniment sits
 GRID_NEAR_S = 0.02  # a wait ending this close to a line ends on it (half the on-grid tolerance)
+GRID_WINDOW = 0.25  # the waits ending within this share of an eighth of a line are drawn to it
 
 
 class GridPull:
     """``Rules.tight`` as a logit nudge over the vocabulary, for where the stream stands in the
-    beat: the waits that end within GRID_NEAR_S of an eighth line gain ``tight`` nats over the
-    other waits, and waiting as a whole stays as likely as the model made it. So the model still
-    decides whether to play now or wait, and what; only how long it waits leans to the lines.
-    (Pulling the NOTE_ONs on a line too, or pushing those off it, thinned a duet band by up to
-    40% or thickened a solo's chords by 45%; counting only the step nearest a line as on it
-    spread a rolled chord's notes out to the next line, a third fewer notes.) Buffers are built
-    once: a draw allocates nothing."""
+    beat, as a quantiser snaps: of the waits that end near an eighth line (within GRID_WINDOW
+    of an eighth), those within GRID_NEAR_S of it gain ``tight`` nats over the rest, and the
+    near waits as a whole stay as likely as the model made them. So the model still decides
+    whether to play now or wait, and what, and a wait that ends well away from a line (a note
+    let go before the next chord, a rolled chord's next note) keeps its chance. (Pulling the
+    NOTE_ONs on a line too, or pushing those off it, thinned a duet band by up to 40% or
+    thickened a solo's chords by 45%; weighing the line's waits against every wait held each
+    note on to the next line, its median length +57%.) Buffers are built once."""
 
     def __init__(self, tight: float, shift_s: np.ndarray):
         self.tight = float(tight)
@@ -255,7 +257,10 @@ class GridPull:
             raise ValueError("a pull needs the vocabulary's waits in one run")
         self._wait_s = self.shift_s[self._span]
         n = len(self._wait_s)
-        self._land = np.empty(n, np.float64)
+        self._line = np.empty(n, np.float64)
+        self._gap = np.empty(n, np.float64)
+        self._near = np.empty(n, bool)
+        self._group = np.empty(n, bool)
         self._on = np.empty(n, bool)
         self._x = np.empty(n, np.float64)
         self._bonus = np.empty(n, np.float64)
@@ -272,26 +277,34 @@ class GridPull:
         else:
             np.copyto(out, also)
         line_s = period_s / GRID_LINES
-        land, on, x, bonus = self._land, self._on, self._x, self._bonus
-        np.add(self._wait_s, (beat_pos % 1.0) * period_s, out=land)  # where each wait ends
-        land /= line_s
-        land -= np.rint(land)
-        np.abs(land, out=land)
-        land *= line_s  # ... and its distance from the nearest line, in seconds
+        line, gap, near, x, bonus = self._line, self._gap, self._near, self._x, self._bonus
+        np.add(self._wait_s, (beat_pos % 1.0) * period_s, out=gap)  # where each wait ends
+        gap /= line_s
+        np.rint(gap, out=line)  # ... its nearest line
+        gap -= line
+        np.abs(gap, out=gap)
+        gap *= line_s  # ... and how far from it, in seconds
         mask = allowed[span]
-        np.less_equal(land, GRID_NEAR_S, out=on)
-        on &= mask
-        if not on.any():
+        np.less_equal(gap, GRID_NEAR_S, out=near)
+        near &= mask
+        if not near.any():
             return out
-        # the waits' mass before and after the pull: waiting as a whole is kept as likely
         np.add(logits[span], out[span], out=x)
         x -= np.max(x, where=mask, initial=-np.inf)
         np.exp(x, out=x)
-        before = np.sum(x, where=mask)
-        after = before + np.expm1(self.tight) * np.sum(x, where=on)
-        np.multiply(on, self.tight, out=bonus)
-        bonus -= np.log(after / before)
-        np.add(out[span], bonus, out=out[span], where=mask)
+        bonus.fill(0.0)
+        window = max(GRID_WINDOW * line_s, GRID_NEAR_S)
+        gain = np.expm1(self.tight)
+        for at in np.unique(line[near]):  # a line some wait ends on: its window's waits
+            group, on = self._group, self._on
+            np.equal(line, at, out=group)
+            group &= mask
+            group &= gap <= window
+            np.logical_and(group, near, out=on)
+            share = np.sum(x, where=on) / np.sum(x, where=group)
+            np.subtract(bonus, np.log1p(gain * share), out=bonus, where=group)
+            np.add(bonus, self.tight, out=bonus, where=on)
+        out[span] += bonus
         return out
 
 

@@ -270,40 +270,45 @@ def test_no_pull_at_tight_zero_and_tight_is_checked():
         Rules(tight=-1)
 
 
-def _wait_mass(logits: np.ndarray, waits: np.ndarray) -> float:
-    p = np.exp(logits - logits.max())
-    return float(p[waits].sum() / p.sum())
+def _softmax(x: np.ndarray) -> np.ndarray:
+    p = np.exp(x - x.max())
+    return p / p.sum()
 
 
 @settings(max_examples=60, deadline=None)
 @given(beat_pos=st.floats(0, 4, allow_nan=False), bpm=st.floats(50, 180),
        seed=st.integers(0, 2**16))
-def test_the_pull_favours_waits_that_end_on_an_eighth_line_and_keeps_waiting_as_likely(
-        beat_pos, bpm, seed):
-    """The waits the pull favours end within GRID_NEAR_S of an eighth line, at least one in
-    any eighth's worth of waits; every other event keeps its logit; and waiting as a whole is
-    as likely as before (the model still decides whether to play now)."""
-    from neuralband.sampling import GRID_NEAR_S
+def test_the_pull_draws_waits_near_a_line_onto_it_and_moves_nothing_else(beat_pos, bpm, seed):
+    """A quantiser in probability: each wait that ends near an eighth line (within
+    GRID_WINDOW of an eighth) shares its chance with that line's other near waits, the ones
+    within GRID_NEAR_S of the line gaining; the near waits of a line keep their mass together,
+    and every other event (playing now, a wait that ends away from the lines) keeps its own
+    chance exactly."""
+    from neuralband.sampling import GRID_NEAR_S, GRID_WINDOW
 
     pull = _pull()
     rng = np.random.default_rng(seed)
     logits = rng.normal(0, 2, len(pull.waits))
     allowed = rng.random(len(pull.waits)) < 0.9
     allowed[pull.waits] = True
-    period = 60.0 / bpm
-    nudge = pull.nudge(logits, allowed, beat_pos, period).copy()
-    now = (beat_pos % 1.0) * period
-    ends = (now + pull.shift_s) / (period / 2)
-    off_line = np.abs(ends - np.rint(ends)) * (period / 2)
-    favoured = nudge[pull.waits].max()
-    top = pull.waits & np.isclose(nudge, favoured)
-    assert np.all(off_line[top] <= GRID_NEAR_S + 1e-9)
-    assert np.allclose(nudge[pull.waits & ~top], favoured - 2.0)
-    assert top[pull.waits][:int(period / 2 / 0.01) + 1].any()
-    assert not nudge[~pull.waits].any()
     mask = np.where(allowed, 0.0, -np.inf)
-    assert _wait_mass(logits + nudge + mask, pull.waits) == pytest.approx(
-        _wait_mass(logits + mask, pull.waits), rel=1e-9)
+    period = 60.0 / bpm
+    eighth = period / 2
+    nudge = pull.nudge(logits, allowed, beat_pos, period).copy()
+    before, after = _softmax(logits + mask), _softmax(logits + nudge + mask)
+    ends = ((beat_pos % 1.0) * period + pull.shift_s) / eighth
+    line = np.rint(ends)
+    gap = np.abs(ends - line) * eighth
+    near = pull.waits & (gap <= GRID_NEAR_S + 1e-9)
+    window = pull.waits & (gap <= max(GRID_WINDOW * eighth, GRID_NEAR_S) + 1e-9)
+    drawn = window & np.isin(line, line[near])  # the windows of lines some wait ends on
+    assert np.allclose(after[~drawn], before[~drawn], rtol=1e-9, atol=1e-15)
+    for at in np.unique(line[near]):
+        group = drawn & (line == at)
+        assert after[group].sum() == pytest.approx(before[group].sum(), rel=1e-9)
+        on = group & near
+        assert after[on].sum() >= before[on].sum() * (1 - 1e-9)
+    assert near[pull.waits][:int(eighth / 0.01) + 1].any()  # a near wait in any eighth's worth
 
 
 def test_the_pull_adds_the_endings_and_reuses_its_buffer():
