@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # A CPU build of torch; pip finds it on this machine's disk. Override for CUDA builds.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test props lint bench clean
+.PHONY: setup demo test props lint bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,8 @@ demo: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+	d=$$(mktemp -d) && NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q -d "$$d"; \
+	    rc=$$?; rm -rf "$$d"; exit $$rc
 
 # The property tests (hypothesis) under many seeds: each CI run draws new examples, so a rare
 # case can fail a submission; sweeping seeds here finds it first.  make props SEEDS="$$(seq 50)"
@@ -30,8 +32,13 @@ props: setup
 	@for s in $(SEEDS); do echo "seed $$s"; \
 	    $(PY) -m pytest -q -p no:cacheprovider -m hypothesis --hypothesis-seed=$$s || exit 1; done
 
+# The documentation site (mkdocs.yml, docs/) into site/; strict: a broken link or anchor fails.
+# `$(VENV)/bin/mkdocs serve` serves it with live reload.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
 bench: setup
 	$(PY) benchmarks/encode.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .hypothesis
+	rm -rf $(VENV) out site .pytest_cache .hypothesis

@@ -906,7 +906,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "tempo, for a drum machine to follow")
     steer = pl.add_argument_group(
         "live controls", "steer the band while it plays: temperature, density, key, register, "
-        "mode, answer, mute, handover, end, panic (README: 'Steering the band')")
+        "mode, answer, mute, handover, end, panic (docs/steering.md)")
     steer.add_argument("--map", action="append", metavar="SOURCE=CONTROL",
                        help="a knob or pad onto a control: 1=density, 74=temperature, "
                             "note36=handover, 10:note40=panic (channel 10 only); repeatable")
@@ -926,7 +926,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the senders that may steer the band over OSC, where --osc listens "
                             "beyond this machine (a phone, a second laptop); others are "
                             "ignored with a log line (default: none)")
-    see = pl.add_argument_group("the live view (README: 'Seeing what the band thinks')")
+    see = pl.add_argument_group("the live view (docs/view.md)")
     see.add_argument("--view", type=int, nargs="?", const=8765, metavar="PORT",
                      help="serve a page of the roll, the band's plan, its confidence, its "
                           "LSTM cells and the controls at http://127.0.0.1:PORT/ (8765)")

@@ -81,7 +81,8 @@ class Rules:
 
 # A duet band's defaults (`model_rules`): on 16 held-out POP909 melodies these bring the band's
 # onsets below the melody and consonant with it to about the real PIANO + BRIDGE parts' own
-# shares (0.88 and 0.84 against 0.86 and 0.84; the model alone 0.83 and 0.78), README "pop-duet".
+# shares (0.88 and 0.84 against 0.86 and 0.84; the model alone 0.83 and 0.78),
+# docs/models.md "pop-duet".
 DUET_UNDER_MELODY = 1.0
 DUET_CLASH = 0.5
 # A model that reads the beat pulls its waits onto the lines by default (`GridPull`): on 8
