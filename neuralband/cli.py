@@ -250,7 +250,7 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows:
                         "as the model plays)")
     p.add_argument("--tight", type=float, metavar="NATS",
                    help="on a beat, the band's waits that end on an eighth line are this "
-                        "many nats likelier than the others: a quantise strength (default 3 "
+                        "many nats likelier than the others: a quantise strength (default 4 "
                         "for a model that reads the beat; 0: its own timing)")
     p.add_argument("--key", metavar="KEY",
                    help="a conditioned model keeps to this key ('Eb major', 'F#m'); 'follow' "
