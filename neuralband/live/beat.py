@@ -26,7 +26,7 @@ SURE_RATE = 0.2  # how fast the confidence follows each onset being on the grid 
 PHASE_GAIN, TEMPO_GAIN = 0.7, 0.35  # the share of an onset's error the grid's phase and tempo take
 FIND_TOLERANCE_S = 0.03  # a beat is found where its eighth lines hold onsets this close
 PROBATION = 0.65  # a beat just found starts this sure, whatever fit it had
-REFIND_S = 2.0  # a beat let go is looked for again among the onsets of this long before
+REFIND_S = 3.0  # a beat let go is looked for again among the onsets of this long before
 CAPTURE = 0.4  # an onset further than this share of an eighth from a line moves nothing
 
 
@@ -104,7 +104,7 @@ class BeatTracker:
     the tempo it had. Bars: the beat in the bar where low, loud notes fall most."""
 
     def __init__(self, bar_beats: int = 4, window_s: float = 8.0, memory_s: float = 2.0,
-                 lock: float = 0.8, release: float = 0.5, min_onsets: int = 6):
+                 lock: float = 0.8, release: float = 0.5, min_onsets: int = 5):
         self.bar_beats = bar_beats
         self.window_s, self.memory_s = window_s, memory_s
         self.lock, self.release, self.min_onsets = lock, release, min_onsets
