@@ -280,7 +280,8 @@ class GridPull:
             np.copyto(out, also)
         line_s = period_s / GRID_LINES
         line, gap, near, x, bonus = self._line, self._gap, self._near, self._x, self._bonus
-        np.add(self._wait_s, (beat_pos % 1.0) * period_s, out=gap)  # where each wait ends
+        now = (beat_pos % 1.0) * period_s
+        np.add(self._wait_s, now, out=gap)  # where each wait ends
         gap /= line_s
         np.rint(gap, out=line)  # ... its nearest line
         gap -= line
@@ -297,7 +298,14 @@ class GridPull:
         bonus.fill(0.0)
         window = max(GRID_WINDOW * line_s, GRID_NEAR_S)
         gain = np.expm1(self.tight)
+        # The line the band stands at, if near it: the waits back to it are a chord's next
+        # notes a step or two on, left to the model (drawn to the line, they came in bursts).
+        here = round(now / line_s)
+        if abs(now / line_s - here) * line_s > window:
+            here = None
         for at in np.unique(line[near]):  # a line some wait ends on: its window's waits
+            if at == here:
+                continue
             group, on = self._group, self._on
             np.equal(line, at, out=group)
             group &= mask

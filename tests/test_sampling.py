@@ -279,11 +279,11 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 @given(beat_pos=st.floats(0, 4, allow_nan=False), bpm=st.floats(50, 180),
        seed=st.integers(0, 2**16))
 def test_the_pull_draws_waits_near_a_line_onto_it_and_moves_nothing_else(beat_pos, bpm, seed):
-    """A quantiser in probability: each wait that ends near an eighth line (within
+    """A quantiser in probability: each wait that ends near an eighth line ahead (within
     GRID_WINDOW of an eighth) shares its chance with that line's other near waits, the ones
     within GRID_NEAR_S of the line gaining; the near waits of a line keep their mass together,
-    and every other event (playing now, a wait that ends away from the lines) keeps its own
-    chance exactly."""
+    and every other event (playing now, a wait back to the line the band stands at, a wait that
+    ends away from the lines) keeps its own chance exactly."""
     from neuralband.sampling import GRID_NEAR_S, GRID_WINDOW
 
     pull = _pull()
@@ -301,9 +301,14 @@ def test_the_pull_draws_waits_near_a_line_onto_it_and_moves_nothing_else(beat_po
     gap = np.abs(ends - line) * eighth
     near = pull.waits & (gap <= GRID_NEAR_S + 1e-9)
     window = pull.waits & (gap <= max(GRID_WINDOW * eighth, GRID_NEAR_S) + 1e-9)
-    drawn = window & np.isin(line, line[near])  # the windows of lines some wait ends on
+    here = np.rint((beat_pos % 1.0) * period / eighth)  # the line the band stands at, if near
+    if abs((beat_pos % 1.0) * period / eighth - here) * eighth > max(GRID_WINDOW * eighth,
+                                                                      GRID_NEAR_S):
+        here = np.nan
+    # the windows of the lines ahead that some wait ends on
+    drawn = window & np.isin(line, line[near]) & (line != here)
     assert np.allclose(after[~drawn], before[~drawn], rtol=1e-9, atol=1e-15)
-    for at in np.unique(line[near]):
+    for at in np.unique(line[drawn & near]):
         group = drawn & (line == at)
         assert after[group].sum() == pytest.approx(before[group].sum(), rel=1e-9)
         on = group & near
