@@ -341,3 +341,28 @@ def test_analysing_later_finds_what_analysing_each_onset_found():
     later.analyse()
     assert each.grid is not None and later.grid == each.grid
     assert later.confidence == each.confidence
+
+
+def test_a_fast_pulse_is_heard_as_the_eighths_of_a_slow_beat():
+    """A ballad's sung line runs in sixteenths: its onsets pulse at twice the beat. The tracker
+    follows the pulse and gives the band the slow beat (HALVE_ABOVE_BPM), whose lines hold
+    every pulse (twice too fast, the band's eighth lines were the song's sixteenths)."""
+    from neuralband.live.beat import HALVE_ABOVE_BPM
+
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        tracker = BeatTracker()
+        onsets, _ = player(rng, 2 * 64, 48)  # a 64 BPM ballad's sixteenth-note line
+        for t in onsets:
+            tracker.onset(t, 90, 64)
+        grid = tracker.grid
+        assert grid is not None and tracker.pulses == 2
+        assert grid.bpm == pytest.approx(64, rel=0.03) and 2 * 64 > HALVE_ABOVE_BPM
+        # the pulse is on the slow beat's eighth lines
+        assert grid_error(Grid(grid.anchor_t, grid.beat * 2, grid.period_s / 2), onsets[-1],
+                          0.0, 60 / 128) < 0.03
+    steady_player = BeatTracker()
+    onsets, _ = player(np.random.default_rng(9), 100, 24)
+    for t in onsets:
+        steady_player.onset(t, 90, 64)
+    assert steady_player.pulses == 1 and steady_player.grid.bpm == pytest.approx(100, rel=0.03)
