@@ -263,6 +263,7 @@ class GridPull:
         self._gap = np.empty(n, np.float64)
         self._near = np.empty(n, bool)
         self._group = np.empty(n, bool)
+        self._inside = np.empty(n, bool)
         self._on = np.empty(n, bool)
         self._x = np.empty(n, np.float64)
         self._bonus = np.empty(n, np.float64)
@@ -303,14 +304,19 @@ class GridPull:
         here = round(now / line_s)
         if abs(now / line_s - here) * line_s > window:
             here = None
-        for at in np.unique(line[near]):  # a line some wait ends on: its window's waits
+        group, on, inside = self._group, self._on, self._inside
+        np.less_equal(gap, window, out=inside)
+        inside &= mask
+        first = int(np.min(line, where=near, initial=np.inf))
+        last = int(np.max(line, where=near, initial=-np.inf))
+        for at in range(first, last + 1):  # the lines some wait ends on: their windows' waits
             if at == here:
                 continue
-            group, on = self._group, self._on
             np.equal(line, at, out=group)
-            group &= mask
-            group &= gap <= window
             np.logical_and(group, near, out=on)
+            if not on.any():
+                continue
+            group &= inside
             share = np.sum(x, where=on) / np.sum(x, where=group)
             np.subtract(bonus, np.log1p(gain * share), out=bonus, where=group)
             np.add(bonus, self.tight, out=bonus, where=on)

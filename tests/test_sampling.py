@@ -352,3 +352,26 @@ def test_a_tight_band_plays_more_on_the_bpm_grid_and_about_as_busily():
     assert model_rules(info).tight == TIGHT  # the default for a model that reads the beat
     assert shares[TIGHT] > shares[0.0] + 0.05
     assert counts[TIGHT] == pytest.approx(counts[0.0], rel=0.3)
+
+
+def test_the_pull_allocates_no_array_per_draw():
+    """On the live path: no temporary the size of the vocabulary (tracemalloc's peak over many
+    draws stays under one such array; numpy's own reductions hold a kilobyte or two, and
+    gathering the lines with np.unique and masks peaked at 12 kB)."""
+    import tracemalloc
+
+    pull = _pull(4.0)
+    n = len(pull.waits)
+    logits = np.random.default_rng(0).normal(size=n)
+    allowed, endings = np.ones(n, bool), np.zeros(n)
+    pull.nudge(logits, allowed, 0.3, 0.6, endings)
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for k in range(300):
+            pull.nudge(logits, allowed, k * 0.013, 0.6, endings)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < pull._nudge.nbytes
