@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # A CPU build of torch; pip finds it on this machine's disk. Override for CUDA builds.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test props lint bench docs clean
+.PHONY: setup demo test quick props lint bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: setup
 	$(PY) -m pytest -q
 	d=$$(mktemp -d) && NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q -d "$$d"; \
 	    rc=$$?; rm -rf "$$d"; exit $$rc
+
+# The tests but the slow ones (real JACK clients, Chromium, real MIDI collections): a quick loop.
+quick: setup
+	$(PY) -m pytest -q -m "not slow"
 
 # The property tests (hypothesis) under many seeds: each CI run draws new examples, so a rare
 # case can fail a submission; sweeping seeds here finds it first.  make props SEEDS="$$(seq 50)"

@@ -19,8 +19,9 @@ encoded), if they are there; MidiTok has no ABC path here, so that row has no co
 
 Files: the Bach chorales exported by ``examples/music21_corpus.py`` (``DATA/bach_chorales``,
 exported there first if missing; needs music21) or ``--folder PATH``, plus MidiTok 3.1.0's test
-MIDI files (``tests.realdata.fetch_miditok_tests``: MIDIs_one_track and MIDIs_multitrack except
-empty.mid). The ABC row uses ``DATA/folk`` (``music21_corpus.py DATA --folk``).
+MIDI files (``tests.helpers.realdata.fetch_miditok_tests``: MIDIs_one_track and
+MIDIs_multitrack except empty.mid). The ABC row uses ``DATA/folk``
+(``music21_corpus.py DATA --folk``).
 
 Run from the repository root::
 
@@ -57,7 +58,7 @@ warnings.filterwarnings("ignore")
 
 from benchmarks.machine import cpu_model, usable_cpus, version  # noqa: E402
 from encoders.performance import EncoderSettings  # noqa: E402
-from tests.realdata import fetch_miditok_tests  # noqa: E402
+from tests.helpers.realdata import fetch_miditok_tests  # noqa: E402
 from training.dataset import Summary, build_dataset  # noqa: E402
 
 SETTINGS = EncoderSettings(include_drums=True)  # MidiTok keeps drum tracks as well

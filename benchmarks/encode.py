@@ -24,8 +24,9 @@ encoder are ~100x slower and get ``--slow-repeats`` passes (default 1). Notes ar
 as our NOTE_ON tokens, and the same count is used for every row, so notes/s compares the rows'
 times directly.
 
-Files: MidiTok 3.1.0's test MIDI files (``tests.realdata.fetch_miditok_tests``, downloaded from
-PyPI once and cached). ``--set maestro`` (default): the 10 MAESTRO piano performances with pedal;
+Files: MidiTok 3.1.0's test MIDI files (``tests.helpers.realdata.fetch_miditok_tests``,
+downloaded from PyPI once and cached). ``--set maestro`` (default): the 10 MAESTRO piano
+performances with pedal;
 ``--set all``: every file in MIDIs_one_track and MIDIs_multitrack except empty.mid;
 ``--files GLOB``: any files instead.
 
@@ -69,7 +70,7 @@ import pretty_midi  # noqa: E402
 
 from benchmarks.machine import cpu_model, version  # noqa: E402
 from encoders.performance import EncoderSettings, encode  # noqa: E402
-from tests.realdata import fetch_miditok_tests  # noqa: E402
+from tests.helpers.realdata import fetch_miditok_tests  # noqa: E402
 
 WITH_DRUMS = EncoderSettings(include_drums=True)  # the same work as note_seq
 ENCODE_ALL = Callable[[list[bytes]], list]

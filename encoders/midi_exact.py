@@ -7,7 +7,7 @@ on the same tick; notes go to the instrument (program at the NOTE_OFF, channel, 
 in the order their first note closes; control changes and pitch bends seen before an instrument
 exists make a straggler per (channel, track), whose pedal list every instrument later made there
 shares. About 4x pretty_midi's
-speed; `tests/test_midi_exact.py` checks it against pretty_midi table for table.
+speed; `tests/encoders/test_midi_exact.py` checks it against pretty_midi table for table.
 """
 
 from __future__ import annotations

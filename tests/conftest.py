@@ -15,23 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.realdata import MIDITOK_VERSION, fetch_miditok_tests, pop909_root
-
-DATA = Path(__file__).parent / "data"
-CHORALES = sorted((DATA / "chorales").glob("*.mid"))
-# 36 more chorales for training tests (music21 corpus, exported to MIDI).
-TRAIN_CHORALES = sorted((DATA / "chorales_train").glob("*.mid"))
-
-
-def require_reference() -> bool:
-    return os.environ.get("NEURALBAND_REQUIRE_REFERENCE") == "1"
-
-
-def missing(reason: str) -> None:
-    """Skip with a reason, or fail where the reference is required."""
-    if require_reference():
-        pytest.fail(f"{reason} (NEURALBAND_REQUIRE_REFERENCE=1)")
-    pytest.skip(reason)
+from tests.helpers.data import missing
+from tests.helpers.jack import jack_missing, jack_running
+from tests.helpers.realdata import MIDITOK_VERSION, fetch_miditok_tests, pop909_root
 
 
 @pytest.fixture(scope="session")
@@ -78,27 +64,6 @@ def note_seq_reference():
 
 
 # --- JACK: a real server with the dummy driver -------------------------------------------------
-
-def require_jack() -> bool:
-    return os.environ.get("NEURALBAND_REQUIRE_JACK") == "1"
-
-
-def jack_missing(reason: str) -> None:
-    """Skip with a reason, or fail where JACK is required (CI sets NEURALBAND_REQUIRE_JACK=1)."""
-    if require_jack():
-        pytest.fail(f"{reason} (NEURALBAND_REQUIRE_JACK=1)")
-    pytest.skip(reason)
-
-
-def jack_running() -> bool:
-    """Whether a JACK server answers (jack_lsp exits 0 only when it can connect)."""
-    import shutil
-    import subprocess
-
-    if shutil.which("jack_lsp") is None:
-        return False
-    return subprocess.run(["jack_lsp"], capture_output=True, timeout=10).returncode == 0
-
 
 @pytest.fixture(scope="session")
 def jack_server():

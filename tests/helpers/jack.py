@@ -14,10 +14,34 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 RATE = 48_000  # the dummy driver's sample rate, as the jack_server fixture starts it
 
 PLAYER_CH = 1  # the controller's notes on channel 2; the band plays on channel 1 (0 here)
 PHRASE = (60, 64, 67, 64)  # what the controller plays
+
+
+def require_jack() -> bool:
+    return os.environ.get("NEURALBAND_REQUIRE_JACK") == "1"
+
+
+def jack_missing(reason: str) -> None:
+    """Skip with a reason, or fail where JACK is required (CI sets NEURALBAND_REQUIRE_JACK=1)."""
+    if require_jack():
+        pytest.fail(f"{reason} (NEURALBAND_REQUIRE_JACK=1)")
+    pytest.skip(reason)
+
+
+def jack_running() -> bool:
+    """Whether a JACK server answers (jack_lsp exits 0 only when it can connect)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("jack_lsp") is None:
+        return False
+    return subprocess.run(["jack_lsp"], capture_output=True, timeout=10).returncode == 0
+
 
 
 def start(cmd: list[str], out=subprocess.DEVNULL, **kw) -> subprocess.Popen:

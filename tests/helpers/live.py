@@ -16,7 +16,7 @@ from neuralband.live.session import live_precision
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, model_rules
-from tests.conftest import CHORALES
+from tests.helpers.data import CHORALES
 from tests.helpers.fake_clock import ClockedCapture, FakeClock, drive
 
 

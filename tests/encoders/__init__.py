@@ -1,0 +1,1 @@
+"""Tests of `encoders/`: MIDI, ABC and text to tokens and back."""

@@ -1,0 +1,1 @@
+"""Tests of `training/`: datasets, windows, baselines and training runs."""
