@@ -92,7 +92,7 @@ DUET_CLASH = 0.5
 TIGHT = 4.0
 # A model that is not voice-packed learnt the whole arrangement, the tune's register included:
 # playing a duet (play --mode duet) it takes more to keep under your note (a held G4: 93% of
-# its notes above it free, 54% at 1 nat, 2% at 3; chorale-folk, tests/test_live_controls.py).
+# its notes above it free, 54% at 1 nat, 2% at 3; chorale-folk, tests/live/test_controls.py).
 PLAIN_DUET_UNDER_MELODY = 3.0
 
 
@@ -235,7 +235,10 @@ class NoteTracker:
 
 GRID_LINES = 2  # the pull's lines per beat: the eighths, where pop accompaniment sits
 GRID_NEAR_S = 0.02  # a wait ending this close to a line ends on it (half the on-grid tolerance)
-GRID_WINDOW = 0.25  # the waits ending within this share of an eighth of a line are drawn to it
+# The waits ending within this share of an eighth of a line are drawn to it: wider draws more
+# sixteenths onto the eighths but holds notes longer (docs/groove.md: 0.25, 0.375, 0.5 measured).
+GRID_WINDOW = 0.375
+GRID_AT = 0.25  # the band stands at a line this near it (a share of an eighth)
 
 
 class GridPull:
@@ -302,7 +305,7 @@ class GridPull:
         # The line the band stands at, if near it: the waits back to it are a chord's next
         # notes a step or two on, left to the model (drawn to the line, they came in bursts).
         here = round(now / line_s)
-        if abs(now / line_s - here) * line_s > window:
+        if abs(now / line_s - here) > GRID_AT and abs(now / line_s - here) * line_s > GRID_NEAR_S:
             here = None
         group, on, inside = self._group, self._on, self._inside
         np.less_equal(gap, window, out=inside)

@@ -284,7 +284,7 @@ def test_the_pull_draws_waits_near_a_line_onto_it_and_moves_nothing_else(beat_po
     within GRID_NEAR_S of the line gaining; the near waits of a line keep their mass together,
     and every other event (playing now, a wait back to the line the band stands at, a wait that
     ends away from the lines) keeps its own chance exactly."""
-    from neuralband.sampling import GRID_NEAR_S, GRID_WINDOW
+    from neuralband.sampling import GRID_AT, GRID_NEAR_S, GRID_WINDOW
 
     pull = _pull()
     rng = np.random.default_rng(seed)
@@ -302,8 +302,8 @@ def test_the_pull_draws_waits_near_a_line_onto_it_and_moves_nothing_else(beat_po
     near = pull.waits & (gap <= GRID_NEAR_S + 1e-9)
     window = pull.waits & (gap <= max(GRID_WINDOW * eighth, GRID_NEAR_S) + 1e-9)
     here = np.rint((beat_pos % 1.0) * period / eighth)  # the line the band stands at, if near
-    if abs((beat_pos % 1.0) * period / eighth - here) * eighth > max(GRID_WINDOW * eighth,
-                                                                      GRID_NEAR_S):
+    off = abs((beat_pos % 1.0) * period / eighth - here)
+    if off > GRID_AT and off * eighth > GRID_NEAR_S:
         here = np.nan
     # the windows of the lines ahead that some wait ends on
     drawn = window & np.isin(line, line[near]) & (line != here)
