@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralband.loaded import LoadedModel, loaded
+
 GRID_S = 0.05  # the clock cells and features are read on
 GAP_CAP_S = 4.0  # "time since the last onset" stops growing here (a long rest is just long)
 MIN_CELL_STD = 0.02  # a cell that moves less than this is not following anything
@@ -75,7 +77,7 @@ class Activations:
         return self.states[:, layer * self.hidden + index]
 
 
-def record(model: str | os.PathLike, midi_path: str | os.PathLike) -> Activations:
+def record(model: LoadedModel | str | os.PathLike, midi_path: str | os.PathLike) -> Activations:
     """Run ``model`` over ``midi_path`` and read its cells and the music every `GRID_S`.
     A conditioned model hears the file's own key and density (what a musician would set)."""
     from encoders.controls import token_controls
@@ -83,12 +85,12 @@ def record(model: str | os.PathLike, midi_path: str | os.PathLike) -> Activation
     from encoders.performance import decode_notes
     from encoders.voices import split
     from neuralband.parts import from_info
-    from neuralband.runtime import Stepper
     from neuralband.score import encode_for
 
     path = Path(midi_path)
-    stepper = Stepper.load(model)
-    info = stepper.info
+    model = loaded(model)
+    stepper = model.stepper()
+    info = model.info
     if info is None or info.grid:
         raise ValueError("--activations reads an event model's cells (pop, pop-duet, "
                          "chorale-folk, duet); a grid model steps on a clock, not on events")
@@ -122,7 +124,7 @@ def record(model: str | os.PathLike, midi_path: str | os.PathLike) -> Activation
     idx = np.searchsorted(after, times, side="right") - 1
     grid_states = np.where(idx[:, None] >= 0, states[np.maximum(idx, 0)], 0.0)
     features = _features(times, notes, read_notes(path), path)
-    return Activations(Path(str(model)).name, path, times, grid_states.astype(np.float64),
+    return Activations(Path(model.name).name, path, times, grid_states.astype(np.float64),
                        features, notes, L, H)
 
 

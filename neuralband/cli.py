@@ -191,13 +191,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rules_and_controls(args: argparse.Namespace, info, model: str):
+def _rules_and_controls(args: argparse.Namespace, model):
     """generate's and play's sampling options -> (Rules, ControlChoice or None): the model's own
     longest note unless --max-note says otherwise; --key/--density for a conditioned model only
     (ValueError in one line for another)."""
-    from neuralband.sampling import DUET_CLASH, PLAIN_DUET_UNDER_MELODY, model_rules
+    from neuralband.sampling import DUET_CLASH, PLAIN_DUET_UNDER_MELODY
     from neuralband.steering import ControlChoice
 
+    info = model.info
     given = {"max_note_s": args.max_note, "under_melody": args.under_melody,
              "clash": args.clash, "tight": args.tight}
     limit = {name: value for name, value in given.items() if value is not None}
@@ -205,11 +206,11 @@ def _rules_and_controls(args: argparse.Namespace, info, model: str):
         # any model's duet band keeps under your tune (a voice-packed one: `model_rules`)
         limit.setdefault("under_melody", PLAIN_DUET_UNDER_MELODY)
         limit.setdefault("clash", DUET_CLASH)
-    rules = model_rules(info, None, temperature=args.temperature, top_p=args.top_p,
+    rules = model.rules(None, temperature=args.temperature, top_p=args.top_p,
                         max_polyphony=args.max_polyphony, **limit)
     if info.controls is None:
         if args.key or args.density:
-            raise ValueError(f"{model} reads no key or density controls (trained without "
+            raise ValueError(f"{model.name} reads no key or density controls (trained without "
                              "--controls): leave out --key and --density")
         return rules, None
     return rules, ControlChoice.parse(args.key, args.density)
@@ -266,19 +267,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from neuralband.audition import mark_primer_end
     from neuralband.generate import accompany, generate
-    from neuralband.modelfile import ModelFileError, bundled_model, read_info
+    from neuralband.loaded import LoadedModel
+    from neuralband.modelfile import ModelFileError
 
-    model = args.model or bundled_model()
     try:
-        info = read_info(model)
-        rules, choice = _rules_and_controls(args, info, model)
+        model = LoadedModel.open(args.model)  # read once, handed on
+        info = model.info
+        rules, choice = _rules_and_controls(args, model)
         scheme = info.scheme
         if info.grid:
             return _generate_grid(args, model, rules)
         if scheme.settings is None:  # a scheme of no notes (text): tokens in, tokens out
-            return _generate_tokens(args, model, info, rules)
+            return _generate_tokens(args, model, rules)
         if args.lead and scheme.voices is None:
-            raise ValueError(f"{model} is not a voice-packed model: --lead needs one, "
+            raise ValueError(f"{model.name} is not a voice-packed model: --lead needs one, "
                              "e.g. --model duet")
         if args.lead and args.primer:
             raise ValueError("--lead is accompanied from silence: leave out --primer")
@@ -296,8 +298,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                   disable=args.quiet or (seconds < 20 if math.isfinite(seconds) else
                                          args.length < 200),
                   dynamic_ncols=True) as bar:
-            beats = _offline_beats(args, info, model, seconds, primer if not args.lead
-                                   else None)
+            beats = _offline_beats(args, model, seconds, primer if not args.lead else None)
             if args.lead:
                 pieces = accompany(model, lead, args.n, rules, args.seed,
                                    progress=lambda dt: bar.update(round(dt)), controls=choice,
@@ -323,17 +324,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _offline_beats(args: argparse.Namespace, info, model: str, seconds: float,
-                   primer) -> object:
+def _offline_beats(args: argparse.Namespace, model, seconds: float, primer) -> object:
     """generate's beat (`neuralband.groove`): --bpm, else the primer's or melody's beats, else
     none; refused in one line for a model that reads no beat."""
     from neuralband.groove import FROM_SILENCE_S, BeatChoice, offline_beats
 
+    info = model.info
     choice = BeatChoice.parse(args.bpm, args.meter, args.beat)
     reads = info.controls is not None and info.controls.beat
     if not reads:
         if choice.bpm is not None or choice.meter is not None:
-            raise ValueError(f"{model} reads no beat (trained without --beat): leave out "
+            raise ValueError(f"{model.name} reads no beat (trained without --beat): leave out "
                              "--bpm and --meter")
         return None
     source = args.lead or args.primer
@@ -342,16 +343,16 @@ def _offline_beats(args: argparse.Namespace, info, model: str, seconds: float,
     return offline_beats(choice, source, FROM_SILENCE_S, until)
 
 
-def _generate_tokens(args: argparse.Namespace, model: str, info, rules) -> int:
+def _generate_tokens(args: argparse.Namespace, model, rules) -> int:
     """generate with a model of a scheme without notes (text): --length tokens after the
     --primer text, each variation decoded by the scheme and written as a file."""
     from encoders.errors import MidiError
     from neuralband.generate import sample_tokens
 
+    scheme = model.scheme
     if args.lead or args.seconds is not None:
-        raise ValueError(f"{model} is a {info.scheme.name} model: give --length N (tokens) "
+        raise ValueError(f"{model.name} is a {scheme.name} model: give --length N (tokens) "
                          "and --primer TEXT, not --lead or --seconds")
-    scheme = info.scheme
     primer = scheme.read_primer(args.primer) if args.primer else None
     pieces = sample_tokens(model, primer, args.length or 400, args.n, rules, args.seed)
     for name, piece in zip(_output_names(args, scheme.output_suffix), pieces, strict=True):
@@ -387,13 +388,13 @@ def _melody(path: str, voices, track: str | None, seconds: float | None):
     return encode_notes(part, voices.settings)
 
 
-def _generate_grid(args: argparse.Namespace, model: str, rules) -> int:
+def _generate_grid(args: argparse.Namespace, model, rules) -> int:
     """generate --lead with a grid model: the melody's steps in, the band's states out."""
     from neuralband.grid_model import accompany_file
 
     if not args.lead or args.seconds is not None or args.primer:
-        raise ValueError(f"{model} is a grid model: it accompanies a melody (--lead MELODY.mid),"
-                         " for the melody's length (no --seconds or --primer)")
+        raise ValueError(f"{model.name} is a grid model: it accompanies a melody (--lead "
+                         "MELODY.mid), for the melody's length (no --seconds or --primer)")
     pieces = accompany_file(model, args.lead, args.n, rules, args.seed, args.lead_track)
     for name, pm in zip(_output_names(args), pieces, strict=True):
         name.parent.mkdir(parents=True, exist_ok=True)
@@ -442,7 +443,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
     from neuralband.live.osc import parse_address, parse_allow
     from neuralband.live.ports import PortError
     from neuralband.live.session import PortChoice, learn_controls, play
-    from neuralband.modelfile import ModelFileError, bundled_model, read_info
+    from neuralband.loaded import LoadedModel
+    from neuralband.modelfile import ModelFileError
 
     try:
         from neuralband.live import setup
@@ -469,14 +471,15 @@ def _cmd_play(args: argparse.Namespace) -> int:
                                 else args.in_channel - 1)
         midi_map = load_map(args.map_file) if args.map_file else {}
         midi_map.update(parse_map(args.map or []))
-        info = read_info(args.model or bundled_model())
+        model = LoadedModel.open(args.model)  # read once, handed on
+        info = model.info
         if info.encoder is None:
-            raise ValueError(f"{args.model} is a {info.scheme.name} model: it writes "
+            raise ValueError(f"{model.name} is a {info.scheme.name} model: it writes "
                              f"{info.scheme.unit} (neuralband generate), it does not play")
-        rules, controls = _rules_and_controls(args, info, args.model or "the default model")
+        rules, controls = _rules_and_controls(args, model)
         from encoders.beats import parse_meter
 
-        return play(choice, args.model, settings, rules, args.seed, args.record, args.seconds,
+        return play(choice, model, settings, rules, args.seed, args.record, args.seconds,
                     bpm=args.bpm, click=args.click,
                     meter=None if args.meter is None else parse_meter(args.meter),
                     follow_beat=args.beat != "free",
@@ -576,13 +579,14 @@ def _activations(files: list[Path], png: str, model: str | None) -> int:
     """audition FILE --activations OUT.png: the model's cells under the roll, and OUT.json."""
     from encoders.errors import MidiError
     from neuralband.activations import draw, record, write_json
-    from neuralband.modelfile import ModelFileError, bundled_model
+    from neuralband.loaded import LoadedModel
+    from neuralband.modelfile import ModelFileError
 
     if len(files) != 1:
         print("neuralband: --activations reads one MIDI file", file=sys.stderr)
         return 2
     try:
-        acts = record(model or bundled_model(), files[0])
+        acts = record(LoadedModel.open(model), files[0])
         found = acts.findings()
         out = draw(acts, found, png)
         js = write_json(acts, found, Path(png).with_suffix(".json"))
@@ -599,14 +603,15 @@ def _activations(files: list[Path], png: str, model: str | None) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     import json
 
-    from neuralband.modelfile import ModelFileError, read_info
+    from neuralband.loaded import LoadedModel
+    from neuralband.modelfile import ModelFileError
     from neuralband.score import mean_nll, score_files
     from training.dataset import find_files
 
     try:
-        info = read_info(args.model)  # a bad model is the one line, before any file is read
-        paths = find_files(args.midi, info.scheme.suffixes)
-        scores, failed = score_files(args.model, paths, batch=args.batch,
+        model = LoadedModel.open(args.model)  # a bad model is the one line, before any file
+        paths = find_files(args.midi, model.scheme.suffixes)
+        scores, failed = score_files(model, paths, batch=args.batch,
                                      controls=args.controls)
     except (ModelFileError, ValueError, FileNotFoundError) as err:
         print(f"neuralband: {err}", file=sys.stderr)

@@ -23,9 +23,10 @@ import numpy as np
 from encoders.beats import Beats
 from encoders.performance import Event
 from encoders.voices import event_steps
-from neuralband.parts import MelodyNote, Voicing, from_info
+from neuralband.loaded import LoadedModel, loaded
+from neuralband.parts import MelodyNote, Voicing
 from neuralband.runtime import Stepper
-from neuralband.sampling import Rules, Sampler, model_rules, pulled
+from neuralband.sampling import Rules, Sampler, pulled
 from neuralband.steering import ControlChoice, Steering, steer
 
 # From silence the model is started with one event of "nothing happened yet".
@@ -41,12 +42,7 @@ class Piece:
     seconds: float
 
 
-def _load(model: str | os.PathLike, variations: int) -> tuple[Stepper, Voicing]:
-    stepper = Stepper.load(model, batch=variations)
-    return stepper, from_info(stepper.info)
-
-
-def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float,
+def generate(model: LoadedModel | str | os.PathLike, primer: np.ndarray | None, seconds: float,
              variations: int = 1, rules: Rules | None = None, seed: int | None = None,
              progress: Callable[[float], None] | None = None,
              controls: ControlChoice | None = None, length: int | None = None,
@@ -61,8 +57,9 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
     """
     if seconds <= 0 or variations < 1 or (length is not None and length < 1):
         raise ValueError("seconds, length and variations must be positive")
-    stepper, voicing = _load(model, variations)
-    rules = model_rules(stepper.info, rules)
+    model = loaded(model)
+    stepper, voicing = model.stepper(variations), model.voicing
+    rules = model.rules(rules)
     steer(stepper, controls, primer)
     every = tuple(range(voicing.voices.voices)) if voicing.voiced else None
     prefix = (np.asarray(primer, np.int64) if primer is not None and len(primer) else
@@ -114,8 +111,8 @@ def generate(model: str | os.PathLike, primer: np.ndarray | None, seconds: float
             for o in out]
 
 
-def sample_tokens(model: str | os.PathLike, primer: np.ndarray | None, length: int,
-                  variations: int = 1, rules: Rules | None = None,
+def sample_tokens(model: LoadedModel | str | os.PathLike, primer: np.ndarray | None,
+                  length: int, variations: int = 1, rules: Rules | None = None,
                   seed: int | None = None) -> list[Piece]:
     """Up to ``length`` new tokens after ``primer`` (None: the scheme's `opening`), ``variations``
     times, in one batched pass: the plain char-RNN loop (temperature and top-p over every
@@ -123,7 +120,7 @@ def sample_tokens(model: str | os.PathLike, primer: np.ndarray | None, length: i
     the scheme's `end` token (a tune's end), which it keeps."""
     if length < 1 or variations < 1:
         raise ValueError("length and variations must be positive")
-    stepper = Stepper.load(model, batch=variations)
+    stepper = loaded(model).stepper(variations)
     rules = rules or Rules()
     prefix = (np.asarray(primer, np.int64) if primer is not None and len(primer)
               else np.array(stepper.info.scheme.opening, np.int64))
@@ -146,7 +143,7 @@ def sample_tokens(model: str | os.PathLike, primer: np.ndarray | None, length: i
             for row, n in zip(out, ends, strict=True)]
 
 
-def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
+def accompany(model: LoadedModel | str | os.PathLike, lead: np.ndarray, variations: int = 1,
               rules: Rules | None = None, seed: int | None = None, tail_s: float = 1.0,
               progress: Callable[[float], None] | None = None,
               controls: ControlChoice | None = None, beats: Beats | None = None) -> list[Piece]:
@@ -160,8 +157,9 @@ def accompany(model: str | os.PathLike, lead: np.ndarray, variations: int = 1,
     one batched step for all of them cannot do)."""
     if variations < 1 or tail_s < 0:
         raise ValueError("variations must be positive and the tail >= 0 seconds")
-    stepper, voicing = _load(model, 1)
-    rules = model_rules(stepper.info, rules)
+    model = loaded(model)
+    stepper, voicing = model.stepper(), model.voicing
+    rules = model.rules(rules)
     if not voicing.voiced:
         raise ValueError("accompanying a melody needs a voice-packed model "
                          "(trained on a dataset made with `neuralband encode --voices`)")

@@ -28,6 +28,7 @@ from encoders.grid import (
 from encoders.midi_io import MidiSource, NoteTable
 from encoders.performance import prepare_notes
 from encoders.voices import VoiceScheme, melody_part
+from neuralband.loaded import LoadedModel, loaded
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
 
@@ -91,7 +92,7 @@ def melody_states(melody: NoteTable, grid: GridSettings) -> np.ndarray:
     return grid_states([melody], grid)[:, 0]
 
 
-def accompany_file(model: str | os.PathLike, melody: MidiSource, variations: int = 1,
+def accompany_file(model: LoadedModel | str | os.PathLike, melody: MidiSource, variations: int = 1,
                    rules: Rules | None = None, seed: int | None = None,
                    lead_track: str | None = None) -> list[pretty_midi.PrettyMIDI]:  # noqa: F821
     """Accompany a MIDI melody offline with a grid model: one PrettyMIDI per variation, the
@@ -100,10 +101,11 @@ def accompany_file(model: str | os.PathLike, melody: MidiSource, variations: int
     From a file of several tracks ``lead_track`` names the melody, or `melody_part` finds it."""
     import pretty_midi
 
-    stepper = Stepper.load(model)
-    grid, encoder = stepper.info.grid, stepper.info.encoder
+    model = loaded(model)
+    stepper = model.stepper()
+    grid, encoder = model.info.grid, model.info.encoder
     if grid is None:
-        raise ValueError(f"{model} is not a grid model")
+        raise ValueError(f"{model.name} is not a grid model")
     part = prepare_notes(melody_part(melody, VoiceScheme(grid.voices, grid.lead, encoder),
                                      lead_track), encoder)
     lead = melody_states(part, grid)

@@ -119,8 +119,9 @@ def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
-def read_info(path: str | os.PathLike) -> ModelInfo:
-    """Read and check the sidecar and the weights' hash (no arrays are built)."""
+def read_info(path: str | os.PathLike, weights_bytes: bytes | None = None) -> ModelInfo:
+    """Read and check the sidecar and the weights' hash (no arrays are built); a caller that
+    has read the weights file gives its ``weights_bytes`` (it is then not read again)."""
     weights, sidecar = model_paths(path)
     try:
         meta = json.loads(sidecar.read_text())
@@ -146,7 +147,8 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
     except (KeyError, TypeError, ValueError) as err:
         raise ModelFileError(f"{sidecar}: bad model description ({err})") from err
     try:
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        digest = hashlib.sha256(weights_bytes if weights_bytes is not None
+                                else weights.read_bytes()).hexdigest()
     except OSError as err:
         raise ModelFileError(f"{weights}: {err.strerror or err}") from err
     if digest != info.sha256:

@@ -72,10 +72,14 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], ModelI
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
-    info = read_info(path)
     weights_path, _ = model_paths(path)
     try:
-        arrays = load(weights_path.read_bytes())
+        data = weights_path.read_bytes()
+    except OSError:
+        data = None  # read_info says what is wrong with it
+    info = read_info(path, data)
+    try:
+        arrays = load(data)
     except SafetensorError as err:
         raise ModelFileError(f"{weights_path}: not a readable safetensors file ({err})") from err
     return {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}, info

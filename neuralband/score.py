@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from encoders.errors import MidiError
+from neuralband.loaded import LoadedModel, loaded
 from neuralband.modelfile import ModelInfo
 from neuralband.runtime import Stepper
 
@@ -84,7 +85,7 @@ def stream_nll(stepper: Stepper, streams: Sequence[np.ndarray],
     return total
 
 
-def score_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike],
+def score_files(model: LoadedModel | str | os.PathLike, paths: Sequence[str | os.PathLike],
                 batch: int = 8, controls: bool = False) -> tuple[list[FileScore], list[str]]:
     """Score every file with the model; returns the scores and "name: reason" for each file
     that could not be read or has no events to predict. ModelFileError for a bad model.
@@ -92,13 +93,12 @@ def score_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike],
     A conditioned model runs free (no controls), or with ``controls`` on each file's own key and
     density (`encoders.controls`, computed from its notes: what a musician would have set)."""
     from encoders.controls import token_controls
-    from neuralband.modelfile import read_info
-
-    info = read_info(model)
+    model = loaded(model)
+    info = model.info
     if controls and info.controls is None:
-        raise ValueError(f"{model} reads no controls (trained without --controls)")
+        raise ValueError(f"{model.name} reads no controls (trained without --controls)")
     if info.grid is not None:
-        raise ValueError(f"{model} is a grid model: score reads event models (default, duet, "
+        raise ValueError(f"{model.name} is a grid model: score reads event models (default, duet, "
                          "...), whose input and output are the same tokens")
     streams, names, failed = [], [], []
     for path in paths:
@@ -119,7 +119,7 @@ def score_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike],
     for k in range(0, len(order), batch):
         chunk = order[k:k + batch]
         if stepper is None or stepper.batch != len(chunk):
-            stepper = Stepper.load(model, batch=len(chunk))
+            stepper = model.stepper(len(chunk))
         ctrl = ([token_controls(streams[i], info.controls, info.encoder, voices=info.voices)
                  for i in chunk]
                 if controls else None)

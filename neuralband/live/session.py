@@ -25,9 +25,8 @@ from neuralband.live.engine import Engine, PlaySettings
 from neuralband.live.grid_engine import GridEngine, bpm_step_s, step_bpm
 from neuralband.live.midimap import Source, learn, save_map
 from neuralband.live.ports import MidiInput, MidiOutput, PortError
-from neuralband.modelfile import bundled_model
-from neuralband.runtime import Stepper
-from neuralband.sampling import Rules, model_rules
+from neuralband.loaded import LoadedModel, loaded
+from neuralband.sampling import Rules
 from neuralband.steering import ControlChoice
 
 Performer = Engine | GridEngine  # the event engine, or a grid model's on a clock: one interface
@@ -169,7 +168,7 @@ class PortWatch:
             self.say(f"{what}; waiting for it to come back (Ctrl-C to stop)")
 
 
-def play(ports: PortChoice, model: str | os.PathLike | None = None,
+def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None,
          settings: PlaySettings | None = None, rules: Rules | None = None,
          seed: int | None = None, record: str | os.PathLike | None = None,
          seconds: float | None = None, show_status: bool | None = None,
@@ -214,8 +213,9 @@ def play(ports: PortChoice, model: str | os.PathLike | None = None,
     if show_status is None:
         show_status = sys.stderr.isatty()
     precision = live_precision(precision)
-    stepper = Stepper.load(model or bundled_model(), precision=precision)
-    rules = model_rules(stepper.info, rules)
+    model = loaded(model)
+    stepper = model.stepper(precision=precision)
+    rules = model.rules(rules)
     if stepper.info and stepper.info.grid:
         if controls is not None and controls != ControlChoice():
             raise ValueError("--key and --density are for models trained with --controls")
