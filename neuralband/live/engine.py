@@ -61,7 +61,11 @@ from neuralband.steering import FOLLOW, FREE, ControlChoice, steer
 MODES = PLAY_MODES
 SWITCH_S = 0.0002  # GIL switch interval while playing
 MAX_CHAIN = 16  # events sampled ahead after a wait
-LATE_S = 0.02  # a wait that ended this late re-times the stream to the clock
+LATE_S = 0.02  # the click: a beat this far behind is still sounded
+# A band event that would leave this long after its time is not sent: its turn is dropped and
+# the stream follows the clock (a CPU-starved loop plays nothing late; under 10 ms heard with
+# JACK's 2.7 ms period at 128 frames / 48 kHz).
+LATE_NOTE_S = 0.005
 CHECK_EVERY_S = 0.1  # the wall-clock note-length limit is checked this often
 START_STEPS = 10  # the stream opens with TIME_SHIFT(10): "nothing yet", as `generate` starts
 # The live controls (`neuralband.live.panel`) on a model that reads no density or key control:
@@ -216,7 +220,7 @@ class Stats:
     taken_back: int = 0  # proposed waits the player interrupted
     expected: int = 0  # waits drawn again: they ended where the model expected the player
     forced_off: int = 0  # band notes ended by the wall-clock length limit
-    late: int = 0  # waits that ended more than LATE_S late (the engine was starved)
+    late: int = 0  # turns dropped: due more than LATE_NOTE_S ago (the loop was starved)
     controls: int = 0  # messages a MIDI map took for the panel
 
     def __post_init__(self) -> None:
@@ -840,6 +844,8 @@ class Engine(LiveLoop):
                     return
                 if self._expects_player and self._wait_longer():
                     continue
+                if self._too_late(self.t0 + self._deadline_step / self._sps):
+                    continue
                 self._mark = None  # the wait happened: it and its chain are committed
                 self._on_time = self.t0 + self._deadline_step / self._sps
                 for tok in [self._trial_shift, *self._chain]:
@@ -849,18 +855,13 @@ class Engine(LiveLoop):
                         self.tokens.append(tok)
                     self.stats.band_events += 1
                 self._chain.clear()
-                now = self.clock()
-                if now - self._on_time > LATE_S:
-                    # Fallen behind (CPU starved): the stream follows real time, not the plan.
-                    self._catch_up(now)
-                    self._on_time = None
-                    self._next = self._sample()
-                    self.stats.late += 1
                 if self.inbox:
                     return
             tok = self._next
             if tok is None:
                 return
+            if self._on_time is not None and self._too_late(self._on_time):
+                continue
             t = self.clock()
             if self._voice[tok] < 0:
                 self._propose_wait(tok)
@@ -871,6 +872,22 @@ class Engine(LiveLoop):
             self.stats.step_s.add(self.clock() - t)
             if self.inbox:
                 return
+
+    def _too_late(self, on_time: float) -> bool:
+        """Whether the band's next events, due at ``on_time``, can no longer go out on time
+        (the loop was starved of CPU); if so they are dropped, never sent late: the wait on
+        trial (or the event drawn ahead) is taken back, the stream catches up with the clock
+        and the band draws afresh from now. Its notes sounding stay in the tracker, ended as
+        the model or the length limit says."""
+        now = self.clock()
+        if now - on_time <= LATE_NOTE_S:
+            return False
+        self._take_back(late=True)
+        self._catch_up(now)
+        self._on_time = None
+        self._next = self._sample()
+        self.stats.late += 1
+        return True
 
     def voice_names(self) -> dict[int, str]:
         many = len(self._channel) > 1
@@ -972,14 +989,15 @@ class Engine(LiveLoop):
         if scheduled is not None:  # events after one of the band's own waits keep its clock
             self.stats.timing_s.add(now - scheduled)
 
-    def _take_back(self) -> None:
-        """Undo a wait on trial (the player came in first), or drop a sampled-ahead event."""
+    def _take_back(self, late: bool = False) -> None:
+        """Undo a wait on trial (the player came in first, or ``late``: it is past its time),
+        or drop a sampled-ahead event."""
         if self._mark is not None:
             self.stepper.restore(self._snap)
             self.tracker.restore(self._mark)
             self._mark = None
             self._chain.clear()
-            self.stats.taken_back += 1
+            self.stats.taken_back += not late
         self._next = None
         self._expects_player = False
 

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from neuralband.live.engine import CHECK_EVERY_S, Engine, PlaySettings
+from neuralband.live.engine import CHECK_EVERY_S, LATE_NOTE_S, Engine, PlaySettings
 from neuralband.live.notes_out import REPEAT_OFF_S
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
@@ -101,6 +101,33 @@ def test_no_band_note_is_longer_than_the_limit():
     starved = max(0.0, engine.stats.timing_s.percentile(100))
     assert lengths and max(lengths) <= 0.5 + CHECK_EVERY_S + 0.05 + starved, \
         (max(lengths), starved)
+    assert balanced(out.sent)
+
+
+@pytest.mark.parametrize("mode", ["solo", "duet"])
+def test_a_starved_loop_drops_its_turn_and_sends_nothing_late(mode):
+    """No late notes: where the CPU starves the loop (here every 7th model step takes 30 ms of
+    the clock), a band event that can no longer leave within LATE_NOTE_S of its time is not
+    sent; the turn is dropped and the band draws afresh from now, and plays on."""
+    clock = FakeClock()
+    out = Capture(clock)
+    stepper = Stepper.load(bundled_model())
+    feed, steps = stepper.feed, [0]
+
+    def starved(tokens):
+        steps[0] += 1
+        if steps[0] % 7 == 0:
+            clock.t += 0.03
+        feed(tokens)
+
+    stepper.feed = starved
+    engine = Engine(stepper, out, PlaySettings(mode=mode), seed=3, clock=clock)
+    drive(engine, clock, 8.0, melody(4.0))
+    assert engine.stats.late > 0  # it was starved, and dropped turns
+    played = [t for t, d in out.sent if d[0] & 0xF0 == 0x90 and d[2] > 0]
+    assert len(played) >= 10 and played[-1] - played[0] > 3.0  # and played on
+    assert engine.stats.timing_s.count and \
+        engine.stats.timing_s.percentile(100) <= LATE_NOTE_S + 1e-9  # on time
     assert balanced(out.sent)
 
 
