@@ -42,7 +42,13 @@ from encoders.grid import (
 from encoders.keys import parse_key, scale_mask
 from neuralband.grid_model import GridBand
 from neuralband.live.beat import CLICK_ACCENT, CLICK_CHANNEL, CLICK_PITCH, CLICK_VELOCITY
-from neuralband.live.engine import DENSITY_GAIN, DENSITY_REF, LiveLoop, PlaySettings
+from neuralband.live.engine import (
+    DENSITY_GAIN,
+    DENSITY_REF,
+    LATE_NOTE_S,
+    LiveLoop,
+    PlaySettings,
+)
 from neuralband.live.notes_out import NOTE_OFF, NOTE_ON, OutputNotes
 from neuralband.live.panel import INDEX, KEYS
 from neuralband.live.sync import CONTINUE, START, STOP, ClockFollower, ClockSender, LinkFollower
@@ -434,7 +440,10 @@ class GridEngine(LiveLoop):
             states = self.band.step(lead)
             self.stats.step_s.add(self.clock() - t)
             self.stats.entropy.add(self.band.sampler.entropy)
-        if not may_play:
+        late = self.clock() - due > LATE_NOTE_S  # a starved loop: this tick's notes would
+        if late and may_play:  # sound late, so the band rests (and the model hears it rest)
+            self.stats.late += 1
+        if not may_play or late:
             states = self.band.band = (REST,) * len(states)
         if not self.output_ok:
             self.voices.forget()
