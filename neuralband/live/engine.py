@@ -1110,22 +1110,28 @@ class Engine(LiveLoop):
         self._update_bias()
 
     def _update_bias(self) -> None:
-        """The band's NOTE_ON offsets: density (DENSITY_GAIN nats per e-fold above DENSITY_REF,
-        without controls), register (none further than REGISTER_SPAN from its centre), key
-        (without controls: none outside the scale)."""
+        """The band's NOTE_ON offsets: density (chased; without a density control a first
+        guess of DENSITY_GAIN nats per e-fold above DENSITY_REF), register (none further than
+        REGISTER_SPAN from its centre), key (without controls: none outside the scale)."""
         b, values = self._static_bias, self.panel.values
         b.fill(0.0)
         density, register = values[INDEX["density"]], values[INDEX["register"]]
         key = int(values[INDEX["key"]])
-        chase = self.steering is None and not math.isnan(density)
-        if chase:  # a first guess on every change (feed-forward), `_chase_density` corrects it
+        # A density asked is chased on any model: a ceiling (`_refill`) and a NOTE_ON offset
+        # that `_chase_density` moves towards it. A model that reads the density control is
+        # told it, the offset starting from none at each new density; one that does not gets
+        # the offset's first guess (feed-forward).
+        chase = not math.isnan(density)
+        if not chase:
+            self._density_bias = 0.0
+        elif self.steering is None:
             start = self._chased if self._chase else DENSITY_REF
             self._density_bias = self._clamp(self._density_bias * self._chase
                                              + DENSITY_GAIN * math.log(density / start))
-            self._chased = density
-        self._chase = chase
-        if not chase:
+        elif not self._chase or density != self._chased:
             self._density_bias = 0.0
+        self._chased = density if chase else self._chased
+        self._chase = chase
         if not math.isnan(register):
             b[self._is_on & (np.abs(self._on_pitch - register) > REGISTER_SPAN)] = -np.inf
         if self.steering is None and key > 0:
@@ -1165,9 +1171,9 @@ class Engine(LiveLoop):
         self._tokens_at = now
 
     def _chase_density(self, now: float) -> None:
-        """A model without a density control: every CHECK_EVERY_S while the band plays, move
-        its NOTE_ON offset by the log ratio of the density asked to the one it played over the
-        last DENSITY_WINDOW_S (an integral controller: a knob's density is what comes out)."""
+        """A density asked: every CHECK_EVERY_S while the band plays, move its NOTE_ON offset
+        by the log ratio of the density asked to the one it played over the last
+        DENSITY_WINDOW_S (an integral controller: a knob's density is what comes out)."""
         self._next_chase = now + CHECK_EVERY_S
         self._refill(now)
         if not self._band_may_play(now) or self._ending is not None:
