@@ -67,6 +67,7 @@ LATE_S = 0.02  # the click: a beat this far behind is still sounded
 # JACK's 2.7 ms period at 128 frames / 48 kHz).
 LATE_NOTE_S = 0.005
 CHECK_EVERY_S = 0.1  # the wall-clock note-length limit is checked this often
+ANSWER_START_S = 0.25  # a call answer's first note comes this soon after the player's pause
 START_STEPS = 10  # the stream opens with TIME_SHIFT(10): "nothing yet", as `generate` starts
 # The live controls (`neuralband.live.panel`) on a model that reads no density or key control:
 DENSITY_REF = 4.0  # notes/s that leave the NOTE_ONs' logits as they are
@@ -120,6 +121,7 @@ class Turns:
         self.last_player_s = -np.inf  # time of the player's last note message
         self.answer_start: float | None = None
         self.played_since_answer = False
+        self.phrase = (0.0, 0.0, 0)  # the player's phrase: first and last NOTE_ON, how many
         self.muted = False
         self.handed = False
         self.resting = False
@@ -129,6 +131,10 @@ class Turns:
         paused = t - self.last_player_s >= self.settings.wait_s
         self.last_player_s = t
         if note_on:
+            first, _, n = self.phrase
+            if not self.played_since_answer or self.answer_start is not None:
+                first, n = t, 0  # a phrase begins (after an answer, or cutting one short)
+            self.phrase = (first, t, n + 1)
             self.played_since_answer = True
             if paused:
                 self.resting = False
@@ -151,6 +157,12 @@ class Turns:
         self.handed = False
         self.answer_start = None
         self.played_since_answer = False
+
+    def pace(self) -> float:
+        """The player's last phrase's notes per second (over at least a second): how busily
+        a call's answer plays."""
+        first, last, n = self.phrase
+        return min(16.0, max(0.5, n / max(last - first, 1.0)))
 
     def player_active(self, now: float, holding: bool) -> bool:
         return holding or now - self.last_player_s < self.settings.wait_s
@@ -539,6 +551,8 @@ class Engine(LiveLoop):
         self._sps = es.steps_per_second
         self._voice, self._base = v.voice_list, v.base_list
         self._steps = v.shift_steps.tolist()
+        self._shift_steps = v.shift_steps  # the same as an array (0: not a wait)
+        self._soon = np.zeros(v.vocab_size, bool)  # the events an answer's opening allows
         self._player = v.player.tolist()
         # Each band voice's channel, and the channel's voice.
         self._channel = {voice: (settings.channel + max(voice - 1, 0)) % 16
@@ -576,6 +590,9 @@ class Engine(LiveLoop):
         self._density_tmp = np.zeros(v.vocab_size)
         self._density_bias = 0.0  # nats on every band NOTE_ON (a model without controls)
         self._chase = False  # whether that offset follows the band's measured density
+        self._pace = math.nan  # a call answer's density: its phrase's (`Turns.pace`)
+        self._answer_seen: float | None = None  # the answer `_pace` and `_opening` are for
+        self._opening: float | None = None  # an answer's first note is due by then
         self._chased = DENSITY_REF  # the density that offset was last set for
         self._next_chase = 0.0
         self._blocked_bias = np.zeros(v.vocab_size)  # the same, with no NOTE_ON at all
@@ -776,9 +793,20 @@ class Engine(LiveLoop):
     def _band_may_play(self, now: float) -> bool:
         """The turn-taking's word, but an ending plays to its close; mute and a stopped
         external clock always win."""
-        return self.output_ok and not self.turns.muted and not self._clock_stopped and (
+        may = self.output_ok and not self.turns.muted and not self._clock_stopped and (
             self._ending is not None
             or self.turns.band_may_play(now, bool(self.enc.open_pitches)))
+        if self.turns.answer_start != self._answer_seen:
+            self._answer_begins(self.turns.answer_start)
+        return may
+
+    def _answer_begins(self, start: float | None) -> None:
+        """A call's answer begins at ``start`` (None: it is over): its first note within
+        ANSWER_START_S, at the pace of the phrase it answers (unless a density is asked)."""
+        self._answer_seen = start
+        self._opening = None if start is None else start + ANSWER_START_S
+        self._pace = math.nan if start is None else self.turns.pace()
+        self._update_bias()
 
     def _band_stops(self, now: float) -> None:
         """The band's turn is over: end its notes, in the stream and at the output."""
@@ -824,6 +852,13 @@ class Engine(LiveLoop):
     def _draw(self, allowed: np.ndarray) -> int:
         if self._ending is not None:
             self._end_ramp(self.clock())
+        if self._opening is not None:  # an answer's first note is due: no wait past it
+            step = self._deadline_step if self._mark is not None else self.enc.step
+            room = math.floor((self._opening - self.t0) * self._sps) - step
+            np.less_equal(self._shift_steps, max(room, 0), out=self._soon)
+            self._soon &= allowed
+            if self._soon.any():
+                allowed = self._soon
         logits = self.stepper.logits()[0]
         tok = self.sampler.sample(logits, allowed, pulled(self._pull, self.stepper, 0, logits,
                                                           allowed, self.tracker.endings()))
@@ -973,6 +1008,7 @@ class Engine(LiveLoop):
         try:
             if kind == Event.NOTE_ON:
                 self.out.note_on(ch, pitch, self._velocity[voice], now)
+                self._opening = None  # an answer's first note is out
                 self._pc[pitch % 12] += 1
                 self._onsets[self._n_onsets % len(self._onsets)] = now
                 self._n_onsets += 1
@@ -1115,7 +1151,7 @@ class Engine(LiveLoop):
         REGISTER_SPAN from its centre), key (without controls: none outside the scale)."""
         b, values = self._static_bias, self.panel.values
         b.fill(0.0)
-        density, register = values[INDEX["density"]], values[INDEX["register"]]
+        density, register = self._density_asked(values), values[INDEX["register"]]
         key = int(values[INDEX["key"]])
         # A density asked is chased on any model: a ceiling (`_refill`) and a NOTE_ON offset
         # that `_chase_density` moves towards it. A model that reads the density control is
@@ -1165,8 +1201,8 @@ class Engine(LiveLoop):
     def _refill(self, now: float) -> None:
         """The ceiling's bucket: it fills at the density asked, up to DENSITY_BURST_S of it
         (one note at least); every band NOTE_ON takes one out."""
-        target = self._applied[INDEX["density"]]
-        cap = max(1.0, target * DENSITY_BURST_S)
+        target = self._density_asked(self._applied)
+        cap = max(3.0, target * DENSITY_BURST_S)
         self._tokens = min(cap, self._tokens + (now - self._tokens_at) * target)
         self._tokens_at = now
 
@@ -1181,10 +1217,15 @@ class Engine(LiveLoop):
             return
         played = int(np.count_nonzero(self._onsets > now - DENSITY_WINDOW_S))
         rate = max(played, 0.5) / DENSITY_WINDOW_S
-        target = self._applied[INDEX["density"]]  # as applied: a source may be writing
+        target = self._density_asked(self._applied)  # as applied: a source may be writing
         step = DENSITY_RATE * math.log(target / rate)
         self._density_bias = self._clamp(self._density_bias + step)
         self._compose_bias()
+
+    def _density_asked(self, values: np.ndarray) -> float:
+        """The density the band keeps to: the panel's, else a call answer's pace (NaN: none)."""
+        density = values[INDEX["density"]]
+        return self._pace if math.isnan(density) else float(density)
 
     @staticmethod
     def _clamp(bias: float) -> float:

@@ -38,6 +38,29 @@ def test_call_mode_answers_after_the_phrase_and_not_during_it():
     assert engine.stats.received == len(phrase)
 
 
+@pytest.mark.parametrize("speed", [1.0, 2.5])
+def test_a_call_answer_comes_at_once_and_at_the_pace_of_the_phrase(speed):
+    """Six phrases of a chorale melody (played at ``speed``), each followed by 6 s of silence:
+    each answer starts within --wait + 0.3 s of the phrase's end and the answers play at the
+    phrases' pace, within 30% of its notes per second (they came up to 4 s late, a chord or a
+    few notes under a second, before)."""
+    phrase = [(t / speed, d) for t, d in melody(3.0 * speed)]
+    messages = [(9.0 * k + t, d) for k in range(6) for t, d in phrase]
+    engine, out = session("call", messages, seconds=54.0, wait_s=1.0, answer_s=4.0)
+    band = np.array([t - engine.player.t0 for t, d in out.sent if d[0] == 0x90 and d[2] > 0])
+    ons = [t for t, d in phrase if d[0] & 0xF0 == 0x90 and d[2] > 0]
+    pace = len(ons) / max(ons[-1] - ons[0], 1.0)
+    end = phrase[-1][0]
+    rates = []
+    for k in range(6):
+        answer = band[(band > 9.0 * k + end) & (band < 9.0 * (k + 1))]
+        assert len(answer) >= 3, (k, answer)
+        assert answer[0] - (9.0 * k + end) <= 1.0 + 0.3, (k, answer[0] - 9.0 * k - end)
+        rates.append(len(answer) / 4.0)
+    assert abs(np.mean(rates) / pace - 1) <= 0.3, (pace, rates)
+    assert balanced(out.sent)
+
+
 def test_solo_interrupted_waits_leave_the_model_exactly_on_the_stream():
     """Player events cut proposed waits short; the state must equal a fresh model fed the
     committed stream (so every take-back restored the snapshot exactly)."""
