@@ -264,7 +264,7 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
             from neuralband.live.view import ViewServer, parse_cells
 
             page = ViewServer(engine, *view, say=say, cells=parse_cells(view_cells, stepper),
-                              model=Path(str(model)).name if model else "pop")
+                              model=Path(model.name).name)
     except (PortError, ValueError):
         inp.close()
         if out is not None:
@@ -300,7 +300,7 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
     try:
         if realtime:
             engine.realtime = scheduling.enter_context(realtime_scheduling())
-        name = Path(str(model)).name if model else "pop"
+        name = Path(model.name).name
         say(f"playing {name} ({settings.mode}{tempo}): in '{inp.where}', out '{out.where}'; "
             "Ctrl-C to stop")
         say(f"{precision} weights; real-time scheduling {engine.realtime}")

@@ -56,7 +56,8 @@ def test_a_density_knob_held_low_then_high_doubles_the_band(names, tmp_path):
     path = tmp_path / "dump.txt"
     with controlled(ctl_name, dump_name, path, "--mode", "solo", "--map", "1=density") as (
             ctl, proc):
-        wait_for_line(proc, "Ctrl-C to stop")
+        start = wait_for_line(proc, "Ctrl-C to stop")[-1]
+        assert start.startswith("neuralband: playing pop (solo"), start  # names the model
         ctl.connect(f"{dump_name}:input")
         for value in (8, 110):  # about 1.5 notes/s, then about 14
             for _ in range(2):  # twice: JACK without real-time scheduling may lose a period
