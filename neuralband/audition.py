@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import os
-import shutil
 import subprocess
 import sys
 import wave
@@ -25,14 +24,14 @@ from encoders.beats import Beats
 from encoders.errors import MidiError
 from encoders.midi_io import NoteTable, read_notes
 from neuralband import palette
-
-DEBIAN_PACKAGES = "apt-get install fluidsynth fluid-soundfont-gm"
-# Where Debian's fluid-soundfont-gm (and the soundfont alternatives) put a General MIDI bank.
-SOUNDFONT_PATHS = (
-    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
-    Path("/usr/share/soundfonts/default.sf2"),
-    Path("/usr/share/sounds/sf2/default-GM.sf2"),
+from neuralband.fluidsynth import (  # noqa: F401 (audition's own names, as before)
+    DEBIAN_PACKAGES,
+    SOUNDFONT_PATHS,
+    AuditionError,
+    find_fluidsynth,
+    find_soundfont,
 )
+
 # Kept after the last note ends: the piano's release. FluidSynth itself renders until every
 # voice and the reverb have died away (~2-3 s of near-silence), which we cut to this, faded.
 RELEASE_S = 0.25
@@ -46,38 +45,7 @@ MIDI_SUFFIXES = (".mid", ".midi")
 PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
-class AuditionError(Exception):
-    """A tool or file that audition needs is missing or failed; the message is one line."""
-
-
 # --- audio ---------------------------------------------------------------------------------------
-
-def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
-    """The soundfont to render with: the argument, else $NEURALBAND_SOUNDFONT, else Debian's.
-
-    Raises `AuditionError` naming the Debian package when none is found.
-    """
-    for given, what in ((soundfont, "--soundfont"),
-                        (os.environ.get("NEURALBAND_SOUNDFONT") or None, "NEURALBAND_SOUNDFONT")):
-        if given is not None:
-            path = Path(given)
-            if not path.is_file():
-                raise AuditionError(f"soundfont {path} (from {what}) does not exist")
-            return path
-    for path in SOUNDFONT_PATHS:
-        if path.is_file():
-            return path
-    raise AuditionError(f"no soundfont found (looked for {SOUNDFONT_PATHS[0]}); "
-                        f"Debian: {DEBIAN_PACKAGES}, or give --soundfont FILE.sf2")
-
-
-def find_fluidsynth() -> str:
-    """The fluidsynth program on $PATH, or `AuditionError` naming the Debian package."""
-    program = shutil.which("fluidsynth")
-    if program is None:
-        raise AuditionError(f"fluidsynth is not installed (Debian: {DEBIAN_PACKAGES})")
-    return program
-
 
 def render_wav(midi_path: str | os.PathLike, wav_path: str | os.PathLike,
                soundfont: str | os.PathLike | None = None, sample_rate: int = 44100,

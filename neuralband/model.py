@@ -5,14 +5,21 @@ The model computes; it keeps no performance state (the engine remembers what is 
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 
 import torch
 from torch import nn
 
+from encoders.controls import ControlSettings
+from encoders.performance import EncoderSettings
+from encoders.schemes import TokenScheme
+from neuralband.atomic import write_atomic
 from neuralband.modelconfig import PRESETS, ModelConfig
+from neuralband.modelfile import FORMAT, ModelFileError, ModelInfo, model_paths, read_info
 
-__all__ = ["PRESETS", "EventLSTM", "ModelConfig"]
+__all__ = ["PRESETS", "EventLSTM", "ModelConfig", "load_model", "save_model"]
 
 
 # (h, c), each (layers, batch, hidden); a GRU's state is h alone.
@@ -62,3 +69,53 @@ state over ensemble-grid classes)."""
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+# --- the model file, from and to torch (training's side; playing reads it with numpy) -----------
+
+def save_model(path: str | os.PathLike, model, scheme: TokenScheme,
+               summary: dict | None = None, dtype: str = "float32",
+               controls: ControlSettings | None = None) -> ModelInfo:
+    """Write a torch `EventLSTM` as NAME.safetensors + NAME.json (fp32 or fp16 weights), with
+    the token ``scheme`` it reads and, for a conditioned model, its ``controls``."""
+    from safetensors.torch import save
+
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be float32 or float16, not {dtype!r}")
+    weights, sidecar = model_paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    to = torch.float16 if dtype == "float16" else torch.float32
+    tensors = {k: v.detach().to("cpu", to).contiguous() for k, v in model.state_dict().items()}
+    data = save(tensors, metadata={"format": FORMAT})
+    info = ModelInfo(model.config, scheme, dtype, hashlib.sha256(data).hexdigest(),
+                     summary or {}, controls)
+    info.check()
+    write_atomic(weights, data)
+    write_atomic(sidecar, info.to_json().encode())
+    return info
+
+
+def load_model(path: str | os.PathLike, encoder: EncoderSettings | None = None):
+    """Rebuild the torch `EventLSTM` from a model file; returns (model in eval mode, info).
+
+    With ``encoder`` given, refuses a model trained on tokens made with other settings.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    info = read_info(path)
+    weights, _ = model_paths(path)
+    if encoder is not None and encoder != info.encoder:
+        raise ModelFileError(f"{weights}: trained with encoder settings {info.encoder.to_dict()},"
+                             f" not {encoder.to_dict()}")
+    try:
+        tensors = load(weights.read_bytes())
+    except SafetensorError as err:
+        raise ModelFileError(f"{weights}: not a readable safetensors file ({err})") from err
+    model = EventLSTM(info.config)
+    try:
+        model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ModelFileError(f"{weights}: weights do not fit the model ({first})") from err
+    return model.eval(), info

@@ -18,7 +18,6 @@ from encoders.grid import GridSettings
 from encoders.performance import EncoderSettings
 from encoders.schemes import TokenScheme, scheme_from_dict, scheme_from_parts
 from encoders.voices import VoiceScheme
-from neuralband.atomic import write_atomic
 from neuralband.modelconfig import ModelConfig
 
 FORMAT = "neuralband-model"
@@ -155,55 +154,3 @@ def read_info(path: str | os.PathLike, weights_bytes: bytes | None = None) -> Mo
         raise ModelFileError(f"{weights}: weights do not match their description "
                              "(damaged or modified file)")
     return info
-
-
-def save_model(path: str | os.PathLike, model, scheme: TokenScheme,
-               summary: dict | None = None, dtype: str = "float32",
-               controls: ControlSettings | None = None) -> ModelInfo:
-    """Write a torch `EventLSTM` as NAME.safetensors + NAME.json (fp32 or fp16 weights), with
-    the token ``scheme`` it reads and, for a conditioned model, its ``controls``."""
-    import torch
-    from safetensors.torch import save
-
-    if dtype not in ("float32", "float16"):
-        raise ValueError(f"dtype must be float32 or float16, not {dtype!r}")
-    weights, sidecar = model_paths(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    to = torch.float16 if dtype == "float16" else torch.float32
-    tensors = {k: v.detach().to("cpu", to).contiguous() for k, v in model.state_dict().items()}
-    data = save(tensors, metadata={"format": FORMAT})
-    info = ModelInfo(model.config, scheme, dtype, hashlib.sha256(data).hexdigest(),
-                     summary or {}, controls)
-    info.check()
-    write_atomic(weights, data)
-    write_atomic(sidecar, info.to_json().encode())
-    return info
-
-
-def load_model(path: str | os.PathLike, encoder: EncoderSettings | None = None):
-    """Rebuild the torch `EventLSTM` from a model file; returns (model in eval mode, info).
-
-    With ``encoder`` given, refuses a model trained on tokens made with other settings.
-    """
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    from neuralband.model import EventLSTM
-
-    info = read_info(path)
-    weights, _ = model_paths(path)
-    if encoder is not None and encoder != info.encoder:
-        raise ModelFileError(f"{weights}: trained with encoder settings {info.encoder.to_dict()},"
-                             f" not {encoder.to_dict()}")
-    try:
-        tensors = load(weights.read_bytes())
-    except SafetensorError as err:
-        raise ModelFileError(f"{weights}: not a readable safetensors file ({err})") from err
-    model = EventLSTM(info.config)
-    try:
-        model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise ModelFileError(f"{weights}: weights do not fit the model ({first})") from err
-    return model.eval(), info

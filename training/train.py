@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from encoders.controls import ControlSettings
 from encoders.schemes import EventScheme
 from neuralband.atomic import write_atomic
-from neuralband.model import PRESETS, EventLSTM
-from neuralband.modelfile import ModelFileError, save_model
+from neuralband.model import PRESETS, EventLSTM, save_model
+from neuralband.modelfile import ModelFileError
 from training.baselines import baselines
 from training.checkpoint import STATE, load_checkpoint, save_checkpoint
 from training.config import (

@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from neuralband.audition import AuditionError, find_fluidsynth, find_soundfont
+from neuralband.fluidsynth import AuditionError, find_fluidsynth, find_soundfont
 
 READY_S = 15.0  # a 140 MB soundfont takes a moment to load
 GAIN = 0.6

@@ -438,8 +438,8 @@ def test_a_fine_tune_that_adds_the_beat_starts_from_what_the_model_played(beat_d
     forward pass is the base model's; the result reads the beat and says so in its file."""
     import torch
 
-    from neuralband.model import EventLSTM
-    from neuralband.modelfile import load_model, read_info
+    from neuralband.model import EventLSTM, load_model
+    from neuralband.modelfile import read_info
     from training.config import TrainConfig
     from training.train import train, warm_start
 

@@ -13,9 +13,8 @@ def beat_model(path: Path, beat_gain: float = 20.0):
 
     from encoders.controls import ControlSettings
     from encoders.schemes import EventScheme
-    from neuralband.model import EventLSTM
+    from neuralband.model import EventLSTM, save_model
     from neuralband.modelconfig import ModelConfig
-    from neuralband.modelfile import save_model
 
     cs = ControlSettings(beat=True)
     torch.manual_seed(0)

@@ -65,8 +65,7 @@ def save_grid_model(path, bias: dict[tuple[int, ...], float]):
     """A 4-voice grid LSTM with random weights; ``bias`` lifts chosen band classes' logits."""
     import torch
 
-    from neuralband.model import EventLSTM, ModelConfig
-    from neuralband.modelfile import save_model
+    from neuralband.model import EventLSTM, ModelConfig, save_model
 
     torch.manual_seed(0)
     model = EventLSTM(ModelConfig(vocab_size=14**4, out_size=14**3, fields=(14,) * 4,

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("jack_server")
 
 @pytest.fixture
 def synth_ready():
-    from neuralband.audition import AuditionError, find_fluidsynth, find_soundfont
+    from neuralband.fluidsynth import AuditionError, find_fluidsynth, find_soundfont
 
     try:
         find_fluidsynth()

@@ -240,7 +240,7 @@ def test_score_matches_torch(tmp_path):
     import torch
 
     from encoders.performance import encode
-    from neuralband.modelfile import load_model
+    from neuralband.model import load_model
 
     model, info = load_model("default")
     tokens = torch.from_numpy(encode(CHORALE, info.encoder))[None]

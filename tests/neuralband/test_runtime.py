@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from encoders.schemes import EventScheme
-from neuralband.model import PRESETS, EventLSTM, ModelConfig
-from neuralband.modelfile import ModelFileError, bundled_model, save_model
+from neuralband.model import PRESETS, EventLSTM, ModelConfig, save_model
+from neuralband.modelfile import ModelFileError, bundled_model
 from neuralband.runtime import Stepper
 
 
@@ -76,7 +76,7 @@ def test_snapshot_restore_and_reset(tmp_path):
 
 
 def test_fp16_bundled_model_matches_torch_at_fp16_rounding():
-    from neuralband.modelfile import load_model
+    from neuralband.model import load_model
 
     model, _ = load_model(bundled_model())
     tokens = np.random.default_rng(2).integers(0, 388, 300)

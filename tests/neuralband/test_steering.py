@@ -12,8 +12,8 @@ from encoders.performance import EncoderSettings
 from encoders.schemes import EventScheme
 from neuralband.generate import generate
 from neuralband.live.engine import Engine, PlaySettings
-from neuralband.model import EventLSTM, ModelConfig
-from neuralband.modelfile import bundled_model, save_model
+from neuralband.model import EventLSTM, ModelConfig, save_model
+from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, model_rules
 from neuralband.steering import ControlChoice, Steering

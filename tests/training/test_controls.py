@@ -19,8 +19,8 @@ from encoders.controls import (
 from encoders.keys import estimate_key, scale_mask
 from encoders.performance import DEFAULT_SETTINGS as S
 from encoders.schemes import EventScheme
-from neuralband.model import EventLSTM, ModelConfig
-from neuralband.modelfile import bundled_model, read_info, save_model
+from neuralband.model import EventLSTM, ModelConfig, save_model
+from neuralband.modelfile import bundled_model, read_info
 from neuralband.runtime import Stepper
 from tests.helpers.data import TRAIN_CHORALES
 from training.config import TrainConfig

@@ -32,9 +32,9 @@ from encoders.schemes import GridScheme
 from encoders.voices import VoiceScheme, split_parts
 from neuralband.cli import main
 from neuralband.grid_model import GridBand, accompany_file, accompany_grid, melody_states
-from neuralband.model import EventLSTM
+from neuralband.model import EventLSTM, load_model, save_model
 from neuralband.modelconfig import ModelConfig
-from neuralband.modelfile import ModelFileError, load_model, read_info, save_model
+from neuralband.modelfile import ModelFileError, read_info
 from neuralband.runtime import Stepper
 from tests.helpers import every_nth_valid
 from tests.helpers.data import CHORALES, TRAIN_CHORALES

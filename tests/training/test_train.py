@@ -16,7 +16,8 @@ import torch
 from safetensors.torch import load_file
 
 from encoders import EncoderSettings
-from neuralband.modelfile import ModelFileError, load_model, read_info
+from neuralband.model import load_model
+from neuralband.modelfile import ModelFileError, read_info
 from tests.helpers.data import TRAIN_CHORALES
 from training import checkpoint as checkpoint_module
 from training import train as train_module

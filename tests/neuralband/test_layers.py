@@ -1,0 +1,100 @@
+"""The house's layers point one way: cli -> {offline, live, training} -> runtime -> {model
+file, encoders}; and torch stays out of everything `play` and `generate` import."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.data import CHORALES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Lowest first. A module may import its own layer and those below; of the applications, each
+# group only itself (the live instrument does not reach into offline generation, nor either into
+# training).
+LAYERS = [
+    {"encoders": ["encoders"]},
+    {"files": ["neuralband.atomic", "neuralband.modelconfig", "neuralband.palette",
+               "neuralband.int8", "neuralband.modelfile", "neuralband.fluidsynth"]},
+    {"runtime": ["neuralband.runtime", "neuralband.sampling", "neuralband.parts",
+                 "neuralband.steering", "neuralband.groove", "neuralband.loaded",
+                 "neuralband.grid_model", "neuralband.model"]},
+    {"offline": ["neuralband.generate", "neuralband.score", "neuralband.evaluate",
+                 "neuralband.audition", "neuralband.activations", "neuralband.roundtrip"],
+     "live": ["neuralband.live"],
+     "training": ["training"]},
+    {"front": ["neuralband.cli", "neuralband.demo", "neuralband.__main__", "neuralband"]},
+]
+
+
+def _place(module: str) -> tuple[int, str]:
+    """(layer, group) of a module: the longest listed prefix."""
+    best = (-1, "", "")
+    for level, groups in enumerate(LAYERS):
+        for group, prefixes in groups.items():
+            for prefix in prefixes:
+                if (module == prefix or module.startswith(prefix + ".")) \
+                        and len(prefix) > len(best[2]):
+                    best = (level, group, prefix)
+    assert best[0] >= 0, f"{module} is in no layer: add it to LAYERS"
+    return best[0], best[1]
+
+
+def _imports(path: Path) -> set[str]:
+    """The project modules a file imports (at the top or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    project = {str(p.with_suffix("")).replace("/", ".").removesuffix(".__init__")
+               for root in ("encoders", "training", "neuralband")
+               for p in (ROOT / root).rglob("*.py")}
+    project = {m.removeprefix(str(ROOT).replace("/", ".") + ".") for m in project}
+    return {m for m in found if m in project}
+
+
+def test_every_import_points_down_a_layer_or_within_its_group():
+    wrong = []
+    for root in ("encoders", "training", "neuralband"):
+        for path in sorted((ROOT / root).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            module = module.removesuffix(".__init__")
+            level, group = _place(module)
+            for dep in sorted(_imports(path)):
+                if dep == "neuralband":
+                    continue  # the package itself: its version
+                dep_level, dep_group = _place(dep)
+                if dep_level > level or (dep_level == level and dep_group != group):
+                    wrong.append(f"{module} ({group}) imports {dep} ({dep_group})")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("command", [
+    ["play", "--in", "no such keyboard"],
+    ["generate", "--seconds", "2", "--quiet", "-o", "OUT"],
+    ["generate", "--model", "pop-duet", "--lead", str(CHORALES[0]), "--seconds", "2",
+     "--quiet", "-o", "OUT"],
+])
+def test_play_and_generate_run_with_torch_blocked(command, tmp_path):
+    """A player's machine needs no torch: `play` (up to the missing port) and `generate` run
+    with every import of torch refused."""
+    argv = [str(tmp_path / "x.mid") if a == "OUT" else a for a in command]
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from neuralband.cli import main\n"
+            f"sys.exit(main({argv!r}))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert "torch" not in res.stderr and "Traceback" not in res.stderr, res.stderr
+    if command[0] == "play":  # the port's one line (or, with no MIDI system here, what to start)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("neuralband: ")
+    else:
+        assert res.returncode == 0 and (tmp_path / "x.mid").exists(), res.stderr
