@@ -52,8 +52,9 @@ from benchmarks.pop_music import POP909, held_out, moved  # noqa: E402
 from encoders.beats import Beats, chance_on_grid, on_grid  # noqa: E402
 from neuralband.evaluate import load_parts  # noqa: E402
 from neuralband.live.beat import CLICK_CHANNEL, LiveBeat  # noqa: E402
-from neuralband.live.engine import Engine, PlaySettings  # noqa: E402
+from neuralband.live.engine import Engine  # noqa: E402
 from neuralband.live.sync import CLOCK, PPQN, START  # noqa: E402
+from neuralband.live.turns import PlaySettings  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
 from neuralband.steering import ControlChoice  # noqa: E402

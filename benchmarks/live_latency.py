@@ -335,7 +335,8 @@ class NaiveBand:
 
     def __init__(self, stepper: Any, send: Any, seed: int) -> None:
         from encoders.live import LiveEncoder
-        from neuralband.live.engine import START_STEPS, Stats
+        from neuralband.live.engine import START_STEPS
+        from neuralband.live.loop import Stats
         from neuralband.live.notes_out import OutputNotes
         from neuralband.sampling import NoteTracker, Rules, Sampler
 
@@ -428,8 +429,9 @@ def run_scenario(kind: str, sender: Child, receiver: Child, schedule: list[list[
     """Play ``schedule`` from the sender into the instrument (or the naive peer); the raw logs.
     ``realtime``: the engine's thread asks real-time scheduling, as ``play`` does."""
     from neuralband.live.clock import realtime_scheduling
-    from neuralband.live.engine import PlaySettings, Ring
+    from neuralband.live.loop import Ring
     from neuralband.live.ports import MidiInput, MidiOutput
+    from neuralband.live.turns import PlaySettings
     from neuralband.modelfile import bundled_model
     from neuralband.runtime import Stepper
 

@@ -45,8 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import cpu_model, usable_cpus  # noqa: E402
 from neuralband.demo import ScriptedPlayer  # noqa: E402
-from neuralband.live.engine import Engine, PlaySettings  # noqa: E402
+from neuralband.live.engine import Engine  # noqa: E402
 from neuralband.live.session import live_precision  # noqa: E402
+from neuralband.live.turns import PlaySettings  # noqa: E402
 from neuralband.live.view import ViewFeed, ViewServer  # noqa: E402
 from neuralband.modelfile import bundled_model  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402

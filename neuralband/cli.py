@@ -438,11 +438,11 @@ def _cmd_play(args: argparse.Namespace) -> int:
     import faulthandler
 
     faulthandler.enable()  # a crash in a native library says where, thread by thread
-    from neuralband.live.engine import PlaySettings
     from neuralband.live.midimap import load_map, parse_map
     from neuralband.live.osc import parse_address, parse_allow
     from neuralband.live.ports import PortError
     from neuralband.live.session import PortChoice, learn_controls, play
+    from neuralband.live.turns import PlaySettings
     from neuralband.loaded import LoadedModel
     from neuralband.modelfile import ModelFileError
 

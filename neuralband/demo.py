@@ -20,7 +20,8 @@ import numpy as np
 
 from encoders.midi_io import read_notes
 from neuralband.live.clock import sleep_until
-from neuralband.live.engine import Engine, PlaySettings
+from neuralband.live.engine import Engine
+from neuralband.live.turns import PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.roundtrip import bundled_example
 from neuralband.runtime import Stepper

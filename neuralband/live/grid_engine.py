@@ -42,16 +42,12 @@ from encoders.grid import (
 from encoders.keys import parse_key, scale_mask
 from neuralband.grid_model import GridBand
 from neuralband.live.beat import CLICK_ACCENT, CLICK_CHANNEL, CLICK_PITCH, CLICK_VELOCITY
-from neuralband.live.engine import (
-    DENSITY_GAIN,
-    DENSITY_REF,
-    LATE_NOTE_S,
-    LiveLoop,
-    PlaySettings,
-)
+from neuralband.live.engine import DENSITY_GAIN, DENSITY_REF, LATE_NOTE_S
+from neuralband.live.loop import LiveLoop
 from neuralband.live.notes_out import NOTE_OFF, NOTE_ON, OutputNotes
 from neuralband.live.panel import INDEX, KEYS
 from neuralband.live.sync import CONTINUE, START, STOP, ClockFollower, ClockSender, LinkFollower
+from neuralband.live.turns import PlaySettings
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
 

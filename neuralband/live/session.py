@@ -21,10 +21,11 @@ from pathlib import Path
 
 from neuralband.live.beat import LiveBeat
 from neuralband.live.clock import realtime_scheduling
-from neuralband.live.engine import Engine, PlaySettings
+from neuralband.live.engine import Engine
 from neuralband.live.grid_engine import GridEngine, bpm_step_s, step_bpm
 from neuralband.live.midimap import Source, learn, save_map
 from neuralband.live.ports import MidiInput, MidiOutput, PortError
+from neuralband.live.turns import PlaySettings
 from neuralband.loaded import LoadedModel, loaded
 from neuralband.sampling import Rules
 from neuralband.steering import ControlChoice

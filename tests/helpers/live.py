@@ -9,10 +9,11 @@ from collections import Counter
 from types import SimpleNamespace
 
 from neuralband.demo import ScriptedPlayer, top_voice
-from neuralband.live.engine import Engine, PlaySettings
+from neuralband.live.engine import Engine
 from neuralband.live.grid_engine import GridEngine
 from neuralband.live.midimap import parse_map
 from neuralband.live.session import live_precision
+from neuralband.live.turns import PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, model_rules

@@ -167,7 +167,8 @@ def beat_model(tmp_path_factory):
 
 
 def _engine(model, clock, **kw):
-    from neuralband.live.engine import Engine, PlaySettings
+    from neuralband.live.engine import Engine
+    from neuralband.live.turns import PlaySettings
     from neuralband.runtime import Stepper
 
     out = ClockedCapture(clock)
@@ -252,7 +253,8 @@ def test_the_band_plays_on_an_ableton_link_sessions_beat(beat_model):
     import threading
     import time
 
-    from neuralband.live.engine import Engine, PlaySettings
+    from neuralband.live.engine import Engine
+    from neuralband.live.turns import PlaySettings
     from neuralband.runtime import Stepper
     from tests.helpers.link import LinkPeer
     from tests.helpers.live import Capture

@@ -10,9 +10,10 @@ import math
 import numpy as np
 import pytest
 
-from neuralband.live.engine import END_S, REGISTER_SPAN, Engine, PlaySettings
+from neuralband.live.engine import END_S, REGISTER_SPAN, Engine
 from neuralband.live.grid_engine import BAR_STEPS
 from neuralband.live.midimap import parse_map
+from neuralband.live.turns import PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
 from tests.helpers.fake_clock import ClockedCapture, FakeClock, drive

@@ -16,8 +16,10 @@ import time
 import numpy as np
 import pytest
 
-from neuralband.live.engine import CHECK_EVERY_S, LATE_NOTE_S, Engine, PlaySettings
+from neuralband.live.engine import LATE_NOTE_S, Engine
+from neuralband.live.loop import CHECK_EVERY_S
 from neuralband.live.notes_out import REPEAT_OFF_S
+from neuralband.live.turns import PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules

@@ -30,7 +30,7 @@ from encoders.grid import (
 )
 from encoders.performance import DEFAULT_SETTINGS
 from encoders.schemes import GridScheme
-from neuralband.live.engine import LATE_NOTE_S, PlaySettings
+from neuralband.live.engine import LATE_NOTE_S
 from neuralband.live.grid_engine import (
     CLICK_CHANNEL,
     BandVoices,
@@ -40,6 +40,7 @@ from neuralband.live.grid_engine import (
 )
 from neuralband.live.notes_out import OutputNotes
 from neuralband.live.session import PortChoice, PortWatch, play
+from neuralband.live.turns import PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules

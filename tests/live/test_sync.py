@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from neuralband.live.engine import PlaySettings
 from neuralband.live.grid_engine import GridEngine
 from neuralband.live.sync import CLOCK, CONTINUE, PPQN, START, STOP, ClockFollower, ClockSender
+from neuralband.live.turns import PlaySettings
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
 from tests.helpers.fake_clock import FakeClock

@@ -14,8 +14,9 @@ import urllib.request
 
 import pytest
 
-from neuralband.live.engine import Engine, PlaySettings
+from neuralband.live.engine import Engine
 from neuralband.live.session import live_precision
+from neuralband.live.turns import PlaySettings
 from neuralband.live.view import Cell, ViewFeed, ViewServer, parse_cells
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper

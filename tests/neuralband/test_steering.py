@@ -11,7 +11,8 @@ from encoders.keys import estimate_key
 from encoders.performance import EncoderSettings
 from encoders.schemes import EventScheme
 from neuralband.generate import generate
-from neuralband.live.engine import Engine, PlaySettings
+from neuralband.live.engine import Engine
+from neuralband.live.turns import PlaySettings
 from neuralband.model import EventLSTM, ModelConfig, save_model
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
