@@ -28,6 +28,7 @@ from neuralband.parts import MelodyNote, Voicing
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler, pulled
 from neuralband.steering import ControlChoice, Steering, steer
+from neuralband.trial import Trial
 
 # From silence the model is started with one event of "nothing happened yet".
 SILENCE_START_STEPS = 10
@@ -203,7 +204,7 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
     steps = voicing.shift_steps
     longest = voicing.settings.max_shift_steps
     mask = np.empty(voicing.vocab_size, bool)
-    snap = stepper.snapshot()
+    trial = Trial(stepper)
     pull = voicing.grid_pull(rules) if beats is not None else None
 
     def place() -> None:  # the beat clock at the stream's time (a trial wait moved it)
@@ -259,22 +260,20 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
             after = 0
             continue
         # Wait n steps on trial and see what the model would do then.
-        stepper.snapshot(into=snap)
-        saved = tracker.save()
         place()
-        stepper.feed(tok)
-        tracker.update(tok)
+        trial.begin(tok, tracker)
         logits = stepper.logits()[0]
         expect = voicing.band_mask(tracker.allowed(), mask, expect_lead=True)
         then = sampler.sample(logits, expect,
                               pulled(pull, stepper, 0, logits, expect, tracker.endings()))
         if voicing.lead_list[then] and n < longest:
             # It expected the melody then, and the melody does not come: not a moment for the
-            # band; draw again from the times after it.
-            stepper.restore(snap)
-            tracker.restore(saved)
-            after = n
-            continue
+            # band; draw again from the times after it (the next pass, with `after`), unless
+            # nothing is allowed then: the wait happened.
+            if trial.again(voicing, mask, n) is not None:
+                after = n
+                continue
+        trial.commit()
         out.append(tok)
         after = 0
         if voicing.is_shift[then]:

@@ -52,6 +52,7 @@ from neuralband.parts import MelodyNote, Voicing, from_info
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler, pulled
 from neuralband.steering import FOLLOW, FREE, ControlChoice, steer
+from neuralband.trial import Trial
 
 MAX_CHAIN = 16  # events sampled ahead after a wait
 LATE_S = 0.02  # the click: a beat this far behind is still sounded
@@ -118,13 +119,11 @@ class Engine(LiveLoop):
                          for voice in v.band_voices}
         self._band_voice = {c: voice for voice, c in self._channel.items()}
         # Proposal state: a TIME_SHIFT fed on trial, and the event sampled after it.
-        self._snap = stepper.snapshot()
-        self._mark: tuple | None = None  # the grammar's saved state while a wait is on trial
+        self._trial = Trial(stepper)
         self._chain: list[int] = []  # the events after the wait, fed on trial, sent at its end
         self._deadline_step = 0
         self._next: int | None = None  # sampled from the current (committed or trial) state
         self._velocity = [100] * 16  # each band voice's current MIDI velocity
-        self._trial_shift = 0
         self._expects_player = False  # the wait on trial ends where the model expects the player
         # Only a duet's band waits for a player it expects; alone (solo, a call's answer) it
         # plays on its own clock.
@@ -333,7 +332,7 @@ class Engine(LiveLoop):
         beat = grid.beat_at(at)
         if stepper.beat_on:
             # where the committed stream's clock is (a wait on trial moved the model's on)
-            pos = float(self._snap.beat[0] if self._mark is not None else stepper.beat_pos[0])
+            pos = float(self._trial.snap.beat[0] if self._trial.open else stepper.beat_pos[0])
             drift = abs(beat - pos) % grid.bar_beats
             drift = min(drift, grid.bar_beats - drift)
             if (drift < BEAT_DRIFT and stepper.bar_beats[0] == grid.bar_beats
@@ -412,7 +411,7 @@ class Engine(LiveLoop):
         if self._ending is not None:
             self._end_ramp(self.clock())
         if self._opening is not None:  # an answer's first note is due: no wait past it
-            step = self._deadline_step if self._mark is not None else self.enc.step
+            step = self._deadline_step if self._trial.open else self.enc.step
             room = math.floor((self._opening - self.t0) * self._sps) - step
             np.less_equal(self._shift_steps, max(room, 0), out=self._soon)
             self._soon &= allowed
@@ -426,23 +425,23 @@ class Engine(LiveLoop):
 
     def _play(self, now: float) -> None:
         """Perform due events and keep one proposal ready."""
-        if self._mark is None and self._next is None:
+        if not self._trial.open and self._next is None:
             self._catch_up(now)
             self._on_time = None  # the turn starts now: no schedule to keep
             t = self.clock()
             self._next = self._sample()
             self.stats.step_s.add(self.clock() - t)
         while True:
-            if self._mark is not None:  # a wait on trial: has it ended?
+            if self._trial.open:  # a wait on trial: has it ended?
                 if self.clock() - self.t0 < self._deadline_step / self._sps:
                     return
                 if self._expects_player and self._wait_longer():
                     continue
                 if self._too_late(self.t0 + self._deadline_step / self._sps):
                     continue
-                self._mark = None  # the wait happened: it and its chain are committed
+                self._trial.commit()  # the wait happened: it and its chain are committed
                 self._on_time = self.t0 + self._deadline_step / self._sps
-                for tok in [self._trial_shift, *self._chain]:
+                for tok in [self._trial.shift, *self._chain]:
                     self._send(tok, self._on_time)
                     self._observe(tok)
                     if self.tokens is not None:
@@ -490,7 +489,7 @@ class Engine(LiveLoop):
     def plan(self) -> list[dict]:
         """A wait on trial and the events after it (a chord, say): they go out at its end,
         unless the player comes in first."""
-        if self._mark is None:
+        if not self._trial.open:
             return []
         at = round(self._deadline_step / self._sps, 4)
         events = []
@@ -506,12 +505,8 @@ class Engine(LiveLoop):
         """Feed a sampled TIME_SHIFT on trial, then sample on until the next TIME_SHIFT: the
         events that follow the wait (a chord, say) are ready to go out together at its end."""
         self.stepper.prepare()  # the snapshot the player's input returns to: ready for it
-        self.stepper.snapshot(into=self._snap)
-        self._mark = self.tracker.save()
-        self._trial_shift = shift
+        self._trial.begin(shift, self.tracker)
         self._deadline_step = self.enc.step + self._steps[shift]
-        self.stepper.feed(shift)
-        self.tracker.update(shift)
         self._next = self._sample(expect_player=self._duet)
         self._expects_player = self._lead[self._next]
         if self._expects_player:  # the model expects the player then: the band has nothing
@@ -534,14 +529,10 @@ class Engine(LiveLoop):
         if after >= self._longest:  # a second of nothing: the encoding's longest wait, kept
             self._next = self._sample()  # what the band does at its end
             return False
-        self.tracker.restore(self._mark)
-        later = self.voicing.band_mask(self.tracker.allowed(), self._mask, after=after)
-        if not later.any():  # a note reaches its cap at the trial's end: the wait happened
-            self.tracker.update(self._trial_shift)  # back to the trial's end (the model is)
+        later = self._trial.again(self.voicing, self._mask, after)
+        if later is None:  # a note reaches its cap at the trial's end: the wait happened
             self._next = self._sample()  # the note's NOTE_OFF, the grammar says
             return False
-        self.stepper.restore(self._snap)
-        self._mark = None
         self.stats.expected += 1
         self._next = self._draw(later)
         return True
@@ -587,10 +578,8 @@ class Engine(LiveLoop):
     def _take_back(self, late: bool = False) -> None:
         """Undo a wait on trial (the player came in first, or ``late``: it is past its time),
         or drop a sampled-ahead event."""
-        if self._mark is not None:
-            self.stepper.restore(self._snap)
-            self.tracker.restore(self._mark)
-            self._mark = None
+        if self._trial.open:
+            self._trial.take_back()
             self._chain.clear()
             self.stats.taken_back += not late
         self._next = None
@@ -869,7 +858,7 @@ class Engine(LiveLoop):
         path from a key to the band's answer: finding a beat costs a few tenths of a ms)."""
         if self.beat is not None and self.beat.analyse():
             self._place_beat()
-        base = self._snap if self._mark is not None else None
+        base = self._trial.snap if self._trial.open else None
         if base is None:
             self.stepper.prepare()
         release = self.enc.sole_release()
@@ -891,7 +880,7 @@ class Engine(LiveLoop):
         times = [np.inf]
         if self._ending is not None:
             times.append(self._ending + END_S)
-        if self._mark is not None:
+        if self._trial.open:
             times.append(self.t0 + self._deadline_step / self._sps)
         if self._click:
             times.append(self._click_off if self._click_off is not None else self._click_next)

@@ -198,7 +198,7 @@ def test_the_engine_places_the_models_beat_on_the_players(beat_model):
         grid = engine.beat.grid()
         if grid is not None and engine.stepper.beat_on:
             at = engine.t0 + engine.enc.step / engine._sps
-            pos = engine._snap.beat[0] if engine._mark is not None else engine.stepper.beat_pos[0]
+            pos = engine._trial.snap.beat[0] if engine._trial.open else engine.stepper.beat_pos[0]
             off = (grid.beat_at(at) - pos) % grid.bar_beats
             placed.append(min(off, grid.bar_beats - off))
 

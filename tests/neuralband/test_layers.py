@@ -23,7 +23,7 @@ LAYERS = [
                "neuralband.int8", "neuralband.modelfile", "neuralband.fluidsynth"]},
     {"runtime": ["neuralband.runtime", "neuralband.sampling", "neuralband.parts",
                  "neuralband.steering", "neuralband.groove", "neuralband.loaded",
-                 "neuralband.grid_model", "neuralband.model"]},
+                 "neuralband.grid_model", "neuralband.model", "neuralband.trial"]},
     {"offline": ["neuralband.generate", "neuralband.score", "neuralband.evaluate",
                  "neuralband.audition", "neuralband.activations", "neuralband.roundtrip"],
      "live": ["neuralband.live"],
