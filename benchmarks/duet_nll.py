@@ -60,7 +60,7 @@ from encoders.voices import (  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
 from neuralband.steering import FOLLOW, FREE, ControlChoice, Steering  # noqa: E402
-from training.data import read_dataset, split_pieces  # noqa: E402
+from training.windows import read_dataset, split_pieces  # noqa: E402
 
 
 def hide_lead(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:

@@ -49,7 +49,7 @@ from neuralband.runtime import Stepper  # noqa: E402
 from neuralband.sampling import Rules  # noqa: E402
 from neuralband.score import stream_nll  # noqa: E402
 from training.baselines import Trigram  # noqa: E402
-from training.data import read_dataset, split_pieces  # noqa: E402
+from training.windows import read_dataset, split_pieces  # noqa: E402
 
 CHECKS = ("renders", "meter_and_key", "bars_add_up", "ends_on_tonic")
 

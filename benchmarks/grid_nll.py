@@ -41,7 +41,7 @@ from encoders.grid import NEW, GridSettings, codes_states, grid_to_pretty_midi  
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
 from training.baselines import bigram_probs, count_train, unigram_probs  # noqa: E402
-from training.data import read_dataset, split_pieces  # noqa: E402
+from training.windows import read_dataset, split_pieces  # noqa: E402
 
 
 def with_lead(codes: np.ndarray, lead: np.ndarray, grid: GridSettings) -> np.ndarray:
@@ -138,7 +138,7 @@ def main() -> int:
           f"the hidden NLL); scored in {elapsed:.1f} s")
 
     if args.out:
-        from neuralband.grid_model import GridBand, accompany_grid
+        from neuralband.grid_band import GridBand, accompany_grid
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ from benchmarks.machine import cpu_model  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.score import mean_nll, score_files  # noqa: E402
 from training.baselines import Trigram  # noqa: E402
-from training.data import read_manifest, split_pieces, vocab_size  # noqa: E402
+from training.windows import read_manifest, split_pieces, vocab_size  # noqa: E402
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
-from training.data import split_pieces  # noqa: E402
+from training.windows import split_pieces  # noqa: E402
 
 GOAL_CHANGE = 0.01
 

@@ -170,10 +170,10 @@ def live_step(stepper: Stepper, seed: int, beat: bool = True) -> Callable[[int],
     conditioned model), its beat clock running (a model that reads the beat, 100 BPM; with
     ``beat=False`` no beat, as `--beat free`), feed, the grammar's mask (`NoteTracker`), top-p
     0.95 sampling."""
-    from neuralband.parts import from_info
     from neuralband.sampling import NoteTracker, model_rules
     from neuralband.sampling import Sampler as LiveSampler
     from neuralband.steering import ControlChoice, steer
+    from neuralband.voicing import from_info
 
     info = stepper.info
     if info.controls is not None:

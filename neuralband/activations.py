@@ -84,8 +84,8 @@ def record(model: LoadedModel | str | os.PathLike, midi_path: str | os.PathLike)
     from encoders.midi_io import read_notes
     from encoders.performance import decode_notes
     from encoders.voices import split
-    from neuralband.parts import from_info
     from neuralband.score import encode_for
+    from neuralband.voicing import from_info
 
     path = Path(midi_path)
     model = loaded(model)

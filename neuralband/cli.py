@@ -167,8 +167,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from neuralband.modelfile import ModelFileError
     from training.config import config_from_args
-    from training.data import DatasetMismatch
     from training.runs import announce, check_run_folder, end_line, stop_message
+    from training.windows import DatasetMismatch
 
     cfg = None
     try:
@@ -390,7 +390,7 @@ def _melody(path: str, voices, track: str | None, seconds: float | None):
 
 def _generate_grid(args: argparse.Namespace, model, rules) -> int:
     """generate --lead with a grid model: the melody's steps in, the band's states out."""
-    from neuralband.grid_model import accompany_file
+    from neuralband.grid_band import accompany_file
 
     if not args.lead or args.seconds is not None or args.primer:
         raise ValueError(f"{model.name} is a grid model: it accompanies a melody (--lead "

@@ -24,11 +24,11 @@ from encoders.beats import Beats
 from encoders.performance import Event
 from encoders.voices import event_steps
 from neuralband.loaded import LoadedModel, loaded
-from neuralband.parts import MelodyNote, Voicing
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler, pulled
 from neuralband.steering import ControlChoice, Steering, steer
 from neuralband.trial import Trial
+from neuralband.voicing import MelodyNote, Voicing
 
 # From silence the model is started with one event of "nothing happened yet".
 SILENCE_START_STEPS = 10

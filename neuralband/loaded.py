@@ -52,7 +52,7 @@ class LoadedModel:
     def voicing(self):
         """Who plays each token, and what event it is (`parts.Voicing`); a ValueError that
         says what the model does instead where it plays no events."""
-        from neuralband.parts import from_info
+        from neuralband.voicing import from_info
 
         return from_info(self.info)
 

@@ -72,7 +72,7 @@ class Steering:
 
     def __init__(self, settings: ControlSettings, choice: ControlChoice = ControlChoice(),
                  arrangement: dict | None = None):
-        """``arrangement`` (a duet model's ``arrangement_density``, `training.data`): the notes
+        """``arrangement`` (a duet model's ``arrangement_density``, `training.windows`): the notes
         heard are a lead's, and following density means playing as busily as the data's
         arrangements under a lead this busy (the lead's own notes per second say too little
         of the whole band's)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import model_shape, read_manifest
+from training.windows import model_shape, read_manifest
 
 _CHUNK_TOKENS = 1 << 22  # bincount the gathered tokens every ~4 M, bounding memory per shard
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from training.config import ARGS, RESUMES, TrainConfig
-from training.data import read_dataset, read_manifest
+from training.windows import read_dataset, read_manifest
 
 STATE = "state.json"  # training.checkpoint.STATE, named here without importing torch
 # What a run writes into its folder, and --force deletes (anything else there is left alone).

@@ -49,7 +49,8 @@ from training.config import (
     record_resume,
     write_settings,
 )
-from training.data import (
+from training.runs import Progress, announce, check_run_folder, clear_run, stop_message
+from training.windows import (
     TokenWindows,
     arrangement_density,
     key_profiles,
@@ -58,7 +59,6 @@ from training.data import (
     read_dataset,
     voice_polyphony,
 )
-from training.runs import Progress, announce, check_run_folder, clear_run, stop_message
 
 METRICS_HEADER = ("step,train_loss,valid_nll,valid_ppl,lr,events_per_s,elapsed_s,"
                   "valid_nll_with_controls\n")

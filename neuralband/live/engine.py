@@ -5,8 +5,8 @@ port did), appends to a deque and wakes the engine: no parsing, no inference. Ev
 in the engine thread (`Engine.run`), one pass at a time:
 
 1. absorb every queued message: it becomes events at its real arrival time (the elapsed time as
-   TIME_SHIFTs, then VELOCITY / NOTE_ON / NOTE_OFF, by `encoders.live.LiveEncoder`) fed to the
-   model one by one;
+   TIME_SHIFTs, then VELOCITY / NOTE_ON / NOTE_OFF, by `encoders.live_encoder.LiveEncoder`) fed to
+   the model one by one;
 2. if the mode lets the band play, make sure it has a proposal: the next event sampled from the
    model under the grammar of `sampling.NoteTracker`. A note or velocity event is played at once.
    A TIME_SHIFT is a proposed wait: the state is snapshotted, the shift fed on trial and the event
@@ -33,7 +33,7 @@ from dataclasses import replace
 import numpy as np
 
 from encoders.keys import estimate_key, parse_key, scale_mask
-from encoders.live import LiveEncoder
+from encoders.live_encoder import LiveEncoder
 from encoders.performance import DEFAULT_SETTINGS, Event
 from encoders.schemes import EventScheme
 from neuralband.live.beat import (
@@ -48,11 +48,11 @@ from neuralband.live.loop import CHECK_EVERY_S, LiveLoop
 from neuralband.live.panel import INDEX, KEYS, control
 from neuralband.live.sync import PPQN, ClockFollower, LinkFollower
 from neuralband.live.turns import PlaySettings
-from neuralband.parts import MelodyNote, Voicing, from_info
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler, pulled
 from neuralband.steering import FOLLOW, FREE, ControlChoice, steer
 from neuralband.trial import Trial
+from neuralband.voicing import MelodyNote, Voicing, from_info
 
 MAX_CHAIN = 16  # events sampled ahead after a wait
 LATE_S = 0.02  # the click: a beat this far behind is still sounded

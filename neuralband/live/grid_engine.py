@@ -40,7 +40,7 @@ from encoders.grid import (
     voice_pitch,
 )
 from encoders.keys import parse_key, scale_mask
-from neuralband.grid_model import GridBand
+from neuralband.grid_band import GridBand
 from neuralband.live.beat import CLICK_ACCENT, CLICK_CHANNEL, CLICK_PITCH, CLICK_VELOCITY
 from neuralband.live.engine import DENSITY_GAIN, DENSITY_REF, LATE_NOTE_S
 from neuralband.live.loop import LiveLoop

@@ -302,7 +302,7 @@ def beat_dataset(tmp_path_factory):
 
 @pytest.mark.parametrize("stretch", [0.0, 0.1])
 def test_windows_read_their_notes_on_the_beat(beat_dataset, stretch):
-    from training.data import TokenWindows
+    from training.windows import TokenWindows
 
     cs = ControlSettings(beat=True)
     windows = TokenWindows(beat_dataset, "train", window=128, batch_size=16, seed=1,
@@ -330,7 +330,7 @@ def test_windows_track_the_beats_of_a_dataset_without_them(beat_dataset, tmp_pat
     import json
     import shutil
 
-    from training.data import TokenWindows
+    from training.windows import TokenWindows
 
     copy = tmp_path / "ds"
     shutil.copytree(beat_dataset, copy)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from encoders.live import DRUM_CHANNEL, LiveEncoder
+from encoders.live_encoder import DRUM_CHANNEL, LiveEncoder
 from encoders.midi_io import SUSTAIN_CC, NoteTable, read_notes
 from encoders.performance import (
     DEFAULT_SETTINGS,
@@ -246,7 +246,7 @@ def test_random_pieces_with_pedal_decode_the_same_live(data, enc_settings):
     # Two onsets of one pitch on one channel at one instant: with the pedal down the first is
     # dropped, which live costs an extra NOTE_ON/NOTE_OFF pair in its step, or, where an older
     # note of that pitch is open, the new onset keeps the dropped one's NOTE_ON and velocity
-    # (the case `encoders.live` documents as not exact).
+    # (the case `encoders.live_encoder` documents as not exact).
     keys = np.stack([table.group, table.pitch, table.start_s.view(np.int64)], axis=1)
     same_instant = len(np.unique(keys, axis=0)) < len(table)
     assert_same_notes(table, enc_settings, "random piece", same_events=not same_instant,

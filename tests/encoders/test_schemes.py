@@ -27,8 +27,8 @@ from encoders.voices import VoiceScheme
 from neuralband.cli import main
 from neuralband.modelfile import BUNDLED, bundled_model, read_info
 from tests.helpers.data import CHORALES
-from training.data import TokenWindows, model_shape, read_dataset
 from training.dataset import build_dataset
+from training.windows import TokenWindows, model_shape, read_dataset
 
 SCHEMES = [EventScheme(), EventScheme(EncoderSettings(velocity_bins=16)),
            VoicedScheme(VoiceScheme(4, "track:Soprano")),

@@ -16,8 +16,8 @@ from encoders.schemes import VoicedScheme
 from encoders.voices import VoiceScheme
 from neuralband.generate import generate
 from neuralband.modelfile import bundled_model
-from neuralband.parts import Voicing
 from neuralband.sampling import NoteTracker, Rules, Sampler
+from neuralband.voicing import Voicing
 
 S = TIME_SHIFT - 1
 
@@ -237,7 +237,7 @@ def test_a_note_lasts_at_least_one_step():
     assert allowed[s.note_off + 60] and allowed[s.note_off + 64]
 
     from neuralband.modelfile import read_info
-    from neuralband.parts import from_info
+    from neuralband.voicing import from_info
 
     info = read_info("duet")
     voicing = from_info(info)

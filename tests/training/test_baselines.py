@@ -20,8 +20,8 @@ from training.baselines import (
     unigram_nll,
     unigram_probs,
 )
-from training.data import TokenWindows
 from training.dataset import build_dataset
+from training.windows import TokenWindows
 
 V = VOCAB_SIZE
 

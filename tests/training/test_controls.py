@@ -24,9 +24,9 @@ from neuralband.modelfile import bundled_model, read_info
 from neuralband.runtime import Stepper
 from tests.helpers.data import TRAIN_CHORALES
 from training.config import TrainConfig
-from training.data import TokenWindows
 from training.dataset import build_dataset
 from training.train import train
+from training.windows import TokenWindows
 
 CS = ControlSettings()
 

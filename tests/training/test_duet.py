@@ -20,16 +20,16 @@ from encoders.voices import VoiceScheme, decode_voices, split
 from neuralband.evaluate import melody_at
 from neuralband.generate import accompany, generate
 from neuralband.modelfile import bundled_model, read_info
-from neuralband.parts import MelodyNote, Voicing
 from neuralband.runtime import Stepper
 from neuralband.sampling import DUET_CLASH, DUET_UNDER_MELODY, Rules, Sampler, model_rules
+from neuralband.voicing import MelodyNote, Voicing
 from tests.helpers import every_nth_valid
 from tests.helpers.data import CHORALES, TRAIN_CHORALES
 from tests.helpers.live import balanced, melody, session
 from training.config import TrainConfig
-from training.data import LEAD_DENSITY_EDGES, TokenWindows
 from training.dataset import build_dataset
 from training.train import train
+from training.windows import LEAD_DENSITY_EDGES, TokenWindows
 
 SATB = VoiceScheme(4, lead="track:Soprano")
 

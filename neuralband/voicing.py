@@ -26,7 +26,7 @@ def from_info(info) -> Voicing:
     scheme = info.scheme
     if isinstance(scheme, GridScheme):
         raise ValueError("a grid model plays grid steps, not events: accompany a melody with it "
-                         "(generate --lead, neuralband.grid_model) or play it live (play, "
+                         "(generate --lead, neuralband.grid_band) or play it live (play, "
                          "neuralband.live.grid_engine)")
     if not isinstance(scheme, EventScheme):
         raise ValueError(f"a {scheme.name} model plays no notes: give it `generate --length N`")

@@ -31,7 +31,7 @@ from encoders.performance import DEFAULT_SETTINGS, prepare_notes
 from encoders.schemes import GridScheme
 from encoders.voices import VoiceScheme, split_parts
 from neuralband.cli import main
-from neuralband.grid_model import GridBand, accompany_file, accompany_grid, melody_states
+from neuralband.grid_band import GridBand, accompany_file, accompany_grid, melody_states
 from neuralband.model import EventLSTM, load_model, save_model
 from neuralband.modelconfig import ModelConfig
 from neuralband.modelfile import ModelFileError, read_info
@@ -40,9 +40,9 @@ from tests.helpers import every_nth_valid
 from tests.helpers.data import CHORALES, TRAIN_CHORALES
 from training.baselines import baselines
 from training.config import TrainConfig
-from training.data import TokenWindows
 from training.dataset import build_dataset
 from training.train import train
+from training.windows import TokenWindows
 
 GRID = GridSettings(0.125, 4, "track:Soprano")  # sixteenths at the chorales' 120 bpm
 

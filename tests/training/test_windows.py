@@ -22,7 +22,7 @@ from encoders.performance import (
 )
 from encoders.schemes import EventScheme
 from tests.helpers import pretty
-from training.data import (
+from training.windows import (
     DatasetMismatch,
     TokenWindows,
     read_dataset,
@@ -443,7 +443,7 @@ def test_arrangement_density_is_the_whole_band_s_pace_under_a_lead_this_busy(tmp
     import pretty_midi
 
     from encoders.voices import VoiceScheme, encode_voices
-    from training.data import LEAD_DENSITY_EDGES, arrangement_density
+    from training.windows import LEAD_DENSITY_EDGES, arrangement_density
 
     voices = VoiceScheme(2, lead="track:MELODY")
     pieces = []
