@@ -259,8 +259,9 @@ def test_a_plain_models_duet_band_keeps_under_the_players_tune():
 def test_a_setup_saved_is_the_setup_started_again(tmp_path):
     """--save-settings keeps the options given; --settings starts them again, the command
     line's own options winning; a wrong file is one line."""
-    from neuralband.cli import _parse, build_parser
     from neuralband.live import setup
+    from neuralband.options import build_parser
+    from neuralband.options import parse as _parse
 
     parser = build_parser()
     first = _parse(parser, ["play", "--model", "pop-duet", "--mode", "duet", "--key", "Eb major",

@@ -88,7 +88,7 @@ def test_a_wrong_dataset_or_output_folder_is_one_readable_line(tmp_path):
 def test_every_option_of_every_command_says_what_it_does_and_its_default():
     import argparse
 
-    from neuralband.cli import build_parser
+    from neuralband.options import build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -28,7 +28,8 @@ LAYERS = [
                  "neuralband.audition", "neuralband.activations", "neuralband.roundtrip"],
      "live": ["neuralband.live"],
      "training": ["training"]},
-    {"front": ["neuralband.cli", "neuralband.demo", "neuralband.__main__", "neuralband"]},
+    {"front": ["neuralband.cli", "neuralband.options", "neuralband.demo", "neuralband.__main__",
+               "neuralband"]},
 ]
 
 
