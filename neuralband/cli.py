@@ -386,6 +386,24 @@ def _cmd_ports(args: argparse.Namespace) -> int:
     return 0
 
 
+def _offer_inputs(api: str | None) -> str | None:
+    """play without --in on a terminal: where several MIDI inputs are here, the player picks
+    one (None: one or none, which play takes or names)."""
+    from neuralband.live.ports import default_api, list_ports, pick_port
+
+    names = [p.name for p in list_ports(api or default_api()) if p.direction == "in"]
+    if len(names) < 2:
+        return None
+    def ask(prompt: str) -> str:  # on stderr, with the list and the status line
+        print(prompt, end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line
+
+    return pick_port(names, ask, lambda line: print(line, file=sys.stderr))
+
+
 def _cmd_play(args: argparse.Namespace) -> int:
     import faulthandler
 
@@ -403,6 +421,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
 
         if args.settings:  # a saved setup, the command line's own options over it
             setup.apply(args, args.parser, args.settings)
+        if args.inp is None and not args.virtual and sys.stdin.isatty() and sys.stderr.isatty():
+            args.inp = _offer_inputs(args.api)  # several keyboards: the player picks one
         if args.save_settings:
             print(f"neuralband: saved this setup in "
                   f"{setup.save(args, args.parser, args.save_settings)} (play --settings "

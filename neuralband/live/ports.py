@@ -200,6 +200,30 @@ def find_port(names: list[str], wanted: str, direction: str) -> int:
     raise PortError(f"no MIDI {kind} matching {wanted!r}; {kind}s here: {here}")
 
 
+def pick_port(names: list[str], ask: Callable[[str], str], say: Callable[[str], None],
+              kind: str = "input") -> str:
+    """A player's pick among several ports (``play`` without --in, on a terminal): the list
+    numbered, then a number, a name or part of one; Enter takes the first. Three wrong answers
+    are a PortError; end of input (Ctrl-D) is a KeyboardInterrupt."""
+    say(f"MIDI {kind}s here:")
+    for k, name in enumerate(names, 1):
+        say(f"  {k}. {name}")
+    for _ in range(3):
+        try:
+            answer = ask(f"which {kind}? [1-{len(names)}, Enter: 1] ").strip()
+        except EOFError:
+            raise KeyboardInterrupt from None
+        if not answer:
+            return names[0]
+        if answer.isdigit() and 1 <= int(answer) <= len(names):
+            return names[int(answer) - 1]
+        try:
+            return names[find_port(names, answer, "in" if kind == "input" else "out")]
+        except PortError as err:
+            say(str(err))
+    raise PortError(f"no MIDI {kind} chosen: name one with --in")
+
+
 def _mark_own(api: str, names: set[str], own: bool) -> None:
     with _own_lock:
         ports = _own_ports.setdefault(api, set())

@@ -376,3 +376,74 @@ def test_poll_and_send_costs(peers):
         send_us = (time.perf_counter() - t) / n * 1e6
     print(f"alive() {alive_us:.1f} us, send() {send_us:.2f} us")
     assert alive_us < 5000 and send_us < 500
+
+
+def test_pick_port_takes_a_number_a_name_or_enter_and_asks_again():
+    names = ["nbkbd_a:out", "Roland A-49:out", "nbkbd_b:out"]
+    said: list[str] = []
+
+    def answers(*replies):
+        it = iter(replies)
+        return lambda prompt: next(it)
+
+    assert ports.pick_port(names, answers("2"), said.append) == "Roland A-49:out"
+    assert said[0] == "MIDI inputs here:" and said[2] == "  2. Roland A-49:out"
+    assert ports.pick_port(names, answers(""), said.append) == "nbkbd_a:out"
+    assert ports.pick_port(names, answers("roland"), said.append) == "Roland A-49:out"
+    said.clear()
+    assert ports.pick_port(names, answers("7", "nbkbd", "3"), said.append) == "nbkbd_b:out"
+    assert any("ambiguous" in line for line in said)  # each wrong answer says why
+    with pytest.raises(PortError, match="--in"):
+        ports.pick_port(names, answers("x", "y", "z"), said.append)
+
+    def closed(prompt):
+        raise EOFError
+
+    with pytest.raises(KeyboardInterrupt):
+        ports.pick_port(names, closed, said.append)
+
+
+@pytest.mark.slow
+def test_play_on_a_terminal_offers_the_keyboards_it_sees(jack_server, tmp_path):
+    """`play` without --in, on a terminal, with two keyboards on JACK: it lists them, the player
+    types 2, and the band plays from the second."""
+    import pty
+    import select
+
+    from tests.helpers.jack import keyboard, listener
+
+    tag = f"nbpick{os.getpid()}"
+    keys = [keyboard(f"{tag}_a"), keyboard(f"{tag}_b"), listener(f"{tag}_dump", tmp_path / "d")]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "neuralband", "play", "--api", "jack",
+                             "--out", f"{tag}_dump", "--mode", "solo", "--seconds", "3"],
+                            stdin=slave, stderr=slave, stdout=subprocess.DEVNULL)
+    os.close(slave)
+    seen = b""
+
+    def more() -> bytes:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        try:
+            return os.read(master, 4096) if ready else b""
+        except OSError:  # the instrument has exited: its terminal is closed
+            return b""
+
+    try:
+        deadline = time.monotonic() + 30
+        while b"which input?" not in seen and time.monotonic() < deadline:
+            seen += more()
+        assert f"{tag}_a:out".encode() in seen and f"{tag}_b:out".encode() in seen, seen
+        numbered = {line.split(b". ", 1)[1].strip(): line.split(b".")[0].strip()
+                    for line in seen.splitlines() if b". " in line and tag.encode() in line}
+        os.write(master, numbered[f"{tag}_b:out".encode()] + b"\n")
+        while b"Ctrl-C to stop" not in seen and time.monotonic() < deadline:
+            seen += more()
+        start = next(line for line in seen.splitlines() if b"neuralband: playing" in line)
+        assert f"in '{tag}_b:out'".encode() in start, start
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        os.close(master)
+        for k in keys:
+            k.terminate()
+            k.wait(timeout=10)
