@@ -404,6 +404,14 @@ def _offer_inputs(api: str | None) -> str | None:
     return pick_port(names, ask, lambda line: print(line, file=sys.stderr))
 
 
+def _cmd_takes(args: argparse.Namespace) -> int:
+    from neuralband.live.takes import format_takes, list_takes, takes_folder
+
+    folder = takes_folder(args.takes)
+    print(format_takes(list_takes(folder), folder))
+    return 0
+
+
 def _cmd_play(args: argparse.Namespace) -> int:
     import faulthandler
 
@@ -412,6 +420,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
     from neuralband.live.osc import parse_address, parse_allow
     from neuralband.live.ports import PortError
     from neuralband.live.session import PortChoice, learn_controls, play
+    from neuralband.live.takes import takes_folder
     from neuralband.live.turns import PlaySettings
     from neuralband.loaded import LoadedModel
     from neuralband.modelfile import ModelFileError
@@ -462,7 +471,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
                     soundfont=args.soundfont,
                     sync="link" if args.link else args.clock, clock_out=args.clock_out,
                     view=None if args.view is None else (args.view_host, args.view),
-                    view_cells=args.view_cells, realtime=args.realtime)
+                    view_cells=args.view_cells, realtime=args.realtime,
+                    takes=None if args.no_takes else takes_folder(args.takes))
     except KeyboardInterrupt:
         print("neuralband: stopped", file=sys.stderr)
         return 130
@@ -704,6 +714,7 @@ COMMANDS = {
     "generate": _cmd_generate,
     "ports": _cmd_ports,
     "play": _cmd_play,
+    "takes": _cmd_takes,
     "audition": _cmd_audition,
     "score": _cmd_score,
     "evaluate": _cmd_evaluate,

@@ -152,7 +152,7 @@ def run_demo(out_dir: str | os.PathLike = "out", melody: str | os.PathLike | Non
     With ``synth`` both parts are heard as they play (`neuralband.live.synth`, the player's
     notes echoed to it), ``say`` told where the sound goes."""
     from neuralband.audition import AuditionError, draw_pianoroll, render_wav
-    from neuralband.live.session import write_recording
+    from neuralband.live.takes import write_recording
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

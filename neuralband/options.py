@@ -189,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--feedback-guard", action="store_true",
                     help="ignore input that echoes our own output within 30 ms")
     pl.add_argument("--record", metavar="FILE.mid", help="write both parts as two tracks")
+    pl.add_argument("--takes", metavar="DIR", default=None,
+                    help="keep each session you play in as a take here (default: "
+                         "$NEURALBAND_TAKES, else ~/.local/share/neuralband/takes)")
+    pl.add_argument("--no-takes", action="store_true", help="keep no take of this session")
     pl.add_argument("--seconds", type=float, default=None, help="stop after this long")
     pl.add_argument("--on-loss", choices=("wait", "exit"), default="wait",
                     help="when a port disappears: wait for it to come back, or exit")
@@ -272,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep this command line's options in a TOML file, to start the same "
                          "band again with --settings (a file that exists is not replaced)")
     pl.set_defaults(parser=pl)
+
+    tk = sub.add_parser("takes", help="list the takes play has kept",
+                        description="The sessions play kept (both parts, with the model and "
+                                    "settings they were played with): what the band can learn "
+                                    "your playing from.")
+    tk.add_argument("--takes", metavar="DIR", default=None,
+                    help="the takes folder (default: $NEURALBAND_TAKES, else "
+                         "~/.local/share/neuralband/takes)")
 
     aud = sub.add_parser("audition", help="render MIDI to WAV and piano-roll PNG, or an HTML page")
     aud.add_argument("midi", nargs="*", metavar="FILE.mid",

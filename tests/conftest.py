@@ -11,6 +11,7 @@ the tests that need it skip with the reason, and fail instead under NEURALBAND_R
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,10 @@ import pytest
 from tests.helpers.data import missing
 from tests.helpers.jack import jack_missing, jack_running
 from tests.helpers.realdata import MIDITOK_VERSION, fetch_miditok_tests, pop909_root
+
+# `play` keeps a take of each session played in: the tests' (and their subprocesses') go to a
+# folder of their own, never the user's.
+os.environ["NEURALBAND_TAKES"] = tempfile.mkdtemp(prefix="neuralband-test-takes-")
 
 
 @pytest.fixture(scope="session")

@@ -25,14 +25,13 @@ from neuralband.live.engine import Engine
 from neuralband.live.grid_engine import GridEngine, bpm_step_s, step_bpm
 from neuralband.live.midimap import Source, learn, save_map
 from neuralband.live.ports import MidiInput, MidiOutput, PortError
+from neuralband.live.takes import keep_take, write_recording
 from neuralband.live.turns import PlaySettings
 from neuralband.loaded import LoadedModel, loaded
 from neuralband.sampling import Rules
 from neuralband.steering import ControlChoice
 
 Performer = Engine | GridEngine  # the event engine, or a grid model's on a clock: one interface
-TICKS_PER_BEAT = 480
-TEMPO = 500_000  # 120 bpm: 960 ticks per second
 
 
 @dataclass(frozen=True)
@@ -85,45 +84,6 @@ def _p50_p99(ring, sign: str = "") -> str:
     if not ring.count:
         return "-"
     return f"{ring.percentile(50) * 1e3:{sign}.2f}/{ring.percentile(99) * 1e3:{sign}.2f}"
-
-
-def write_recording(engine: Performer, path: str | os.PathLike) -> Path:
-    """Both parts as a two-track MIDI file: track 1 the player, track 2 the band."""
-    import mido
-
-    mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-    ended = max([t for t, _, _ in engine.recording or []] + [engine.closed_at or engine.t0])
-    for part in ("player", "band"):
-        track = mido.MidiTrack()
-        track.append(mido.MetaMessage("track_name", name=part, time=0))
-        if part == "player":
-            track.insert(0, mido.MetaMessage("set_tempo", tempo=TEMPO, time=0))
-        last = 0
-        held: dict[tuple[int, int], int] = {}  # (channel, pitch) -> notes open
-        for t, who, data in engine.recording or []:
-            if who != part:
-                continue
-            tick = max(0, round((t - engine.t0) * TICKS_PER_BEAT * 1e6 / TEMPO))
-            track.append(mido.Message.from_bytes(data, time=tick - last))
-            last = tick
-            kind, key = data[0] & 0xF0, (data[0] & 0x0F, data[1] if len(data) > 1 else -1)
-            if kind == 0x90 and data[2] > 0:
-                held[key] = held.get(key, 0) + 1
-            elif kind in (0x80, 0x90) and held.get(key):
-                held[key] -= 1
-        # Keys still held when the take ended (Ctrl-C with a chord down) end with it.
-        end = max(0, round((ended - engine.t0) * TICKS_PER_BEAT * 1e6 / TEMPO))
-        for (channel, pitch), n in held.items():
-            for _ in range(n):
-                track.append(mido.Message("note_off", channel=channel, note=pitch,
-                                          time=max(0, end - last)))
-                last = max(last, end)
-        track.append(mido.MetaMessage("end_of_track", time=0))
-        mid.tracks.append(track)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mid.save(str(path))
-    return path
 
 
 def _not_open(data: list[int]) -> None:
@@ -181,7 +141,7 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
          view_cells: str | None = None, realtime: bool = True, meter: int | None = None,
          osc_allow: tuple[str, ...] | None = None, synth: bool = False,
          soundfont: str | None = None,
-         follow_beat: bool = True) -> int:
+         follow_beat: bool = True, takes: str | os.PathLike | None = None) -> int:
     """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost).
     ``precision="int8"`` steps the model with int8 weights (`neuralband.int8`, needs numba);
     "auto" takes int8 where numba is installed (`live_precision`).
@@ -205,7 +165,10 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
 
     A model that reads the beat (`neuralband.live.beat`) plays on the followed MIDI clock's
     beat, else ``bpm`` (bars of ``meter`` beats; ``click`` sounds it), else the player's taps,
-    else the player's own beat, tracked; ``follow_beat=False``: no beat."""
+    else the player's own beat, tracked; ``follow_beat=False``: no beat.
+
+    ``takes`` (a folder): the session is kept there as a take where the player played
+    (`neuralband.live.takes`)."""
     def say(line: str) -> None:
         print(("\r\033[K" if show_status else "") + f"neuralband: {line}", file=sys.stderr,
               flush=True)
@@ -214,6 +177,7 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
     if show_status is None:
         show_status = sys.stderr.isatty()
     precision = live_precision(precision)
+    keeping = record is not None or takes is not None  # the engine records the session
     model = loaded(model)
     stepper = model.stepper(precision=precision)
     rules = model.rules(rules)
@@ -221,7 +185,7 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
         if controls is not None and controls != ControlChoice():
             raise ValueError("--key and --density are for models trained with --controls")
         grid = {} if grace_s is None else {"grace_s": grace_s}
-        engine = GridEngine(stepper, _not_open, settings, rules, seed, record=record is not None,
+        engine = GridEngine(stepper, _not_open, settings, rules, seed, record=keeping,
                             step_s=None if bpm is None else bpm_step_s(bpm), click=click,
                             sync=sync, clock_out=clock_out, **grid)
     elif sync == "link" and not stepper.reads_beat:
@@ -239,7 +203,7 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
         beat = LiveBeat(meter or 4, bpm, follow=follow_beat) if stepper.reads_beat else None
         if beat is not None and not follow_beat and bpm is not None:
             raise ValueError("--beat free plays without a beat: leave out --bpm")
-        engine = Engine(stepper, _not_open, settings, rules, seed, record=record is not None,
+        engine = Engine(stepper, _not_open, settings, rules, seed, record=keeping,
                         controls=controls, sync=sync, beat=beat, click=click)
     engine.map_midi(midi_map or {})
     # The input first: the keyboard is what a player names, and its error lists the inputs.
@@ -339,6 +303,13 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
         say(status_line(engine) + (f" | {unsent} note-offs could not be sent" if unsent else ""))
         if record is not None:
             say(f"recorded {write_recording(engine, record)} (track 1 player, track 2 band)")
+        if takes is not None:
+            kept = keep_take(engine, takes, {
+                "model": Path(model.name).name, "model_sha256": model.info.sha256,
+                "mode": settings.mode, "temperature": rules.temperature, "top_p": rules.top_p,
+                "bpm": bpm, "seed": seed})
+            if kept is not None:
+                say(f"kept this take: {kept} (neuralband takes lists them)")
     return 1 if watch.lost_for_good else 0
 
 

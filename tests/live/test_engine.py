@@ -254,7 +254,8 @@ def test_a_key_held_when_the_take_stops_is_closed_in_the_recording(tmp_path):
     import mido
     import pretty_midi
 
-    from neuralband.live.session import status_line, write_recording
+    from neuralband.live.session import status_line
+    from neuralband.live.takes import write_recording
 
     out = Capture()
     engine = Engine(Stepper.load(bundled_model()), out, PlaySettings(mode="call", wait_s=5.0),

@@ -6,6 +6,7 @@ The keyboard is Debian's `jack_midiseq` (a looping sequencer client), the listen
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -282,3 +283,31 @@ def test_duet_with_the_bundled_duet_model(names, tmp_path):
     assert band_on, f"the band never played; stderr: {err}"
     assert {m[0] & 0x0F for m in band_on} <= {1, 2, 3}  # band voices 1-3 on channels 2-4
     assert not left_sounding(sent), f"stuck notes: {left_sounding(sent)}"
+
+
+@pytest.mark.slow
+def test_a_session_played_in_is_kept_as_a_take_and_listed(names, tmp_path):
+    """play keeps the session as a take (both parts, beside a note of the model and settings);
+    `neuralband takes` lists it; --no-takes keeps nothing."""
+    kbd_name, dump_name = names
+    dump = listener(dump_name, tmp_path / "dump.txt")
+    kbd = keyboard(kbd_name, loop_s=1.2)
+    takes = tmp_path / "takes"
+    try:
+        for extra in ([], ["--no-takes"]):
+            proc = neuralband("play", "--api", "jack", "--in", kbd_name, "--out", dump_name,
+                              "--mode", "solo", "--seconds", "3", "--takes", str(takes), *extra)
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+    finally:
+        kbd.kill()
+        close_listener(dump)
+    kept = sorted(takes.glob("*.mid"))
+    assert len(kept) == 1 and "kept this take" not in err  # the second run kept none
+    note = json.loads(kept[0].with_suffix(".json").read_text())
+    assert note["model"] == "pop" and note["mode"] == "solo" and note["player_notes"] >= 4
+    tracks = mido.MidiFile(kept[0]).tracks
+    assert [t.name for t in tracks] == ["player", "band"]
+    listed = subprocess.run([sys.executable, "-m", "neuralband", "takes", "--takes", str(takes)],
+                            capture_output=True, text=True, timeout=60)
+    assert kept[0].name in listed.stdout and "1 take(s)" in listed.stdout, listed
