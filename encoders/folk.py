@@ -281,6 +281,7 @@ class FolkScheme(TokenScheme):
     # sees it (from <s> alone, 16% of 200 sampled tunes named no meter; after </s> <s>, 2%).
     opening = (INDEX["</s>"], INDEX["<s>"])
     output_suffix = ".abc"
+    writes_midi = True  # a tune's MIDI beside it (`to_midi`), for audition
 
     @property
     def input_classes(self) -> int:

@@ -71,6 +71,12 @@ class TokenScheme(ABC):
     opening: ClassVar[tuple[int, ...]] = ()
     end: ClassVar[int | None] = None
     output_suffix: ClassVar[str] = ".mid"
+    # What it can do, asked of the scheme rather than decided from its kind elsewhere: how its
+    # model plays live ("events": the event engine, one event at a time; "clock": the grid
+    # engine, a step per grid line; None: it writes text or tunes and does not play).
+    plays: ClassVar[str | None] = None
+    writes_midi: ClassVar[bool] = False  # a generated piece becomes MIDI (decode_midi/to_midi)
+    source_unit: ClassVar[str] = "notes"  # what encoding a source file counts as it reads
     # The event encoding underneath, where there is one (the key and density controls, note
     # lengths and the live engine read it); None for text.
     settings: EncoderSettings | None = None
@@ -143,6 +149,12 @@ class TokenScheme(ABC):
         return tokens
 
     @property
+    def accompanies(self) -> bool:
+        """Whether its stream holds a lead part (a melody) beside the band's: `generate
+        --lead` and a live duet can give it the lead and let it play the rest."""
+        return self.voices is not None or self.grid is not None
+
+    @property
     def stretchable(self) -> bool:
         """Whether `stretch` changes anything (time is in the tokens)."""
         return False
@@ -201,6 +213,8 @@ class EventScheme(TokenScheme):
     """Performance-RNN events (`encoders.performance`): 388 classes by default."""
 
     name = "events"
+    plays = "events"
+    writes_midi = True
 
     def __init__(self, settings: EncoderSettings = DEFAULT_SETTINGS) -> None:
         self.settings = settings
@@ -361,6 +375,8 @@ class GridScheme(TokenScheme):
 
     name = "grid"
     unit = "steps"
+    plays = "clock"
+    writes_midi = True
 
     def __init__(self, grid: GridSettings, settings: EncoderSettings = DEFAULT_SETTINGS) -> None:
         self.grid, self.settings = grid, settings

@@ -20,6 +20,7 @@ class TextScheme(TokenScheme):
     name = "text"
     suffixes = TEXT_SUFFIXES
     unit = "bytes"
+    source_unit = "bytes"
     opening = (10,)  # a model starts from a line's end: what a piece of text follows
     output_suffix = ".txt"
 

@@ -91,7 +91,7 @@ def record(model: LoadedModel | str | os.PathLike, midi_path: str | os.PathLike)
     model = loaded(model)
     stepper = model.stepper()
     info = model.info
-    if info is None or info.grid:
+    if info.scheme.plays != "events":
         raise ValueError("--activations reads an event model's cells (pop, pop-duet, "
                          "chorale-folk, duet); a grid model steps on a clock, not on events")
     tokens = encode_for(path, info)

@@ -126,7 +126,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         return 2
     bar = tqdm(total=total, unit="file", dynamic_ncols=True, disable=args.quiet)
     counts = {"notes": 0, "errors": 0}
-    unit = "bytes" if scheme.name == "text" else "notes"
+    unit = scheme.source_unit
     start = time.perf_counter()
 
     def progress(results) -> None:
@@ -152,7 +152,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     print(f"{summary.found} files found: {summary.encoded} pieces encoded, {summary.failed} failed,"
           f" {summary.duplicates} duplicate; {summary.already} files already in {args.out}")
     for split, row in sorted(summary.per_split.items()):
-        hours = "" if scheme.settings is None else f"  {row['hours']:8.2f} hours"
+        hours = "" if scheme.plays is None else f"  {row['hours']:8.2f} hours"
         print(f"  {split:5s}  {row['files']:6d} pieces  {row['events']:10,d} "
               f"{scheme.unit:6s}{hours}")
     if summary.failed:
@@ -200,7 +200,7 @@ def _rules_and_controls(args: argparse.Namespace, model):
     given = {"max_note_s": args.max_note, "under_melody": args.under_melody,
              "clash": args.clash, "tight": args.tight}
     limit = {name: value for name, value in given.items() if value is not None}
-    if getattr(args, "mode", None) == "duet" and info.voices is None:
+    if getattr(args, "mode", None) == "duet" and not info.scheme.accompanies:
         # any model's duet band keeps under your tune (a voice-packed one: `model_rules`)
         limit.setdefault("under_melody", PLAIN_DUET_UNDER_MELODY)
         limit.setdefault("clash", DUET_CLASH)
@@ -227,11 +227,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         info = model.info
         rules, choice = _rules_and_controls(args, model)
         scheme = info.scheme
-        if info.grid:
+        if scheme.plays == "clock":
             return _generate_grid(args, model, rules)
-        if scheme.settings is None:  # a scheme of no notes (text): tokens in, tokens out
+        if scheme.plays is None:  # a scheme of no notes (text, tunes): tokens in, tokens out
             return _generate_tokens(args, model, rules)
-        if args.lead and scheme.voices is None:
+        if args.lead and not scheme.accompanies:
             raise ValueError(f"{model.name} is not a voice-packed model: --lead needs one, "
                              "e.g. --model duet")
         if args.lead and args.primer:
@@ -270,7 +270,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         pm.write(str(name))
         notes = sum(len(i.notes) for i in pm.instruments)
         parts = (" (" + ", ".join(f"{i.name} {len(i.notes)}" for i in pm.instruments) + ")"
-                 if scheme.voices else "")
+                 if scheme.accompanies else "")
         print(f"wrote {name}: {notes} notes{parts}, {pm.get_end_time():.1f} s "
               f"({len(piece.tokens) - piece.primer_length} events generated)")
     return 0
@@ -312,7 +312,7 @@ def _generate_tokens(args: argparse.Namespace, model, rules) -> int:
         text = scheme.decode(piece.tokens if args.primer else piece.tokens[piece.primer_length:])
         name.write_text(text)
         also = ""
-        if hasattr(scheme, "to_midi"):  # a tune: its MIDI too, for audition
+        if scheme.writes_midi:  # a tune: its MIDI too, for audition
             try:
                 name.with_suffix(".mid").write_bytes(scheme.to_midi(text, str(name)))
                 also = f" and {name.with_suffix('.mid')}"

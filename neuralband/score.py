@@ -97,7 +97,7 @@ def score_files(model: LoadedModel | str | os.PathLike, paths: Sequence[str | os
     info = model.info
     if controls and info.controls is None:
         raise ValueError(f"{model.name} reads no controls (trained without --controls)")
-    if info.grid is not None:
+    if info.scheme.plays == "clock":
         raise ValueError(f"{model.name} is a grid model: score reads event models (default, duet, "
                          "...), whose input and output are the same tokens")
     streams, names, failed = [], [], []

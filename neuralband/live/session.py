@@ -181,7 +181,7 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
     model = loaded(model)
     stepper = model.stepper(precision=precision)
     rules = model.rules(rules)
-    if stepper.info and stepper.info.grid:
+    if model.scheme.plays == "clock":
         if controls is not None and controls != ControlChoice():
             raise ValueError("--key and --density are for models trained with --controls")
         grid = {} if grace_s is None else {"grace_s": grace_s}

@@ -150,3 +150,18 @@ def test_encode_options_that_make_no_scheme_are_one_line(tmp_path, capsys, optio
     assert main(["encode", str(CHORALES[0]), "-o", str(tmp_path / "ds"), *options]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1 and not (tmp_path / "ds").exists()
+
+
+def test_each_scheme_says_what_it_can_do():
+    """What a model can do is asked of its scheme (how it plays live, whether it takes a lead,
+    whether its pieces become MIDI), not decided from its kind elsewhere."""
+    from neuralband.loaded import LoadedModel
+
+    can = {name: (s.plays, s.accompanies, s.writes_midi, s.source_unit)
+           for name in ("pop", "pop-duet", "grid", "folk", "colours")
+           for s in [LoadedModel.open(name).scheme]}
+    assert can == {"pop": ("events", False, True, "notes"),
+                   "pop-duet": ("events", True, True, "notes"),
+                   "grid": ("clock", True, True, "notes"),
+                   "folk": (None, False, True, "notes"),
+                   "colours": (None, False, False, "bytes")}
