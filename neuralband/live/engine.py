@@ -55,7 +55,7 @@ from neuralband.trial import Trial
 from neuralband.voicing import MelodyNote, Voicing, from_info
 
 MAX_CHAIN = 16  # events sampled ahead after a wait
-LATE_S = 0.02  # the click: a beat this far behind is still sounded
+CLICK_LATE_S = 0.02  # the click: a beat this far behind is still sounded
 # A band event that would leave this long after its time is not sent: its turn is dropped and
 # the stream follows the clock (a CPU-starved loop plays nothing late; under 10 ms heard with
 # JACK's 2.7 ms period at 128 frames / 48 kHz).
@@ -906,7 +906,7 @@ class Engine(LiveLoop):
         beat = grid.beat_at(now)
         nearest = round(beat)
         at = now - (beat - nearest) * grid.period_s  # the nearest beat's time
-        if (at <= now and now - at <= LATE_S and at - self._click_last > grid.period_s / 2
+        if (at <= now and now - at <= CLICK_LATE_S and at - self._click_last > grid.period_s / 2
                 and self._click_off is None and self.output_ok):
             try:
                 downbeat = nearest % grid.bar_beats == 0

@@ -69,17 +69,17 @@ def takes_folder(given: str | os.PathLike | None = None) -> Path:
     return Path(data) / "neuralband" / "takes"
 
 
-def player_notes(recording) -> int:
-    """The player's NOTE_ONs in an engine's recording ((time, who, bytes), ...)."""
+def notes_of(recording, part: str) -> int:
+    """A part's ("player" or "band") NOTE_ONs in an engine's recording ((time, who, bytes))."""
     return sum(1 for _, who, data in recording or []
-               if who == "player" and len(data) > 2 and data[0] & 0xF0 == 0x90 and data[2] > 0)
+               if who == part and len(data) > 2 and data[0] & 0xF0 == 0x90 and data[2] > 0)
 
 
 def keep_take(engine, folder: str | os.PathLike, about: dict) -> Path | None:
     """Write the session's take into ``folder`` (made if missing): the MIDI file and its note
     (``about``: the model and the settings, plus what the take holds). None where the player
     played no note. Never replaces a file: a second take in the same second is ``..._2``."""
-    played = player_notes(engine.recording)
+    played = notes_of(engine.recording, "player")
     if not played:
         return None
     folder = Path(folder)
@@ -89,8 +89,7 @@ def keep_take(engine, folder: str | os.PathLike, about: dict) -> Path | None:
     while path.exists() or path.with_suffix(".json").exists():
         k += 1
         path = folder / f"{stamp}_{k}.mid"
-    band = sum(1 for _, who, data in engine.recording
-               if who == "band" and len(data) > 2 and data[0] & 0xF0 == 0x90 and data[2] > 0)
+    band = notes_of(engine.recording, "band")
     seconds = max((t for t, _, _ in engine.recording), default=engine.t0) - engine.t0
     write_recording(engine, path)
     note = {"take": path.name, "started": stamp, "seconds": round(seconds, 2),

@@ -14,12 +14,13 @@ CHORALES = sorted((DATA / "chorales").glob("*.mid"))
 TRAIN_CHORALES = sorted((DATA / "chorales_train").glob("*.mid"))
 
 
-def require_reference() -> bool:
-    return os.environ.get("NEURALBAND_REQUIRE_REFERENCE") == "1"
+def skip_unless_required(reason: str, variable: str) -> None:
+    """Skip with a reason, or fail where CI requires the missing part (``variable``=1)."""
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{reason} ({variable}=1)")
+    pytest.skip(reason)
 
 
 def missing(reason: str) -> None:
-    """Skip with a reason, or fail where the reference is required."""
-    if require_reference():
-        pytest.fail(f"{reason} (NEURALBAND_REQUIRE_REFERENCE=1)")
-    pytest.skip(reason)
+    """A reference system is missing: skip, or fail under NEURALBAND_REQUIRE_REFERENCE=1."""
+    skip_unless_required(reason, "NEURALBAND_REQUIRE_REFERENCE")

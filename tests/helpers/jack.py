@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.helpers.data import skip_unless_required
 
 RATE = 48_000  # the dummy driver's sample rate, as the jack_server fixture starts it
 
@@ -22,15 +22,9 @@ PLAYER_CH = 1  # the controller's notes on channel 2; the band plays on channel 
 PHRASE = (60, 64, 67, 64)  # what the controller plays
 
 
-def require_jack() -> bool:
-    return os.environ.get("NEURALBAND_REQUIRE_JACK") == "1"
-
-
 def jack_missing(reason: str) -> None:
-    """Skip with a reason, or fail where JACK is required (CI sets NEURALBAND_REQUIRE_JACK=1)."""
-    if require_jack():
-        pytest.fail(f"{reason} (NEURALBAND_REQUIRE_JACK=1)")
-    pytest.skip(reason)
+    """JACK is missing: skip, or fail under NEURALBAND_REQUIRE_JACK=1 (as CI sets it)."""
+    skip_unless_required(reason, "NEURALBAND_REQUIRE_JACK")
 
 
 def jack_running() -> bool:
