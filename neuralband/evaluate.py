@@ -22,6 +22,10 @@ Solo metrics (`piece_metrics`), one number each:
   tonic, a minor key's relative major, is bin 0) and a reference one, typically the mean of the
   real pieces. Key-relative, so that songs in different keys can share one reference; JS rather
   than L1 because it is symmetric, bounded and weighs differences by how much a bin is used.
+- ``ioi_distance`` and ``length_distance``: the same divergence between the piece's histogram of
+  inter-onset intervals (onsets within 30 ms of each other are one, a chord) and a reference
+  one, and between their histograms of note lengths; 24 bins spaced evenly in log time from
+  20 ms to 4 s. Whether the piece moves and holds its notes as the reference music does.
 
 Accompaniment metrics (`accompaniment_metrics`) of a melody part and a band part:
 
@@ -63,7 +67,9 @@ MELODY_NAMES = ("melody", "lead")  # track names that mark the melody (POP909, g
 MIDI_SUFFIXES = (".mid", ".midi")
 
 SOLO_METRICS = ("notes_per_s", "polyphony", "median_length_s", "capped_share", "velocity_sd",
-                "in_key_share", "pc_distance")
+                "in_key_share", "pc_distance", "ioi_distance", "length_distance")
+TIME_EDGES = np.geomspace(0.02, 4.0, 25)  # 24 log-spaced bins of the timing histograms
+CHORD_S = 0.03  # onsets this close together are one onset, a chord
 GROOVE_METRICS = ("on_grid", "tempo_held")
 ACCOMPANIMENT_METRICS = ("band_notes_per_s", "band_in_key_share", "band_below_share",
                          "band_consonant_share", "melody_met_share")
@@ -137,6 +143,27 @@ def sounding_histogram(table: NoteTable, lo: float, hi: float) -> np.ndarray:
     return pitch_class_histogram(table.pitch, length)
 
 
+def timing_histograms(table: NoteTable, lo: float, hi: float) -> np.ndarray:
+    """The normalised histograms of the inter-onset intervals and of the note lengths of the
+    notes starting in ``[lo, hi)``, as one (2, 24) array (a row of zeros where there is none)."""
+    notes = in_span(table, lo, hi)
+    onsets = np.unique(notes.start_s)
+    if len(onsets):
+        onsets = onsets[np.concatenate([[True], np.diff(onsets) > CHORD_S])]
+    rows = []
+    for values in (np.diff(onsets), notes.end_s - notes.start_s):
+        counts = np.histogram(np.clip(values, TIME_EDGES[0], TIME_EDGES[-1]), TIME_EDGES)[0]
+        rows.append(counts / counts.sum() if counts.sum() else counts.astype(np.float64))
+    return np.array(rows)
+
+
+def _distance(own: np.ndarray, reference: np.ndarray | None) -> float:
+    """The JS divergence of a histogram and a reference; NaN where either is empty."""
+    if reference is None or not own.any() or not reference.any():
+        return float("nan")
+    return js_divergence(own, reference)
+
+
 def table_key(table: NoteTable, lo: float = 0.0, hi: float = np.inf) -> Key | None:
     """The key estimated from the notes sounding in ``[lo, hi)``, or None with no notes."""
     hist = sounding_histogram(table, lo, hi)
@@ -194,11 +221,13 @@ def in_key_share(pitches: np.ndarray, key: Key | None) -> float:
 
 def piece_metrics(piece: Piece, start_s: float = 0.0, end_s: float | None = None,
                   cap_s: float = CAP_S, key: Key | None = None,
-                  reference: np.ndarray | None = None) -> dict[str, float]:
+                  reference: np.ndarray | None = None,
+                  timing: np.ndarray | None = None) -> dict[str, float]:
     """The solo metrics (see the module docstring) of one piece over ``[start_s, end_s)``.
 
     ``key`` defaults to the one estimated from the range itself; ``reference`` is the
-    key-relative histogram that ``pc_distance`` compares with (NaN without one).
+    key-relative histogram that ``pc_distance`` compares with, ``timing`` the (2, 24) timing
+    histograms that ``ioi_distance`` and ``length_distance`` do (NaN without them).
     """
     table = load_notes(piece)
     lo, hi = span(table, start_s, end_s)
@@ -208,6 +237,9 @@ def piece_metrics(piece: Piece, start_s: float = 0.0, end_s: float | None = None
     hist = sounding_histogram(notes, lo, hi)
     distance = (js_divergence(key_relative(hist, key), reference)
                 if reference is not None and key is not None and hist.any() else float("nan"))
+    own = timing_histograms(table, lo, hi)
+    rhythm = [float("nan")] * 2 if timing is None else [_distance(own[i], timing[i])
+                                                       for i in range(2)]
     return {
         "notes_per_s": len(notes) / (hi - lo) if hi > lo else float("nan"),
         "polyphony": polyphony(notes.start_s, notes.end_s, lo, hi),
@@ -216,6 +248,8 @@ def piece_metrics(piece: Piece, start_s: float = 0.0, end_s: float | None = None
         "velocity_sd": float(np.std(notes.velocity)) if len(notes) else float("nan"),
         "in_key_share": in_key_share(notes.pitch, key),
         "pc_distance": distance,
+        "ioi_distance": rhythm[0],
+        "length_distance": rhythm[1],
     }
 
 
@@ -336,20 +370,34 @@ def solo_rows(tables: Sequence[NoteTable], primer_s: float = 0.0, seconds: float
               reference: Sequence[NoteTable] | None = None) -> list[dict[str, float]]:
     """The solo metrics of every piece after a primer of ``primer_s`` for ``seconds``.
 
-    ``pc_distance`` compares with the mean key-relative histogram of the ``reference`` pieces
-    (the real ones); without them, of the other pieces of the set, so that a real set is not
-    compared with itself.
+    ``pc_distance`` (and the timing distances) compare with the mean histograms of the
+    ``reference`` pieces (the real ones); without them, of the other pieces of the set, so that
+    a real set is not compared with itself.
     """
     lo, hi = measured_range(primer_s, seconds)
     own = [key_and_histogram(t, primer_s, lo, hi, key) for t in tables]
-    pooled = (None if reference is None else
-              mean_histogram([key_and_histogram(t, primer_s, lo, hi, key)[1] for t in reference]))
+    timing = [timing_histograms(t, *span(t, lo, hi)) for t in tables]
+    pooled = pooled_timing = None
+    if reference is not None:
+        pooled = mean_histogram([key_and_histogram(t, primer_s, lo, hi, key)[1]
+                                 for t in reference])
+        pooled_timing = mean_timing([timing_histograms(t, *span(t, lo, hi)) for t in reference])
     rows = []
     for i, table in enumerate(tables):
-        ref = pooled if reference is not None else mean_histogram(
-            [h for j, (_, h) in enumerate(own) if j != i])
-        rows.append(piece_metrics(table, lo, hi, cap_s, own[i][0], ref))
+        others = [j for j in range(len(tables)) if j != i]
+        ref = pooled if reference is not None else mean_histogram([own[j][1] for j in others])
+        ref_timing = (pooled_timing if reference is not None
+                      else mean_timing([timing[j] for j in others]))
+        rows.append(piece_metrics(table, lo, hi, cap_s, own[i][0], ref, ref_timing))
     return rows
+
+
+def mean_timing(histograms: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The mean of (2, 24) timing histograms, each row over the pieces where it is not empty."""
+    if not histograms:
+        return None
+    rows = [mean_histogram([h[i] for h in histograms]) for i in range(2)]
+    return np.array([np.zeros(len(TIME_EDGES) - 1) if r is None else r for r in rows])
 
 
 def groove_rows(tables: Sequence[NoteTable], primer_s: float = 0.0,

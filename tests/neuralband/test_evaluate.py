@@ -22,6 +22,7 @@ from neuralband.evaluate import (
     piece_metrics,
     polyphony,
     solo_rows,
+    timing_histograms,
 )
 from neuralband.score import score_files
 from tests.helpers import pretty
@@ -123,6 +124,28 @@ def test_pc_distance_is_zero_against_a_transposed_copy_and_positive_otherwise():
     assert row["pc_distance"] > 0.05
 
 
+def test_timing_histograms_count_chords_once_and_note_lengths_each():
+    # Two-note chords every 0.5 s, each note 0.25 s: one interval per chord, two lengths each.
+    chords = [(p, 80, i * 0.5 + dt, i * 0.5 + dt + 0.25) for i in range(8)
+              for p, dt in ((60, 0.0), (64, 0.01))]
+    ioi, length = timing_histograms(table(chords), 0.0, 10.0)
+    assert ioi.sum() == pytest.approx(1.0) and length.sum() == pytest.approx(1.0)
+    assert np.count_nonzero(ioi) == 1 and np.count_nonzero(length) == 1
+    assert np.flatnonzero(ioi)[0] > np.flatnonzero(length)[0]  # 0.5 s lies above 0.25 s
+
+
+def test_timing_distances_tell_a_rhythm_from_its_own_kind():
+    quarters = table(scale(C_MAJOR, step_s=0.5))
+    also_quarters = table(scale([p + 2 for p in C_MAJOR], step_s=0.5))
+    sixteenths = table(scale(C_MAJOR * 4, step_s=0.125))
+    same = solo_rows([quarters], reference=[also_quarters])[0]
+    assert same["ioi_distance"] == pytest.approx(0.0, abs=1e-12)
+    assert same["length_distance"] == pytest.approx(0.0, abs=1e-12)
+    other = solo_rows([sixteenths], reference=[quarters])[0]
+    assert other["ioi_distance"] == pytest.approx(1.0) and other["length_distance"] > 0.9
+    assert math.isnan(piece_metrics(quarters)["ioi_distance"])  # nothing to compare with
+
+
 def test_melody_at_picks_the_note_that_began_last():
     melody = table([(72, 80, 0.0, 4.0), (76, 80, 1.0, 2.0)])
     at = melody_at(melody, np.array([0.5, 1.0, 1.5, 2.0, 4.0]))
@@ -205,6 +228,8 @@ def test_evaluate_prints_a_table_and_a_json_line(tmp_path):
     assert float(rows["polyphony"][0]) == pytest.approx(result["generated"]["polyphony"],
                                                         abs=1e-3)
     assert result["real"]["pc_distance"] == 0.0  # one real piece is the other transposed
+    assert {"ioi_distance", "length_distance"} <= set(rows) <= set(result["generated"]) | {
+        "files"}
     assert json.loads((tmp_path / "m.json").read_text()) == result
     in_d = run("evaluate", str(gen / "a.mid"), "--key", "D major", "--seconds", "2")
     rows, result = table_and_json(in_d)
