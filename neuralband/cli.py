@@ -412,6 +412,54 @@ def _cmd_takes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from neuralband.live.takes import takes_folder
+    from neuralband.modelfile import ModelFileError
+    from training.tune import TuneSettings, tune
+    from training.windows import DatasetMismatch
+
+    sources = args.takes or [str(takes_folder(args.takes_dir))]
+    settings = TuneSettings(steps=args.steps, lr=args.lr, batch=args.batch, window=args.window,
+                            mix=args.mix, mix_share=args.mix_share,
+                            replay_minutes=args.replay_minutes, seed=args.seed,
+                            threads=args.threads, force=args.force, progress=not args.quiet)
+    try:
+        result = tune(args.model, sources, args.out, settings)
+    except (ModelFileError, DatasetMismatch, FileNotFoundError, ValueError) as err:
+        print(f"neuralband: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"neuralband: stopped; {args.out} keeps the best step so far, if one was saved",
+              file=sys.stderr)
+        return 130
+    before, after = result["held_out_nll_base"], result["held_out_nll_tuned"]
+    which = ("your held-out takes" if result["held_out"]
+             else "your takes (too few to hold one out)")
+    print(f"NLL on {which}: {before:.3f} -> {after:.3f} nats/event "
+          f"({100 * (after - before) / before:+.0f}%)")
+    print(f"model: {args.out} (play it: neuralband play --model {args.out})")
+    return 0
+
+
+def _learner(args: argparse.Namespace, model):
+    """play --learn-me: what makes the session's `Learner` (None without the flag)."""
+    if not args.learn_me:
+        if args.learn_from:
+            raise ValueError("--learn-from names what --learn-me learns from: give --learn-me "
+                             "too")
+        return None
+    if args.learn_every < 1 or args.learn_steps < 1:
+        raise ValueError("--learn-every and --learn-steps must be whole numbers >= 1")
+    from neuralband.live.learner import Learner, check_learnable, learnt_folder
+    from neuralband.live.takes import takes_folder
+
+    check_learnable(model)  # before any port opens
+    keep = learnt_folder(takes_folder(args.takes))
+    return lambda model, engine, say, precision: Learner(
+        model, engine, say, keep, precision=precision, learn_from=args.learn_from,
+        steps=args.learn_steps, every_notes=args.learn_every, seed=args.seed or 0)
+
+
 def _cmd_play(args: argparse.Namespace) -> int:
     import faulthandler
 
@@ -472,7 +520,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
                     sync="link" if args.link else args.clock, clock_out=args.clock_out,
                     view=None if args.view is None else (args.view_host, args.view),
                     view_cells=args.view_cells, realtime=args.realtime,
-                    takes=None if args.no_takes else takes_folder(args.takes))
+                    takes=None if args.no_takes else takes_folder(args.takes),
+                    make_learner=_learner(args, model))
     except KeyboardInterrupt:
         print("neuralband: stopped", file=sys.stderr)
         return 130
@@ -715,6 +764,7 @@ COMMANDS = {
     "ports": _cmd_ports,
     "play": _cmd_play,
     "takes": _cmd_takes,
+    "tune": _cmd_tune,
     "audition": _cmd_audition,
     "score": _cmd_score,
     "evaluate": _cmd_evaluate,
@@ -722,12 +772,13 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    if (sys.argv[1:] if argv is None else argv)[:1] in (["play"], ["score"]):
+    if (sys.argv[1:] if argv is None else argv)[:1] in (["play"], ["score"], ["tune"]):
         # One BLAS thread for the live instrument: a mat-vec this small only loses time waking
         # a second one (p99 step 3.4 -> 0.8 ms measured), and the other core belongs to the
         # MIDI driver. It must be set before numpy loads, which building the parser does.
         # `score` steps the same small matrices (a POP909 song: 87 s with two threads on a
-        # busy machine, 1.2 s with one).
+        # busy machine, 1.2 s with one); `tune` scores its held-out takes so (its torch
+        # training takes every core all the same: `training.tune`).
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
     from neuralband.options import build_parser, parse

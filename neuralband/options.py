@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--strict", action="store_true", help="exit 1 if any file failed")
     enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    from neuralband.live.learner import LEARN_NOTES, ROUND_STEPS
     from training.config import add_arguments
 
     tr = sub.add_parser("train", help="train the event LSTM on a dataset")
@@ -193,6 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep each session you play in as a take here (default: "
                          "$NEURALBAND_TAKES, else ~/.local/share/neuralband/takes)")
     pl.add_argument("--no-takes", action="store_true", help="keep no take of this session")
+    pl.add_argument("--learn-me", action="store_true",
+                    help="the band learns you while you play (--learn FILE is the controls' MIDI "
+                         "learn): a process tunes a copy of the "
+                         "model on this session (a new round every --learn-every notes of "
+                         "yours), and each new version comes in at a pause; the last is kept "
+                         "beside the takes")
+    pl.add_argument("--learn-every", type=int, default=LEARN_NOTES, metavar="NOTES",
+                    help="with --learn-me: a new round of learning after this many of your "
+                         f"notes (default: {LEARN_NOTES})")
+    pl.add_argument("--learn-steps", type=int, default=ROUND_STEPS, metavar="STEPS",
+                    help=f"with --learn-me: optimizer steps a round (default: {ROUND_STEPS}, "
+                         "about 30 s on one core)")
+    pl.add_argument("--learn-from", nargs="+", metavar="TAKES", default=None,
+                    help="with --learn-me: also learn from these takes (files or folders, e.g. the "
+                         "takes folder) (default: this session only)")
     pl.add_argument("--seconds", type=float, default=None, help="stop after this long")
     pl.add_argument("--on-loss", choices=("wait", "exit"), default="wait",
                     help="when a port disappears: wait for it to come back, or exit")
@@ -284,6 +300,53 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--takes", metavar="DIR", default=None,
                     help="the takes folder (default: $NEURALBAND_TAKES, else "
                          "~/.local/share/neuralband/takes)")
+
+    from training.config import TuneSettings
+
+    t = TuneSettings()
+    tu = sub.add_parser(
+        "tune", help="fine-tune a model on your takes: a band that plays like you",
+        description="Fine-tune MODEL on your takes (or any MIDI files): the player's part of "
+                    "each take (a duet model also hears its band), with the controls the model "
+                    "was trained with. Windows of music the model already plays are mixed into "
+                    "every batch so that it keeps what it knew: its training data with --mix, "
+                    "else its own music played before it learns. The result is a model folder "
+                    "that --model OUT plays, naming its base, its takes and this command.")
+    tu.add_argument("model", metavar="MODEL",
+                    help="the model to start from: a bundled name (pop, pop-duet, ...), a "
+                         "model file or a run folder")
+    tu.add_argument("takes", nargs="*", metavar="TAKES",
+                    help="take files or folders, or any MIDI files (default: the take library, "
+                         "--takes-dir)")
+    tu.add_argument("-o", "--out", required=True,
+                    help="the tune folder (the takes' dataset, the run, model.json)")
+    tu.add_argument("--takes-dir", metavar="DIR", default=None,
+                    help="the take library read when no TAKES are given (default: "
+                         "$NEURALBAND_TAKES, else ~/.local/share/neuralband/takes)")
+    tu.add_argument("--steps", type=int, default=t.steps,
+                    help=f"optimizer steps (default: {t.steps})")
+    tu.add_argument("--lr", type=float, default=t.lr,
+                    help=f"peak learning rate, decaying to a tenth (default: {t.lr})")
+    tu.add_argument("--batch", type=int, default=t.batch,
+                    help=f"windows a step, yours and mixed (default: {t.batch})")
+    tu.add_argument("--window", type=int, default=t.window,
+                    help=f"events a window (default: {t.window}, or less for short takes)")
+    tu.add_argument("--mix", metavar="DATASET", default=None,
+                    help="the dataset the model was trained on, mixed into every batch (default: "
+                         "none; the model's own music instead, --replay-minutes)")
+    tu.add_argument("--mix-share", type=float, default=t.mix_share,
+                    help=f"the share of each batch that is mixed (default: {t.mix_share})")
+    tu.add_argument("--replay-minutes", type=float, default=t.replay_minutes,
+                    help="without --mix: minutes of its own music the model plays before it "
+                         "learns, mixed in; 0 mixes nothing in (it learns you fastest and "
+                         f"forgets the most) (default: {t.replay_minutes:g})")
+    tu.add_argument("--seed", type=int, default=t.seed,
+                    help=f"seed of the batches and the replay (default: {t.seed})")
+    tu.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's choice)")
+    tu.add_argument("--force", action="store_true",
+                    help="start over in a folder that holds a tune or a run")
+    tu.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
     aud = sub.add_parser("audition", help="render MIDI to WAV and piano-roll PNG, or an HTML page")
     aud.add_argument("midi", nargs="*", metavar="FILE.mid",

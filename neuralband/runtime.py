@@ -314,6 +314,30 @@ class Stepper:
         for guess in self._guesses:  # computed with the old controls: no state leads there
             guess.base = None
 
+    # What `adopt` takes over: every array a step reads of the weights.
+    WEIGHTS = ("control_w", "table", "tables", "strides", "hh0", "upper", "b_hn", "head",
+               "b_head", "control_w_beat", "_beat_dense", "info")
+
+    def adopt(self, other: Stepper) -> None:
+        """Take ``other``'s weights and recurrent state (a retrained version of this model,
+        brought to the same stream: `play --learn-me`): the weights are rebound, not copied, and
+        the state copied into this stepper's own buffers; the controls and the beat clock stay
+        this stepper's. Streams, sizes, cell and precision must be the same."""
+        if (other.config.to_dict() != self.config.to_dict() or other.batch != self.batch
+                or other.precision != self.precision):
+            raise ValueError(f"a stepper of {other.config}, batch {other.batch}, "
+                             f"{other.precision}, cannot take this one's place")
+        for name in self.WEIGHTS:
+            if hasattr(other, name):
+                setattr(self, name, getattr(other, name))
+        np.copyto(self.h, other.h)
+        np.copyto(self.c, other.c)
+        np.dot(self.controls[:, :len(self.control_w)], self.control_w, out=self._control_rows)
+        self._guesses.clear()  # computed with the old weights
+        self._fresh = False
+        self._prepared = False
+        self._version = next(_versions)
+
     def reset(self) -> None:
         """Back to the state before any event."""
         self.h.fill(0.0)

@@ -52,6 +52,8 @@ class TrainConfig:
     control_drop: float = 0.3  # the share of windows whose key (and, apart, density) is dropped
     beat: bool = False  # also read the beat control (implies controls)
     init: str | None = None  # start from this model file's weights (a fine-tune)
+    mix: str | None = None  # a second dataset, mixed into every batch (what the model knew)
+    mix_share: float = 0.25  # the share of each batch's windows drawn from `mix`
     precision: str = "auto"  # auto | fp32 | bf16 (autocast; auto: where the chip does bf16)
 
     def __post_init__(self) -> None:
@@ -64,6 +66,29 @@ class TrainConfig:
         if not self.lr > 0 or not self.min_lr >= 0 or self.warmup < 0:
             raise ValueError(f"--lr must be > 0, --min-lr >= 0 and --warmup >= 0, got "
                              f"{self.lr}, {self.min_lr}, {self.warmup}")
+        if not 0.0 < self.mix_share < 1.0:
+            raise ValueError(f"--mix-share must lie between 0 and 1, got {self.mix_share}")
+        if self.mix and not 1 <= round(self.batch * self.mix_share) < self.batch:
+            raise ValueError(f"--mix-share {self.mix_share} of a batch of {self.batch} leaves "
+                             "no window to one of the datasets: raise --batch")
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """What `neuralband tune` takes beyond the model and the takes (defaults: measured, see
+    docs/tuning.md)."""
+
+    steps: int = 120
+    lr: float = 5e-4
+    batch: int = 32
+    mix_share: float = 0.5  # of each batch: windows of what the model knew
+    mix: str | None = None  # its training dataset, where you have it; None: replay
+    replay_minutes: float = 10.0  # of the base model's own music, where no --mix is given
+    window: int = 256
+    seed: int = 0
+    threads: int | None = None
+    force: bool = False
+    progress: bool = True
 
 
 DEFAULTS = TrainConfig("", "")
@@ -151,6 +176,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "that control inputs the model lacks (--beat on a model without it) "
                         "start at zero weight, so training starts from what it played "
                         "(default: random weights)")
+    p.add_argument("--mix", metavar="DATASET",
+                   help="mix windows of another dataset of the same encoding into every batch "
+                        "(with --init: the data the model was trained on, so that it keeps what "
+                        "it knew while it learns the new) (default: none)")
+    p.add_argument("--mix-share", type=float,
+                   help=f"the share of each batch drawn from --mix (default: {d.mix_share})")
     p.add_argument("--control-drop", type=float,
                    help="share of windows trained with no key (and, apart, no density), so the "
                         f"model also plays free (default: {d.control_drop})")

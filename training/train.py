@@ -38,7 +38,7 @@ from encoders.controls import ControlSettings
 from encoders.schemes import EventScheme
 from neuralband.atomic import write_atomic
 from neuralband.model import PRESETS, EventLSTM, save_model
-from neuralband.modelfile import ModelFileError
+from neuralband.modelfile import ModelFileError, ModelInfo
 from training.baselines import baselines
 from training.checkpoint import STATE, load_checkpoint, save_checkpoint
 from training.config import (
@@ -51,6 +51,7 @@ from training.config import (
 )
 from training.runs import Progress, announce, check_run_folder, clear_run, stop_message
 from training.windows import (
+    MixedWindows,
     TokenWindows,
     arrangement_density,
     key_profiles,
@@ -200,9 +201,17 @@ def start_metrics(path: Path, step: int) -> None:
         write_atomic(path, "".join(kept).encode())
 
 
-def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
+# What a model file keeps of the data it was trained on, beside its weights.
+FROM_DATA = ("voice_polyphony", "max_note_s", "arrangement_density")
+
+
+def train(cfg: TrainConfig, progress: Progress | None = None,
+          base_model: ModelInfo | None = None, about: dict | None = None) -> dict:
     """Train (or resume) a run; returns a summary, with the trained torch module as "module".
-    ``progress``: the caller's, where it printed the opening line already."""
+    ``progress``: the caller's, where it printed the opening line already. ``base_model``: a tune's
+    base model (`training.tune`), whose scheme, controls and measures of its data the new model
+    file keeps (a player's takes are too few to measure them again); ``about``: more entries of
+    the model file's summary."""
     # --- processes and device ---------------------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -229,10 +238,16 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
     with progress.phase("reading the dataset and the validation windows"):
         scheme = read_dataset(cfg.dataset)[0]  # what the tokens are: their classes in and out
         encoder, voices = scheme.settings, scheme.voices  # the events under them, their voices
-        controls = ControlSettings(beat=cfg.beat) if cfg.controls or cfg.beat else None
-        train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch, cfg.seed,
-                                     cfg.transpose, cfg.stretch, settings=encoder,
+        controls = (base_model.controls if base_model is not None else
+                    ControlSettings(beat=cfg.beat) if cfg.controls or cfg.beat else None)
+        mixed = round(cfg.batch * cfg.mix_share) if cfg.mix else 0  # rows from --mix
+        train_windows = TokenWindows(cfg.dataset, "train", cfg.window, cfg.batch - mixed,
+                                     cfg.seed, cfg.transpose, cfg.stretch, settings=encoder,
                                      controls=controls, band_entry=cfg.band_entry)
+        if mixed:
+            train_windows = MixedWindows(train_windows, TokenWindows(
+                cfg.mix, "train", cfg.window, mixed, cfg.seed + 2, cfg.transpose, cfg.stretch,
+                settings=encoder, controls=controls, band_entry=cfg.band_entry))
         valid = TokenWindows(cfg.dataset, "valid", cfg.window, cfg.eval_windows, cfg.seed + 1,
                              settings=encoder, controls=controls)
         # (eval_windows, window + 1), the same for every evaluation, and their true controls
@@ -275,15 +290,18 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         base = json.loads(base_path.read_text())
         # A voice-packed model also keeps how many notes each voice holds at once in the data.
         from_data = {}  # what the model file keeps of the data: polyphony, longest note
-        if voices:
+        if base_model is not None:  # a tune: the base's, and the base's way of reading MIDI
+            from_data = {k: v for k, v in base_model.summary.items() if k in FROM_DATA}
+            scheme = base_model.scheme
+        elif voices:
             with progress.phase("notes each voice holds at once"):
                 from_data["voice_polyphony"] = voice_polyphony(cfg.dataset, voices)
         # The longest note the band holds: the training notes' 99.5th percentile, not a flat cap
         # (a grid model's notes are its grid's steps, and text has none to measure).
-        if isinstance(scheme, EventScheme):
+        if isinstance(scheme, EventScheme) and base_model is None:
             with progress.phase("note lengths"):
                 from_data["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
-        if controls is not None:  # "--key Eb major" means what the data's pieces in Eb do
+        if controls is not None and base_model is None:  # "--key Eb major": its Eb pieces
             with progress.phase("key profiles"):
                 controls = replace(controls, key_profiles=key_profiles(cfg.dataset, encoder,
                                                                        voices=voices))
@@ -374,7 +392,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
                         summary = {"dataset": str(cfg.dataset), "preset": cfg.preset,
                                    "step": done, "valid_nll": round(nll, 4),
                                    "valid_ppl": round(math.exp(nll), 3), "baselines": base,
-                                   "parameters": model.num_parameters(), **from_data}
+                                   "parameters": model.num_parameters(), **from_data,
+                                   **(about or {})}
                         if nll_ctrl is not None:
                             summary["valid_nll_with_controls"] = round(nll_ctrl, 4)
                         save_model(run / "model", model, scheme, summary,

@@ -409,6 +409,39 @@ class TokenWindows:
         return tokens, complete, applied
 
 
+
+class MixedWindows:
+    """Batches drawn from two datasets of one scheme: each batch's first rows from ``own`` (the
+    new material of a fine-tune), its last rows from ``mixed`` (material the model already
+    knows), so that learning the new does not unlearn the old. The rows of each are
+    ``own.batch_size`` and ``mixed.batch_size``; batch ``step`` is a function of the step alone,
+    as each part's is."""
+
+    def __init__(self, own: TokenWindows, mixed: TokenWindows) -> None:
+        if own.window != mixed.window:
+            raise ValueError(f"windows of {own.window} and {mixed.window} tokens cannot share a "
+                             "batch")
+        if (own.scheme.input_classes != mixed.scheme.input_classes
+                or own.settings != mixed.settings):
+            raise DatasetMismatch(f"{mixed.dataset_dir} holds other tokens "
+                                  f"({mixed.scheme.to_dict()}) than {own.dataset_dir} "
+                                  f"({own.scheme.to_dict()}): mix datasets of one encoding")
+        self.own, self.mixed = own, mixed
+        self.window, self.batch_size = own.window, own.batch_size + mixed.batch_size
+        self.scheme, self.settings, self.voices = own.scheme, own.settings, own.voices
+        self.controls = own.controls
+
+    def batch(self, step: int) -> np.ndarray:
+        """Batch `step`: the own rows, then the mixed ones."""
+        return np.concatenate([self.own.batch(step), self.mixed.batch(step)])
+
+    def batch_with_controls(self, step: int, drop: float = 0.0
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """Batch `step` and its controls (as `TokenWindows.batch_with_controls`)."""
+        (a, ca), (b, cb) = (self.own.batch_with_controls(step, drop),
+                            self.mixed.batch_with_controls(step, drop))
+        return np.concatenate([a, b]), np.concatenate([ca, cb])
+
 def note_lengths(tokens: np.ndarray, settings: EncoderSettings) -> np.ndarray:
     """The length in seconds of every note of Performance tokens, as decoding plays them."""
     from encoders.performance import decode_notes

@@ -73,6 +73,8 @@ REGISTER_SPAN = 18  # the register control keeps new notes within this many semi
 BEAT_DRIFT = 0.02  # beats the model's beat clock may be off the band's before it is placed again
 TEMPO_DRIFT = 0.005  # and the share its beat's length may be off
 END_S = 2.5  # the end control: the band closes within this long (a bar at 96 bpm)
+LEARNT_REST_S = 0.3  # `play --learn-me`: a new version comes in once the player is this quiet
+LEARNT_FEEDS = 32  # ... and at most this many events behind the stream (it is fed them then)
 
 
 class Engine(LiveLoop):
@@ -104,6 +106,10 @@ class Engine(LiveLoop):
         # With keep_tokens, each change of the controls: (tokens committed before it, vector),
         # so the committed stream replays exactly into a fresh model.
         self.control_changes: list[tuple[int, np.ndarray]] = []
+        # `play --learn-me` (`neuralband.live.learner`): a learnt version waiting for a pause, and
+        # the version the band plays (0: the model it started with).
+        self.learnt = None
+        self.version = 0
         self._follow = self.steering is not None and not self.steering.choice.fixed
         # Token layout shortcuts: model token -> voice, Performance token, TIME_SHIFT steps.
         self._off = es.note_off
@@ -248,6 +254,22 @@ class Engine(LiveLoop):
         self._check_lengths(self.clock())
         if self._chase and now >= self._next_chase:
             self._chase_density(now)
+        if self.learnt is not None:
+            self._take_learnt(now)
+
+    def _take_learnt(self, now: float) -> None:
+        """A learnt version takes the model's place at a pause: no note of the band's sounding,
+        no key held, the player quiet a moment. A wait on trial is taken back (the new version
+        draws again); the version, its state rebuilt on this stream elsewhere, is fed the last
+        few events and its weights rebound (`Stepper.adopt`): no step's worth of work here."""
+        offer = self.learnt
+        if (self.tracker.sounding or self.enc.open_pitches or offer.behind(self) > LEARNT_FEEDS
+                or now - self.turns.last_player_s < LEARNT_REST_S):
+            return
+        self._take_back()
+        if offer.bring_up(self):
+            self.stepper.adopt(offer.stepper)
+            self.learnt, self.version = None, offer.version
 
     def close(self) -> int:
         """Release every sounding note; how many could not be sent (0 unless the port is gone)."""

@@ -57,9 +57,9 @@ def live_precision(precision: str) -> str:
     return "int8"
 
 
-def status_line(engine: Performer) -> str:
+def status_line(engine: Performer, learner=None) -> str:
     """Mode, events/s, model step time, absorb latency and output timing error (p50/p99; a
-    dash until the first measurement)."""
+    dash until the first measurement); with ``learner``, the version the band plays."""
     s, turns = engine.stats, engine.turns
     state = " ENDING" if engine.ending else " resting" if turns.resting else ""
     follower = getattr(engine, "follower", None)
@@ -73,6 +73,8 @@ def status_line(engine: Performer) -> str:
     beat = getattr(engine, "beat", None)
     if beat is not None:
         state += " | " + beat.describe(engine.clock())
+    if learner is not None:
+        state += " | " + learner.describe()
     return (f"{engine.settings.mode}{state} | {engine.panel.summary()}"
             f" | in {s.absorbed} out {s.band_events} ev"
             f" | step {_p50_p99(s.step_s)} ms | absorb {_p50_p99(s.absorb_s)} ms"
@@ -141,7 +143,8 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
          view_cells: str | None = None, realtime: bool = True, meter: int | None = None,
          osc_allow: tuple[str, ...] | None = None, synth: bool = False,
          soundfont: str | None = None,
-         follow_beat: bool = True, takes: str | os.PathLike | None = None) -> int:
+         follow_beat: bool = True, takes: str | os.PathLike | None = None,
+         make_learner: Callable | None = None) -> int:
     """Play until Ctrl-C / SIGTERM (or ``seconds``); the exit status (0 fine, 1 port lost).
     ``precision="int8"`` steps the model with int8 weights (`neuralband.int8`, needs numba);
     "auto" takes int8 where numba is installed (`live_precision`).
@@ -168,7 +171,12 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
     else the player's own beat, tracked; ``follow_beat=False``: no beat.
 
     ``takes`` (a folder): the session is kept there as a take where the player played
-    (`neuralband.live.takes`)."""
+    (`neuralband.live.takes`).
+
+    ``make_learner`` (`play --learn-me`): called with (model, engine, say, precision), it makes
+    the `neuralband.live.learner.Learner` that teaches the band while the player plays; it is
+    polled with the ports, shown on the status line and closed (keeping what it learnt) at the
+    end. Made by the caller: the learner sits a layer above the session (it trains)."""
     def say(line: str) -> None:
         print(("\r\033[K" if show_status else "") + f"neuralband: {line}", file=sys.stderr,
               flush=True)
@@ -177,7 +185,8 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
     if show_status is None:
         show_status = sys.stderr.isatty()
     precision = live_precision(precision)
-    keeping = record is not None or takes is not None  # the engine records the session
+    learn = make_learner is not None
+    keeping = record is not None or takes is not None or learn  # the engine records it
     model = loaded(model)
     stepper = model.stepper(precision=precision)
     rules = model.rules(rules)
@@ -204,7 +213,7 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
         if beat is not None and not follow_beat and bpm is not None:
             raise ValueError("--beat free plays without a beat: leave out --bpm")
         engine = Engine(stepper, _not_open, settings, rules, seed, record=keeping,
-                        controls=controls, sync=sync, beat=beat, click=click)
+                        controls=controls, sync=sync, beat=beat, click=click, keep_tokens=learn)
     engine.map_midi(midi_map or {})
     # The input first: the keyboard is what a player names, and its error lists the inputs.
     inp = MidiInput(engine.receive, name=ports.inp, api=ports.api, virtual=ports.virtual,
@@ -241,6 +250,16 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
         raise
     engine.out.send = out.send
     watch = PortWatch(engine, inp, out, ports.on_loss, say)
+    learner = None
+    if learn:
+        learner = make_learner(model, engine, say, precision)
+        try:
+            learner.start()
+        except OSError as err:
+            say(f"learning is off: the learner could not start ({err})")
+            learner = None
+        if page is not None:
+            page.learner = learner
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -282,8 +301,13 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
         if sound is not None:
             say(f"sound: {sound.where}" + ("; your notes too (--thru)" if settings.thru else
                                            "; add --thru to hear your own notes"))
-        engine.run(seconds, poll=watch, status=(lambda e: print(
-            "\r\033[K" + status_line(e), end="", file=sys.stderr, flush=True))
+        if learner is not None:
+            say(f"learning you as you play: each {learner.every_notes} notes, a new version "
+                "comes in at a pause" + (f" (also from {', '.join(learner.learn_from)})"
+                                         if learner.learn_from else ""))
+        poll = watch if learner is None else (lambda: (watch(), learner.poll()))
+        engine.run(seconds, poll=poll, status=(lambda e: print(
+            "\r\033[K" + status_line(e, learner), end="", file=sys.stderr, flush=True))
             if show_status else None)
     finally:
         scheduling.close()
@@ -300,7 +324,12 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
             signal.signal(sig, handler)
         if show_status:
             print(file=sys.stderr)
-        say(status_line(engine) + (f" | {unsent} note-offs could not be sent" if unsent else ""))
+        say(status_line(engine, learner)
+            + (f" | {unsent} note-offs could not be sent" if unsent else ""))
+        if learner is not None:
+            kept = learner.close()
+            say(f"learnt: {kept} (version {engine.version}; --model {kept} plays it)" if kept
+                else "nothing learnt: no new version came in before the end")
         if record is not None:
             say(f"recorded {write_recording(engine, record)} (track 1 player, track 2 band)")
         if takes is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 TICKS_PER_BEAT = 480
 TEMPO = 500_000  # 120 bpm: 960 ticks per second
+PLAYER, BAND = "player", "band"  # a take's tracks, named for who played them
 
 
 def write_recording(engine, path: str | os.PathLike) -> Path:
@@ -26,10 +27,10 @@ def write_recording(engine, path: str | os.PathLike) -> Path:
 
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     ended = max([t for t, _, _ in engine.recording or []] + [engine.closed_at or engine.t0])
-    for part in ("player", "band"):
+    for part in (PLAYER, BAND):
         track = mido.MidiTrack()
         track.append(mido.MetaMessage("track_name", name=part, time=0))
-        if part == "player":
+        if part == PLAYER:
             track.insert(0, mido.MetaMessage("set_tempo", tempo=TEMPO, time=0))
         last = 0
         held: dict[tuple[int, int], int] = {}  # (channel, pitch) -> notes open

@@ -167,6 +167,7 @@ class ViewServer:
         self.panel: Panel = loop.panel
         self.feed = loop.view = ViewFeed()
         self.model = model
+        self.learner = None  # `play --learn-me`'s `Learner`, whose versions the page shows
         stepper = getattr(loop, "stepper", None) or getattr(loop, "band", None).stepper
         self.cells = CellWatch(stepper.h, cells) if stepper is not None else None
         self.pages: set[_Page] = set()
@@ -396,6 +397,8 @@ class ViewServer:
         beat = getattr(self.loop, "beat", None)
         if beat is not None:  # the band's tempo, beat and how sure the tracker is
             frame["beat"] = beat.describe(self.loop.clock())  # on the engine's clock
+        if self.learner is not None:  # `play --learn-me`: the version playing, what it learnt on
+            frame["learning"] = self.learner.describe()
         if self.cells is not None:
             before = self.cells.cells()
             frame["cell_values"] = self.cells.look(now)

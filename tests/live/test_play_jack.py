@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mido
 import pytest
@@ -311,3 +312,36 @@ def test_a_session_played_in_is_kept_as_a_take_and_listed(names, tmp_path):
     listed = subprocess.run([sys.executable, "-m", "neuralband", "takes", "--takes", str(takes)],
                             capture_output=True, text=True, timeout=60)
     assert kept[0].name in listed.stdout and "1 take(s)" in listed.stdout, listed
+
+
+@pytest.mark.slow
+def test_the_band_learns_the_player_while_it_plays(names, tmp_path):
+    """play --learn-me: rounds of learning while the band answers the keyboard, a new version
+    taken in at a pause and kept at the end as a model that plays; nothing left sounding."""
+    kbd_name, dump_name = names
+    dump_path = tmp_path / "dump.txt"
+    dump = listener(dump_name, dump_path)
+    kbd = keyboard(kbd_name, loop_s=2.5)  # four notes, then a pause the band answers in
+    takes = tmp_path / "takes"
+    try:
+        proc = neuralband("play", "--api", "jack", "--in", kbd_name, "--out", dump_name,
+                          "--mode", "call", "--wait", "0.5", "--seconds", "50", "--seed", "3",
+                          "--takes", str(takes), "--learn-me", "--learn-every", "8",
+                          "--learn-steps", "3")
+        _, err = proc.communicate(timeout=240)
+    finally:
+        kbd.kill()
+        close_listener(dump)
+    assert proc.returncode == 0, err
+    assert "learning you as you play" in err
+    learnt = re.search(r"learnt: (\S+) \(version (\d+);", err)
+    assert learnt and int(learnt.group(2)) >= 1, err
+    assert re.search(rf"v{learnt.group(2)} learnt on [\d.]+ min", err), err  # the status line
+    model = json.loads((Path(learnt.group(1)) / "model.json").read_text())
+    assert model["summary"]["tuned"]["command"] == "play --learn-me"
+    sent = dumped(dump_path)
+    assert not left_sounding(sent), f"stuck notes: {left_sounding(sent)}"
+    made = subprocess.run([sys.executable, "-m", "neuralband", "generate", "--model",
+                           learnt.group(1), "--seconds", "2", "-o", str(tmp_path / "g.mid")],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr

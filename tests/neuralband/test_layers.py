@@ -1,5 +1,5 @@
-"""The house's layers point one way: cli -> {offline, live, training} -> runtime -> {model
-file, encoders}; and torch stays out of everything `play` and `generate` import."""
+"""The house's layers point one way: cli -> learning -> {offline, live, training} -> runtime ->
+{model file, encoders}; and torch stays out of everything `play` and `generate` import."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ LAYERS = [
                  "neuralband.audition", "neuralband.activations", "neuralband.roundtrip"],
      "live": ["neuralband.live"],
      "training": ["training"]},
+    # The band that learns you composes them: tuning trains on takes, with the model's own
+    # music generated to keep what it knew; the live learner tunes while the band plays.
+    {"learning": ["training.tune", "neuralband.live.learner"]},
     {"front": ["neuralband.cli", "neuralband.options", "neuralband.demo", "neuralband.__main__",
                "neuralband"]},
 ]

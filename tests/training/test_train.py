@@ -426,6 +426,18 @@ def test_train_refuses_steps_it_cannot_take_before_making_a_folder(chorale_datas
     assert not run.exists()  # nothing left behind that "holds a run already"
 
 
+@pytest.mark.parametrize("options, said", [
+    (["--mix-share", "1.5"], "--mix-share must lie between 0 and 1"),
+    (["--mix", "elsewhere", "--batch", "2", "--mix-share", "0.1"], "leaves no window"),
+])
+def test_train_refuses_a_mix_that_leaves_a_dataset_no_window(chorale_dataset, tmp_path, capsys,
+                                                              options, said):
+    from neuralband.cli import main
+
+    assert main(["train", str(chorale_dataset), "-o", str(tmp_path / "run"), *options]) == 2
+    assert said in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
 def test_the_first_ctrl_c_says_at_once_that_training_stops_after_this_step(capsys):
     import signal
 

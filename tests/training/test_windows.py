@@ -24,6 +24,7 @@ from encoders.schemes import EventScheme
 from tests.helpers import pretty
 from training.windows import (
     DatasetMismatch,
+    MixedWindows,
     TokenWindows,
     read_dataset,
     read_manifest,
@@ -198,6 +199,23 @@ def test_settings_mismatch_raises(tmp_path, dataset):
     with pytest.raises(DatasetMismatch):
         TokenWindows(built_other, window=WINDOW, settings=DEFAULT)
     assert read_dataset(built_other)[0] == EventScheme(other)
+
+
+def test_mixed_windows_put_each_datasets_rows_in_their_place(tmp_path, dataset):
+    # The mixed dataset's pieces lie in pitches no piece of the first one holds.
+    other = write_dataset(tmp_path / "mixed", [("train", performance(40 + i, 60, 112, 120))
+                                               for i in range(2)])
+    own = TokenWindows(dataset, window=WINDOW, batch_size=6, seed=2)
+    mixed = TokenWindows(other, window=WINDOW, batch_size=2, seed=9)
+    both = MixedWindows(own, mixed)
+    batch = both.batch(3)
+    assert batch.shape == (8, WINDOW + 1) and both.batch_size == 8
+    assert np.array_equal(batch[:6], own.batch(3)) and np.array_equal(batch[6:], mixed.batch(3))
+    assert np.array_equal(MixedWindows(own, mixed).batch(3), batch)  # a function of the step
+    other_encoding = write_dataset(tmp_path / "velocity16", [("train", TRAIN[0])],
+                                   encoder=EncoderSettings(velocity_bins=16))
+    with pytest.raises(DatasetMismatch, match="mix datasets of one encoding"):
+        MixedWindows(own, TokenWindows(other_encoding, window=WINDOW, batch_size=2))
 
 
 def test_unknown_format_or_version_raises(tmp_path):

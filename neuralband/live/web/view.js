@@ -95,6 +95,7 @@ function handle(m) {
     if (m.cell_values) view.cellFrames.push({t: m.t, values: m.cell_values});
     showControls(m.controls);
     if (m.beat !== undefined) document.getElementById("beat").textContent = m.beat;
+    if (m.learning !== undefined) document.getElementById("learning").textContent = m.learning;
     prune();
   } else if (m.type === "error") {
     view.errors += 1;
