@@ -450,6 +450,9 @@ def _learner(args: argparse.Namespace, model):
         return None
     if args.learn_every < 1 or args.learn_steps < 1:
         raise ValueError("--learn-every and --learn-steps must be whole numbers >= 1")
+    missing = [p for p in args.learn_from or [] if not Path(p).exists()]
+    if missing:
+        raise ValueError(f"--learn-from: no such file or folder: {', '.join(missing)}")
     from neuralband.live.learner import Learner, check_learnable, learnt_folder
     from neuralband.live.takes import takes_folder
 

@@ -130,6 +130,7 @@ def test_the_learner_teaches_the_band_while_it_plays(pop, tmp_path):
     (["--model", "grid", "--learn-me"], "--learn-me teaches event models"),
     (["--learn-from", "takes"], "give --learn-me too"),
     (["--learn-me", "--learn-every", "0"], "--learn-every and --learn-steps must be"),
+    (["--learn-me", "--learn-from", "nosuch-takes"], "no such file or folder: nosuch-takes"),
 ])
 def test_play_refuses_learning_it_cannot_do_in_one_line(capfd, options, said):
     from neuralband.cli import main
