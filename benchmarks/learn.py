@@ -2,9 +2,10 @@
 
 A scripted player (a real JACK client in its own process, as `neuralband demo`'s) plays phrases
 of a style the bundled pop model never heard: Bach chorales, all four voices, as one pianist's
-takes (examples/player_takes.py). Each phrase is 6 s, then 4 s of rest in which the band
-answers (call mode), for ``--minutes``. The engine runs in this process on JACK ports with the
-learner attached, as `play --learn-me` runs it. Measured:
+takes (examples/player_takes.py), each phrase from the next chorale in turn (so every minute
+brings music of the same kind that the band has not heard). Each phrase is 6 s, then 4 s of
+rest in which the band answers (call mode), for ``--minutes``. The engine runs in this process
+on JACK ports with the learner attached, as `play --learn-me` runs it. Measured:
 
 - ``nll``: each phrase's NLL per event (nats, its notes scored from a fresh state) under the
   version the band played when the phrase began; the first minute's mean against the last's,
@@ -56,17 +57,19 @@ PHRASE_S, REST_S = 6.0, 4.0
 
 
 def phrases(takes: list[Path], minutes: float) -> list[list[tuple[float, int, int, float]]]:
-    """The takes cut into 6 s phrases (notes begun in it, cut at its end), as many as fit."""
+    """6 s phrases (notes begun in it, cut at its end), each from the next take in turn (the
+    k-th phrase from take k mod N, its (k // N)-th 6 s): every minute the player plays the same
+    kind of material, new to the band, as a player of one style does; as many as fit."""
+    notes = [[n for inst in pretty_midi.PrettyMIDI(str(p)).instruments for n in inst.notes]
+             for p in takes]
     out = []
-    for path in takes:
-        notes = [n for inst in pretty_midi.PrettyMIDI(str(path)).instruments for n in inst.notes]
-        end = max(n.end for n in notes)
-        for k in range(int(end // PHRASE_S)):
-            lo, hi = k * PHRASE_S, (k + 1) * PHRASE_S
-            out.append([(n.start - lo, n.pitch, n.velocity, min(n.end, hi - 0.01) - lo)
-                        for n in notes if lo <= n.start < hi])
-            if len(out) * (PHRASE_S + REST_S) >= minutes * 60:
-                return out
+    for k in range(int(minutes * 60 // (PHRASE_S + REST_S))):
+        take = notes[k % len(takes)]
+        lo = (k // len(takes)) * PHRASE_S
+        hi = lo + PHRASE_S
+        out.append([(n.start - lo, n.pitch, n.velocity, max(min(n.end, hi - 0.01),
+                                                             n.start + 0.005) - lo)
+                    for n in take if lo <= n.start < hi - 0.01])
     return out
 
 
