@@ -108,6 +108,7 @@ def tuned(chorale_takes, tmp_path_factory) -> tuple[Path, dict]:
     return out, tune("pop", [str(chorale_takes)], str(out), QUICK, argv=["neuralband", "tune"])
 
 
+@pytest.mark.slow  # a real tune (about 15 s)
 def test_tune_learns_the_takes_and_writes_a_model_that_names_its_base(tuned):
     out, result = tuned
     assert result["held_out"] == 1  # four takes read (the broken one skipped): one held out
@@ -124,6 +125,7 @@ def test_tune_learns_the_takes_and_writes_a_model_that_names_its_base(tuned):
     assert len(list((out / "replay").glob("*.mid"))) == 1  # 0.7 minutes: one 40 s piece
 
 
+@pytest.mark.slow  # a real tune (about 15 s)
 def test_a_tuned_model_plays_wherever_a_model_does(tuned, tmp_path):
     out, _ = tuned
     assert main(["generate", "--model", str(out), "--seconds", "3", "-o",
@@ -131,6 +133,7 @@ def test_a_tuned_model_plays_wherever_a_model_does(tuned, tmp_path):
     assert mido.MidiFile(str(tmp_path / "g.mid")).length > 0
 
 
+@pytest.mark.slow  # a real tune (about 15 s)
 def test_a_tune_folder_is_never_replaced_unasked(tuned, chorale_takes):
     out, _ = tuned
     with pytest.raises(RunExists, match="--force"):
@@ -146,6 +149,7 @@ def test_tune_refuses_what_it_cannot_learn_in_one_line(tmp_path, capsys):
     assert "nosuch" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a real tune (about 15 s)
 def test_tune_from_the_command_line(chorale_takes, tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["tune", "pop", str(chorale_takes), "-o", str(out), "--steps", "2", "--batch",
