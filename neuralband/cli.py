@@ -419,6 +419,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from training.windows import DatasetMismatch
 
     sources = args.takes or [str(takes_folder(args.takes_dir))]
+    if not args.takes and not Path(sources[0]).is_dir():
+        print(f"neuralband: no takes yet in {sources[0]}: `neuralband play` keeps each session "
+              "you play in there (or give take files or folders)", file=sys.stderr)
+        return 2
     settings = TuneSettings(steps=args.steps, lr=args.lr, batch=args.batch, window=args.window,
                             mix=args.mix, mix_share=args.mix_share,
                             replay_minutes=args.replay_minutes, seed=args.seed,

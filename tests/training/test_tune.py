@@ -147,6 +147,8 @@ def test_tune_refuses_what_it_cannot_learn_in_one_line(tmp_path, capsys):
     assert "no MIDI file" in capsys.readouterr().err
     assert main(["tune", "nosuch", str(tmp_path), "-o", str(tmp_path / "o")]) == 2
     assert "nosuch" in capsys.readouterr().err
+    assert main(["tune", "pop", "--takes-dir", str(tmp_path / "none"), "-o", "o"]) == 2
+    assert "no takes yet in" in capsys.readouterr().err  # the library, before any session
 
 
 @pytest.mark.slow  # a real tune (about 15 s)
