@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +44,12 @@ def replay(stepper, tokens, control_changes, beat_changes, start: int = 0,
     ``control_changes`` and ``beat_changes``): the state the engine's own model reached on it.
     Returns where it stopped."""
     stop = len(tokens) if stop is None else stop
-    controls = {i: v for i, v in control_changes if start <= i < stop}
+    # The changes are kept in stream order: only those in [start, stop) are read, so a swap at
+    # a pause costs the few events it feeds, not the whole session's changes.
+    controls = dict(_between(control_changes, start, stop))
     beats: dict[int, list] = {}
-    for i, where in beat_changes:
-        if start <= i < stop:
-            beats.setdefault(i, []).append(where)
+    for i, where in _between(beat_changes, start, stop):
+        beats.setdefault(i, []).append(where)
     for i in range(start, stop):
         if i in controls:
             stepper.set_controls(controls[i])
@@ -55,6 +57,12 @@ def replay(stepper, tokens, control_changes, beat_changes, start: int = 0,
             stepper.place_beat(*where) if where is not None else stepper.place_beat(None)
         stepper.feed(int(tokens[i]))
     return stop
+
+
+def _between(changes: list, start: int, stop: int) -> list:
+    """The (event, value) changes at events start..stop-1 of a list in event order."""
+    first = bisect_left(changes, start, key=lambda change: change[0])
+    return changes[first:bisect_left(changes, stop, lo=first, key=lambda change: change[0])]
 
 
 @dataclass
