@@ -80,10 +80,9 @@ def test_a_density_knob_held_low_then_high_doubles_the_band(names, tmp_path):
     assert "density 13.9" in err  # the status line shows the knob's value
 
 
-@pytest.mark.slow
-def test_panic_silences_every_sounding_note_within_10_ms(names, tmp_path):
-    ctl_name, dump_name = names
-    path = tmp_path / "dump.txt"
+def panic_run(ctl_name: str, dump_name: str, path) -> tuple[list, float | None]:
+    """The band busy, a key held, the panic pressed, the player playing on: what the listener
+    heard, and when it heard the press (None: it lost that period, see below)."""
     with controlled(ctl_name, dump_name, path, "--mode", "solo", "--map", "20=panic", "--thru",
                     "--density", "12") as (ctl, proc):  # busy: notes sound when the panic comes
         wait_for_line(proc, "Ctrl-C to stop")
@@ -97,7 +96,21 @@ def test_panic_silences_every_sounding_note_within_10_ms(names, tmp_path):
         _, err = stop(proc)
     assert proc.returncode == 0 and "Traceback" not in err, err
     msgs = timed(path)
-    pressed = next(t for t, d in msgs if d[0] == 0xB0 and d[1] == 20)
+    return msgs, next((t for t, d in msgs if d[0] == 0xB0 and d[1] == 20), None)
+
+
+@pytest.mark.slow
+def test_panic_silences_every_sounding_note_within_10_ms(names, tmp_path):
+    # The press is measured from the moment the listener heard it. The listener is a JACK client
+    # of its own, and JACK without real-time scheduling now and then drops one of its periods
+    # (CI lost the press so, once): then the run is played again, up to three times in all, and
+    # every check below is made on the one run whose press was heard.
+    for attempt in range(3):
+        msgs, pressed = panic_run(f"{names[0]}{attempt}", f"{names[1]}{attempt}",
+                                  tmp_path / f"dump{attempt}.txt")
+        if pressed is not None:
+            break
+    assert pressed is not None, "the listener lost the panic's press three times running"
     # What the instrument had sounding (its output is channel 1, and the thru echo on 2, each
     # heard here beside the controller's own notes on 2: the echo is the second of a pair).
     sounding: dict[tuple[int, int], int] = {}
