@@ -1,5 +1,5 @@
 """The command line's options: one parser for every command (`build_parser`), each option with
-its meaning and its default; the commands themselves are `neuralband.cli`'s."""
+its meaning and its default; the commands themselves are `neuralband.commands`'."""
 
 from __future__ import annotations
 

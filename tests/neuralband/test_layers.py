@@ -31,8 +31,8 @@ LAYERS = [
     # The band that learns you composes them: tuning trains on takes, with the model's own
     # music generated to keep what it knew; the live learner tunes while the band plays.
     {"learning": ["training.tune", "neuralband.live.learner"]},
-    {"front": ["neuralband.cli", "neuralband.options", "neuralband.demo", "neuralband.__main__",
-               "neuralband"]},
+    {"front": ["neuralband.cli", "neuralband.commands", "neuralband.options", "neuralband.demo",
+               "neuralband.__main__", "neuralband"]},
 ]
 
 
