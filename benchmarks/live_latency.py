@@ -82,7 +82,7 @@ TAIL_S = 0.5  # and plays on this long after its last
 GOAL_ABSORB_MS = 1.0
 GOAL_TIMING_BEYOND_PERIOD_MS = 1.0
 # Issue 28, in the flood: no band note heard more than 10 ms after its time (a loop that falls
-# behind drops its turn, `engine.LATE_NOTE_S`), and the input absorbed within 50 ms at p99.
+# behind drops its turn, `band_events.LATE_NOTE_S`), and the input absorbed within 50 ms at p99.
 GOAL_FLOOD_HEARD_MAX_MS = 10.0
 GOAL_FLOOD_ABSORB_MS = 50.0
 MELODY_SPEED = 2.0  # the chorales are slow (about a note a second): play them twice as fast

@@ -20,6 +20,7 @@ from encoders.beats import estimate_period
 CLICK_CHANNEL = 9  # the metronome (--click): channel 10, General MIDI percussion
 CLICK_PITCH = 76  # Hi Wood Block
 CLICK_ACCENT, CLICK_VELOCITY = 110, 70  # the first beat of a bar, the others
+CLICK_LATE_S = 0.02  # a beat this far behind is still sounded
 MIN_PERIOD_S, MAX_PERIOD_S = 60.0 / 200, 60.0 / 50  # 50..200 BPM
 CHORD_S = 0.03  # onsets this close are one (a chord's notes)
 SURE_RATE = 0.2  # how fast the confidence follows each onset being on the grid or not
@@ -405,3 +406,36 @@ class LiveBeat:
         beat = int(math.floor(grid.beat_at(t))) + 1
         sure = (f" {self.tracker.confidence:.2f}" if self.source == "tracker" else "")
         return f"{grid.bpm:.1f} BPM, beat {beat}/{grid.bar_beats} ({self.source}{sure})"
+
+
+class Click:
+    """``--click``: a wood block on channel 10 on each beat of the band's beat (louder on the
+    downbeat), ended 50 ms later; a beat already past by CLICK_LATE_S is not sounded late."""
+
+    def __init__(self) -> None:
+        self.next, self.off = 0.0, None  # the next beat to sound, the sounding one's end
+        self.last = -math.inf  # the last beat sounded
+
+    def due(self) -> float:
+        """When `tick` has something to do next."""
+        return self.off if self.off is not None else self.next
+
+    def tick(self, now: float, grid: Grid | None, out) -> None:
+        """End the sounding click, sound the beat now due on ``grid`` (None: no beat) through
+        ``out`` (`notes_out.OutputNotes`; a vanished port raises)."""
+        if self.off is not None and now >= self.off:
+            self.off = None
+            out.note_off(CLICK_CHANNEL, CLICK_PITCH)
+        if grid is None:
+            self.next = now + 0.1
+            return
+        beat = grid.beat_at(now)
+        nearest = round(beat)
+        at = now - (beat - nearest) * grid.period_s  # the nearest beat's time
+        if (at <= now and now - at <= CLICK_LATE_S and at - self.last > grid.period_s / 2
+                and self.off is None):
+            downbeat = nearest % grid.bar_beats == 0
+            out.note_on(CLICK_CHANNEL, CLICK_PITCH, CLICK_ACCENT if downbeat else CLICK_VELOCITY,
+                        now, own=False)
+            self.off, self.last = now + 0.05, at
+        self.next = at + grid.period_s if at <= now else at

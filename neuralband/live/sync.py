@@ -14,6 +14,8 @@ from collections import deque
 
 import numpy as np
 
+from neuralband.live.beat import Grid
+
 PPQN = 24  # MIDI clock pulses per quarter note
 CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 TEMPO_PULSES = 6  # the tempo is the mean of the last 6 pulse intervals: a sixteenth's worth
@@ -295,3 +297,14 @@ class LinkFollower:
                 link.enabled = False
 
         asyncio.run(follow())
+
+
+def beat_grid(follower: ClockFollower | LinkFollower, bar_beats: int) -> Grid | None:
+    """The followed clock's beat at its last sixteenth, bars counted from its Start (None: no
+    line or no tempo yet)."""
+    bpm = follower.bpm
+    if follower.last_line is None or not bpm:
+        return None
+    step, at = follower.last_line
+    per_beat = PPQN // follower.pulses_per_step  # its sixteenths a beat
+    return Grid(at, (step / per_beat) % bar_beats, 60.0 / bpm, bar_beats)

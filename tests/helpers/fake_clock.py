@@ -52,7 +52,7 @@ def drive(engine, clock: FakeClock, seconds: float,
         engine._turn(clock.t)
         if engine.output_ok:
             engine.out.repeat_offs(clock.t)
-        chase = engine._next_chase if engine._chase else math.inf
+        chase = engine.bias.next_chase if engine.bias.chasing else math.inf
         arrival = start + events[0][0] if events else math.inf  # always after now
         look = engine._ahead(clock.t)  # what the real loop computes ahead while it waits
         nxt = min(engine._next_deadline(clock.t), engine.out.next_repeat(), engine._next_check,

@@ -10,7 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from neuralband.live.engine import END_S, REGISTER_SPAN, Engine
+from neuralband.live.band_bias import END_S, REGISTER_SPAN
+from neuralband.live.engine import Engine
 from neuralband.live.grid_engine import BAR_STEPS
 from neuralband.live.midimap import parse_map
 from neuralband.live.turns import PlaySettings

@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from neuralband.live.engine import LATE_NOTE_S, Engine
+from neuralband.live.band_events import LATE_NOTE_S
+from neuralband.live.engine import Engine
 from neuralband.live.loop import CHECK_EVERY_S
 from neuralband.live.notes_out import REPEAT_OFF_S
 from neuralband.live.turns import PlaySettings

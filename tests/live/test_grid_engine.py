@@ -30,14 +30,10 @@ from encoders.grid import (
 )
 from encoders.performance import DEFAULT_SETTINGS
 from encoders.schemes import GridScheme
-from neuralband.live.engine import LATE_NOTE_S
-from neuralband.live.grid_engine import (
-    CLICK_CHANNEL,
-    BandVoices,
-    GridEngine,
-    LeadReader,
-    bpm_step_s,
-)
+from neuralband.live.band_events import LATE_NOTE_S
+from neuralband.live.beat import CLICK_CHANNEL
+from neuralband.live.grid_engine import GridEngine, bpm_step_s
+from neuralband.live.grid_voices import BandVoices, LeadReader
 from neuralband.live.notes_out import OutputNotes
 from neuralband.live.session import PortChoice, PortWatch, play
 from neuralband.live.turns import PlaySettings
