@@ -192,9 +192,9 @@ def main() -> int:
         return 2
     scheme = read_dataset(dataset)[0].voices
     model_info = read_info(args.model)
-    if scheme is None or model_info.voices != scheme:
-        print(f"duet_nll: {dataset} ({scheme}) and the model ({model_info.voices}) must share one "
-              "voice scheme", file=sys.stderr)
+    if scheme is None or model_info.scheme.voices != scheme:
+        print(f"duet_nll: {dataset} ({scheme}) and the model ({model_info.scheme.voices}) "
+              "must share one voice scheme", file=sys.stderr)
         return 2
     valid = list(split_pieces(dataset, "valid"))
     train = list(split_pieces(dataset, "train"))

@@ -93,9 +93,10 @@ def main() -> int:
               file=sys.stderr)
         return 2
     grid = read_dataset(dataset)[0].grid
-    if grid is None or read_info(args.model).grid != grid:
-        print(f"grid_nll: {dataset} ({grid}) and {args.model} ({read_info(args.model).grid}) "
-              "must share one grid", file=sys.stderr)
+    model_grid = read_info(args.model).scheme.grid
+    if grid is None or model_grid != grid:
+        print(f"grid_nll: {dataset} ({grid}) and {args.model} ({model_grid}) must share one grid",
+              file=sys.stderr)
         return 2
     valid = [p for p in split_pieces(dataset, "valid") if len(p) > 1]
     start = time.perf_counter()

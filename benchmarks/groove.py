@@ -65,7 +65,6 @@ from encoders.beats import (  # noqa: E402
     tempo_map_beats,
 )
 from encoders.performance import encode_notes  # noqa: E402
-from encoders.voices import decode_voices  # noqa: E402
 from neuralband.evaluate import (  # noqa: E402
     accompaniment_metrics,
     groove_metrics,
@@ -232,7 +231,7 @@ def accompaniments(model: str, paths: list[Path], seconds: float, how: str, seed
 def table_from(tokens: np.ndarray, info):
     from encoders.midi_io import table_from_pretty_midi
 
-    return table_from_pretty_midi(decode_voices(tokens, info.voices))
+    return table_from_pretty_midi(info.scheme.decode_midi(tokens))
 
 
 def main() -> None:

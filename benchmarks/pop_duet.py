@@ -40,7 +40,6 @@ from benchmarks.pop_music import POP909, held_out, moved  # noqa: E402
 from encoders.beats import beats_of_file  # noqa: E402
 from encoders.midi_io import NoteTable, table_from_pretty_midi  # noqa: E402
 from encoders.performance import encode_notes  # noqa: E402
-from encoders.voices import decode_voices  # noqa: E402
 from neuralband.evaluate import (  # noqa: E402
     ACCOMPANIMENT_METRICS,
     accompaniment_metrics,
@@ -81,7 +80,7 @@ def main() -> None:
                    help="nats off a band note clashing with it (default: the command line's)")
     args = p.parse_args()
     info = read_info(args.model)
-    if info.voices is None:
+    if info.scheme.voices is None:
         sys.exit(f"{args.model} is not a voice-packed model")
     listen = {name: value for name, value in (("under_melody", args.under_melody),
                                               ("clash", args.clash)) if value is not None}
@@ -104,7 +103,7 @@ def main() -> None:
         beats = None if found is None else found.shifted(-start)
         for piece in accompany(args.model, lead, 2, rules, args.seed + k, tail_s=0.0,
                                controls=controls, beats=beats):
-            notes = moved(table_from_pretty_midi(decode_voices(piece.tokens, info.voices)), back)
+            notes = moved(table_from_pretty_midi(info.scheme.decode_midi(piece.tokens)), back)
             model_rows.append(accompaniment_metrics(  # group 0 is the lead, the rest the band
                 notes.select(notes.group == 0), notes.select(notes.group > 0), 0.0,
                 args.seconds, key))

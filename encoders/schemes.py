@@ -20,6 +20,7 @@ import numpy as np
 from encoders.abc import Tune, split_tunes, tune_to_midi
 from encoders.augment import stretch_tokens, transpose_tokens
 from encoders.beats import Beats, beats_of_midi
+from encoders.controls import ControlSettings, onsets, token_controls
 from encoders.errors import MidiError
 from encoders.grid import (
     NEW,
@@ -32,7 +33,7 @@ from encoders.grid import (
 )
 from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, decode, encode
 from encoders.performance import describe as describe_event
-from encoders.voices import VoiceScheme, decode_voices, encode_voices
+from encoders.voices import VoiceScheme, decode_voices, encode_voices, melody_part, split
 
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 ABC_SUFFIX = ".abc"
@@ -154,6 +155,15 @@ class TokenScheme(ABC):
         --lead` and a live duet can give it the lead and let it play the rest."""
         return self.voices is not None or self.grid is not None
 
+    def lead_notes(self, source, track: str | None = None):
+        """The melody to accompany in a MIDI file (a `NoteTable`): the track named ``track``,
+        else as the scheme's lead rule finds it (`encoders.voices.melody_part`)."""
+        lead = self.voices or (self.grid and VoiceScheme(self.grid.voices, self.grid.lead,
+                                                         self.settings))
+        if not lead:
+            raise ValueError(f"a {self.name} model accompanies no melody")
+        return melody_part(source, lead, track)
+
     @property
     def stretchable(self) -> bool:
         """Whether `stretch` changes anything (time is in the tokens)."""
@@ -273,6 +283,22 @@ class EventScheme(TokenScheme):
         """How long the tokens last: the sum of their TIME_SHIFTs."""
         return duration_s(self.base(tokens), self.settings)
 
+    def controls(self, tokens: np.ndarray, settings: ControlSettings,
+                 complete: bool = True) -> np.ndarray:
+        """The key, density (and beat) controls in force after each token, counted over every
+        voice's notes (`encoders.controls.token_controls`)."""
+        return token_controls(tokens, settings, self.settings, complete, self.voices)
+
+    def onsets(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every voice's NOTE_ONs: each token's step, the NOTE_ONs' indices, their pitches
+        (`encoders.controls.onsets`)."""
+        return onsets(tokens, self.settings, self.voices)
+
+    def streams(self, tokens: np.ndarray) -> list[np.ndarray]:
+        """The tokens as one stream of Performance events per voice, on one clock (plain
+        events are one voice's)."""
+        return [np.asarray(tokens)]
+
     def read_primer(self, path: str) -> np.ndarray:
         """``generate --primer FILE``: a MIDI file as this scheme's tokens."""
         return encode(path, self.settings)
@@ -347,6 +373,9 @@ class VoicedScheme(EventScheme):
 
     def parts(self) -> tuple[np.ndarray, np.ndarray]:
         return self.voices.unpack(np.arange(self.input_classes))
+
+    def streams(self, tokens: np.ndarray) -> list[np.ndarray]:
+        return split(tokens, self.voices)
 
     def read_primer(self, path: str) -> np.ndarray:
         return encode_voices(path, self.voices)

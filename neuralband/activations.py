@@ -80,10 +80,8 @@ class Activations:
 def record(model: LoadedModel | str | os.PathLike, midi_path: str | os.PathLike) -> Activations:
     """Run ``model`` over ``midi_path`` and read its cells and the music every `GRID_S`.
     A conditioned model hears the file's own key and density (what a musician would set)."""
-    from encoders.controls import token_controls
     from encoders.midi_io import read_notes
     from encoders.performance import decode_notes
-    from encoders.voices import split
     from neuralband.score import encode_for
     from neuralband.voicing import from_info
 
@@ -100,8 +98,8 @@ def record(model: LoadedModel | str | os.PathLike, midi_path: str | os.PathLike)
     voicing = from_info(info)
     settings = voicing.settings
     sps = settings.steps_per_second
-    controls = (token_controls(tokens, info.controls, info.encoder, voices=info.voices)
-                if info.controls is not None else None)
+    controls = (info.scheme.controls(tokens, info.controls) if info.controls is not None
+                else None)
     L, H = stepper.config.layers, stepper.config.hidden
     states = np.zeros((len(tokens), L * H), np.float32)
     for k, tok in enumerate(tokens.tolist()):
@@ -112,7 +110,7 @@ def record(model: LoadedModel | str | os.PathLike, midi_path: str | os.PathLike)
     # The time after each event (the state holds from then until the next event).
     after = np.cumsum(voicing.shift_steps[tokens]) / sps
     # The notes as the model heard them: its own encoding decoded, per voice.
-    streams = split(tokens, info.voices) if info.voices else [tokens]
+    streams = info.scheme.streams(tokens)
     notes = [(s / sps, e / sps, p, v, voice) for voice, stream in enumerate(streams)
              for s, e, p, v in decode_notes(stream, settings)]
     if not notes:

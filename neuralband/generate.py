@@ -62,10 +62,9 @@ def generate(model: LoadedModel | str | os.PathLike, primer: np.ndarray | None, 
     stepper, voicing = model.stepper(variations), model.voicing
     rules = model.rules(rules)
     steer(stepper, controls, primer)
-    every = tuple(range(voicing.voices.voices)) if voicing.voiced else None
     prefix = (np.asarray(primer, np.int64) if primer is not None and len(primer) else
               np.array([voicing.shift(SILENCE_START_STEPS)]))
-    trackers = [voicing.tracker(rules, every) for _ in range(variations)]
+    trackers = [voicing.tracker(rules, voicing.every_voice) for _ in range(variations)]
     sps = voicing.settings.steps_per_second
     on_beat = beats is not None and stepper.reads_beat
     for tok in prefix:

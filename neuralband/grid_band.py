@@ -27,7 +27,6 @@ from encoders.grid import (
 )
 from encoders.midi_io import MidiSource, NoteTable
 from encoders.performance import prepare_notes
-from encoders.voices import VoiceScheme, melody_part
 from neuralband.loaded import LoadedModel, loaded
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
@@ -37,7 +36,7 @@ class GridBand:
     """A grid model's band voices: their states now, and `step` to the next grid step."""
 
     def __init__(self, stepper: Stepper, rules: Rules | None = None, seed: int | None = None):
-        grid = stepper.info.grid if stepper.info else None
+        grid = stepper.info.scheme.grid if stepper.info else None
         if grid is None:
             raise ValueError("not a grid model (its model file names no grid)")
         if stepper.batch != 1:
@@ -98,16 +97,16 @@ def accompany_file(model: LoadedModel | str | os.PathLike, melody: MidiSource, v
     """Accompany a MIDI melody offline with a grid model: one PrettyMIDI per variation, the
     melody's own notes as the "lead" track and one track per band voice (`grid_to_pretty_midi`).
 
-    From a file of several tracks ``lead_track`` names the melody, or `melody_part` finds it."""
+    From a file of several tracks ``lead_track`` names the melody, or the scheme's lead rule
+    finds it (`TokenScheme.lead_notes`)."""
     import pretty_midi
 
     model = loaded(model)
     stepper = model.stepper()
-    grid, encoder = model.info.grid, model.info.encoder
+    grid, encoder = model.info.scheme.grid, model.info.encoder
     if grid is None:
         raise ValueError(f"{model.name} is not a grid model")
-    part = prepare_notes(melody_part(melody, VoiceScheme(grid.voices, grid.lead, encoder),
-                                     lead_track), encoder)
+    part = prepare_notes(model.info.scheme.lead_notes(melody, lead_track), encoder)
     lead = melody_states(part, grid)
     seeds = np.random.SeedSequence(seed).spawn(variations)
     out = []

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from encoders.controls import ControlSettings
-from encoders.grid import GridSettings
 from encoders.performance import EncoderSettings
 from encoders.schemes import TokenScheme, scheme_from_dict, scheme_from_parts
-from encoders.voices import VoiceScheme
 from neuralband.modelconfig import ModelConfig
 
 FORMAT = "neuralband-model"
@@ -43,16 +41,6 @@ class ModelInfo:
     def encoder(self) -> EncoderSettings | None:
         """The event encoding under the scheme (None for text)."""
         return self.scheme.settings
-
-    @property
-    def voices(self) -> VoiceScheme | None:
-        """A voice-packed model's voices and lead rule, else None."""
-        return self.scheme.voices
-
-    @property
-    def grid(self) -> GridSettings | None:
-        """An ensemble-grid model's grid, else None."""
-        return self.scheme.grid
 
     def to_json(self) -> str:
         controls = {"controls": self.controls.to_dict()} if self.controls else {}

@@ -92,7 +92,6 @@ def score_files(model: LoadedModel | str | os.PathLike, paths: Sequence[str | os
 
     A conditioned model runs free (no controls), or with ``controls`` on each file's own key and
     density (`encoders.controls`, computed from its notes: what a musician would have set)."""
-    from encoders.controls import token_controls
     model = loaded(model)
     info = model.info
     if controls and info.controls is None:
@@ -120,8 +119,7 @@ def score_files(model: LoadedModel | str | os.PathLike, paths: Sequence[str | os
         chunk = order[k:k + batch]
         if stepper is None or stepper.batch != len(chunk):
             stepper = model.stepper(len(chunk))
-        ctrl = ([token_controls(streams[i], info.controls, info.encoder, voices=info.voices)
-                 for i in chunk]
+        ctrl = ([info.scheme.controls(streams[i], info.controls) for i in chunk]
                 if controls else None)
         totals = stream_nll(stepper, [streams[i] for i in chunk], ctrl)
         for i, total in zip(chunk, totals, strict=True):

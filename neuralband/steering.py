@@ -12,10 +12,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from encoders.controls import ControlSettings, control_vector, key_histogram, onsets
+from encoders.controls import ControlSettings, control_vector, key_histogram
 from encoders.keys import estimate_key, parse_key
-from encoders.performance import EncoderSettings
-from encoders.voices import VoiceScheme
+from encoders.schemes import EventScheme
 
 FOLLOW, FREE = "follow", "free"
 FOLLOW_KEY_S = 20.0  # the player's notes of the last 20 s say the key
@@ -109,13 +108,12 @@ class Steering:
             self._update(t)
         return self.vector
 
-    def heard_tokens(self, tokens: np.ndarray, encoder: EncoderSettings,
-                     voices: VoiceScheme | None = None) -> np.ndarray:
-        """Every NOTE_ON of Performance tokens (a primer; voice-packed with ``voices``), at its
-        time; the vector after them."""
-        steps, where, pitch = onsets(tokens, encoder, voices)
+    def heard_tokens(self, tokens: np.ndarray, scheme: EventScheme) -> np.ndarray:
+        """Every NOTE_ON of a primer in ``scheme``'s tokens (every voice's), at its time; the
+        vector after them."""
+        steps, where, pitch = scheme.onsets(tokens)
         for at, p in zip(steps[where].tolist(), pitch.tolist(), strict=True):
-            self.heard(at / encoder.steps_per_second, p)
+            self.heard(at / scheme.settings.steps_per_second, p)
         return self.vector
 
     def _recent(self, now: float, seconds: float) -> np.ndarray:
@@ -174,12 +172,12 @@ def steer(stepper, choice: ControlChoice | None, heard: np.ndarray | None = None
         return None
     choice = choice or ControlChoice()
     arrangement = None
-    if info.voices is not None and heard is None:
+    if info.scheme.accompanies and heard is None:
         arrangement = info.summary.get("arrangement_density")
         if choice.density == FOLLOW and not arrangement:
             choice = replace(choice, density=FREE)
     steering = Steering(info.controls, choice, arrangement)
     if heard is not None and len(heard):
-        steering.heard_tokens(heard, info.encoder, info.voices)
+        steering.heard_tokens(heard, info.scheme)
     stepper.set_controls(steering.vector)
     return steering

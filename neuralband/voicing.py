@@ -15,7 +15,7 @@ import numpy as np
 
 from encoders.keys import CONSONANT_INTERVALS
 from encoders.performance import Event
-from encoders.schemes import EventScheme, GridScheme
+from encoders.schemes import EventScheme
 from neuralband.sampling import GridPull, NoteTracker, Rules
 
 
@@ -24,13 +24,13 @@ def from_info(info) -> Voicing:
     polyphony from its training data. A model of no events (a grid's steps, text) is refused
     with a ValueError that says what it plays instead."""
     scheme = info.scheme
-    if isinstance(scheme, GridScheme):
+    if scheme.plays == "clock":
         raise ValueError("a grid model plays grid steps, not events: accompany a melody with it "
                          "(generate --lead, neuralband.grid_band) or play it live (play, "
                          "neuralband.live.grid_engine)")
-    if not isinstance(scheme, EventScheme):
+    if scheme.plays != "events":
         raise ValueError(f"a {scheme.name} model plays no notes: give it `generate --length N`")
-    return Voicing(scheme, info.summary.get("voice_polyphony") if scheme.voices else None)
+    return Voicing(scheme, info.summary.get("voice_polyphony"))  # (kept for voiced models)
 
 
 class Voicing:
@@ -46,6 +46,7 @@ class Voicing:
         self.vocab_size = scheme.input_classes
         self.voice_of, self.base_of = scheme.parts()
         self.band_voices: tuple[int, ...] = tuple(range(1, voices.voices)) if voices else (0,)
+        self.every_voice: tuple[int, ...] = tuple(range(voices.voices)) if voices else (0,)
         # the player's Performance token -> model token (voice-packed: the lead's)
         self.player = np.asarray([self.token(0, b) for b in range(s.vocab_size)], np.int64)
         self.is_shift = self.voice_of < 0

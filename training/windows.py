@@ -20,9 +20,9 @@ import numpy as np
 
 from encoders.augment import stretch_tokens, transpose_tokens  # noqa: F401 - this module's too
 from encoders.beats import Beats, beat_features, note_onsets, track_beats
-from encoders.controls import ControlSettings, drop_controls, token_controls
+from encoders.controls import ControlSettings, drop_controls
 from encoders.performance import EncoderSettings
-from encoders.schemes import EventScheme, TokenScheme
+from encoders.schemes import TokenScheme
 from encoders.voices import VoiceScheme, band_enters, event_steps
 from encoders.voices import split as split_voices
 from training.dataset import FORMAT as DATASET_FORMAT
@@ -190,7 +190,7 @@ class TokenWindows:
         if band_entry and self.voices is None:
             raise DatasetMismatch(f"the band can only come in mid-window in a voice-packed "
                                   f"dataset; this one is {self.scheme.name}")
-        if controls is not None and not isinstance(self.scheme, EventScheme):
+        if controls is not None and self.scheme.plays != "events":
             raise DatasetMismatch(f"key and density controls are computed from events; this "
                                   f"dataset is {self.scheme.name}")
         if settings is not None and settings != self.settings:
@@ -287,8 +287,7 @@ class TokenWindows:
         for row, (i, s) in enumerate(zip(index.tolist(), start.tolist(), strict=True)):
             tokens, complete, factor = self._window(rng, i, s, extra=CONTROL_LOOKAHEAD)
             out[row] = tokens[:size]
-            ctrl[row] = token_controls(tokens, self.controls, self.settings,
-                                       complete, self.voices)[:self.window]
+            ctrl[row] = self.scheme.controls(tokens, self.controls, complete)[:self.window]
             if self.controls.beat:
                 ctrl[row, :, self.controls.beat_start:] = self._beat_controls(
                     i, s, factor, tokens[:self.window])

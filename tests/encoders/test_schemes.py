@@ -59,7 +59,7 @@ def test_the_bundled_models_read_as_their_schemes():
     kinds = {name: read_info(bundled_model(name)).scheme.name for name in BUNDLED}
     assert kinds == {"pop": "events", "pop-duet": "voices", "chorale-folk": "events",
                      "duet": "voices", "grid": "grid", "folk": "folk", "colours": "text"}
-    assert read_info(bundled_model("duet")).voices == VoiceScheme(4, "track:Soprano")
+    assert read_info(bundled_model("duet")).scheme.voices == VoiceScheme(4, "track:Soprano")
 
 
 def test_a_dataset_stores_its_scheme_once_and_refuses_another(tmp_path):

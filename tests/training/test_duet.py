@@ -64,7 +64,7 @@ def test_the_dataset_and_model_carry_the_voice_scheme(duet_dataset, duet_model):
     info = json.loads((duet_dataset / "settings.json").read_text())
     assert info["scheme"]["voices"] == {"voices": 4, "lead": "track:Soprano"}
     model = read_info(duet_model)
-    assert model.voices == SATB and model.config.vocab_size == 1252
+    assert model.scheme.voices == SATB and model.config.vocab_size == 1252
     # Most chorales' voices hold one note at a time; the band's grammar will keep to that.
     assert model.summary["voice_polyphony"][:3] == [1, 1, 1]
     assert Stepper.load(duet_model).table.shape[0] == 1252
@@ -217,7 +217,7 @@ def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_p
                       progress=False, controls=True))
     model = run / "model"
     info = read_info(model)
-    assert info.controls is not None and info.voices == SATB
+    assert info.controls is not None and info.scheme.voices == SATB
     assert set(info.controls.key_profiles) <= {"major", "minor"} and info.controls.key_profiles
 
     piece = next(iter(TokenWindows(duet_dataset, window=64, batch_size=1).batch(0)))
