@@ -47,6 +47,17 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from neuralband.encoders.beats import (  # noqa: E402
+    Beats,
+    find_beats,
+    fitted_tempo_map,
+    read_annotations,
+    steady_beats,
+    tempo_map_beats,
+)
+from neuralband.encoders.performance import encode_notes  # noqa: E402
+from neuralband.training.dataset import duration_s  # noqa: E402
+
 from benchmarks.pop_duet import cut  # noqa: E402
 from benchmarks.pop_music import (  # noqa: E402
     POP909,
@@ -56,15 +67,6 @@ from benchmarks.pop_music import (  # noqa: E402
     song_table,
     tokens_table,
 )
-from encoders.beats import (  # noqa: E402
-    Beats,
-    find_beats,
-    fitted_tempo_map,
-    read_annotations,
-    steady_beats,
-    tempo_map_beats,
-)
-from encoders.performance import encode_notes  # noqa: E402
 from neuralband.evaluate import (  # noqa: E402
     accompaniment_metrics,
     groove_metrics,
@@ -75,7 +77,6 @@ from neuralband.evaluate import (  # noqa: E402
 from neuralband.generate import accompany, generate  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.sampling import model_rules  # noqa: E402
-from training.dataset import duration_s  # noqa: E402
 
 OPENING_S, CONTINUE_S = 10.0, 30.0
 TOGETHER_S = 0.05  # a band onset this close to a melody onset is played together with it
@@ -229,7 +230,7 @@ def accompaniments(model: str, paths: list[Path], seconds: float, how: str, seed
 
 
 def table_from(tokens: np.ndarray, info):
-    from encoders.midi_io import table_from_pretty_midi
+    from neuralband.encoders.midi_io import table_from_pretty_midi
 
     return table_from_pretty_midi(info.scheme.decode_midi(tokens))
 
@@ -345,8 +346,8 @@ def main() -> None:
 
 def prepare_first(path: Path, enc) -> float:
     """The time of a song's first note as the encoder reads it (where `song_table` puts 0)."""
-    from encoders.midi_io import read_notes
-    from encoders.performance import prepare_notes
+    from neuralband.encoders.midi_io import read_notes
+    from neuralband.encoders.performance import prepare_notes
 
     return float(prepare_notes(read_notes(path), enc).start_s.min())
 

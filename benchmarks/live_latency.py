@@ -259,7 +259,7 @@ def jack_period() -> tuple[int, int]:
 
 def melody(seconds: float) -> list[list[float]]:
     """[offset, b0, b1, b2] of the chorales' top voices, back to back, cut at ``seconds``."""
-    from encoders.midi_io import read_notes
+    from neuralband.encoders.midi_io import read_notes
 
     files = sorted((REPO / "tests" / "data" / "chorales").glob("*.mid"))
     if not files:
@@ -334,7 +334,8 @@ class NaiveBand:
     """
 
     def __init__(self, stepper: Any, send: Any, seed: int) -> None:
-        from encoders.live_encoder import LiveEncoder
+        from neuralband.encoders.live_encoder import LiveEncoder
+
         from neuralband.live.engine import START_STEPS
         from neuralband.live.loop import Stats
         from neuralband.live.notes_out import OutputNotes

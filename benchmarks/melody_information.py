@@ -29,9 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from neuralband.encoders.voices import VoiceScheme  # noqa: E402
+from neuralband.training.windows import read_dataset, split_pieces  # noqa: E402
+
 from benchmarks.machine import cpu_model, print_rows  # noqa: E402
-from encoders.voices import VoiceScheme  # noqa: E402
-from training.windows import read_dataset, split_pieces  # noqa: E402
 
 NO_MELODY = 12  # the lead's pitch class before its first note
 

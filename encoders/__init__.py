@@ -3,9 +3,9 @@
 Pure functions and small value types; no threads, no torch, nothing printed.
 """
 
-from encoders.errors import MidiError
-from encoders.packing import Packer
-from encoders.performance import (
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.packing import Packer
+from neuralband.encoders.performance import (
     VOCAB_SIZE,
     EncoderSettings,
     decode,

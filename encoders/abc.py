@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from encoders.errors import MidiError
+from neuralband.encoders.errors import MidiError
 
 _TUNE_START = re.compile(r"(?m)^(?=X:)")
 

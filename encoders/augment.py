@@ -5,8 +5,7 @@ under the voices of voice-packed tokens)."""
 from __future__ import annotations
 
 import numpy as np
-
-from encoders.performance import EncoderSettings, Event, shifts_before
+from neuralband.encoders.performance import EncoderSettings, Event, shifts_before
 
 
 def transpose_tokens(tokens: np.ndarray, k: int, settings: EncoderSettings) -> np.ndarray | None:

@@ -529,7 +529,7 @@ def beats_of_midi(data: bytes, path: str | Path | None = None, meter: int = 4) -
     """`find_beats` for MIDI bytes: annotations beside ``path`` where they are readable (the
     MIDI is then not parsed), else its tempo map where it fits its notes (drums included: they
     keep the beat too), else the tracker."""
-    from encoders.midi_io import parse_pretty_midi, read_notes
+    from neuralband.encoders.midi_io import parse_pretty_midi, read_notes
 
     if path is not None and (Path(path).parent / ANNOTATIONS).is_file():
         try:

@@ -25,10 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from encoders.beats import BEAT_SIZE
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings
-from encoders.voices import VoiceScheme, event_steps
+from neuralband.encoders.beats import BEAT_SIZE
+from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings
+from neuralband.encoders.voices import VoiceScheme, event_steps
 
 PITCH_CLASSES = 12
 # Notes/s: bin k holds densities in [edges[k-1], edges[k]); one unit wide where most music is.

@@ -20,10 +20,9 @@ import re
 from fractions import Fraction
 
 import numpy as np
-
-from encoders.abc import Tune, tune_to_midi
-from encoders.errors import MidiError
-from encoders.schemes import ABC_SUFFIX, Limits, Piece, TokenScheme
+from neuralband.encoders.abc import Tune, tune_to_midi
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.schemes import ABC_SUFFIX, Limits, Piece, TokenScheme
 
 LETTERS = "CDEFGAB"
 NATURAL = (0, 2, 4, 5, 7, 9, 11)  # semitones of C D E F G A B above C

@@ -20,11 +20,10 @@ from dataclasses import asdict, dataclass
 from functools import cache
 
 import numpy as np
-
-from encoders.midi_io import MidiSource, NoteTable, source_name
-from encoders.packing import Packer
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, prepare_notes
-from encoders.voices import VoiceScheme, parse_lead, read_pretty_midi, split_parts
+from neuralband.encoders.midi_io import MidiSource, NoteTable, source_name
+from neuralband.encoders.packing import Packer
+from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings, prepare_notes
+from neuralband.encoders.voices import VoiceScheme, parse_lead, read_pretty_midi, split_parts
 
 REST = 0
 HOLD = 1

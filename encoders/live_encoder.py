@@ -41,10 +41,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mido
-
-from encoders.midi_io import SUSTAIN_CC
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, shift_run
-from encoders.sustain import PEDAL_DOWN_MIN
+from neuralband.encoders.midi_io import SUSTAIN_CC
+from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, shift_run
+from neuralband.encoders.sustain import PEDAL_DOWN_MIN
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 

@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 import numpy as np
-
-from encoders.errors import MidiError, check_header, plain_reason
+from neuralband.encoders.errors import MidiError, check_header, plain_reason
 
 Parser = Literal["auto", "symusic", "pretty_midi"]
 MidiSource = Union[str, os.PathLike, bytes, bytearray, "pretty_midi.PrettyMIDI"]  # noqa: F821
@@ -110,7 +109,7 @@ def read_notes(source: MidiSource, parser: Parser = "auto") -> NoteTable:
         return _read_pretty_midi(data, name)
     table, ambiguous = _read_symusic(data, name)
     if ambiguous and parser == "auto":
-        from encoders.midi_exact import read_exact
+        from neuralband.encoders.midi_exact import read_exact
 
         return read_exact(data, name)
     return table

@@ -26,9 +26,8 @@ from enum import IntEnum
 from functools import cached_property
 
 import numpy as np
-
-from encoders.midi_io import MidiSource, NoteTable, Parser, read_notes
-from encoders.sustain import apply_sustain
+from neuralband.encoders.midi_io import MidiSource, NoteTable, Parser, read_notes
+from neuralband.encoders.sustain import apply_sustain
 
 
 class Event(IntEnum):

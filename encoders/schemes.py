@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-
-from encoders.abc import Tune, split_tunes, tune_to_midi
-from encoders.augment import stretch_tokens, transpose_tokens
-from encoders.beats import Beats, beats_of_midi
-from encoders.controls import ControlSettings, onsets, token_controls
-from encoders.errors import MidiError
-from encoders.grid import (
+from neuralband.encoders.abc import Tune, split_tunes, tune_to_midi
+from neuralband.encoders.augment import stretch_tokens, transpose_tokens
+from neuralband.encoders.beats import Beats, beats_of_midi
+from neuralband.encoders.controls import ControlSettings, onsets, token_controls
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.grid import (
     NEW,
     STATES,
     GridSettings,
@@ -31,9 +30,9 @@ from encoders.grid import (
     encode_grid,
     transpose_codes,
 )
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, decode, encode
-from encoders.performance import describe as describe_event
-from encoders.voices import VoiceScheme, decode_voices, encode_voices, melody_part, split
+from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, decode, encode
+from neuralband.encoders.performance import describe as describe_event
+from neuralband.encoders.voices import VoiceScheme, decode_voices, encode_voices, melody_part, split
 
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 ABC_SUFFIX = ".abc"
@@ -444,7 +443,7 @@ class GridScheme(TokenScheme):
         return transpose_codes(tokens, k, self.grid.voices)  # pitch classes wrap: always
 
     def describe(self, token: int) -> str:
-        from encoders.grid import describe_state
+        from neuralband.encoders.grid import describe_state
 
         states = codes_states(np.array([int(token)]), self.grid.voices)[0]
         return " | ".join(describe_state(int(s)) for s in states)
@@ -481,8 +480,8 @@ def _settings(options: dict) -> EncoderSettings:
 
 
 def _schemes() -> dict[str, type[TokenScheme]]:
-    from encoders.folk import FolkScheme
-    from encoders.text import TextScheme
+    from neuralband.encoders.folk import FolkScheme
+    from neuralband.encoders.text import TextScheme
 
     return {s.name: s for s in (EventScheme, VoicedScheme, GridScheme, TextScheme, FolkScheme)}
 

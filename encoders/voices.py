@@ -29,17 +29,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-
-from encoders.errors import MidiError
-from encoders.midi_io import (
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.midi_io import (
     MidiSource,
     NoteTable,
     parse_pretty_midi,
     source_name,
     table_from_pretty_midi,
 )
-from encoders.packing import Packer
-from encoders.performance import (
+from neuralband.encoders.packing import Packer
+from neuralband.encoders.performance import (
     DEFAULT_SETTINGS,
     EncoderSettings,
     Event,

@@ -80,8 +80,8 @@ class Activations:
 def record(model: LoadedModel | str | os.PathLike, midi_path: str | os.PathLike) -> Activations:
     """Run ``model`` over ``midi_path`` and read its cells and the music every `GRID_S`.
     A conditioned model hears the file's own key and density (what a musician would set)."""
-    from encoders.midi_io import read_notes
-    from encoders.performance import decode_notes
+    from neuralband.encoders.midi_io import read_notes
+    from neuralband.encoders.performance import decode_notes
     from neuralband.score import encode_for
     from neuralband.voicing import from_info
 

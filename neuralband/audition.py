@@ -20,10 +20,10 @@ from urllib.parse import quote
 
 import numpy as np
 
-from encoders.beats import Beats
-from encoders.errors import MidiError
-from encoders.midi_io import NoteTable, read_notes
 from neuralband import palette
+from neuralband.encoders.beats import Beats
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.midi_io import NoteTable, read_notes
 from neuralband.fluidsynth import (  # noqa: F401 (audition's own names, as before)
     DEBIAN_PACKAGES,
     SOUNDFONT_PATHS,
@@ -282,7 +282,7 @@ def _part_names(path: Path, table: NoteTable) -> dict[int, str]:
     groups = sorted(set(table.group.tolist()))
     if len(groups) < 2:
         return {g: "" for g in groups}
-    from encoders.midi_io import parse_pretty_midi
+    from neuralband.encoders.midi_io import parse_pretty_midi
 
     instruments = parse_pretty_midi(path.read_bytes(), str(path)).instruments
     return {g: (instruments[g].name.strip() if g < len(instruments) else "") or f"part {g + 1}"

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         parser.print_help()
         return 0
-    from encoders.errors import MidiError
+    from neuralband.encoders.errors import MidiError
 
     try:
         return command(args)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.midi_io import read_notes
+from neuralband.encoders.midi_io import read_notes
 from neuralband.live.clock import sleep_until
 from neuralband.live.engine import Engine
 from neuralband.live.turns import PlaySettings

@@ -53,12 +53,17 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.beats import Beats, best_phase_on_grid, chance_on_grid, on_grid
-from encoders.errors import MidiError
-from encoders.keys import CONSONANT_INTERVALS, estimate_key, pitch_class_histogram, scale_mask
-from encoders.midi_io import NoteTable, read_notes, source_name, table_from_pretty_midi
-from encoders.performance import EncoderSettings, prepare_notes
-from encoders.voices import read_pretty_midi
+from neuralband.encoders.beats import Beats, best_phase_on_grid, chance_on_grid, on_grid
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.keys import (
+    CONSONANT_INTERVALS,
+    estimate_key,
+    pitch_class_histogram,
+    scale_mask,
+)
+from neuralband.encoders.midi_io import NoteTable, read_notes, source_name, table_from_pretty_midi
+from neuralband.encoders.performance import EncoderSettings, prepare_notes
+from neuralband.encoders.voices import read_pretty_midi
 
 CAP_S = 5.0  # the instrument's default longest note (generate/play --max-note)
 CAP_TOLERANCE_S = 0.015  # a capped note ends within a step or so of the cap
@@ -406,7 +411,7 @@ def groove_rows(tables: Sequence[NoteTable], primer_s: float = 0.0,
     """``on_grid`` and ``tempo_held`` of every piece's onsets after ``primer_s`` for
     ``seconds``: against ``beats`` (a reference's), else against each piece's own primer's beats
     carried on (found as `generate --primer` finds a cut file's: the tracker over its notes)."""
-    from encoders.beats import find_beats
+    from neuralband.encoders.beats import find_beats
 
     lo, hi = measured_range(primer_s, seconds)
     hi = np.inf if hi is None else hi

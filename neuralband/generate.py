@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from encoders.beats import Beats
-from encoders.performance import Event
-from encoders.voices import event_steps
+from neuralband.encoders.beats import Beats
+from neuralband.encoders.performance import Event
+from neuralband.encoders.voices import event_steps
 from neuralband.loaded import LoadedModel, loaded
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler, pulled

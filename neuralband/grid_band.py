@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from encoders.grid import (
+from neuralband.encoders.grid import (
     HOLD,
     REST,
     GridSettings,
@@ -25,8 +25,8 @@ from encoders.grid import (
     step_input,
     unpack_band,
 )
-from encoders.midi_io import MidiSource, NoteTable
-from encoders.performance import prepare_notes
+from neuralband.encoders.midi_io import MidiSource, NoteTable
+from neuralband.encoders.performance import prepare_notes
 from neuralband.loaded import LoadedModel, loaded
 from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler

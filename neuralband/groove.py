@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from encoders.beats import Beats, beats_of_file, parse_meter, steady_beats
+from neuralband.encoders.beats import Beats, beats_of_file, parse_meter, steady_beats
 
 BEAT_CHOICES = ("follow", "free")
 FROM_SILENCE_S = 0.1  # from silence the first downbeat comes as the music starts

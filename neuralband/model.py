@@ -12,10 +12,10 @@ import os
 import torch
 from torch import nn
 
-from encoders.controls import ControlSettings
-from encoders.performance import EncoderSettings
-from encoders.schemes import TokenScheme
 from neuralband.atomic import write_atomic
+from neuralband.encoders.controls import ControlSettings
+from neuralband.encoders.performance import EncoderSettings
+from neuralband.encoders.schemes import TokenScheme
 from neuralband.modelconfig import PRESETS, ModelConfig
 from neuralband.modelfile import FORMAT, ModelFileError, ModelInfo, model_paths, read_info
 

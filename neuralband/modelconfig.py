@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from encoders.performance import VOCAB_SIZE
+from neuralband.encoders.performance import VOCAB_SIZE
 
 CELLS = ("lstm", "gru")
 

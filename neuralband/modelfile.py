@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from encoders.controls import ControlSettings
-from encoders.performance import EncoderSettings
-from encoders.schemes import TokenScheme, scheme_from_dict, scheme_from_parts
+from neuralband.encoders.controls import ControlSettings
+from neuralband.encoders.performance import EncoderSettings
+from neuralband.encoders.schemes import TokenScheme, scheme_from_dict, scheme_from_parts
 from neuralband.modelconfig import ModelConfig
 
 FORMAT = "neuralband-model"

@@ -55,7 +55,7 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, polyphony: int, follows:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from encoders.schemes import scheme_names
+    from neuralband.encoders.schemes import scheme_names
     from neuralband.modelfile import BUNDLED
 
     parser = argparse.ArgumentParser(
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     from neuralband.live.learner import LEARN_NOTES, ROUND_STEPS
-    from training.config import add_arguments
+    from neuralband.training.config import add_arguments
 
     tr = sub.add_parser("train", help="train the event LSTM on a dataset")
     add_arguments(tr)
@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the takes folder (default: $NEURALBAND_TAKES, else "
                          "~/.local/share/neuralband/takes)")
 
-    from training.config import TuneSettings
+    from neuralband.training.config import TuneSettings
 
     t = TuneSettings()
     tu = sub.add_parser(

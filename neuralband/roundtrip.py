@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.midi_io import read_notes
-from encoders.performance import (
+from neuralband.encoders.midi_io import read_notes
+from neuralband.encoders.performance import (
     DEFAULT_SETTINGS,
     EncoderSettings,
     decode,

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from encoders.beats import DENSE, REFERENCE_PERIOD_S, Beats, positions, write_beat
-from encoders.performance import Event
+from neuralband.encoders.beats import DENSE, REFERENCE_PERIOD_S, Beats, positions, write_beat
+from neuralband.encoders.performance import Event
 from neuralband.modelconfig import ModelConfig
 from neuralband.modelfile import ModelFileError, ModelInfo, model_paths, read_info
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event
+from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event
 
 NO_NOTE = np.iinfo(np.int64).max
 

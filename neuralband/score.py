@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.errors import MidiError
+from neuralband.encoders.errors import MidiError
 from neuralband.loaded import LoadedModel, loaded
 from neuralband.modelfile import ModelInfo
 from neuralband.runtime import Stepper

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from encoders.controls import ControlSettings, control_vector, key_histogram
-from encoders.keys import estimate_key, parse_key
-from encoders.schemes import EventScheme
+from neuralband.encoders.controls import ControlSettings, control_vector, key_histogram
+from neuralband.encoders.keys import estimate_key, parse_key
+from neuralband.encoders.schemes import EventScheme
 
 FOLLOW, FREE = "follow", "free"
 FOLLOW_KEY_S = 20.0  # the player's notes of the last 20 s say the key
@@ -149,7 +149,7 @@ class Steering:
 
     def describe(self) -> str:
         """One line: what the model is told now."""
-        from encoders.controls import describe_controls
+        from neuralband.encoders.controls import describe_controls
 
         return describe_controls(self.vector, self.settings)
 

@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from encoders.keys import CONSONANT_INTERVALS
-from encoders.performance import Event
-from encoders.schemes import EventScheme
+from neuralband.encoders.keys import CONSONANT_INTERVALS
+from neuralband.encoders.performance import Event
+from neuralband.encoders.schemes import EventScheme
 from neuralband.sampling import GridPull, NoteTracker, Rules
 
 

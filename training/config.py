@@ -106,8 +106,8 @@ class SettingsConflict(ValueError):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The command line of `neuralband train` (and of `python -m training.train`). Options
-    default to None, so that `config_from_args` knows which ones the user gave."""
+    """The command line of `neuralband train` (and of `python -m neuralband.training.train`).
+    Options default to None, so that `config_from_args` knows which ones the user gave."""
     d = DEFAULTS
     p.add_argument("dataset", help="a dataset folder made by `neuralband encode`")
     p.add_argument("-o", "--out", required=True,

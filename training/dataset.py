@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from encoders.errors import MidiError
-from encoders.schemes import (  # noqa: F401 - Limits and duration_s are this module's words too
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.schemes import (  # noqa: F401 - Limits and duration_s are this module's words too
     EventScheme,
     Limits,
     TokenScheme,
@@ -40,6 +39,7 @@ from encoders.schemes import (  # noqa: F401 - Limits and duration_s are this mo
     scheme_from_dict,
     scheme_from_parts,
 )
+
 from neuralband.atomic import write_atomic
 
 FORMAT = "neuralband-dataset"

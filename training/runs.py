@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from training.config import ARGS, RESUMES, TrainConfig
-from training.windows import read_dataset, read_manifest
+from neuralband.training.config import ARGS, RESUMES, TrainConfig
+from neuralband.training.windows import read_dataset, read_manifest
 
 STATE = "state.json"  # training.checkpoint.STATE, named here without importing torch
 # What a run writes into its folder, and --force deletes (anything else there is left alone).

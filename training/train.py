@@ -1,9 +1,10 @@
 """The training loop, top to bottom: dataset windows -> EventLSTM -> checkpoints and a model file.
 
 Run on one process (`neuralband train DATASET -o RUN`), or on several with PyTorch's own engine:
-``torchrun --nproc_per_node 2 -m training.train DATASET -o RUN`` (gloo on CPU, nccl on GPU). Each
-rank takes its share of the rows of the same global batch, and DistributedDataParallel averages
-the gradients, so N processes train the same model as one process would with the whole batch.
+``torchrun --nproc_per_node 2 -m neuralband.training.train DATASET -o RUN`` (gloo on CPU, nccl on
+GPU). Each rank takes its share of the rows of the same global batch, and DistributedDataParallel
+averages the gradients, so N processes train the same model as one process would with the whole
+batch.
 
 The run folder holds ``args.json`` (the first command line and settings, never rewritten),
 ``resumes.jsonl`` (one line per ``--resume``), ``baselines.json`` (unigram and bigram NLL on the
@@ -33,15 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from encoders.controls import ControlSettings
-from encoders.schemes import EventScheme
-from neuralband.atomic import write_atomic
-from neuralband.model import PRESETS, EventLSTM, save_model
-from neuralband.modelfile import ModelFileError, ModelInfo
-from training.baselines import baselines
-from training.checkpoint import STATE, load_checkpoint, save_checkpoint
-from training.config import (
+from neuralband.encoders.controls import ControlSettings
+from neuralband.encoders.schemes import EventScheme
+from neuralband.training.baselines import baselines
+from neuralband.training.checkpoint import STATE, load_checkpoint, save_checkpoint
+from neuralband.training.config import (
     ARGS,
     TrainConfig,
     add_arguments,
@@ -49,8 +46,8 @@ from training.config import (
     record_resume,
     write_settings,
 )
-from training.runs import Progress, announce, check_run_folder, clear_run, stop_message
-from training.windows import (
+from neuralband.training.runs import Progress, announce, check_run_folder, clear_run, stop_message
+from neuralband.training.windows import (
     MixedWindows,
     TokenWindows,
     arrangement_density,
@@ -60,6 +57,10 @@ from training.windows import (
     read_dataset,
     voice_polyphony,
 )
+
+from neuralband.atomic import write_atomic
+from neuralband.model import PRESETS, EventLSTM, save_model
+from neuralband.modelfile import ModelFileError, ModelInfo
 
 METRICS_HEADER = ("step,train_loss,valid_nll,valid_ppl,lr,events_per_s,elapsed_s,"
                   "valid_nll_with_controls\n")
@@ -420,8 +421,9 @@ def train(cfg: TrainConfig, progress: Progress | None = None,
 
 
 def main() -> int:
-    """``python -m training.train`` (under torchrun, one per process): the summary as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m training.train")
+    """``python -m neuralband.training.train`` (under torchrun, one per process): the summary as
+    JSON."""
+    parser = argparse.ArgumentParser(prog="python -m neuralband.training.train")
     add_arguments(parser)
     try:
         cfg = config_from_args(parser.parse_args())
@@ -434,12 +436,12 @@ def main() -> int:
         return 2
     except KeyboardInterrupt:
         if int(os.environ.get("RANK", "0")) == 0:
-            print(stop_message(cfg, "python -m training.train"), file=sys.stderr)
+            print(stop_message(cfg, "python -m neuralband.training.train"), file=sys.stderr)
         return 130
     outcome.pop("module")
     print(json.dumps(outcome))
     return 0
 
 
-if __name__ == "__main__":  # torchrun --nproc_per_node N -m training.train DATASET -o RUN
+if __name__ == "__main__":  # torchrun --nproc_per_node N -m neuralband.training.train DATASET ...
     sys.exit(main())

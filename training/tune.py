@@ -29,15 +29,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from neuralband.encoders.schemes import EventScheme, Piece, VoicedScheme
+from neuralband.training.config import TrainConfig, TuneSettings
+from neuralband.training.dataset import build_dataset, find_files
+from neuralband.training.runs import RunExists, announce, holds_run
+from neuralband.training.windows import read_manifest
 
-from encoders.schemes import EventScheme, Piece, VoicedScheme
 from neuralband.atomic import write_atomic
 from neuralband.live.takes import PLAYER
 from neuralband.loaded import LoadedModel
-from training.config import TrainConfig, TuneSettings
-from training.dataset import build_dataset, find_files
-from training.runs import RunExists, announce, holds_run
-from training.windows import read_manifest
 
 HELD_OUT = 0.15  # the share of the takes held out to choose the best step (one at least)
 TAKES_DATASET, REPLAY, REPLAY_DATASET = "takes-dataset", "replay", "replay-dataset"
@@ -199,7 +199,7 @@ def tune(model: str, sources: list[str], out: str, settings: TuneSettings | None
     about = {"tuned": {"base": base.name, "base_sha256": info.sha256, "takes": takes,
                        "held_out": held, "mixed": settings.mix or ("replay" if mix else None),
                        "command": shlex.join(argv or sys.argv)}}
-    from training.train import train
+    from neuralband.training.train import train
 
     result = train(cfg, announce(cfg, False), base_model=info, about=about)
     result.pop("module", None)

@@ -17,17 +17,16 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-
-from encoders.augment import stretch_tokens, transpose_tokens  # noqa: F401 - this module's too
-from encoders.beats import Beats, beat_features, note_onsets, track_beats
-from encoders.controls import ControlSettings, drop_controls
-from encoders.performance import EncoderSettings
-from encoders.schemes import TokenScheme
-from encoders.voices import VoiceScheme, band_enters, event_steps
-from encoders.voices import split as split_voices
-from training.dataset import FORMAT as DATASET_FORMAT
-from training.dataset import VERSION as DATASET_VERSION
-from training.dataset import stored_scheme
+from neuralband.encoders.augment import stretch_tokens, transpose_tokens  # noqa: F401 - this module's too
+from neuralband.encoders.beats import Beats, beat_features, note_onsets, track_beats
+from neuralband.encoders.controls import ControlSettings, drop_controls
+from neuralband.encoders.performance import EncoderSettings
+from neuralband.encoders.schemes import TokenScheme
+from neuralband.encoders.voices import VoiceScheme, band_enters, event_steps
+from neuralband.encoders.voices import split as split_voices
+from neuralband.training.dataset import FORMAT as DATASET_FORMAT
+from neuralband.training.dataset import VERSION as DATASET_VERSION
+from neuralband.training.dataset import stored_scheme
 
 CONTROL_LOOKAHEAD = 1024  # tokens read past a window to compute its last controls
 TRANSPOSE_TRIES = 8  # draws of a transposition before a window is left untransposed
@@ -94,7 +93,7 @@ def voice_polyphony(dataset_dir: str | Path, voices: VoiceScheme, split: str = "
     """How many notes each voice holds at once in most pieces (the ``quantile`` over up to
     ``limit`` pieces of a split): the cap the band's grammar keeps when it plays, so that a voice
     the data plays one note at a time (a chorale's alto) is never left holding two."""
-    from encoders.voices import voice_polyphony as piece_polyphony
+    from neuralband.encoders.voices import voice_polyphony as piece_polyphony
 
     per_piece = [piece_polyphony(tokens, voices)
                  for tokens in islice(split_pieces(dataset_dir, split), limit)]
@@ -307,7 +306,7 @@ class TokenWindows:
                 except (KeyError, TypeError, ValueError):
                     beats = None
             if beats is None:
-                from encoders.performance import decode_notes
+                from neuralband.encoders.performance import decode_notes
 
                 base = self.scheme.base(self.piece_tokens(index, 0, int(self._length[index])))
                 notes = np.asarray(decode_notes(base, self.settings), np.float64).reshape(-1, 4)
@@ -443,7 +442,7 @@ class MixedWindows:
 
 def note_lengths(tokens: np.ndarray, settings: EncoderSettings) -> np.ndarray:
     """The length in seconds of every note of Performance tokens, as decoding plays them."""
-    from encoders.performance import decode_notes
+    from neuralband.encoders.performance import decode_notes
 
     notes = decode_notes(tokens, settings)
     if not len(notes):
@@ -476,8 +475,8 @@ def key_profiles(dataset_dir: str | Path, settings: EncoderSettings, split: str 
     """The mean pitch-class histogram of a split's pieces in each mode, rotated to a tonic of C
     (the key of each piece estimated from its notes): what "in Eb major" sounds like in this
     data, the histogram `generate --key` gives the model."""
-    from encoders.controls import onsets
-    from encoders.keys import estimate_key, pitch_class_histogram
+    from neuralband.encoders.controls import onsets
+    from neuralband.encoders.keys import estimate_key, pitch_class_histogram
 
     sums = {"major": np.zeros(12), "minor": np.zeros(12)}
     for tokens in islice(split_pieces(dataset_dir, split), limit):
@@ -506,7 +505,7 @@ def arrangement_density(dataset_dir: str | Path, settings: EncoderSettings, voic
     density control's count); the median per lead bin (``LEAD_DENSITY_EDGES``). A duet model
     told this plays as busily as the data's arrangements of such a tune; left free, an LSTM
     drifts busier."""
-    from encoders.controls import onsets
+    from neuralband.encoders.controls import onsets
 
     sps = settings.steps_per_second
     lead_at, total = [], []

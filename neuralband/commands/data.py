@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def cmd_roundtrip(args: argparse.Namespace) -> int:
-    from encoders.performance import describe
+    from neuralband.encoders.performance import describe
     from neuralband.roundtrip import bundled_example, round_trip
 
     source = Path(args.midi) if args.midi else bundled_example()
@@ -28,8 +28,8 @@ def cmd_roundtrip(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
-    from encoders.performance import EncoderSettings, describe, encode
-    from encoders.voices import VoiceScheme, encode_voices
+    from neuralband.encoders.performance import EncoderSettings, describe, encode
+    from neuralband.encoders.voices import VoiceScheme, encode_voices
 
     settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
     if args.voices:
@@ -63,7 +63,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 def _encode_scheme(args: argparse.Namespace) -> TokenScheme:  # noqa: F821
     """The token scheme ``encode``'s options name: --scheme NAME, else grid with --grid, voices
     with --voices, events without; the scheme reads its own options."""
-    from encoders.schemes import scheme_from_options
+    from neuralband.encoders.schemes import scheme_from_options
 
     name = args.scheme or ("grid" if args.grid else "voices" if args.voices else "events")
     return scheme_from_options(name, vars(args))
@@ -74,7 +74,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from training.dataset import Limits, build_dataset, check_out_dir, find_files
+    from neuralband.training.dataset import Limits, build_dataset, check_out_dir, find_files
 
     try:
         scheme = _encode_scheme(args)
@@ -135,9 +135,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from neuralband.modelfile import ModelFileError
-    from training.config import config_from_args
-    from training.runs import announce, check_run_folder, end_line, stop_message
-    from training.windows import DatasetMismatch
+    from neuralband.training.config import config_from_args
+    from neuralband.training.runs import announce, check_run_folder, end_line, stop_message
+    from neuralband.training.windows import DatasetMismatch
 
     cfg = None
     try:
@@ -145,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_run_folder(cfg)
         progress = announce(cfg, cfg.progress)  # at once: torch takes a while to load
         with progress.phase("loading torch"):
-            from training.train import train
+            from neuralband.training.train import train
 
         result = train(cfg, progress)
     except (ModelFileError, DatasetMismatch, FileNotFoundError, ValueError) as err:

@@ -118,7 +118,7 @@ def _offline_beats(args: argparse.Namespace, model, seconds: float, primer) -> o
 def _generate_tokens(args: argparse.Namespace, model, rules) -> int:
     """generate with a model of a scheme without notes (text): --length tokens after the
     --primer text, each variation decoded by the scheme and written as a file."""
-    from encoders.errors import MidiError
+    from neuralband.encoders.errors import MidiError
     from neuralband.generate import sample_tokens
 
     scheme = model.scheme
@@ -148,7 +148,7 @@ def _melody(path: str, scheme, track: str | None, seconds: float | None):
     there), or all of it."""
     import numpy as np
 
-    from encoders.performance import encode_notes
+    from neuralband.encoders.performance import encode_notes
 
     part = scheme.lead_notes(path, track)
     if seconds is not None:

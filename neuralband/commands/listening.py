@@ -10,7 +10,7 @@ from pathlib import Path
 
 def _roll_beats(which: str | None, files: list[Path]) -> list | None:
     """audition --beats: each file's own beats ("own"), or one reference's for every file."""
-    from encoders.beats import beats_of_file
+    from neuralband.encoders.beats import beats_of_file
 
     if which is None:
         return None
@@ -86,8 +86,8 @@ def cmd_audition(args: argparse.Namespace) -> int:
 
 def _activations(files: list[Path], png: str, model: str | None) -> int:
     """audition FILE --activations OUT.png: the model's cells under the roll, and OUT.json."""
-    from encoders.errors import MidiError
     from neuralband.activations import draw, record, write_json
+    from neuralband.encoders.errors import MidiError
     from neuralband.loaded import LoadedModel
     from neuralband.modelfile import ModelFileError
 
@@ -115,7 +115,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from neuralband.loaded import LoadedModel
     from neuralband.modelfile import ModelFileError
     from neuralband.score import mean_nll, score_files
-    from training.dataset import find_files
+    from neuralband.training.dataset import find_files
 
     try:
         model = LoadedModel.open(args.model)  # a bad model is the one line, before any file
@@ -150,7 +150,7 @@ def _json_number(x: float) -> float | None:
 
 def _reference_beats(path: str):
     """evaluate --beats: a beat file (POP909's beat_midi.txt) or a MIDI file's beats."""
-    from encoders.beats import beats_of_file, read_annotations
+    from neuralband.encoders.beats import beats_of_file, read_annotations
 
     if path.lower().endswith(".txt"):
         return read_annotations(path)
@@ -164,8 +164,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
     from functools import partial
 
-    from encoders.keys import key_name, parse_key
     from neuralband import evaluate as ev
+    from neuralband.encoders.keys import key_name, parse_key
 
     try:
         key = parse_key(args.key) if args.key else None

@@ -78,8 +78,8 @@ def cmd_takes(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from neuralband.live.takes import takes_folder
     from neuralband.modelfile import ModelFileError
-    from training.tune import TuneSettings, tune
-    from training.windows import DatasetMismatch
+    from neuralband.training.tune import TuneSettings, tune
+    from neuralband.training.windows import DatasetMismatch
 
     sources = args.takes or [str(takes_folder(args.takes_dir))]
     if not args.takes and not Path(sources[0]).is_dir():
@@ -176,7 +176,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             raise ValueError(f"{model.name} is a {info.scheme.name} model: it writes "
                              f"{info.scheme.unit} (neuralband generate), it does not play")
         rules, controls = rules_and_controls(args, model)
-        from encoders.beats import parse_meter
+        from neuralband.encoders.beats import parse_meter
 
         return play(choice, model, settings, rules, args.seed, args.record, args.seconds,
                     bpm=args.bpm, click=args.click,

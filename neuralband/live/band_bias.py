@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from encoders.keys import parse_key, scale_mask
-from encoders.performance import Event
+from neuralband.encoders.keys import parse_key, scale_mask
+from neuralband.encoders.performance import Event
 from neuralband.live.loop import CHECK_EVERY_S
 from neuralband.live.panel import INDEX, KEYS
 from neuralband.sampling import Rules, Sampler

@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from encoders.live_encoder import LiveEncoder
-from encoders.performance import DEFAULT_SETTINGS, Event
-from encoders.schemes import EventScheme
+from neuralband.encoders.live_encoder import LiveEncoder
+from neuralband.encoders.performance import DEFAULT_SETTINGS, Event
+from neuralband.encoders.schemes import EventScheme
 from neuralband.live.band_bias import BandBias
 from neuralband.live.loop import LiveLoop
 from neuralband.live.turns import PlaySettings

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from encoders.beats import estimate_period
+from neuralband.encoders.beats import estimate_period
 
 CLICK_CHANNEL = 9  # the metronome (--click): channel 10, General MIDI percussion
 CLICK_PITCH = 76  # Hi Wood Block

@@ -27,8 +27,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from encoders.keys import estimate_key, parse_key
-from encoders.live_encoder import LiveEncoder
+from neuralband.encoders.keys import estimate_key, parse_key
+from neuralband.encoders.live_encoder import LiveEncoder
 from neuralband.live.band_bias import END_S
 from neuralband.live.band_events import BandEvents
 from neuralband.live.beat import CLICK_CHANNEL, Click, LiveBeat

@@ -20,7 +20,7 @@ from neuralband.live.ports import MidiOutput
 
 def file_messages(path: str | os.PathLike) -> list[tuple[float, list[int]]]:
     """(seconds, raw bytes) of every channel message in the file, in playing order."""
-    from encoders.errors import MidiError
+    from neuralband.encoders.errors import MidiError
 
     try:
         mid = mido.MidiFile(str(path))

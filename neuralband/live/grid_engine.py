@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from encoders.grid import (
+from neuralband.encoders.grid import (
     HOLD,
     NEW,
     REST,
@@ -37,7 +37,7 @@ from encoders.grid import (
     output_packer,
     voice_pitch,
 )
-from encoders.keys import parse_key, scale_mask
+from neuralband.encoders.keys import parse_key, scale_mask
 from neuralband.grid_band import GridBand
 from neuralband.live.band_bias import DENSITY_GAIN, DENSITY_REF
 from neuralband.live.band_events import LATE_NOTE_S

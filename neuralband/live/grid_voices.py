@@ -8,7 +8,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from encoders.grid import DECODE_VELOCITY, HOLD, NEW, REST, default_registers, voice_pitch
+from neuralband.encoders.grid import (
+    DECODE_VELOCITY,
+    HOLD,
+    NEW,
+    REST,
+    default_registers,
+    voice_pitch,
+)
 from neuralband.live.notes_out import NOTE_OFF, NOTE_ON, OutputNotes
 
 

@@ -102,8 +102,8 @@ def _learn(conn, base: str, folder: str, learn_from: list[str], steps: int,
 
     torch.set_num_threads(1)
     from neuralband.loaded import LoadedModel
-    from training.config import TuneSettings
-    from training.tune import replay_dataset, tune
+    from neuralband.training.config import TuneSettings
+    from neuralband.training.tune import replay_dataset, tune
 
     root = Path(folder)
     try:

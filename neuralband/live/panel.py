@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from encoders.keys import MODES as KEY_MODES
-from encoders.keys import key_name, parse_key
+from neuralband.encoders.keys import MODES as KEY_MODES
+from neuralband.encoders.keys import key_name, parse_key
 
 RANGE, CHOICE, SWITCH, TRIGGER = "range", "choice", "switch", "trigger"
 FOLLOW = "follow"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from neuralband.encoders import MidiError, encode
+from neuralband.encoders.abc import split_tunes, tune_to_midi
+from neuralband.training.dataset import build_dataset, find_files
 
-from encoders import MidiError, encode
-from encoders.abc import split_tunes, tune_to_midi
 from tests.helpers.data import DATA
-from training.dataset import build_dataset, find_files
 
 TUNES = DATA / "abc" / "tunes.abc"
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from encoders.beats import (
+from neuralband.encoders.beats import (
     BEAT_BINS,
     BEAT_SIZE,
     BEAT_START,
@@ -31,9 +30,10 @@ from encoders.beats import (
     track_beats,
     write_beat,
 )
-from encoders.controls import ControlSettings, drop_controls
-from encoders.performance import encode_notes
-from encoders.schemes import EventScheme
+from neuralband.encoders.controls import ControlSettings, drop_controls
+from neuralband.encoders.performance import encode_notes
+from neuralband.encoders.schemes import EventScheme
+
 from tests.helpers import models
 
 # --- the beat control -----------------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_find_beats_prefers_annotations_then_the_tempo_map(tmp_path):
 def test_encode_keeps_each_pieces_beats(tmp_path):
     import json
 
-    from training.dataset import build_dataset
+    from neuralband.training.dataset import build_dataset
 
     src = tmp_path / "midi"
     src.mkdir()
@@ -285,7 +285,7 @@ def beat_dataset(tmp_path_factory):
     """Pieces at 75 to 120 BPM whose notes sit on their eighth lines (the last one valid)."""
     import json
 
-    from training.dataset import build_dataset
+    from neuralband.training.dataset import build_dataset
 
     root = tmp_path_factory.mktemp("beats")
     src = root / "midi"
@@ -302,7 +302,7 @@ def beat_dataset(tmp_path_factory):
 
 @pytest.mark.parametrize("stretch", [0.0, 0.1])
 def test_windows_read_their_notes_on_the_beat(beat_dataset, stretch):
-    from training.windows import TokenWindows
+    from neuralband.training.windows import TokenWindows
 
     cs = ControlSettings(beat=True)
     windows = TokenWindows(beat_dataset, "train", window=128, batch_size=16, seed=1,
@@ -330,7 +330,7 @@ def test_windows_track_the_beats_of_a_dataset_without_them(beat_dataset, tmp_pat
     import json
     import shutil
 
-    from training.windows import TokenWindows
+    from neuralband.training.windows import TokenWindows
 
     copy = tmp_path / "ds"
     shutil.copytree(beat_dataset, copy)
@@ -354,13 +354,13 @@ def beat_model(tmp_path_factory):
 
 def test_the_stepper_reads_the_beat_as_torch_does(beat_model):
     import torch
+    from neuralband.encoders.voices import event_steps
 
-    from encoders.voices import event_steps
     from neuralband.runtime import Stepper
 
     path, model, cs = beat_model
     start, pitch, velocity = _steady_notes(100, 8.0)
-    from encoders.midi_io import NoteTable
+    from neuralband.encoders.midi_io import NoteTable
 
     n = len(start)
     table = NoteTable(start, start + 0.3, pitch, velocity, np.zeros(n, np.int64),
@@ -437,11 +437,11 @@ def test_a_fine_tune_that_adds_the_beat_starts_from_what_the_model_played(beat_d
     """--beat --init: the file's weights, the new beat inputs at zero weight, so the first
     forward pass is the base model's; the result reads the beat and says so in its file."""
     import torch
+    from neuralband.training.config import TrainConfig
+    from neuralband.training.train import train, warm_start
 
     from neuralband.model import EventLSTM, load_model
     from neuralband.modelfile import read_info
-    from training.config import TrainConfig
-    from training.train import train, warm_start
 
     def run(out, **kw):
         return TrainConfig(str(beat_dataset), str(out), preset="tiny", steps=6, batch=4,
@@ -528,7 +528,7 @@ def test_each_stream_keeps_its_own_beat(beat_model):
 def test_a_files_unreadable_annotations_leave_its_tempo_map(tmp_path):
     """encode's path (`beats_of_midi`): annotations where readable, else the file's own beats
     (they used to end in no beat at all)."""
-    from encoders.beats import beats_of_file
+    from neuralband.encoders.beats import beats_of_file
 
     song = tmp_path / "song"
     song.mkdir()

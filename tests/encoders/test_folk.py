@@ -9,10 +9,9 @@ import json
 import numpy as np
 import pytest
 import symusic
-
-from encoders.abc import Tune, split_tunes, tune_to_midi
-from encoders.errors import MidiError
-from encoders.folk import (
+from neuralband.encoders.abc import Tune, split_tunes, tune_to_midi
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.folk import (
     INDEX,
     MODES,
     VOCAB,
@@ -22,7 +21,8 @@ from encoders.folk import (
     tune_checks,
     tune_tokens,
 )
-from encoders.schemes import Piece
+from neuralband.encoders.schemes import Piece
+
 from neuralband.cli import main
 from tests.helpers.data import DATA
 
@@ -161,8 +161,8 @@ def test_windows_run_on_into_the_next_tune_so_its_end_is_learnt(tmp_path):
     """Tunes end in </s>: a window may run past it into the next tune of the split, so every
     position starts as many windows, a tune shorter than a window is used too, and no window
     holds one tune twice (a model could copy the second from the first)."""
-    from training.dataset import build_dataset
-    from training.windows import TokenWindows, split_pieces
+    from neuralband.training.dataset import build_dataset
+    from neuralband.training.windows import TokenWindows, split_pieces
 
     abc = tmp_path / "tunes.abc"
     abc.write_text("".join(f"X:{k}\nM:6/8\nL:1/8\nK:{key}\n{MELODY}\n\n"

@@ -9,8 +9,7 @@ import pretty_midi
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from encoders.grid import (
+from neuralband.encoders.grid import (
     HOLD,
     REST,
     STATES,
@@ -30,7 +29,8 @@ from encoders.grid import (
     unpack_band,
     voice_pitch,
 )
-from encoders.midi_io import NoteTable, table_from_pretty_midi
+from neuralband.encoders.midi_io import NoteTable, table_from_pretty_midi
+
 from tests.helpers.data import CHORALES
 
 SATB = ("Soprano", "Alto", "Tenor", "Bass")

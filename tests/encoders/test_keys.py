@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from encoders.keys import (
+from neuralband.encoders.keys import (
     KK_MAJOR,
     KK_MINOR,
     MODES,
@@ -15,7 +14,7 @@ from encoders.keys import (
     pitch_class_histogram,
     scale_mask,
 )
-from encoders.midi_io import read_notes
+from neuralband.encoders.midi_io import read_notes
 
 ALL_KEYS = [(tonic, mode) for mode in MODES for tonic in range(12)]
 

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-from encoders.live_encoder import DRUM_CHANNEL, LiveEncoder
-from encoders.midi_io import SUSTAIN_CC, NoteTable, read_notes
-from encoders.performance import (
+from neuralband.encoders.live_encoder import DRUM_CHANNEL, LiveEncoder
+from neuralband.encoders.midi_io import SUSTAIN_CC, NoteTable, read_notes
+from neuralband.encoders.performance import (
     DEFAULT_SETTINGS,
     EncoderSettings,
     decode_notes,
     encode_notes,
 )
-from encoders.sustain import PEDAL_DOWN_MIN
+from neuralband.encoders.sustain import PEDAL_DOWN_MIN
+
 from tests.helpers import midi_bytes, off, on, pedal
 from tests.helpers.data import CHORALES
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from encoders.packing import INT64_MAX, Packer
+from neuralband.encoders.packing import INT64_MAX, Packer
 
 # Factorisation of 2**63 - 1: the largest product of radices that still fits in int64.
 INT64_MAX_FACTORS = [7, 7, 73, 127, 337, 92737, 649657]

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from encoders.grid import GridSettings
-from encoders.performance import EncoderSettings
-from encoders.schemes import (
+from neuralband.encoders.grid import GridSettings
+from neuralband.encoders.performance import EncoderSettings
+from neuralband.encoders.schemes import (
     EventScheme,
     GridScheme,
     Limits,
@@ -22,13 +21,14 @@ from encoders.schemes import (
     scheme_from_dict,
     scheme_names,
 )
-from encoders.text import TextScheme
-from encoders.voices import VoiceScheme
+from neuralband.encoders.text import TextScheme
+from neuralband.encoders.voices import VoiceScheme
+from neuralband.training.dataset import build_dataset
+from neuralband.training.windows import TokenWindows, model_shape, read_dataset
+
 from neuralband.cli import main
 from neuralband.modelfile import BUNDLED, bundled_model, read_info
 from tests.helpers.data import CHORALES
-from training.dataset import build_dataset
-from training.windows import TokenWindows, model_shape, read_dataset
 
 SCHEMES = [EventScheme(), EventScheme(EncoderSettings(velocity_bins=16)),
            VoicedScheme(VoiceScheme(4, "track:Soprano")),

@@ -9,10 +9,9 @@ import pretty_midi
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from encoders.errors import MidiError
-from encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
-from encoders.voices import (
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
+from neuralband.encoders.voices import (
     VoiceScheme,
     band_enters,
     decode_voices,
@@ -21,6 +20,7 @@ from encoders.voices import (
     parse_lead,
     split,
 )
+
 from tests.helpers import pretty
 from tests.helpers.data import DATA
 
@@ -219,8 +219,9 @@ def test_the_melody_to_accompany_is_found_or_named(tmp_path):
     """generate --lead: a melody + chords file (a Nottingham tune) whose tracks are not named as
     the model's lead is read by its melody-like track (one note at a time, above the chords);
     --lead-track picks a track by name; a wrong name lists the tracks."""
-    from encoders.errors import MidiError
-    from encoders.voices import melody_part
+    from neuralband.encoders.errors import MidiError
+    from neuralband.encoders.voices import melody_part
+
     from tests.helpers import midi_bytes, off, on, track_name
 
     melody = [(0, track_name("Tune"))] + [e for k, p in enumerate([72, 74, 76, 77])

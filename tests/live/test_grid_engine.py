@@ -16,8 +16,7 @@ from collections.abc import Callable
 
 import mido
 import pytest
-
-from encoders.grid import (
+from neuralband.encoders.grid import (
     HOLD,
     NEW,
     REST,
@@ -28,8 +27,9 @@ from encoders.grid import (
     output_packer,
     voice_pitch,
 )
-from encoders.performance import DEFAULT_SETTINGS
-from encoders.schemes import GridScheme
+from neuralband.encoders.performance import DEFAULT_SETTINGS
+from neuralband.encoders.schemes import GridScheme
+
 from neuralband.live.band_events import LATE_NOTE_S
 from neuralband.live.beat import CLICK_CHANNEL
 from neuralband.live.grid_engine import GridEngine, bpm_step_s

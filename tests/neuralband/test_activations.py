@@ -73,7 +73,7 @@ def test_features_read_what_was_sounding_when(tmp_path):
     pm.instruments.append(inst)
     path = tmp_path / "three.mid"
     pm.write(str(path))
-    from encoders.midi_io import read_notes
+    from neuralband.encoders.midi_io import read_notes
 
     times = np.array([0.25, 0.75, 1.5, 2.25, 2.75])
     notes = [(n.start, n.end, n.pitch, n.velocity, 0) for n in inst.notes]

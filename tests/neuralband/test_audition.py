@@ -22,9 +22,9 @@ from urllib.parse import unquote
 import numpy as np
 import pretty_midi
 import pytest
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.midi_io import read_notes
 
-from encoders.errors import MidiError
-from encoders.midi_io import read_notes
 from neuralband.audition import (
     DEBIAN_PACKAGES,
     AuditionError,
@@ -378,8 +378,8 @@ def test_pianoroll_draws_the_beat_lines_behind_the_notes(tmp_path):
     """--beats: the roll shows its beat lines (the image differs from the roll without them
     only by grey columns), and a wrong number of grids is refused."""
     from matplotlib.image import imread
+    from neuralband.encoders.beats import steady_beats
 
-    from encoders.beats import steady_beats
     from neuralband.audition import draw_pianoroll
     from tests.helpers import pretty
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # group only itself (the live instrument does not reach into offline generation, nor either into
 # training).
 LAYERS = [
-    {"encoders": ["encoders"]},
+    {"encoders": ["neuralband.encoders"]},
     {"files": ["neuralband.atomic", "neuralband.modelconfig", "neuralband.palette",
                "neuralband.int8", "neuralband.modelfile", "neuralband.fluidsynth"]},
     {"runtime": ["neuralband.runtime", "neuralband.sampling", "neuralband.voicing",
@@ -27,10 +27,10 @@ LAYERS = [
     {"offline": ["neuralband.generate", "neuralband.score", "neuralband.evaluate",
                  "neuralband.audition", "neuralband.activations", "neuralband.roundtrip"],
      "live": ["neuralband.live"],
-     "training": ["training"]},
+     "training": ["neuralband.training"]},
     # The band that learns you composes them: tuning trains on takes, with the model's own
     # music generated to keep what it knew; the live learner tunes while the band plays.
-    {"learning": ["training.tune", "neuralband.live.learner"]},
+    {"learning": ["neuralband.training.tune", "neuralband.live.learner"]},
     {"front": ["neuralband.cli", "neuralband.commands", "neuralband.options", "neuralband.demo",
                "neuralband.__main__", "neuralband"]},
 ]
@@ -58,19 +58,26 @@ def _imports(path: Path) -> set[str]:
             found.update(f"{node.module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
-    project = {str(p.with_suffix("")).replace("/", ".").removesuffix(".__init__")
-               for root in ("encoders", "training", "neuralband")
-               for p in (ROOT / root).rglob("*.py")}
-    project = {m.removeprefix(str(ROOT).replace("/", ".") + ".") for m in project}
+    project = {_module(p) for root in FOLDERS for p in (ROOT / root).rglob("*.py")}
     return {m for m in found if m in project}
+
+
+# The folders and the packages they install as (pyproject.toml's package-dir).
+FOLDERS = {"encoders": "neuralband.encoders", "training": "neuralband.training",
+           "neuralband": "neuralband"}
+
+
+def _module(path: Path) -> str:
+    """The installed module name of a source file: encoders/grid.py -> neuralband.encoders.grid."""
+    folder, *rest = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join([FOLDERS[folder], *rest]).removesuffix(".__init__")
 
 
 def test_every_import_points_down_a_layer_or_within_its_group():
     wrong = []
-    for root in ("encoders", "training", "neuralband"):
+    for root in FOLDERS:
         for path in sorted((ROOT / root).rglob("*.py")):
-            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-            module = module.removesuffix(".__init__")
+            module = _module(path)
             level, group = _place(module)
             for dep in sorted(_imports(path)):
                 if dep == "neuralband":
@@ -102,3 +109,13 @@ def test_play_and_generate_run_with_torch_blocked(command, tmp_path):
         assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("neuralband: ")
     else:
         assert res.returncode == 0 and (tmp_path / "x.mid").exists(), res.stderr
+
+
+def test_every_package_folder_installs_under_neuralband():
+    """pyproject.toml lists the packages (the folders encoders/ and training/ install as
+    neuralband.encoders and neuralband.training): a new package folder must be listed too."""
+    tomllib = pytest.importorskip("tomllib")
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {_module(p) for root in FOLDERS for p in (ROOT / root).rglob("__init__.py")}
+    assert set(tool["packages"]) == folders
+    assert tool["package-dir"] == {v: k for k, v in FOLDERS.items() if k != v}

@@ -10,10 +10,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from neuralband.encoders.performance import (
+    DEFAULT_SETTINGS,
+    NOTE_OFF,
+    TIME_SHIFT,
+    VELOCITY,
+    decode_notes,
+)
+from neuralband.encoders.schemes import VoicedScheme
+from neuralband.encoders.voices import VoiceScheme
 
-from encoders.performance import DEFAULT_SETTINGS, NOTE_OFF, TIME_SHIFT, VELOCITY, decode_notes
-from encoders.schemes import VoicedScheme
-from encoders.voices import VoiceScheme
 from neuralband.generate import generate
 from neuralband.modelfile import bundled_model
 from neuralband.sampling import NoteTracker, Rules, Sampler
@@ -153,7 +159,8 @@ def test_generate_variations_with_the_bundled_model():
 
 
 def test_generate_continues_a_primer():
-    from encoders import encode
+    from neuralband.encoders import encode
+
     from tests.helpers.data import CHORALES
 
     primer = encode(CHORALES[0])
@@ -331,7 +338,8 @@ def test_a_tight_band_plays_more_on_the_bpm_grid_and_about_as_busily():
     """The bundled pop model from silence at 100 BPM: with the default pull more of its onsets
     fall on the eighth lines than with none, at about the notes a second (a rolled chord's
     notes still come a step or two apart)."""
-    from encoders.beats import on_grid, steady_beats
+    from neuralband.encoders.beats import on_grid, steady_beats
+
     from neuralband.sampling import TIGHT, model_rules
 
     model = bundled_model("pop")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from neuralband.encoders.controls import ControlSettings, token_controls
+from neuralband.encoders.keys import estimate_key
+from neuralband.encoders.performance import EncoderSettings
+from neuralband.encoders.schemes import EventScheme
 
-from encoders.controls import ControlSettings, token_controls
-from encoders.keys import estimate_key
-from encoders.performance import EncoderSettings
-from encoders.schemes import EventScheme
 from neuralband.generate import generate
 from neuralband.live.engine import Engine
 from neuralband.live.turns import PlaySettings
@@ -109,14 +109,14 @@ def test_the_live_engine_follows_the_players_key(conditioned):
 
 
 def test_controls_of_a_real_piece_say_its_key(pop909):
-    from encoders.performance import encode
+    from neuralband.encoders.performance import encode
 
     song = pop909 / "001" / "001.mid"
     tokens = encode(song, EncoderSettings(sustain=False))
     c = token_controls(tokens, CS)
     key = estimate_key(c[c[:, CS.key_flag] > 0, :12].mean(axis=0))
     annotated = (pop909 / "001" / "key_audio.txt").read_text().split()[2]
-    from encoders.keys import parse_key
+    from neuralband.encoders.keys import parse_key
 
     assert key == parse_key(annotated)
 

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from encoders.performance import VOCAB_SIZE, EncoderSettings
-from tests.helpers.data import CHORALES
-from training.baselines import (
+from neuralband.encoders.performance import VOCAB_SIZE, EncoderSettings
+from neuralband.training.baselines import (
     Counts,
     baselines,
     bigram_nll,
@@ -20,8 +18,10 @@ from training.baselines import (
     unigram_nll,
     unigram_probs,
 )
-from training.dataset import build_dataset
-from training.windows import TokenWindows
+from neuralband.training.dataset import build_dataset
+from neuralband.training.windows import TokenWindows
+
+from tests.helpers.data import CHORALES
 
 V = VOCAB_SIZE
 
@@ -186,7 +186,7 @@ def test_bad_arguments_are_refused(tiny: Path) -> None:
 
 
 def test_the_interpolated_trigram_is_a_distribution_and_learns_what_a_bigram_cannot():
-    from training.baselines import Trigram
+    from neuralband.training.baselines import Trigram
 
     # After (1, 2) comes 3 and after (0, 2) comes 4: only two tokens back tell them apart.
     pieces = [np.array([1, 2, 3, 0, 2, 4] * 50, np.int64), np.array([0, 2, 4, 1, 2, 3] * 50)]

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from neuralband.encoders import EncoderSettings, encode
+from neuralband.encoders.schemes import EventScheme
+from neuralband.training import dataset
+from neuralband.training.dataset import build_dataset, split_of
 
-from encoders import EncoderSettings, encode
-from encoders.schemes import EventScheme
 from tests.helpers.data import CHORALES
-from training import dataset
-from training.dataset import build_dataset, split_of
 
 
 def mixed_folder(root: Path) -> Path:

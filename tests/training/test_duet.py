@@ -11,12 +11,16 @@ import pretty_midi
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from neuralband.encoders.keys import CONSONANT_INTERVALS
+from neuralband.encoders.midi_io import table_from_pretty_midi
+from neuralband.encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
+from neuralband.encoders.schemes import VoicedScheme
+from neuralband.encoders.voices import VoiceScheme, decode_voices, split
+from neuralband.training.config import TrainConfig
+from neuralband.training.dataset import build_dataset
+from neuralband.training.train import train
+from neuralband.training.windows import LEAD_DENSITY_EDGES, TokenWindows
 
-from encoders.keys import CONSONANT_INTERVALS
-from encoders.midi_io import table_from_pretty_midi
-from encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
-from encoders.schemes import VoicedScheme
-from encoders.voices import VoiceScheme, decode_voices, split
 from neuralband.evaluate import melody_at
 from neuralband.generate import accompany, generate
 from neuralband.modelfile import bundled_model, read_info
@@ -26,10 +30,6 @@ from neuralband.voicing import MelodyNote, Voicing
 from tests.helpers import every_nth_valid
 from tests.helpers.data import CHORALES, TRAIN_CHORALES
 from tests.helpers.live import balanced, melody, session
-from training.config import TrainConfig
-from training.dataset import build_dataset
-from training.train import train
-from training.windows import LEAD_DENSITY_EDGES, TokenWindows
 
 SATB = VoiceScheme(4, lead="track:Soprano")
 
@@ -208,7 +208,8 @@ def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_p
     Accompanying, the band is told the key of the melody heard so far and the density of the
     data's arrangements under a melody as busy (the lead's notes alone do not say the
     arrangement's); a model that does not know it leaves density free; --key fixes the key."""
-    from encoders.controls import token_controls
+    from neuralband.encoders.controls import token_controls
+
     from neuralband.steering import ControlChoice, steer
 
     run = tmp_path / "run"

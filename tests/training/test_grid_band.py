@@ -13,8 +13,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from encoders.grid import (
+from neuralband.encoders.grid import (
     HOLD,
     NEW,
     REST,
@@ -27,9 +26,15 @@ from encoders.grid import (
     training_pairs,
     transpose_codes,
 )
-from encoders.performance import DEFAULT_SETTINGS, prepare_notes
-from encoders.schemes import GridScheme
-from encoders.voices import VoiceScheme, split_parts
+from neuralband.encoders.performance import DEFAULT_SETTINGS, prepare_notes
+from neuralband.encoders.schemes import GridScheme
+from neuralband.encoders.voices import VoiceScheme, split_parts
+from neuralband.training.baselines import baselines
+from neuralband.training.config import TrainConfig
+from neuralband.training.dataset import build_dataset
+from neuralband.training.train import train
+from neuralband.training.windows import TokenWindows
+
 from neuralband.cli import main
 from neuralband.grid_band import GridBand, accompany_file, accompany_grid, melody_states
 from neuralband.model import EventLSTM, load_model, save_model
@@ -38,11 +43,6 @@ from neuralband.modelfile import ModelFileError, read_info
 from neuralband.runtime import Stepper
 from tests.helpers import every_nth_valid
 from tests.helpers.data import CHORALES, TRAIN_CHORALES
-from training.baselines import baselines
-from training.config import TrainConfig
-from training.dataset import build_dataset
-from training.train import train
-from training.windows import TokenWindows
 
 GRID = GridSettings(0.125, 4, "track:Soprano")  # sixteenths at the chorales' 120 bpm
 

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from neuralband.encoders import EncoderSettings
+from neuralband.training import checkpoint as checkpoint_module
+from neuralband.training import train as train_module
+from neuralband.training.config import TrainConfig
+from neuralband.training.dataset import build_dataset
+from neuralband.training.train import train
 from safetensors.torch import load_file
 
-from encoders import EncoderSettings
 from neuralband.model import load_model
 from neuralband.modelfile import ModelFileError, read_info
 from tests.helpers.data import TRAIN_CHORALES
-from training import checkpoint as checkpoint_module
-from training import train as train_module
-from training.config import TrainConfig
-from training.dataset import build_dataset
-from training.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,8 +93,8 @@ def test_resume_after_kill_9(chorale_dataset, tmp_path):
     cfg = tiny(chorale_dataset, run)
     script = f"""
 import os, signal
-from training import checkpoint, train as t
-from training.config import TrainConfig
+from neuralband.training import checkpoint, train as t
+from neuralband.training.config import TrainConfig
 real = checkpoint.save_checkpoint
 def save_then_die(run_dir, step, *a, **k):
     path = real(run_dir, step, *a, **k)
@@ -167,10 +167,10 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(chorale_dataset, tmp_p
     script.write_text(f"""
 import os
 from safetensors.torch import save_file
-from training.config import TrainConfig
-from training import checkpoint as checkpoint_module
-from training import train as train_module
-from training.train import train
+from neuralband.training.config import TrainConfig
+from neuralband.training import checkpoint as checkpoint_module
+from neuralband.training import train as train_module
+from neuralband.training.train import train
 cfg = TrainConfig({str(chorale_dataset)!r}, {str(tmp_path / "ddp")!r}, preset="tiny", steps=12,
                   batch=8, window=32, eval_every=6, eval_windows=8, threads=1, dropout=0.2,
                   progress=False)
@@ -333,7 +333,7 @@ def test_the_first_line_comes_before_the_slow_set_up(chorale_dataset, tmp_path, 
 def test_help_gives_every_options_meaning_and_default():
     import argparse
 
-    from training.config import add_arguments
+    from neuralband.training.config import add_arguments
 
     defaults = TrainConfig("", "")
     parser = argparse.ArgumentParser()
@@ -355,7 +355,7 @@ def test_the_end_line_says_whether_the_bigram_was_beaten(chorale_dataset, tmp_pa
     assert main(cli_args(chorale_dataset, tmp_path / "run", "--steps", "10")) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("best valid NLL ") and "did NOT beat the bigram" in first
-    from training.runs import end_line
+    from neuralband.training.runs import end_line
 
     base = {"bigram_nll": 3.83, "unigram_nll": 4.5}
     assert end_line(2.71, base).startswith("best valid NLL 2.7100 nats/event: 1.1200 below the "
@@ -441,7 +441,7 @@ def test_train_refuses_a_mix_that_leaves_a_dataset_no_window(chorale_dataset, tm
 def test_the_first_ctrl_c_says_at_once_that_training_stops_after_this_step(capsys):
     import signal
 
-    from training.train import StopRequest
+    from neuralband.training.train import StopRequest
 
     with StopRequest(True) as stop:
         if not stop.enabled:

@@ -11,16 +11,16 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from neuralband.encoders.performance import encode
+from neuralband.encoders.schemes import EventScheme, VoicedScheme
+from neuralband.encoders.voices import VoiceScheme
+from neuralband.training.config import TuneSettings
+from neuralband.training.runs import RunExists
+from neuralband.training.tune import TakeEvents, TakeVoices, hold_out, is_take, player_part, tune
 
-from encoders.performance import encode
-from encoders.schemes import EventScheme, VoicedScheme
-from encoders.voices import VoiceScheme
 from neuralband.cli import main
 from neuralband.loaded import LoadedModel
 from tests.helpers.data import TRAIN_CHORALES
-from training.config import TuneSettings
-from training.runs import RunExists
-from training.tune import TakeEvents, TakeVoices, hold_out, is_take, player_part, tune
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

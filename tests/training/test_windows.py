@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from encoders.performance import (
+from neuralband.encoders.performance import (
     NOTE_OFF,
     NOTE_ON,
     TIME_SHIFT,
@@ -20,9 +19,8 @@ from encoders.performance import (
     EncoderSettings,
     encode,
 )
-from encoders.schemes import EventScheme
-from tests.helpers import pretty
-from training.windows import (
+from neuralband.encoders.schemes import EventScheme
+from neuralband.training.windows import (
     DatasetMismatch,
     MixedWindows,
     TokenWindows,
@@ -31,6 +29,8 @@ from training.windows import (
     stretch_tokens,
     transpose_tokens,
 )
+
+from tests.helpers import pretty
 
 S = TIME_SHIFT - 1  # S + n is TIME_SHIFT(n steps)
 MAX = S + 100  # TIME_SHIFT(100), a full shift
@@ -414,7 +414,7 @@ def test_stretch_tokens_keeps_the_beat_over_a_long_piece():
 @pytest.fixture(scope="module")
 def duet_dataset(tmp_path_factory) -> Path:
     """Voice-packed pieces: a lead in 60..84 over a band in 30..55."""
-    from encoders.voices import VoiceScheme, merge
+    from neuralband.encoders.voices import VoiceScheme, merge
 
     scheme = VoiceScheme(2)
     pieces = [("train", merge([performance(40 + i, 80, 60, 84), performance(50 + i, 120, 30, 55)],
@@ -429,7 +429,7 @@ def duet_dataset(tmp_path_factory) -> Path:
 def test_the_band_comes_in_mid_window_in_the_asked_share_of_windows(duet_dataset):
     """With --band-entry 0.5 about half the windows open with the lead alone; the others and
     every window of a run without it are the plain windows, batch for batch."""
-    from encoders.voices import VoiceScheme
+    from neuralband.encoders.voices import VoiceScheme
 
     scheme = VoiceScheme(2)
     plain = TokenWindows(duet_dataset, window=WINDOW, batch_size=64, seed=3)
@@ -459,9 +459,8 @@ def test_arrangement_density_is_the_whole_band_s_pace_under_a_lead_this_busy(tmp
     at the lead's notes the table says 5 notes/s of everything under the slow lead and 11
     under the busy one; the bins nothing falls in take the median of every moment."""
     import pretty_midi
-
-    from encoders.voices import VoiceScheme, encode_voices
-    from training.windows import LEAD_DENSITY_EDGES, arrangement_density
+    from neuralband.encoders.voices import VoiceScheme, encode_voices
+    from neuralband.training.windows import LEAD_DENSITY_EDGES, arrangement_density
 
     voices = VoiceScheme(2, lead="track:MELODY")
     pieces = []
