@@ -49,7 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from neuralband.encoders.voices import (  # noqa: E402
-    VoiceScheme,
+    VoiceSettings,
     band_enters,
     decode_voices,
     event_steps,
@@ -64,14 +64,14 @@ from neuralband.runtime import Stepper  # noqa: E402
 from neuralband.steering import FOLLOW, FREE, ControlChoice, Steering  # noqa: E402
 
 
-def hide_lead(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
+def hide_lead(tokens: np.ndarray, scheme: VoiceSettings) -> np.ndarray:
     """The same piece without the lead's events; the band's events keep their times."""
     streams = split(tokens, scheme)
     streams[0] = streams[0][:0]
     return merge(streams, scheme)
 
 
-def entries(pieces: list[np.ndarray], scheme: VoiceScheme, every_s: float, span_s: float
+def entries(pieces: list[np.ndarray], scheme: VoiceSettings, every_s: float, span_s: float
             ) -> tuple[list[np.ndarray], list[int]]:
     """Each piece cut at entry points every ``every_s`` seconds from 20 s on: its tokens up to
     ``span_s`` seconds after the entry, with the band coming in there; and the entry's step."""
@@ -88,12 +88,12 @@ def entries(pieces: list[np.ndarray], scheme: VoiceScheme, every_s: float, span_
     return cuts, starts
 
 
-def _steps(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
+def _steps(tokens: np.ndarray, scheme: VoiceSettings) -> np.ndarray:
     """The step each token ends at (the clock after it)."""
     return event_steps(scheme.unpack(tokens)[1], scheme.settings)[1]
 
 
-def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme,
+def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceSettings,
              from_step: list[int] | None = None, told: bool = False
              ) -> tuple[float, float, float, int]:
     """Mean NLL of the band's events (and of its NOTE_ONs alone, and of its events given that
@@ -156,7 +156,7 @@ def band_nll(model: str, seqs: list[np.ndarray], scheme: VoiceScheme,
             float((total.sum() + not_lead.sum()) / n), int(n))
 
 
-def unigram_nll(train: list[np.ndarray], valid: list[np.ndarray], scheme: VoiceScheme,
+def unigram_nll(train: list[np.ndarray], valid: list[np.ndarray], scheme: VoiceSettings,
                 ) -> tuple[float, float]:
     """Band events scored by their train-split frequency (add-one smoothed over band events)."""
     counts = np.ones(scheme.vocab_size)

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from neuralband.encoders.voices import VoiceScheme  # noqa: E402
+from neuralband.encoders.voices import VoiceSettings  # noqa: E402
 from neuralband.training.windows import read_dataset, split_pieces  # noqa: E402
 
 from benchmarks.machine import cpu_model, print_rows  # noqa: E402
@@ -37,7 +37,7 @@ from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 NO_MELODY = 12  # the lead's pitch class before its first note
 
 
-def band_onsets(pieces, scheme: VoiceScheme, longest: int) -> np.ndarray:
+def band_onsets(pieces, scheme: VoiceSettings, longest: int) -> np.ndarray:
     """(N, longest + 2) int: for each band NOTE_ON, its pitch class, the band's ``longest``
     earlier ones (oldest first; -1 before the first) and the lead's last (`NO_MELODY`: none)."""
     rows = []

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from neuralband.encoders.beats import BEAT_SIZE
 from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings
-from neuralband.encoders.voices import VoiceScheme, event_steps
+from neuralband.encoders.voices import VoiceSettings, event_steps
 
 PITCH_CLASSES = 12
 # Notes/s: bin k holds densities in [edges[k-1], edges[k]); one unit wide where most music is.
@@ -114,7 +114,7 @@ class ControlSettings:
 
 
 def onsets(tokens: np.ndarray, encoder: EncoderSettings = DEFAULT_SETTINGS,
-           voices: VoiceScheme | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           voices: VoiceSettings | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Performance tokens (voice-packed ones with their ``voices``: every voice's notes count)
     -> (step after each token, the NOTE_ON positions, their pitches)."""
     tokens = np.asarray(tokens, np.int64)
@@ -127,7 +127,7 @@ def onsets(tokens: np.ndarray, encoder: EncoderSettings = DEFAULT_SETTINGS,
 
 def token_controls(tokens: np.ndarray, settings: ControlSettings,
                    encoder: EncoderSettings = DEFAULT_SETTINGS, complete: bool = True,
-                   voices: VoiceScheme | None = None) -> np.ndarray:
+                   voices: VoiceSettings | None = None) -> np.ndarray:
     """(N, size) float32: the controls in force after each of N Performance tokens, from the
     NOTE_ONs that follow it within each window. Voice-packed tokens (with their ``voices``)
     count every voice's notes: the key and density of the whole arrangement.

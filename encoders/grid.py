@@ -23,7 +23,7 @@ import numpy as np
 from neuralband.encoders.midi_io import MidiSource, NoteTable, source_name
 from neuralband.encoders.packing import Packer
 from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings, prepare_notes
-from neuralband.encoders.voices import VoiceScheme, parse_lead, read_pretty_midi, split_parts
+from neuralband.encoders.voices import VoiceSettings, parse_lead, read_pretty_midi, split_parts
 
 REST = 0
 HOLD = 1
@@ -316,7 +316,7 @@ def encode_grid(source: MidiSource, grid: GridSettings,
     """
     name = source_name(source)
     pm = read_pretty_midi(source, name)
-    scheme = VoiceScheme(grid.voices, grid.lead, settings)
+    scheme = VoiceSettings(grid.voices, grid.lead, settings)
     parts = [prepare_notes(part, settings) for part in split_parts(pm, scheme, name)]
     states = grid_states(parts, grid)
     if len(states) == 0:

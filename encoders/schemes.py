@@ -32,7 +32,13 @@ from neuralband.encoders.grid import (
 )
 from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, decode, encode
 from neuralband.encoders.performance import describe as describe_event
-from neuralband.encoders.voices import VoiceScheme, decode_voices, encode_voices, melody_part, split
+from neuralband.encoders.voices import (
+    VoiceSettings,
+    decode_voices,
+    encode_voices,
+    melody_part,
+    split,
+)
 
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 ABC_SUFFIX = ".abc"
@@ -80,7 +86,7 @@ class TokenScheme(ABC):
     # The event encoding underneath, where there is one (the key and density controls, note
     # lengths and the live engine read it); None for text.
     settings: EncoderSettings | None = None
-    voices: VoiceScheme | None = None  # voice-packed events' voices and lead rule
+    voices: VoiceSettings | None = None  # voice-packed events' voices and lead rule
     grid: GridSettings | None = None  # the ensemble grid's step, voices and lead rule
 
     @property
@@ -157,7 +163,7 @@ class TokenScheme(ABC):
     def lead_notes(self, source, track: str | None = None):
         """The melody to accompany in a MIDI file (a `NoteTable`): the track named ``track``,
         else as the scheme's lead rule finds it (`encoders.voices.melody_part`)."""
-        lead = self.voices or (self.grid and VoiceScheme(self.grid.voices, self.grid.lead,
+        lead = self.voices or (self.grid and VoiceSettings(self.grid.voices, self.grid.lead,
                                                          self.settings))
         if not lead:
             raise ValueError(f"a {self.name} model accompanies no melody")
@@ -326,7 +332,7 @@ class VoicedScheme(EventScheme):
 
     name = "voices"
 
-    def __init__(self, voices: VoiceScheme) -> None:
+    def __init__(self, voices: VoiceSettings) -> None:
         super().__init__(voices.settings)
         self.voices = voices
 
@@ -387,13 +393,13 @@ class VoicedScheme(EventScheme):
 
     @classmethod
     def from_dict(cls, d: dict) -> VoicedScheme:
-        return cls(VoiceScheme.from_dict(d["voices"], EncoderSettings.from_dict(d["encoder"])))
+        return cls(VoiceSettings.from_dict(d["voices"], EncoderSettings.from_dict(d["encoder"])))
 
     @classmethod
     def from_options(cls, options: dict) -> VoicedScheme:
         if not options.get("voices") or options.get("grid"):
             raise ValueError("--scheme voices needs --voices N (2: a lead and a band), no --grid")
-        return cls(VoiceScheme(options["voices"], options.get("lead") or "top",
+        return cls(VoiceSettings(options["voices"], options.get("lead") or "top",
                                _settings(options)))
 
 
@@ -521,5 +527,5 @@ def scheme_from_parts(encoder: dict, voices: dict | None = None,
     if grid:
         return GridScheme(GridSettings.from_dict(grid), settings)
     if voices:
-        return VoicedScheme(VoiceScheme.from_dict(voices, settings))
+        return VoicedScheme(VoiceSettings.from_dict(voices, settings))
     return EventScheme(settings)

@@ -59,7 +59,7 @@ def voice_names(voices: int) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class VoiceScheme:
+class VoiceSettings:
     """How multi-part MIDI becomes voice-packed tokens: the number of voices and which part
     leads. Stored with datasets and models next to the encoder settings."""
 
@@ -99,7 +99,7 @@ class VoiceScheme:
         return {"voices": self.voices, "lead": self.lead}
 
     @classmethod
-    def from_dict(cls, d: dict, settings: EncoderSettings = DEFAULT_SETTINGS) -> VoiceScheme:
+    def from_dict(cls, d: dict, settings: EncoderSettings = DEFAULT_SETTINGS) -> VoiceSettings:
         unknown = set(d) - {"voices", "lead"}
         if unknown:
             raise ValueError(f"unknown voice settings: {sorted(unknown)}")
@@ -157,7 +157,7 @@ def _with_shifts(steps: np.ndarray, tokens: np.ndarray, time_shift: int,
     return out
 
 
-def merge(streams: list[np.ndarray], scheme: VoiceScheme) -> np.ndarray:
+def merge(streams: list[np.ndarray], scheme: VoiceSettings) -> np.ndarray:
     """Per-voice Performance token streams (voice 0 the lead) -> one voice-packed stream."""
     if len(streams) != scheme.voices:
         raise ValueError(f"expected {scheme.voices} streams (one per voice), got {len(streams)}")
@@ -178,7 +178,7 @@ def merge(streams: list[np.ndarray], scheme: VoiceScheme) -> np.ndarray:
                         s.max_shift_steps)
 
 
-def split(tokens: np.ndarray, scheme: VoiceScheme) -> list[np.ndarray]:
+def split(tokens: np.ndarray, scheme: VoiceSettings) -> list[np.ndarray]:
     """A voice-packed stream -> one Performance token stream per voice, on the same clock."""
     s = scheme.settings
     voice, base = scheme.unpack(np.asarray(tokens, np.int64).ravel())
@@ -190,7 +190,7 @@ def split(tokens: np.ndarray, scheme: VoiceScheme) -> list[np.ndarray]:
     return out
 
 
-def band_enters(tokens: np.ndarray, scheme: VoiceScheme, step: int) -> np.ndarray:
+def band_enters(tokens: np.ndarray, scheme: VoiceSettings, step: int) -> np.ndarray:
     """The stream as if the band came in at ``step`` (steps from the stream's start): the band's
     events before it are left out, with the NOTE_OFFs of notes it started before it, and each band
     voice's velocity then in effect is set again as it comes in. The lead is unchanged. Training
@@ -251,7 +251,7 @@ def parse_lead(text: str) -> LeadRule:
     raise ValueError(f"lead must be {LEAD_RULES}, got {text!r}")
 
 
-def split_parts(pm: pretty_midi.PrettyMIDI, scheme: VoiceScheme,  # noqa: F821
+def split_parts(pm: pretty_midi.PrettyMIDI, scheme: VoiceSettings,  # noqa: F821
                 name: str = "<PrettyMIDI>") -> list[NoteTable]:
     """One PrettyMIDI -> a NoteTable per voice: the lead by the scheme's rule, then the band.
 
@@ -285,7 +285,7 @@ def split_parts(pm: pretty_midi.PrettyMIDI, scheme: VoiceScheme,  # noqa: F821
     return [table.select(keep) for keep in parts]
 
 
-def encode_voices(source: MidiSource, scheme: VoiceScheme = VoiceScheme()) -> np.ndarray:
+def encode_voices(source: MidiSource, scheme: VoiceSettings = VoiceSettings()) -> np.ndarray:
     """A multi-part MIDI file (path, bytes or PrettyMIDI) -> voice-packed tokens.
 
     Parsed with pretty_midi (track names are needed to choose the lead); each voice is encoded
@@ -316,7 +316,7 @@ def _read(path: object, name: str) -> bytes:
         raise MidiError(name, err.strerror or str(err)) from err
 
 
-def decode_voices(tokens: np.ndarray, scheme: VoiceScheme,
+def decode_voices(tokens: np.ndarray, scheme: VoiceSettings,
                   programs: list[int] | None = None) -> pretty_midi.PrettyMIDI:  # noqa: F821
     """Voice-packed tokens -> a PrettyMIDI with one instrument per voice, named for it."""
     import pretty_midi
@@ -334,7 +334,7 @@ def decode_voices(tokens: np.ndarray, scheme: VoiceScheme,
     return pm
 
 
-def melody_part(source: MidiSource, scheme: VoiceScheme, track: str | None = None) -> NoteTable:
+def melody_part(source: MidiSource, scheme: VoiceSettings, track: str | None = None) -> NoteTable:
     """A melody to accompany: the track named ``track`` (exactly, else the first whose name
     holds it); else the whole file when it has one melodic track; else the track the scheme's
     lead rule names, where the file has it (a chorale's soprano, POP909's MELODY); else the
@@ -383,13 +383,13 @@ def _track_table(pm: pretty_midi.PrettyMIDI, group: int) -> NoteTable:  # noqa: 
     return table.select(table.group == group)
 
 
-def melody_tokens(source: MidiSource, scheme: VoiceScheme, track: str | None = None
+def melody_tokens(source: MidiSource, scheme: VoiceSettings, track: str | None = None
                   ) -> np.ndarray:
     """`melody_part` as Performance tokens."""
     return encode_notes(melody_part(source, scheme, track), scheme.settings)
 
 
-def voice_polyphony(tokens: np.ndarray, scheme: VoiceScheme) -> np.ndarray:
+def voice_polyphony(tokens: np.ndarray, scheme: VoiceSettings) -> np.ndarray:
     """The most notes each voice holds at once in a piece (a chorale voice: 1)."""
     out = np.zeros(scheme.voices, np.int64)
     for v, stream in enumerate(split(tokens, scheme)):

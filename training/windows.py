@@ -22,7 +22,7 @@ from neuralband.encoders.beats import Beats, beat_features, note_onsets, track_b
 from neuralband.encoders.controls import ControlSettings, drop_controls
 from neuralband.encoders.performance import EncoderSettings
 from neuralband.encoders.schemes import TokenScheme
-from neuralband.encoders.voices import VoiceScheme, band_enters, event_steps
+from neuralband.encoders.voices import VoiceSettings, band_enters, event_steps
 from neuralband.encoders.voices import split as split_voices
 from neuralband.training.dataset import FORMAT as DATASET_FORMAT
 from neuralband.training.dataset import VERSION as DATASET_VERSION
@@ -88,7 +88,7 @@ def split_pieces(dataset_dir: str | Path, split: str) -> Iterator[np.ndarray]:
             yield np.asarray(shards[row["shard"]][start:start + int(row["length"])], np.int64)
 
 
-def voice_polyphony(dataset_dir: str | Path, voices: VoiceScheme, split: str = "train",
+def voice_polyphony(dataset_dir: str | Path, voices: VoiceSettings, split: str = "train",
                     limit: int = 500, quantile: float = 95.0) -> list[int]:
     """How many notes each voice holds at once in most pieces (the ``quantile`` over up to
     ``limit`` pieces of a split): the cap the band's grammar keeps when it plays, so that a voice
@@ -452,7 +452,7 @@ def note_lengths(tokens: np.ndarray, settings: EncoderSettings) -> np.ndarray:
 
 
 def note_length_quantile(dataset_dir: str | Path, settings: EncoderSettings,
-                         voices: VoiceScheme | None = None, split: str = "train",
+                         voices: VoiceSettings | None = None, split: str = "train",
                          limit: int = 300, quantile: float = 99.5) -> float:
     """The note length (seconds) that ``quantile`` percent of a split's notes stay within (over
     up to ``limit`` pieces): the longest note a model trained on them is let hold, so a note
@@ -471,7 +471,7 @@ def note_length_quantile(dataset_dir: str | Path, settings: EncoderSettings,
 
 
 def key_profiles(dataset_dir: str | Path, settings: EncoderSettings, split: str = "train",
-                 limit: int = 300, voices: VoiceScheme | None = None) -> dict[str, list[float]]:
+                 limit: int = 300, voices: VoiceSettings | None = None) -> dict[str, list[float]]:
     """The mean pitch-class histogram of a split's pieces in each mode, rotated to a tonic of C
     (the key of each piece estimated from its notes): what "in Eb major" sounds like in this
     data, the histogram `generate --key` gives the model."""
@@ -496,7 +496,7 @@ LEAD_DENSITY_EDGES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 MIN_WINDOWS = 50  # a bin with fewer moments takes the median over all of them
 
 
-def arrangement_density(dataset_dir: str | Path, settings: EncoderSettings, voices: VoiceScheme,
+def arrangement_density(dataset_dir: str | Path, settings: EncoderSettings, voices: VoiceSettings,
                         window_s: float, split: str = "train", limit: int = 300,
                         lead_window_s: float = 8.0) -> dict[str, list[float]]:
     """How busy a voice-packed split's arrangements are under a lead this busy: at each lead

@@ -29,12 +29,12 @@ def cmd_roundtrip(args: argparse.Namespace) -> int:
 
 def cmd_tokens(args: argparse.Namespace) -> int:
     from neuralband.encoders.performance import EncoderSettings, describe, encode
-    from neuralband.encoders.voices import VoiceScheme, encode_voices
+    from neuralband.encoders.voices import VoiceSettings, encode_voices
 
     settings = EncoderSettings(sustain=not args.no_sustain, include_drums=args.drums)
     if args.voices:
         try:
-            scheme = VoiceScheme(args.voices, args.lead, settings)
+            scheme = VoiceSettings(args.voices, args.lead, settings)
         except ValueError as err:
             print(f"neuralband: {err}", file=sys.stderr)
             return 2

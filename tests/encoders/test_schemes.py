@@ -22,7 +22,7 @@ from neuralband.encoders.schemes import (
     scheme_names,
 )
 from neuralband.encoders.text import TextScheme
-from neuralband.encoders.voices import VoiceScheme
+from neuralband.encoders.voices import VoiceSettings
 from neuralband.training.dataset import build_dataset
 from neuralband.training.windows import TokenWindows, model_shape, read_dataset
 
@@ -31,7 +31,7 @@ from neuralband.modelfile import BUNDLED, bundled_model, read_info
 from tests.helpers.data import CHORALES
 
 SCHEMES = [EventScheme(), EventScheme(EncoderSettings(velocity_bins=16)),
-           VoicedScheme(VoiceScheme(4, "track:Soprano")),
+           VoicedScheme(VoiceSettings(4, "track:Soprano")),
            GridScheme(GridSettings(0.125, 4, "track:Soprano")), TextScheme(), TextScheme(300)]
 
 
@@ -59,12 +59,12 @@ def test_the_bundled_models_read_as_their_schemes():
     kinds = {name: read_info(bundled_model(name)).scheme.name for name in BUNDLED}
     assert kinds == {"pop": "events", "pop-duet": "voices", "chorale-folk": "events",
                      "duet": "voices", "grid": "grid", "folk": "folk", "colours": "text"}
-    assert read_info(bundled_model("duet")).scheme.voices == VoiceScheme(4, "track:Soprano")
+    assert read_info(bundled_model("duet")).scheme.voices == VoiceSettings(4, "track:Soprano")
 
 
 def test_a_dataset_stores_its_scheme_once_and_refuses_another(tmp_path):
     out = tmp_path / "ds"
-    scheme = VoicedScheme(VoiceScheme(4, "track:Soprano"))
+    scheme = VoicedScheme(VoiceSettings(4, "track:Soprano"))
     build_dataset(CHORALES[:2], out, scheme, workers=1, fractions=(1.0, 0.0, 0.0))
     settings = json.loads((out / "settings.json").read_text())
     assert settings["version"] == 2 and settings["scheme"] == scheme.to_dict()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from neuralband.encoders.errors import MidiError
 from neuralband.encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
 from neuralband.encoders.voices import (
-    VoiceScheme,
+    VoiceSettings,
     band_enters,
     decode_voices,
     encode_voices,
@@ -41,7 +41,7 @@ def one_track(inst: pretty_midi.Instrument) -> pretty_midi.PrettyMIDI:
 
 
 def test_layout_sizes_and_order():
-    duet, choir = VoiceScheme(2), VoiceScheme(4)
+    duet, choir = VoiceSettings(2), VoiceSettings(4)
     assert (duet.vocab_size, choir.vocab_size) == (676, 1252)
     assert duet.names == ("lead", "band") and choir.names[1:] == ("band 1", "band 2", "band 3")
     s = DEFAULT_SETTINGS
@@ -54,7 +54,7 @@ def test_layout_sizes_and_order():
 
 
 def test_pack_unpack_cover_the_vocabulary():
-    scheme = VoiceScheme(3)
+    scheme = VoiceSettings(3)
     tokens = np.arange(scheme.vocab_size)
     voice, base = scheme.unpack(tokens)
     assert np.array_equal(scheme.pack(voice, base), tokens)
@@ -73,7 +73,7 @@ notes = st.lists(st.tuples(st.integers(21, 108), st.integers(1, 127),
 @given(st.lists(notes, min_size=2, max_size=4))
 def test_split_undoes_merge(parts):
     """Any voices' Performance streams survive being interleaved on one clock."""
-    scheme = VoiceScheme(len(parts))
+    scheme = VoiceSettings(len(parts))
     streams = [encode(pretty([(p, v, t, t + d) for p, v, t, d in part])) for part in parts]
     merged = merge(streams, scheme)
     assert merged.min(initial=0) >= 0 and merged.max(initial=0) < scheme.vocab_size
@@ -90,7 +90,7 @@ def test_split_undoes_merge(parts):
 def test_the_band_enters_with_its_velocity_and_without_stray_note_offs():
     """A band chord held across the entry point is dropped whole (no NOTE_OFF without its
     NOTE_ON); the note after it is kept, with the band's velocity set where it comes in."""
-    scheme = VoiceScheme(2)
+    scheme = VoiceSettings(2)
     lead = encode(pretty([(72, 90, 0.0, 0.4), (74, 90, 0.5, 0.9), (76, 90, 1.0, 1.4)]))
     band = encode(pretty([(48, 50, 0.0, 0.8), (55, 50, 0.0, 0.8), (52, 70, 1.0, 1.5)]))
     entered = band_enters(merge([lead, band], scheme), scheme, step=50)
@@ -112,7 +112,7 @@ def test_the_band_enters_with_its_velocity_and_without_stray_note_offs():
 def test_the_band_entering_keeps_the_lead_and_the_later_band_notes(parts, step):
     """After the entry point the band plays just what it played (notes that began there or
     later, at their times and velocities); the lead and the clock are untouched."""
-    scheme = VoiceScheme(len(parts))
+    scheme = VoiceSettings(len(parts))
     streams = [encode(pretty([(p, v, t, t + d) for p, v, t, d in part])) for part in parts]
     entered = band_enters(merge(streams, scheme), scheme, step)
     got = split(entered, scheme)
@@ -125,7 +125,7 @@ def test_the_band_entering_keeps_the_lead_and_the_later_band_notes(parts, step):
 def test_real_chorales_each_voice_is_its_own_encoding():
     files = satb_files()
     assert len(files) >= 20
-    scheme = VoiceScheme(4, lead="track:Soprano")
+    scheme = VoiceSettings(4, lead="track:Soprano")
     for f in files:
         pm = pretty_midi.PrettyMIDI(str(f))
         tokens = encode_voices(f, scheme)
@@ -142,9 +142,9 @@ def test_lead_rules_on_a_chorale():
     f = satb_files()[0]
     pm = pretty_midi.PrettyMIDI(str(f))
     soprano, alto = (encode(one_track(i)) for i in pm.instruments[:2])
-    top = split(encode_voices(f, VoiceScheme(2)), VoiceScheme(2))
+    top = split(encode_voices(f, VoiceSettings(2)), VoiceSettings(2))
     assert np.array_equal(top[0], soprano)  # the highest track leads
-    named = VoiceScheme(4, lead="track:alto")
+    named = VoiceSettings(4, lead="track:alto")
     assert np.array_equal(split(encode_voices(f, named), named)[0], alto)
     # Two voices: the whole band is one voice, as the file's three lower parts together.
     rest = pretty_midi.PrettyMIDI()
@@ -155,13 +155,13 @@ def test_lead_rules_on_a_chorale():
 def test_piano_split_and_missing_track():
     piano = pretty([(40, 80, 0.0, 1.0), (60, 80, 0.0, 1.0), (72, 90, 0.5, 1.0)],
                    pedals=[(0.0, 127), (2.0, 0)])
-    scheme = VoiceScheme(2, lead="split:60")
+    scheme = VoiceSettings(2, lead="split:60")
     lead, band = split(encode_voices(piano, scheme), scheme)
     assert [n[2] for n in decode_notes(lead)] == [60, 72]
     assert [n[2] for n in decode_notes(band)] == [40]
     assert decode_notes(band)[0][1] == 200  # the pedal holds the left hand too
     with pytest.raises(MidiError, match=r"no track named 'Flute' \(tracks with notes: ''\)"):
-        encode_voices(piano, VoiceScheme(2, lead="track:Flute"))
+        encode_voices(piano, VoiceSettings(2, lead="track:Flute"))
     with pytest.raises(MidiError, match="MThd"):
         encode_voices(b"not midi at all", scheme)
 
@@ -171,16 +171,16 @@ def test_bad_lead_rules_are_refused(bad):
     with pytest.raises(ValueError, match="lead must be"):
         parse_lead(bad)
     with pytest.raises(ValueError, match="lead must be"):
-        VoiceScheme(2, lead=bad)
+        VoiceSettings(2, lead=bad)
 
 
 def test_scheme_round_trips_through_a_dict():
-    scheme = VoiceScheme(4, lead="track:Soprano")
-    assert VoiceScheme.from_dict(scheme.to_dict()) == scheme
+    scheme = VoiceSettings(4, lead="track:Soprano")
+    assert VoiceSettings.from_dict(scheme.to_dict()) == scheme
     with pytest.raises(ValueError, match="voices must be"):
-        VoiceScheme(1)
+        VoiceSettings(1)
     with pytest.raises(ValueError, match="unknown voice settings"):
-        VoiceScheme.from_dict({"voices": 2, "colour": "red"})
+        VoiceSettings.from_dict({"voices": 2, "colour": "red"})
 
 
 def test_tokens_command_lists_voiced_events(capsys):
@@ -206,9 +206,9 @@ def test_pretty_midi_s_warnings_stay_off_the_terminal(tmp_path):
     path.write_bytes(midi_bytes([[(0, on(72)), (480, off(72))],
                                  [(0, tempo(100)), (0, on(48)), (960, off(48))]]))
     code = ("import warnings; warnings.simplefilter('always');"
-            "from encoders.voices import VoiceScheme, encode_voices, melody_tokens;"
-            f"encode_voices({str(path)!r}, VoiceScheme(2)); melody_tokens({str(path)!r}, "
-            "VoiceScheme(2))")
+            "from encoders.voices import VoiceSettings, encode_voices, melody_tokens;"
+            f"encode_voices({str(path)!r}, VoiceSettings(2)); melody_tokens({str(path)!r}, "
+            "VoiceSettings(2))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
@@ -230,7 +230,7 @@ def test_the_melody_to_accompany_is_found_or_named(tmp_path):
                                             for e in ((k * 960, on(p)), (k * 960 + 900, off(p)))]
     path = tmp_path / "tune.mid"
     path.write_bytes(midi_bytes([chords, melody]))
-    pop_duet = VoiceScheme(2, lead="track:MELODY")
+    pop_duet = VoiceSettings(2, lead="track:MELODY")
     assert sorted(set(melody_part(path, pop_duet).pitch.tolist())) == [72, 74, 76, 77]
     assert sorted(set(melody_part(path, pop_duet, "chord").pitch.tolist())) == [48, 52, 55]
     with pytest.raises(MidiError, match=r"no track named 'Bass' .*'Chords', 'Tune'"):

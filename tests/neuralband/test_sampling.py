@@ -18,7 +18,7 @@ from neuralband.encoders.performance import (
     decode_notes,
 )
 from neuralband.encoders.schemes import VoicedScheme
-from neuralband.encoders.voices import VoiceScheme
+from neuralband.encoders.voices import VoiceSettings
 
 from neuralband.generate import generate
 from neuralband.modelfile import bundled_model
@@ -195,7 +195,7 @@ def test_rules_are_checked():
 def test_the_band_mask_expects_the_lead_and_skips_the_time_that_passed():
     """`Voicing.band_mask`: the lead's events join the band's where the band asks what comes
     next; after n steps of nothing only the TIME_SHIFTs longer than n remain."""
-    voicing = Voicing(VoicedScheme(VoiceScheme(2)))
+    voicing = Voicing(VoicedScheme(VoiceSettings(2)))
     tracker = voicing.tracker(Rules())
     out = np.empty(voicing.vocab_size, bool)
     band = voicing.band_mask(tracker.allowed(), out).copy()
@@ -268,7 +268,7 @@ def test_a_note_lasts_at_least_one_step():
 
 
 def _pull(tight: float = 2.0):
-    return Voicing(VoicedScheme(VoiceScheme(2))).grid_pull(Rules(tight=tight))
+    return Voicing(VoicedScheme(VoiceSettings(2))).grid_pull(Rules(tight=tight))
 
 
 def test_no_pull_at_tight_zero_and_tight_is_checked():

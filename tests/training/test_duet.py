@@ -15,7 +15,7 @@ from neuralband.encoders.keys import CONSONANT_INTERVALS
 from neuralband.encoders.midi_io import table_from_pretty_midi
 from neuralband.encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
 from neuralband.encoders.schemes import VoicedScheme
-from neuralband.encoders.voices import VoiceScheme, decode_voices, split
+from neuralband.encoders.voices import VoiceSettings, decode_voices, split
 from neuralband.training.config import TrainConfig
 from neuralband.training.dataset import build_dataset
 from neuralband.training.train import train
@@ -31,7 +31,7 @@ from tests.helpers import every_nth_valid
 from tests.helpers.data import CHORALES, TRAIN_CHORALES
 from tests.helpers.live import balanced, melody, session
 
-SATB = VoiceScheme(4, lead="track:Soprano")
+SATB = VoiceSettings(4, lead="track:Soprano")
 
 
 @pytest.fixture(scope="module")

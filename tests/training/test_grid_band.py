@@ -28,7 +28,7 @@ from neuralband.encoders.grid import (
 )
 from neuralband.encoders.performance import DEFAULT_SETTINGS, prepare_notes
 from neuralband.encoders.schemes import GridScheme
-from neuralband.encoders.voices import VoiceScheme, split_parts
+from neuralband.encoders.voices import VoiceSettings, split_parts
 from neuralband.training.baselines import baselines
 from neuralband.training.config import TrainConfig
 from neuralband.training.dataset import build_dataset
@@ -50,7 +50,7 @@ GRID = GridSettings(0.125, 4, "track:Soprano")  # sixteenths at the chorales' 12
 def satb_states(path: Path) -> np.ndarray:
     """A chorale's (T, 4) states, computed here from its parts: the reference for encode_grid."""
     pm = pretty_midi.PrettyMIDI(str(path))
-    parts = split_parts(pm, VoiceScheme(4, GRID.lead, DEFAULT_SETTINGS))
+    parts = split_parts(pm, VoiceSettings(4, GRID.lead, DEFAULT_SETTINGS))
     return grid_states([prepare_notes(p, DEFAULT_SETTINGS) for p in parts], GRID)
 
 
@@ -188,7 +188,7 @@ def hold_loving_model(path: Path) -> Path:
 
 def test_the_band_never_holds_a_note_it_did_not_start(tmp_path, grid_run) -> None:
     lead = melody_states(prepare_notes(split_parts(
-        pretty_midi.PrettyMIDI(str(CHORALES[1])), VoiceScheme(4, GRID.lead))[0]), GRID)
+        pretty_midi.PrettyMIDI(str(CHORALES[1])), VoiceSettings(4, GRID.lead))[0]), GRID)
     for model in (hold_loving_model(tmp_path / "holds"), grid_run[0]):
         band = GridBand(Stepper.load(model), seed=7)
         states = accompany_grid(band, lead)

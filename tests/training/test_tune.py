@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from neuralband.encoders.performance import encode
 from neuralband.encoders.schemes import EventScheme, VoicedScheme
-from neuralband.encoders.voices import VoiceScheme
+from neuralband.encoders.voices import VoiceSettings
 from neuralband.training.config import TuneSettings
 from neuralband.training.runs import RunExists
 from neuralband.training.tune import TakeEvents, TakeVoices, hold_out, is_take, player_part, tune
@@ -58,7 +58,7 @@ def test_a_takes_player_part_is_what_a_solo_model_learns():
 
 
 def test_a_duet_model_hears_the_player_as_its_lead_and_the_band_as_its_band():
-    scheme = VoiceScheme(2, "track:MELODY")
+    scheme = VoiceSettings(2, "track:MELODY")
     reader = TakeVoices(scheme)
     voice, base = scheme.unpack(reader.encode_midi(take_bytes([72, 74], [48])))
     ons = base < 128

@@ -414,9 +414,9 @@ def test_stretch_tokens_keeps_the_beat_over_a_long_piece():
 @pytest.fixture(scope="module")
 def duet_dataset(tmp_path_factory) -> Path:
     """Voice-packed pieces: a lead in 60..84 over a band in 30..55."""
-    from neuralband.encoders.voices import VoiceScheme, merge
+    from neuralband.encoders.voices import VoiceSettings, merge
 
-    scheme = VoiceScheme(2)
+    scheme = VoiceSettings(2)
     pieces = [("train", merge([performance(40 + i, 80, 60, 84), performance(50 + i, 120, 30, 55)],
                               scheme)) for i in range(4)]
     root = write_dataset(tmp_path_factory.mktemp("duet") / "ds", pieces)
@@ -429,9 +429,9 @@ def duet_dataset(tmp_path_factory) -> Path:
 def test_the_band_comes_in_mid_window_in_the_asked_share_of_windows(duet_dataset):
     """With --band-entry 0.5 about half the windows open with the lead alone; the others and
     every window of a run without it are the plain windows, batch for batch."""
-    from neuralband.encoders.voices import VoiceScheme
+    from neuralband.encoders.voices import VoiceSettings
 
-    scheme = VoiceScheme(2)
+    scheme = VoiceSettings(2)
     plain = TokenWindows(duet_dataset, window=WINDOW, batch_size=64, seed=3)
     entering = TokenWindows(duet_dataset, window=WINDOW, batch_size=64, seed=3, band_entry=0.5)
     assert np.array_equal(plain.batch(0), TokenWindows(duet_dataset, window=WINDOW, batch_size=64,
@@ -459,10 +459,10 @@ def test_arrangement_density_is_the_whole_band_s_pace_under_a_lead_this_busy(tmp
     at the lead's notes the table says 5 notes/s of everything under the slow lead and 11
     under the busy one; the bins nothing falls in take the median of every moment."""
     import pretty_midi
-    from neuralband.encoders.voices import VoiceScheme, encode_voices
+    from neuralband.encoders.voices import VoiceSettings, encode_voices
     from neuralband.training.windows import LEAD_DENSITY_EDGES, arrangement_density
 
-    voices = VoiceScheme(2, lead="track:MELODY")
+    voices = VoiceSettings(2, lead="track:MELODY")
     pieces = []
     for lead_rate, band_rate in ((1, 4), (3, 8)):
         pm = pretty_midi.PrettyMIDI()
