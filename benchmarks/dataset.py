@@ -56,10 +56,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
+from benchmarks.machine import cpu_model, usable_cpus, version  # noqa: E402
 from neuralband.encoders.performance import EncoderSettings  # noqa: E402
 from neuralband.training.dataset import Summary, build_dataset  # noqa: E402
-
-from benchmarks.machine import cpu_model, usable_cpus, version  # noqa: E402
 from tests.helpers.realdata import fetch_miditok_tests  # noqa: E402
 
 SETTINGS = EncoderSettings(include_drums=True)  # MidiTok keeps drum tracks as well

@@ -48,6 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 from neuralband.encoders.voices import (  # noqa: E402
     VoiceSettings,
     band_enters,
@@ -56,12 +57,10 @@ from neuralband.encoders.voices import (  # noqa: E402
     merge,
     split,
 )
-from neuralband.training.windows import read_dataset, split_pieces  # noqa: E402
-
-from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
 from neuralband.steering import FOLLOW, FREE, ControlChoice, Steering  # noqa: E402
+from neuralband.training.windows import read_dataset, split_pieces  # noqa: E402
 
 
 def hide_lead(tokens: np.ndarray, scheme: VoiceSettings) -> np.ndarray:

@@ -67,9 +67,9 @@ warnings.filterwarnings("ignore")  # pydub, pkg_resources and pretty_midi chatte
 
 import numpy as np  # noqa: E402
 import pretty_midi  # noqa: E402
-from neuralband.encoders.performance import EncoderSettings, encode  # noqa: E402
 
 from benchmarks.machine import cpu_model, version  # noqa: E402
+from neuralband.encoders.performance import EncoderSettings, encode  # noqa: E402
 from tests.helpers.realdata import fetch_miditok_tests  # noqa: E402
 
 WITH_DRUMS = EncoderSettings(include_drums=True)  # the same work as note_seq

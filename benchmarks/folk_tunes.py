@@ -40,17 +40,16 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 from neuralband.encoders.errors import MidiError  # noqa: E402
 from neuralband.encoders.folk import FolkScheme, tune_checks  # noqa: E402
-from neuralband.training.baselines import Trigram  # noqa: E402
-from neuralband.training.windows import read_dataset, split_pieces  # noqa: E402
-
-from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 from neuralband.generate import sample_tokens  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
 from neuralband.sampling import Rules  # noqa: E402
 from neuralband.score import stream_nll  # noqa: E402
+from neuralband.training.baselines import Trigram  # noqa: E402
+from neuralband.training.windows import read_dataset, split_pieces  # noqa: E402
 
 CHECKS = ("renders", "meter_and_key", "bars_add_up", "ends_on_tonic")
 

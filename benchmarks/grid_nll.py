@@ -36,13 +36,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from neuralband.encoders.grid import NEW, GridSettings, codes_states, grid_to_pretty_midi  # noqa: E402
-from neuralband.training.baselines import bigram_probs, count_train, unigram_probs  # noqa: E402
-from neuralband.training.windows import read_dataset, split_pieces  # noqa: E402
-
 from benchmarks.machine import cpu_model, print_rows  # noqa: E402
+from neuralband.encoders.grid import NEW, GridSettings, codes_states, grid_to_pretty_midi  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
+from neuralband.training.baselines import bigram_probs, count_train, unigram_probs  # noqa: E402
+from neuralband.training.windows import read_dataset, split_pieces  # noqa: E402
 
 
 def with_lead(codes: np.ndarray, lead: np.ndarray, grid: GridSettings) -> np.ndarray:

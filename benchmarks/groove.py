@@ -47,17 +47,6 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from neuralband.encoders.beats import (  # noqa: E402
-    Beats,
-    find_beats,
-    fitted_tempo_map,
-    read_annotations,
-    steady_beats,
-    tempo_map_beats,
-)
-from neuralband.encoders.performance import encode_notes  # noqa: E402
-from neuralband.training.dataset import duration_s  # noqa: E402
-
 from benchmarks.pop_duet import cut  # noqa: E402
 from benchmarks.pop_music import (  # noqa: E402
     POP909,
@@ -67,6 +56,15 @@ from benchmarks.pop_music import (  # noqa: E402
     song_table,
     tokens_table,
 )
+from neuralband.encoders.beats import (  # noqa: E402
+    Beats,
+    find_beats,
+    fitted_tempo_map,
+    read_annotations,
+    steady_beats,
+    tempo_map_beats,
+)
+from neuralband.encoders.performance import encode_notes  # noqa: E402
 from neuralband.evaluate import (  # noqa: E402
     accompaniment_metrics,
     groove_metrics,
@@ -77,6 +75,7 @@ from neuralband.evaluate import (  # noqa: E402
 from neuralband.generate import accompany, generate  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.sampling import model_rules  # noqa: E402
+from neuralband.training.dataset import duration_s  # noqa: E402
 
 OPENING_S, CONTINUE_S = 10.0, 30.0
 TOGETHER_S = 0.05  # a band onset this close to a melody onset is played together with it

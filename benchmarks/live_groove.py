@@ -46,11 +46,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from neuralband.encoders.beats import Beats, chance_on_grid, on_grid  # noqa: E402
-
 from benchmarks.groove import own, rules_of, song_beats, within  # noqa: E402
 from benchmarks.pop_duet import cut  # noqa: E402
 from benchmarks.pop_music import POP909, held_out, moved  # noqa: E402
+from neuralband.encoders.beats import Beats, chance_on_grid, on_grid  # noqa: E402
 from neuralband.evaluate import load_parts  # noqa: E402
 from neuralband.live.beat import CLICK_CHANNEL, LiveBeat  # noqa: E402
 from neuralband.live.engine import Engine  # noqa: E402

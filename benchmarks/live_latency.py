@@ -335,7 +335,6 @@ class NaiveBand:
 
     def __init__(self, stepper: Any, send: Any, seed: int) -> None:
         from neuralband.encoders.live_encoder import LiveEncoder
-
         from neuralband.live.engine import START_STEPS
         from neuralband.live.loop import Stats
         from neuralband.live.notes_out import OutputNotes

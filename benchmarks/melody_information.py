@@ -29,10 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 from neuralband.encoders.voices import VoiceSettings  # noqa: E402
 from neuralband.training.windows import read_dataset, split_pieces  # noqa: E402
-
-from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 
 NO_MELODY = 12  # the lead's pitch class before its first note
 

@@ -36,11 +36,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.pop_music import POP909, held_out, moved  # noqa: E402
 from neuralband.encoders.beats import beats_of_file  # noqa: E402
 from neuralband.encoders.midi_io import NoteTable, table_from_pretty_midi  # noqa: E402
 from neuralband.encoders.performance import encode_notes  # noqa: E402
-
-from benchmarks.pop_music import POP909, held_out, moved  # noqa: E402
 from neuralband.evaluate import (  # noqa: E402
     ACCOMPANIMENT_METRICS,
     accompaniment_metrics,

@@ -51,13 +51,12 @@ from neuralband.encoders.performance import (  # noqa: E402
     prepare_notes,
     tokens_from_notes,  # noqa: E402
 )
-from neuralband.training.dataset import duration_s, split_of  # noqa: E402
-
 from neuralband.evaluate import in_key_share, piece_metrics, table_key  # noqa: E402
 from neuralband.generate import generate  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.sampling import model_rules  # noqa: E402
 from neuralband.steering import ControlChoice  # noqa: E402
+from neuralband.training.dataset import duration_s, split_of  # noqa: E402
 
 POP909 = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pop909"
 METRICS = ("in_key_share", "notes_per_s", "polyphony", "median_length_s", "capped_share",

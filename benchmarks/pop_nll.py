@@ -39,12 +39,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from neuralband.training.baselines import Trigram  # noqa: E402
-from neuralband.training.windows import read_manifest, split_pieces, vocab_size  # noqa: E402
-
 from benchmarks.machine import cpu_model  # noqa: E402
 from neuralband.modelfile import read_info  # noqa: E402
 from neuralband.score import mean_nll, score_files  # noqa: E402
+from neuralband.training.baselines import Trigram  # noqa: E402
+from neuralband.training.windows import read_manifest, split_pieces, vocab_size  # noqa: E402
 
 
 def main() -> None:

@@ -26,10 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from neuralband.training.windows import split_pieces  # noqa: E402
-
 from benchmarks.machine import cpu_model, print_rows  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
+from neuralband.training.windows import split_pieces  # noqa: E402
 
 GOAL_CHANGE = 0.01
 

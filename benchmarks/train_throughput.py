@@ -63,12 +63,11 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.machine import cpu_model, print_rows, usable_cpus  # noqa: E402
+from neuralband.model import PRESETS, EventLSTM, ModelConfig  # noqa: E402
 from neuralband.training.dataset import build_dataset  # noqa: E402
 from neuralband.training.train import use_bf16  # noqa: E402
 from neuralband.training.windows import TokenWindows, read_dataset, read_manifest  # noqa: E402
-
-from benchmarks.machine import cpu_model, print_rows, usable_cpus  # noqa: E402
-from neuralband.model import PRESETS, EventLSTM, ModelConfig  # noqa: E402
 
 MIDI_DIR = REPO / "tests" / "data" / "chorales_train"
 REFERENCE_LR = 1e-3  # the plain loop's Adam

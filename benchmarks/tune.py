@@ -41,16 +41,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from neuralband.encoders.beats import find_beats  # noqa: E402
-from neuralband.training.config import TuneSettings  # noqa: E402
-from neuralband.training.tune import tune  # noqa: E402
-
 from benchmarks.pop_music import POP909, held_out, primer_of, song_table, tokens_table  # noqa: E402
+from neuralband.encoders.beats import find_beats  # noqa: E402
 from neuralband.evaluate import mean_metrics, solo_rows  # noqa: E402
 from neuralband.generate import generate  # noqa: E402
 from neuralband.loaded import LoadedModel  # noqa: E402
 from neuralband.sampling import model_rules  # noqa: E402
 from neuralband.score import mean_nll, score_files  # noqa: E402
+from neuralband.training.config import TuneSettings  # noqa: E402
+from neuralband.training.tune import tune  # noqa: E402
 
 OPENING_S, CONTINUE_S = 10.0, 30.0
 TUNE_MINUTES = 10.0

@@ -5,6 +5,7 @@ under the voices of voice-packed tokens)."""
 from __future__ import annotations
 
 import numpy as np
+
 from neuralband.encoders.performance import EncoderSettings, Event, shifts_before
 
 

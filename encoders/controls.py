@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from neuralband.encoders.beats import BEAT_SIZE
 from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings
 from neuralband.encoders.voices import VoiceSettings, event_steps

@@ -20,6 +20,7 @@ import re
 from fractions import Fraction
 
 import numpy as np
+
 from neuralband.encoders.abc import Tune, tune_to_midi
 from neuralband.encoders.errors import MidiError
 from neuralband.encoders.schemes import ABC_SUFFIX, Limits, Piece, TokenScheme

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 
 import numpy as np
+
 from neuralband.encoders.midi_io import MidiSource, NoteTable, source_name
 from neuralband.encoders.packing import Packer
 from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings, prepare_notes

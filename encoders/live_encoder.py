@@ -41,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mido
+
 from neuralband.encoders.midi_io import SUSTAIN_CC
 from neuralband.encoders.performance import DEFAULT_SETTINGS, EncoderSettings, Event, shift_run
 from neuralband.encoders.sustain import PEDAL_DOWN_MIN

@@ -13,6 +13,7 @@ speed; `tests/encoders/test_midi_exact.py` checks it against pretty_midi table f
 from __future__ import annotations
 
 import numpy as np
+
 from neuralband.encoders.errors import MidiError, plain_reason
 from neuralband.encoders.midi_io import MAX_TICK, SUSTAIN_CC, NoteTable, tick_to_seconds_fn
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 import numpy as np
+
 from neuralband.encoders.errors import MidiError, check_header, plain_reason
 
 Parser = Literal["auto", "symusic", "pretty_midi"]

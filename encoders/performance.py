@@ -26,6 +26,7 @@ from enum import IntEnum
 from functools import cached_property
 
 import numpy as np
+
 from neuralband.encoders.midi_io import MidiSource, NoteTable, Parser, read_notes
 from neuralband.encoders.sustain import apply_sustain
 

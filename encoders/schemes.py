@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
 from neuralband.encoders.abc import Tune, split_tunes, tune_to_midi
 from neuralband.encoders.augment import stretch_tokens, transpose_tokens
 from neuralband.encoders.beats import Beats, beats_of_midi
@@ -82,6 +83,9 @@ class TokenScheme(ABC):
     # engine, a step per grid line; None: it writes text or tunes and does not play).
     plays: ClassVar[str | None] = None
     writes_midi: ClassVar[bool] = False  # a generated piece becomes MIDI (decode_midi/to_midi)
+    # Its events carry their voice (the lead's or a band voice's): a band under a lead, event
+    # by event, whose voices the data says how to play (polyphony, arrangement density).
+    voiced: ClassVar[bool] = False
     source_unit: ClassVar[str] = "notes"  # what encoding a source file counts as it reads
     # The event encoding underneath, where there is one (the key and density controls, note
     # lengths and the live engine read it); None for text.
@@ -331,6 +335,7 @@ class VoicedScheme(EventScheme):
     a band voice), TIME_SHIFTs are shared. Augmenting moves each voice's events alike."""
 
     name = "voices"
+    voiced = True
 
     def __init__(self, voices: VoiceSettings) -> None:
         super().__init__(voices.settings)

@@ -17,6 +17,7 @@ within each kind the order of the notes. Drum notes are left alone.
 from __future__ import annotations
 
 import numpy as np
+
 from neuralband.encoders.midi_io import NoteTable
 
 PEDAL_DOWN_MIN = 64

@@ -8,6 +8,7 @@ characters: every file encodes, and a model's samples decode with ``errors="repl
 from __future__ import annotations
 
 import numpy as np
+
 from neuralband.encoders.schemes import Limits, Piece, TokenScheme
 
 TEXT_SUFFIXES = (".txt", ".text", ".md")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
 from neuralband.encoders.errors import MidiError
 from neuralband.encoders.midi_io import (
     MidiSource,

@@ -106,7 +106,7 @@ def model_rules(info, rules: Rules | None = None, **changes) -> Rules:
     data_max = info.summary.get("max_note_s") if info is not None else None
     if data_max and "max_note_s" not in changes:
         changes["max_note_s"] = float(data_max)
-    if info is not None and info.scheme.plays == "events" and info.scheme.accompanies:
+    if info is not None and info.scheme.voiced:
         changes.setdefault("under_melody", DUET_UNDER_MELODY)
         changes.setdefault("clash", DUET_CLASH)
     controls = getattr(info, "controls", None)

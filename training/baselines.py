@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from neuralband.training.windows import model_shape, read_manifest
 
 _CHUNK_TOKENS = 1 << 22  # bincount the gathered tokens every ~4 M, bounding memory per shard

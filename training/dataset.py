@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from neuralband.atomic import write_atomic
 from neuralband.encoders.errors import MidiError
 from neuralband.encoders.schemes import (  # noqa: F401 - Limits and duration_s are this module's words too
     EventScheme,
@@ -39,8 +41,6 @@ from neuralband.encoders.schemes import (  # noqa: F401 - Limits and duration_s 
     scheme_from_dict,
     scheme_from_parts,
 )
-
-from neuralband.atomic import write_atomic
 
 FORMAT = "neuralband-dataset"
 VERSION = 2  # 1: encoder settings beside an optional voices or grid entry (still read)

@@ -34,8 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from neuralband.atomic import write_atomic
 from neuralband.encoders.controls import ControlSettings
-from neuralband.encoders.schemes import EventScheme
+from neuralband.model import PRESETS, EventLSTM, save_model
+from neuralband.modelfile import ModelFileError, ModelInfo
 from neuralband.training.baselines import baselines
 from neuralband.training.checkpoint import STATE, load_checkpoint, save_checkpoint
 from neuralband.training.config import (
@@ -57,10 +60,6 @@ from neuralband.training.windows import (
     read_dataset,
     voice_polyphony,
 )
-
-from neuralband.atomic import write_atomic
-from neuralband.model import PRESETS, EventLSTM, save_model
-from neuralband.modelfile import ModelFileError, ModelInfo
 
 METRICS_HEADER = ("step,train_loss,valid_nll,valid_ppl,lr,events_per_s,elapsed_s,"
                   "valid_nll_with_controls\n")
@@ -238,7 +237,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None,
     # --- data, model, optimizer ---------------------------------------------------------------
     with progress.phase("reading the dataset and the validation windows"):
         scheme = read_dataset(cfg.dataset)[0]  # what the tokens are: their classes in and out
-        encoder, voices = scheme.settings, scheme.voices  # the events under them, their voices
+        encoder = scheme.settings  # the events under them
         controls = (base_model.controls if base_model is not None else
                     ControlSettings(beat=cfg.beat) if cfg.controls or cfg.beat else None)
         mixed = round(cfg.batch * cfg.mix_share) if cfg.mix else 0  # rows from --mix
@@ -294,22 +293,21 @@ def train(cfg: TrainConfig, progress: Progress | None = None,
         if base_model is not None:  # a tune: the base's, and the base's way of reading MIDI
             from_data = {k: v for k, v in base_model.summary.items() if k in FROM_DATA}
             scheme = base_model.scheme
-        elif voices:
+        elif scheme.voiced:
             with progress.phase("notes each voice holds at once"):
-                from_data["voice_polyphony"] = voice_polyphony(cfg.dataset, voices)
+                from_data["voice_polyphony"] = voice_polyphony(cfg.dataset, scheme)
         # The longest note the band holds: the training notes' 99.5th percentile, not a flat cap
         # (a grid model's notes are its grid's steps, and text has none to measure).
-        if isinstance(scheme, EventScheme) and base_model is None:
+        if scheme.plays == "events" and base_model is None:
             with progress.phase("note lengths"):
-                from_data["max_note_s"] = note_length_quantile(cfg.dataset, encoder, voices)
+                from_data["max_note_s"] = note_length_quantile(cfg.dataset, scheme)
         if controls is not None and base_model is None:  # "--key Eb major": its Eb pieces
             with progress.phase("key profiles"):
-                controls = replace(controls, key_profiles=key_profiles(cfg.dataset, encoder,
-                                                                       voices=voices))
-            if voices:  # a duet band hearing a lead plays as busily as the data's arrangements
+                controls = replace(controls, key_profiles=key_profiles(cfg.dataset, scheme))
+            if scheme.voiced:  # a duet band under a lead: as busy as the data's arrangements
                 with progress.phase("arrangement density"):
                     from_data["arrangement_density"] = arrangement_density(
-                        cfg.dataset, encoder, voices, controls.density_window_s)
+                        cfg.dataset, scheme, controls.density_window_s)
         start_metrics(run / "metrics.csv", start)
 
     finish = ExitStack()  # bar, board and the Ctrl-C handler: closed however the loop ends

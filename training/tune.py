@@ -29,15 +29,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+from neuralband.atomic import write_atomic
 from neuralband.encoders.schemes import EventScheme, Piece, VoicedScheme
+from neuralband.live.takes import PLAYER
+from neuralband.loaded import LoadedModel
 from neuralband.training.config import TrainConfig, TuneSettings
 from neuralband.training.dataset import build_dataset, find_files
 from neuralband.training.runs import RunExists, announce, holds_run
 from neuralband.training.windows import read_manifest
-
-from neuralband.atomic import write_atomic
-from neuralband.live.takes import PLAYER
-from neuralband.loaded import LoadedModel
 
 HELD_OUT = 0.15  # the share of the takes held out to choose the best step (one at least)
 TAKES_DATASET, REPLAY, REPLAY_DATASET = "takes-dataset", "replay", "replay-dataset"
@@ -89,10 +89,8 @@ class TakeVoices(VoicedScheme):
 
 def take_reader(scheme) -> EventScheme:
     """The base model's scheme, reading takes as `tune` learns from them."""
-    if isinstance(scheme, VoicedScheme):
-        return TakeVoices(scheme.voices)
-    if isinstance(scheme, EventScheme):
-        return TakeEvents(scheme.settings)
+    if scheme.plays == "events":  # the same settings, read as a take reader
+        return (TakeVoices if scheme.voiced else TakeEvents).from_dict(scheme.to_dict())
     raise ValueError(f"tune learns event models (pop, pop-duet, default, duet, ...); this one "
                      f"reads {scheme.name} tokens")
 

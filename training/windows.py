@@ -17,13 +17,13 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+
 from neuralband.encoders.augment import stretch_tokens, transpose_tokens  # noqa: F401 - this module's too
 from neuralband.encoders.beats import Beats, beat_features, note_onsets, track_beats
 from neuralband.encoders.controls import ControlSettings, drop_controls
 from neuralband.encoders.performance import EncoderSettings
-from neuralband.encoders.schemes import TokenScheme
-from neuralband.encoders.voices import VoiceSettings, band_enters, event_steps
-from neuralband.encoders.voices import split as split_voices
+from neuralband.encoders.schemes import EventScheme, TokenScheme, VoicedScheme
+from neuralband.encoders.voices import band_enters, event_steps
 from neuralband.training.dataset import FORMAT as DATASET_FORMAT
 from neuralband.training.dataset import VERSION as DATASET_VERSION
 from neuralband.training.dataset import stored_scheme
@@ -88,14 +88,14 @@ def split_pieces(dataset_dir: str | Path, split: str) -> Iterator[np.ndarray]:
             yield np.asarray(shards[row["shard"]][start:start + int(row["length"])], np.int64)
 
 
-def voice_polyphony(dataset_dir: str | Path, voices: VoiceSettings, split: str = "train",
+def voice_polyphony(dataset_dir: str | Path, scheme: VoicedScheme, split: str = "train",
                     limit: int = 500, quantile: float = 95.0) -> list[int]:
     """How many notes each voice holds at once in most pieces (the ``quantile`` over up to
     ``limit`` pieces of a split): the cap the band's grammar keeps when it plays, so that a voice
     the data plays one note at a time (a chorale's alto) is never left holding two."""
     from neuralband.encoders.voices import voice_polyphony as piece_polyphony
 
-    per_piece = [piece_polyphony(tokens, voices)
+    per_piece = [piece_polyphony(tokens, scheme.voices)
                  for tokens in islice(split_pieces(dataset_dir, split), limit)]
     if not per_piece:
         return []
@@ -451,36 +451,30 @@ def note_lengths(tokens: np.ndarray, settings: EncoderSettings) -> np.ndarray:
         settings.steps_per_second
 
 
-def note_length_quantile(dataset_dir: str | Path, settings: EncoderSettings,
-                         voices: VoiceSettings | None = None, split: str = "train",
+def note_length_quantile(dataset_dir: str | Path, scheme: EventScheme, split: str = "train",
                          limit: int = 300, quantile: float = 99.5) -> float:
     """The note length (seconds) that ``quantile`` percent of a split's notes stay within (over
     up to ``limit`` pieces): the longest note a model trained on them is let hold, so a note
     ends because the music ends it, and the cap only stops a model's rare slip."""
     lengths = []
-    for tokens in islice(split_pieces(dataset_dir, split), limit):
-        if voices is None:
-            lengths.append(note_lengths(tokens, settings))
-            continue
-        # each voice's notes apart, on the shared clock
-        lengths.extend(note_lengths(stream, settings) for stream in split_voices(tokens, voices))
+    for tokens in islice(split_pieces(dataset_dir, split), limit):  # each voice's notes apart
+        lengths.extend(note_lengths(stream, scheme.settings) for stream in scheme.streams(tokens))
     every = np.concatenate(lengths) if lengths else np.zeros(0)
     if not every.size:
         return 5.0
     return round(float(np.percentile(every, quantile)), 2)
 
 
-def key_profiles(dataset_dir: str | Path, settings: EncoderSettings, split: str = "train",
-                 limit: int = 300, voices: VoiceSettings | None = None) -> dict[str, list[float]]:
+def key_profiles(dataset_dir: str | Path, scheme: EventScheme, split: str = "train",
+                 limit: int = 300) -> dict[str, list[float]]:
     """The mean pitch-class histogram of a split's pieces in each mode, rotated to a tonic of C
     (the key of each piece estimated from its notes): what "in Eb major" sounds like in this
     data, the histogram `generate --key` gives the model."""
-    from neuralband.encoders.controls import onsets
     from neuralband.encoders.keys import estimate_key, pitch_class_histogram
 
     sums = {"major": np.zeros(12), "minor": np.zeros(12)}
     for tokens in islice(split_pieces(dataset_dir, split), limit):
-        _, _, pitch = onsets(tokens, settings, voices)
+        _, _, pitch = scheme.onsets(tokens)  # every voice's notes
         if not len(pitch):
             continue
         hist = pitch_class_histogram(pitch)
@@ -496,8 +490,8 @@ LEAD_DENSITY_EDGES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 MIN_WINDOWS = 50  # a bin with fewer moments takes the median over all of them
 
 
-def arrangement_density(dataset_dir: str | Path, settings: EncoderSettings, voices: VoiceSettings,
-                        window_s: float, split: str = "train", limit: int = 300,
+def arrangement_density(dataset_dir: str | Path, scheme: VoicedScheme, window_s: float,
+                        split: str = "train", limit: int = 300,
                         lead_window_s: float = 8.0) -> dict[str, list[float]]:
     """How busy a voice-packed split's arrangements are under a lead this busy: at each lead
     NOTE_ON, the lead's notes per second over its last ``lead_window_s`` (as a duet band hears
@@ -505,14 +499,12 @@ def arrangement_density(dataset_dir: str | Path, settings: EncoderSettings, voic
     density control's count); the median per lead bin (``LEAD_DENSITY_EDGES``). A duet model
     told this plays as busily as the data's arrangements of such a tune; left free, an LSTM
     drifts busier."""
-    from neuralband.encoders.controls import onsets
-
-    sps = settings.steps_per_second
+    sps = scheme.settings.steps_per_second
     lead_at, total = [], []
     for tokens in islice(split_pieces(dataset_dir, split), limit):
-        steps, where, _ = onsets(tokens, settings, voices)
+        steps, where, _ = scheme.onsets(tokens)
         on_steps = steps[where] / sps  # every voice's NOTE_ONs, in token order
-        is_lead = voices.unpack(np.asarray(tokens)[where])[0] == 0
+        is_lead = scheme.parts()[0][np.asarray(tokens)[where]] == 0
         if is_lead.sum() < 2 or not len(on_steps):
             continue
         end = steps[-1] / sps

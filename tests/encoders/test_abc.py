@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from neuralband.encoders import MidiError, encode
 from neuralband.encoders.abc import split_tunes, tune_to_midi
 from neuralband.training.dataset import build_dataset, find_files
-
 from tests.helpers.data import DATA
 
 TUNES = DATA / "abc" / "tunes.abc"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders.beats import (
     BEAT_BINS,
     BEAT_SIZE,
@@ -33,7 +34,6 @@ from neuralband.encoders.beats import (
 from neuralband.encoders.controls import ControlSettings, drop_controls
 from neuralband.encoders.performance import encode_notes
 from neuralband.encoders.schemes import EventScheme
-
 from tests.helpers import models
 
 # --- the beat control -----------------------------------------------------------------------
@@ -354,8 +354,8 @@ def beat_model(tmp_path_factory):
 
 def test_the_stepper_reads_the_beat_as_torch_does(beat_model):
     import torch
-    from neuralband.encoders.voices import event_steps
 
+    from neuralband.encoders.voices import event_steps
     from neuralband.runtime import Stepper
 
     path, model, cs = beat_model
@@ -437,11 +437,11 @@ def test_a_fine_tune_that_adds_the_beat_starts_from_what_the_model_played(beat_d
     """--beat --init: the file's weights, the new beat inputs at zero weight, so the first
     forward pass is the base model's; the result reads the beat and says so in its file."""
     import torch
-    from neuralband.training.config import TrainConfig
-    from neuralband.training.train import train, warm_start
 
     from neuralband.model import EventLSTM, load_model
     from neuralband.modelfile import read_info
+    from neuralband.training.config import TrainConfig
+    from neuralband.training.train import train, warm_start
 
     def run(out, **kw):
         return TrainConfig(str(beat_dataset), str(out), preset="tiny", steps=6, batch=4,

@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pytest
 import symusic
+
+from neuralband.cli import main
 from neuralband.encoders.abc import Tune, split_tunes, tune_to_midi
 from neuralband.encoders.errors import MidiError
 from neuralband.encoders.folk import (
@@ -22,8 +24,6 @@ from neuralband.encoders.folk import (
     tune_tokens,
 )
 from neuralband.encoders.schemes import Piece
-
-from neuralband.cli import main
 from tests.helpers.data import DATA
 
 TUNES = DATA / "abc" / "tunes.abc"

@@ -9,6 +9,7 @@ import pretty_midi
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders.grid import (
     HOLD,
     REST,
@@ -30,7 +31,6 @@ from neuralband.encoders.grid import (
     voice_pitch,
 )
 from neuralband.encoders.midi_io import NoteTable, table_from_pretty_midi
-
 from tests.helpers.data import CHORALES
 
 SATB = ("Soprano", "Alto", "Tenor", "Bass")

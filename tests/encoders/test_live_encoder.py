@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders.live_encoder import DRUM_CHANNEL, LiveEncoder
 from neuralband.encoders.midi_io import SUSTAIN_CC, NoteTable, read_notes
 from neuralband.encoders.performance import (
@@ -17,7 +18,6 @@ from neuralband.encoders.performance import (
     encode_notes,
 )
 from neuralband.encoders.sustain import PEDAL_DOWN_MIN
-
 from tests.helpers import midi_bytes, off, on, pedal
 from tests.helpers.data import CHORALES
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders import MidiError
 from neuralband.encoders.midi_exact import read_exact
 from neuralband.encoders.midi_io import NoteTable, _read_pretty_midi
-
 from tests.helpers import midi_bytes, tempo
 from tests.helpers.data import CHORALES
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders.packing import INT64_MAX, Packer
 
 # Factorisation of 2**63 - 1: the largest product of radices that still fits in int64.

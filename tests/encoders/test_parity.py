@@ -13,8 +13,8 @@ import pretty_midi
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from neuralband.encoders import EncoderSettings, MidiError, encode
 
+from neuralband.encoders import EncoderSettings, MidiError, encode
 from tests.helpers import pretty
 from tests.helpers.data import CHORALES
 

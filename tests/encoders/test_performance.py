@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from neuralband.encoders import VOCAB_SIZE, EncoderSettings, MidiError, decode, describe, encode
 from neuralband.encoders.performance import (
     NOTE_OFF,
@@ -13,7 +14,6 @@ from neuralband.encoders.performance import (
     Event,
     decode_notes,
 )
-
 from tests.helpers import midi_bytes, off, on, pedal, pretty, tempo
 
 S = TIME_SHIFT - 1  # S + n is TIME_SHIFT(n steps)

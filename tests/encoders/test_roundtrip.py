@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders import EncoderSettings, decode, encode
 from neuralband.encoders.midi_io import read_notes
 from neuralband.encoders.performance import decode_notes, prepare_notes
-
 from tests.helpers import pretty
 
 DEFAULT = EncoderSettings()

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from neuralband.cli import main
 from neuralband.encoders.grid import GridSettings
 from neuralband.encoders.performance import EncoderSettings
 from neuralband.encoders.schemes import (
@@ -23,11 +25,9 @@ from neuralband.encoders.schemes import (
 )
 from neuralband.encoders.text import TextScheme
 from neuralband.encoders.voices import VoiceSettings
+from neuralband.modelfile import BUNDLED, bundled_model, read_info
 from neuralband.training.dataset import build_dataset
 from neuralband.training.windows import TokenWindows, model_shape, read_dataset
-
-from neuralband.cli import main
-from neuralband.modelfile import BUNDLED, bundled_model, read_info
 from tests.helpers.data import CHORALES
 
 SCHEMES = [EventScheme(), EventScheme(EncoderSettings(velocity_bins=16)),

@@ -9,6 +9,7 @@ import pretty_midi
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders.errors import MidiError
 from neuralband.encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
 from neuralband.encoders.voices import (
@@ -20,7 +21,6 @@ from neuralband.encoders.voices import (
     parse_lead,
     split,
 )
-
 from tests.helpers import pretty
 from tests.helpers.data import DATA
 
@@ -221,7 +221,6 @@ def test_the_melody_to_accompany_is_found_or_named(tmp_path):
     --lead-track picks a track by name; a wrong name lists the tracks."""
     from neuralband.encoders.errors import MidiError
     from neuralband.encoders.voices import melody_part
-
     from tests.helpers import midi_bytes, off, on, track_name
 
     melody = [(0, track_name("Tune"))] + [e for k, p in enumerate([72, 74, 76, 77])

@@ -10,9 +10,9 @@ def beat_model(path: Path, beat_gain: float = 20.0):
     (path, the torch model in eval mode, its control settings). The beat's input weights are
     scaled by ``beat_gain`` so that a wrong phase shows in the logits."""
     import torch
+
     from neuralband.encoders.controls import ControlSettings
     from neuralband.encoders.schemes import EventScheme
-
     from neuralband.model import EventLSTM, save_model
     from neuralband.modelconfig import ModelConfig
 

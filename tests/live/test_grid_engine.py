@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import mido
 import pytest
+
 from neuralband.encoders.grid import (
     HOLD,
     NEW,
@@ -29,7 +30,6 @@ from neuralband.encoders.grid import (
 )
 from neuralband.encoders.performance import DEFAULT_SETTINGS
 from neuralband.encoders.schemes import GridScheme
-
 from neuralband.live.band_events import LATE_NOTE_S
 from neuralband.live.beat import CLICK_CHANNEL
 from neuralband.live.grid_engine import GridEngine, bpm_step_s

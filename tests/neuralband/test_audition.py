@@ -22,8 +22,6 @@ from urllib.parse import unquote
 import numpy as np
 import pretty_midi
 import pytest
-from neuralband.encoders.errors import MidiError
-from neuralband.encoders.midi_io import read_notes
 
 from neuralband.audition import (
     DEBIAN_PACKAGES,
@@ -35,6 +33,8 @@ from neuralband.audition import (
     pitch_name,
     render_wav,
 )
+from neuralband.encoders.errors import MidiError
+from neuralband.encoders.midi_io import read_notes
 from tests.helpers.data import CHORALES
 
 CHORALE = CHORALES[0]  # bwv10.7: 206 notes, 44.0 s
@@ -378,9 +378,9 @@ def test_pianoroll_draws_the_beat_lines_behind_the_notes(tmp_path):
     """--beats: the roll shows its beat lines (the image differs from the roll without them
     only by grey columns), and a wrong number of grids is refused."""
     from matplotlib.image import imread
-    from neuralband.encoders.beats import steady_beats
 
     from neuralband.audition import draw_pianoroll
+    from neuralband.encoders.beats import steady_beats
     from tests.helpers import pretty
 
     midi = tmp_path / "a.mid"

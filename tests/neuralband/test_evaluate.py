@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import pytest
-from neuralband.encoders.midi_io import table_from_pretty_midi
 
+from neuralband.encoders.midi_io import table_from_pretty_midi
 from neuralband.evaluate import (
     accompaniment_metrics,
     js_divergence,
@@ -263,8 +263,8 @@ def test_evaluate_skips_a_corrupt_file_by_name(tmp_path):
 def test_score_matches_torch(tmp_path):
     """The numpy stepper's NLL per event is the torch model's cross-entropy of the same tokens."""
     import torch
-    from neuralband.encoders.performance import encode
 
+    from neuralband.encoders.performance import encode
     from neuralband.model import load_model
 
     model, info = load_model("default")

@@ -12,8 +12,8 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
-from neuralband.encoders.schemes import EventScheme
 
+from neuralband.encoders.schemes import EventScheme
 from neuralband.model import PRESETS, EventLSTM, ModelConfig, save_model
 from neuralband.modelfile import ModelFileError, bundled_model
 from neuralband.runtime import Stepper
@@ -117,7 +117,6 @@ def stream_nll(stepper: Stepper, tokens: np.ndarray) -> float:
 
 def test_int8_weights_score_real_music_within_one_percent_of_fp32():
     from neuralband.encoders import encode
-
     from tests.helpers.data import CHORALES
 
     tokens = np.concatenate([encode(path) for path in CHORALES])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders.performance import (
     DEFAULT_SETTINGS,
     NOTE_OFF,
@@ -19,7 +20,6 @@ from neuralband.encoders.performance import (
 )
 from neuralband.encoders.schemes import VoicedScheme
 from neuralband.encoders.voices import VoiceSettings
-
 from neuralband.generate import generate
 from neuralband.modelfile import bundled_model
 from neuralband.sampling import NoteTracker, Rules, Sampler
@@ -160,7 +160,6 @@ def test_generate_variations_with_the_bundled_model():
 
 def test_generate_continues_a_primer():
     from neuralband.encoders import encode
-
     from tests.helpers.data import CHORALES
 
     primer = encode(CHORALES[0])
@@ -339,7 +338,6 @@ def test_a_tight_band_plays_more_on_the_bpm_grid_and_about_as_busily():
     fall on the eighth lines than with none, at about the notes a second (a rolled chord's
     notes still come a step or two apart)."""
     from neuralband.encoders.beats import on_grid, steady_beats
-
     from neuralband.sampling import TIGHT, model_rules
 
     model = bundled_model("pop")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from neuralband.encoders.controls import ControlSettings, token_controls
 from neuralband.encoders.keys import estimate_key
 from neuralband.encoders.performance import EncoderSettings
 from neuralband.encoders.schemes import EventScheme
-
 from neuralband.generate import generate
 from neuralband.live.engine import Engine
 from neuralband.live.turns import PlaySettings

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from neuralband.encoders.performance import VOCAB_SIZE, EncoderSettings
 from neuralband.training.baselines import (
     Counts,
@@ -20,7 +21,6 @@ from neuralband.training.baselines import (
 )
 from neuralband.training.dataset import build_dataset
 from neuralband.training.windows import TokenWindows
-
 from tests.helpers.data import CHORALES
 
 V = VOCAB_SIZE

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders.controls import (
     ControlSettings,
     control_vector,
@@ -18,14 +19,13 @@ from neuralband.encoders.controls import (
 from neuralband.encoders.keys import estimate_key, scale_mask
 from neuralband.encoders.performance import DEFAULT_SETTINGS as S
 from neuralband.encoders.schemes import EventScheme
+from neuralband.model import EventLSTM, ModelConfig, save_model
+from neuralband.modelfile import bundled_model, read_info
+from neuralband.runtime import Stepper
 from neuralband.training.config import TrainConfig
 from neuralband.training.dataset import build_dataset
 from neuralband.training.train import train
 from neuralband.training.windows import TokenWindows
-
-from neuralband.model import EventLSTM, ModelConfig, save_model
-from neuralband.modelfile import bundled_model, read_info
-from neuralband.runtime import Stepper
 from tests.helpers.data import TRAIN_CHORALES
 
 CS = ControlSettings()
@@ -201,7 +201,6 @@ def test_training_with_controls_writes_a_conditioned_model(chorales, tmp_path):
 
 def test_scoring_with_a_files_own_controls_matches_torch(tmp_path):
     from neuralband.encoders.performance import encode
-
     from neuralband.score import score_files
     from tests.helpers.data import CHORALES
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from neuralband.encoders import EncoderSettings, encode
 from neuralband.encoders.schemes import EventScheme
 from neuralband.training import dataset
 from neuralband.training.dataset import build_dataset, split_of
-
 from tests.helpers.data import CHORALES
 
 

@@ -11,21 +11,21 @@ import pretty_midi
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders.keys import CONSONANT_INTERVALS
 from neuralband.encoders.midi_io import table_from_pretty_midi
 from neuralband.encoders.performance import DEFAULT_SETTINGS, decode_notes, encode
 from neuralband.encoders.schemes import VoicedScheme
 from neuralband.encoders.voices import VoiceSettings, decode_voices, split
-from neuralband.training.config import TrainConfig
-from neuralband.training.dataset import build_dataset
-from neuralband.training.train import train
-from neuralband.training.windows import LEAD_DENSITY_EDGES, TokenWindows
-
 from neuralband.evaluate import melody_at
 from neuralband.generate import accompany, generate
 from neuralband.modelfile import bundled_model, read_info
 from neuralband.runtime import Stepper
 from neuralband.sampling import DUET_CLASH, DUET_UNDER_MELODY, Rules, Sampler, model_rules
+from neuralband.training.config import TrainConfig
+from neuralband.training.dataset import build_dataset
+from neuralband.training.train import train
+from neuralband.training.windows import LEAD_DENSITY_EDGES, TokenWindows
 from neuralband.voicing import MelodyNote, Voicing
 from tests.helpers import every_nth_valid
 from tests.helpers.data import CHORALES, TRAIN_CHORALES
@@ -209,7 +209,6 @@ def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_p
     data's arrangements under a melody as busy (the lead's notes alone do not say the
     arrangement's); a model that does not know it leaves density free; --key fixes the key."""
     from neuralband.encoders.controls import token_controls
-
     from neuralband.steering import ControlChoice, steer
 
     run = tmp_path / "run"

@@ -13,6 +13,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from neuralband.cli import main
 from neuralband.encoders.grid import (
     HOLD,
     NEW,
@@ -29,18 +31,16 @@ from neuralband.encoders.grid import (
 from neuralband.encoders.performance import DEFAULT_SETTINGS, prepare_notes
 from neuralband.encoders.schemes import GridScheme
 from neuralband.encoders.voices import VoiceSettings, split_parts
-from neuralband.training.baselines import baselines
-from neuralband.training.config import TrainConfig
-from neuralband.training.dataset import build_dataset
-from neuralband.training.train import train
-from neuralband.training.windows import TokenWindows
-
-from neuralband.cli import main
 from neuralband.grid_band import GridBand, accompany_file, accompany_grid, melody_states
 from neuralband.model import EventLSTM, load_model, save_model
 from neuralband.modelconfig import ModelConfig
 from neuralband.modelfile import ModelFileError, read_info
 from neuralband.runtime import Stepper
+from neuralband.training.baselines import baselines
+from neuralband.training.config import TrainConfig
+from neuralband.training.dataset import build_dataset
+from neuralband.training.train import train
+from neuralband.training.windows import TokenWindows
 from tests.helpers import every_nth_valid
 from tests.helpers.data import CHORALES, TRAIN_CHORALES
 

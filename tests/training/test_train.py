@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
+
 from neuralband.encoders import EncoderSettings
+from neuralband.model import load_model
+from neuralband.modelfile import ModelFileError, read_info
 from neuralband.training import checkpoint as checkpoint_module
 from neuralband.training import train as train_module
 from neuralband.training.config import TrainConfig
 from neuralband.training.dataset import build_dataset
 from neuralband.training.train import train
-from safetensors.torch import load_file
-
-from neuralband.model import load_model
-from neuralband.modelfile import ModelFileError, read_info
 from tests.helpers.data import TRAIN_CHORALES
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,15 +11,15 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+
+from neuralband.cli import main
 from neuralband.encoders.performance import encode
 from neuralband.encoders.schemes import EventScheme, VoicedScheme
 from neuralband.encoders.voices import VoiceSettings
+from neuralband.loaded import LoadedModel
 from neuralband.training.config import TuneSettings
 from neuralband.training.runs import RunExists
 from neuralband.training.tune import TakeEvents, TakeVoices, hold_out, is_take, player_part, tune
-
-from neuralband.cli import main
-from neuralband.loaded import LoadedModel
 from tests.helpers.data import TRAIN_CHORALES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neuralband.encoders.performance import (
     NOTE_OFF,
     NOTE_ON,
@@ -19,7 +20,7 @@ from neuralband.encoders.performance import (
     EncoderSettings,
     encode,
 )
-from neuralband.encoders.schemes import EventScheme
+from neuralband.encoders.schemes import EventScheme, VoicedScheme
 from neuralband.training.windows import (
     DatasetMismatch,
     MixedWindows,
@@ -29,7 +30,6 @@ from neuralband.training.windows import (
     stretch_tokens,
     transpose_tokens,
 )
-
 from tests.helpers import pretty
 
 S = TIME_SHIFT - 1  # S + n is TIME_SHIFT(n steps)
@@ -459,6 +459,7 @@ def test_arrangement_density_is_the_whole_band_s_pace_under_a_lead_this_busy(tmp
     at the lead's notes the table says 5 notes/s of everything under the slow lead and 11
     under the busy one; the bins nothing falls in take the median of every moment."""
     import pretty_midi
+
     from neuralband.encoders.voices import VoiceSettings, encode_voices
     from neuralband.training.windows import LEAD_DENSITY_EDGES, arrangement_density
 
@@ -473,7 +474,7 @@ def test_arrangement_density_is_the_whole_band_s_pace_under_a_lead_this_busy(tmp
             pm.instruments.append(inst)
         pieces.append(("train", encode_voices(pm, voices)))
     ds = write_dataset(tmp_path / "ds", pieces)
-    table = arrangement_density(ds, DEFAULT, voices, window_s=4.0)
+    table = arrangement_density(ds, VoicedScheme(voices), window_s=4.0)
     assert table["lead_edges"] == list(LEAD_DENSITY_EDGES)
     slow = int(np.searchsorted(LEAD_DENSITY_EDGES, 1.0, side="right"))
     busy = int(np.searchsorted(LEAD_DENSITY_EDGES, 3.0, side="right"))
@@ -482,4 +483,4 @@ def test_arrangement_density_is_the_whole_band_s_pace_under_a_lead_this_busy(tmp
     assert table["density"][busy] == pytest.approx(11.0, abs=0.3)
     others = [d for b, d in enumerate(table["density"]) if b not in (slow, busy)]
     assert len(set(others)) == 1 and 5.0 < others[0] < 11.0
-    assert arrangement_density(ds, DEFAULT, voices, 4.0, split="valid") == {}
+    assert arrangement_density(ds, VoicedScheme(voices), 4.0, split="valid") == {}
