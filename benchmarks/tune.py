@@ -23,6 +23,12 @@ Run from the repository root (about 15 minutes on 2 cores)::
 
     python benchmarks/tune.py --roll docs/tune.png
 
+With ``--seeds 3`` every model continues the openings with three seeds (one seed's
+continuations move a distance by as much as tuning does): the distances are their means, and a
+95% bootstrap interval over the openings says how far each way's change from the base could be
+chance. ``--way "steps 240=steps:240"`` (repeatable) adds a way of tuning with other
+`TuneSettings` (``steps``, ``lr``, ``mix_share``, ``replay_minutes``, ...).
+
 A table, then a last line of JSON with every number.
 """
 
@@ -35,8 +41,10 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -78,6 +86,25 @@ def split_takes(takes: list[Path], enc) -> tuple[list[Path], list[Path]]:
     return takes[:cut], takes[cut:]
 
 
+def parse_way(text: str) -> tuple[str, dict]:
+    """``"NAME=key:value,key:value"`` -> (NAME, TuneSettings changes)."""
+    name, _, spec = text.partition("=")
+    kinds = {f.name: f.type for f in fields(TuneSettings)}
+    changes = {}
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition(":")
+        if key not in kinds:
+            raise SystemExit(f"--way: no setting {key!r}; the settings are {', '.join(kinds)}")
+        changes[key] = int(value) if kinds[key] in ("int", int) else float(value)
+    return name.strip(), changes
+
+
+def interval(change: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """A 95% bootstrap interval of the mean of per-opening changes."""
+    means = [np.nanmean(rng.choice(change, len(change))) for _ in range(2000)]
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def continuations(model: LoadedModel, takes: list[Path], seed: int, out: Path | None = None):
     """Each take's 10 s opening continued for 30 s (its beats tracked, as generate --primer
     finds a take's); the continuations' notes (and, with ``out``, the first as MIDI)."""
@@ -105,6 +132,10 @@ def main() -> None:
                              "data/pop-dataset; left out where missing)")
     parser.add_argument("--songs", type=int, default=12, help="POP909 test songs scored")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="continuations per opening, each with its own seed (default 1)")
+    parser.add_argument("--way", action="append", default=[], metavar="NAME=KEY:VALUE,...",
+                        help="another way of tuning, e.g. 'steps 240=steps:240' (repeatable)")
     parser.add_argument("--roll", metavar="PNG",
                         help="draw base and replay-tuned continuing the first held-out opening")
     args = parser.parse_args()
@@ -121,6 +152,9 @@ def main() -> None:
     ways = {"plain": TuneSettings(replay_minutes=0), "replay": TuneSettings()}
     if Path(args.mix).exists():
         ways["mix POP909"] = TuneSettings(mix=args.mix)
+    for text in args.way:
+        name, changes = parse_way(text)
+        ways[name] = TuneSettings(**changes)
     models = {"base": (base, None)}
     for name, settings in ways.items():
         out = work / name.replace(" ", "-")
@@ -131,12 +165,16 @@ def main() -> None:
         models[name] = (LoadedModel.open(str(out)), time.perf_counter() - t0)
 
     reference = [song_table(p, base.info.encoder) for p in held]
-    rows = {}
+    rows, per_opening = {}, {}
     for name, (model, seconds) in models.items():
         first = work / f"{name.replace(' ', '-')}-first.mid"
-        tables = continuations(model, held, args.seed, first)
-        distances = mean_metrics(solo_rows(tables, OPENING_S, CONTINUE_S,
-                                           reference=reference), DISTANCES)
+        runs = [solo_rows(continuations(model, held, args.seed + 100 * k, first if k == 0
+                                        else None), OPENING_S, CONTINUE_S, reference=reference)
+                for k in range(args.seeds)]
+        distances = {d: float(np.mean([mean_metrics(r, [d])[d] for r in runs]))
+                     for d in DISTANCES}
+        distances["pc_by_seed"] = [mean_metrics(r, ["pc_distance"])["pc_distance"] for r in runs]
+        per_opening[name] = np.nanmean([[row["pc_distance"] for row in r] for r in runs], axis=0)
         rows[name] = {"nll_takes": mean_nll(score_files(model, held)[0]),
                       "nll_pop909": (mean_nll(score_files(model, songs)[0]) if songs
                                      else float("nan")),
@@ -153,6 +191,16 @@ def main() -> None:
               f"{r['tune_s'] or 0:8.0f}" + "".join(f"{r[d]:8.3f}" for d in DISTANCES))
     print(f"{'the takes':12s}{'':47s}" + "".join(f"{own[d]:8.3f}" for d in DISTANCES)
           + "   (each held-out take against the others)")
+    rng = np.random.default_rng(args.seed)
+    print(f"\npc over {args.seeds} seed(s) per opening, the change from the base with its 95% "
+          "bootstrap interval over the openings:")
+    for name, r in rows.items():
+        change = per_opening[name] - per_opening["base"]
+        lo, hi = interval(change, rng) if name != "base" else (0.0, 0.0)
+        r["pc_change"], r["pc_change_interval"] = float(np.nanmean(change)), [lo, hi]
+        seeds = " / ".join(f"{x:.3f}" for x in r["pc_by_seed"])
+        print(f"  {name:12s} {seeds}   mean {r['pc_distance']:.3f}   change "
+              f"{r['pc_change']:+.3f} ({lo:+.3f} .. {hi:+.3f})")
     if args.roll:
         from neuralband.audition import draw_pianoroll
 
@@ -162,6 +210,7 @@ def main() -> None:
                        end_s=OPENING_S + CONTINUE_S)
         print(f"piano roll: {args.roll}")
     print(json.dumps({"takes_tuned": len(tune_on), "minutes_tuned": round(minutes, 2),
+                      "seeds": args.seeds,
                       "held_out": len(held), "pop909_songs": len(songs), "rows": rows,
                       "takes_own": own, "cores": os.cpu_count()}))
 
