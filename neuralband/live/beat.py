@@ -422,10 +422,12 @@ class Click:
 
     def tick(self, now: float, grid: Grid | None, out) -> None:
         """End the sounding click, sound the beat now due on ``grid`` (None: no beat) through
-        ``out`` (`notes_out.OutputNotes`; a vanished port raises)."""
+        ``out`` (`notes_out.OutputNotes`; a vanished port raises). With ``out`` None (the port
+        is gone) the beats pass unsounded: the next one is still due when it is."""
         if self.off is not None and now >= self.off:
             self.off = None
-            out.note_off(CLICK_CHANNEL, CLICK_PITCH)
+            if out is not None:
+                out.note_off(CLICK_CHANNEL, CLICK_PITCH)
         if grid is None:
             self.next = now + 0.1
             return
@@ -433,7 +435,7 @@ class Click:
         nearest = round(beat)
         at = now - (beat - nearest) * grid.period_s  # the nearest beat's time
         if (at <= now and now - at <= CLICK_LATE_S and at - self.last > grid.period_s / 2
-                and self.off is None):
+                and self.off is None and out is not None):
             downbeat = nearest % grid.bar_beats == 0
             out.note_on(CLICK_CHANNEL, CLICK_PITCH, CLICK_ACCENT if downbeat else CLICK_VELOCITY,
                         now, own=False)

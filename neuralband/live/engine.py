@@ -136,9 +136,9 @@ class Engine(BandEvents):
     def _turn(self, now: float) -> None:
         """The player's messages in, then the band plays (or stops, or takes a wait back), then
         the note-length limit."""
-        if self.click is not None and self.output_ok:
+        if self.click is not None:
             try:
-                self.click.tick(now, self.beat.grid(), self.out)
+                self.click.tick(now, self.beat.grid(), self.out if self.output_ok else None)
             except Exception:  # the port went away mid-send; `poll` will say so
                 self.output_ok = False
         if isinstance(self.follower, LinkFollower) and self.follower.lines:

@@ -10,6 +10,7 @@ import pytest
 from neuralband.live.beat import (
     CLICK_CHANNEL,
     BeatTracker,
+    Click,
     Grid,
     LiveBeat,
     TapTempo,
@@ -223,6 +224,23 @@ def test_bpm_with_a_click_sounds_each_beat_on_time(beat_model):
     assert np.max(np.abs(beats - np.round(beats))) * 0.5 < 0.021  # on the beat, never late
     assert len(offs) >= len(clicks) - 1
     assert engine.stepper.beat_on and engine.beat.source == "bpm"
+
+
+def test_the_click_passes_its_beats_unsounded_while_the_port_is_gone():
+    """With no port the click sends nothing, and its next beat is still ahead (the loop waits
+    for it, it does not spin on a beat long past); back on a port, it sounds the beats again."""
+    from neuralband.live.notes_out import OutputNotes
+
+    click, grid, sent = Click(), steady(120.0, 0.0), []
+    for now in np.arange(0.0, 2.0, 0.01):
+        click.tick(float(now), grid, None)
+        assert click.due() > now - 0.011
+    assert click.off is None
+    out = OutputNotes(sent.append)
+    for now in np.arange(2.0, 3.0, 0.01):
+        click.tick(float(now), grid, out)
+    ons = [d for d in sent if d[0] == 0x90 | CLICK_CHANNEL and d[2] > 0]
+    assert len(ons) == 2  # the beats at 2.0 and 2.5 s
 
 
 def test_taps_on_the_panel_set_the_bands_beat_and_the_view_shows_it(beat_model):
