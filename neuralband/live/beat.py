@@ -434,10 +434,11 @@ class Click:
         beat = grid.beat_at(now)
         nearest = round(beat)
         at = now - (beat - nearest) * grid.period_s  # the nearest beat's time
-        if (at <= now and now - at <= CLICK_LATE_S and at - self.last > grid.period_s / 2
-                and self.off is None and out is not None):
+        sound = (at <= now and now - at <= CLICK_LATE_S and at - self.last > grid.period_s / 2
+                 and self.off is None and out is not None)
+        self.next = at + grid.period_s if at <= now else at  # first: a failed send moves on too
+        if sound:
             downbeat = nearest % grid.bar_beats == 0
             out.note_on(CLICK_CHANNEL, CLICK_PITCH, CLICK_ACCENT if downbeat else CLICK_VELOCITY,
                         now, own=False)
             self.off, self.last = now + 0.05, at
-        self.next = at + grid.period_s if at <= now else at

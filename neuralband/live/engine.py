@@ -39,11 +39,6 @@ from neuralband.runtime import Stepper
 from neuralband.sampling import Rules, Sampler
 from neuralband.steering import FOLLOW, FREE, ControlChoice, steer
 
-MAX_CHAIN = 16  # events sampled ahead after a wait
-# A band event that would leave this long after its time is not sent: its turn is dropped and
-# the stream follows the clock (a CPU-starved loop plays nothing late; under 10 ms heard with
-# JACK's 2.7 ms period at 128 frames / 48 kHz).
-LATE_NOTE_S = 0.005
 ANSWER_START_S = 0.25  # a call answer's first note comes this soon after the player's pause
 START_STEPS = 10  # the stream opens with TIME_SHIFT(10): "nothing yet", as `generate` starts
 BEAT_DRIFT = 0.02  # beats the model's beat clock may be off the band's before it is placed again

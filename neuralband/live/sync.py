@@ -290,8 +290,8 @@ class LinkFollower:
                     now = time.perf_counter()
                     self._bpm, self.peers = float(link.tempo), int(link.num_peers)
                     line = (int(round(beat * self.steps_per_beat)), now)
+                    self.last_line = line  # first: the engine reads it once a line is queued
                     self.lines.append(line)
-                    self.last_line = line
                     self._wake()
             finally:
                 link.enabled = False

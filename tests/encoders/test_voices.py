@@ -206,7 +206,7 @@ def test_pretty_midi_s_warnings_stay_off_the_terminal(tmp_path):
     path.write_bytes(midi_bytes([[(0, on(72)), (480, off(72))],
                                  [(0, tempo(100)), (0, on(48)), (960, off(48))]]))
     code = ("import warnings; warnings.simplefilter('always');"
-            "from encoders.voices import VoiceSettings, encode_voices, melody_tokens;"
+            "from neuralband.encoders.voices import VoiceSettings, encode_voices, melody_tokens;"
             f"encode_voices({str(path)!r}, VoiceSettings(2)); melody_tokens({str(path)!r}, "
             "VoiceSettings(2))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -133,7 +133,7 @@ def test_killed_process_leaves_a_valid_dataset(tmp_path):
     out = tmp_path / "ds"
     build_dataset([CHORALES[0]], out, workers=1)
     old = (out / "manifest.jsonl").read_text()
-    code = ("import sys, os, signal; from training import dataset;"
+    code = ("import sys, os, signal; from neuralband.training import dataset;"
             "real = dataset._save_shard\n"
             "def save(path, tokens):\n"
             "    real(path, tokens); os.kill(os.getpid(), signal.SIGKILL)\n"
