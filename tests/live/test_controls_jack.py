@@ -288,12 +288,29 @@ def send_clock(ctl: Controller, bpm: float, beats: float) -> None:
         time.sleep(rest)
 
 
-@pytest.mark.slow
-def test_the_grid_band_follows_an_outside_midi_clock(names, tmp_path):
-    """100 bpm for 8 beats, then 130 for 8: the band's onsets against the clock's sixteenth
-    lines as the listener heard both, then Stop."""
-    ctl_name, dump_name = names
-    path = tmp_path / "dump.txt"
+def _clock_heard(msgs: list) -> tuple:
+    """The band's onsets, those between the first line and Stop, the line markers, the pulses
+    (in the order heard: Start, the pulses, Stop), and when Stop was heard."""
+    kinds = [d for _, d in msgs]
+    first = kinds.index([0xFA]) if [0xFA] in kinds else kinds.index([0xF8])
+    last = kinds.index([0xFC], first)
+    stopped = msgs[last][0]
+    pulses = [t for t, d in msgs[first:last] if d == [0xF8]]
+    lines = np.array([t for t, d in msgs[first:last] if d[:2] == [0xBF, 119]])
+    ons = [t for t, d in msgs if d[0] in (0x92, 0x93, 0x94) and d[2] > 0]  # the band's
+    during = [t for t in ons if lines[0] <= t < stopped]
+    return ons, during, lines, pulses, stopped
+
+
+def _late(times, marks) -> np.ndarray:
+    """Each time's distance after the last mark before it."""
+    marks = np.asarray(marks)
+    return np.array([t - marks[np.searchsorted(marks, t, side="right") - 1] for t in times])
+
+
+def clock_run(ctl_name: str, dump_name: str, path) -> tuple[list, str]:
+    """Start, 100 bpm for 8 beats, 130 for 8, Stop (the clock running on): what the listener
+    heard, and the instrument's stderr."""
     with controlled(ctl_name, dump_name, path, "--model", "grid", "--mode", "solo",
                     "--clock", "midi", "--grace-ms", "0", "--channel", "3") as (ctl, proc):
         wait_for_line(proc, "following the MIDI clock")
@@ -308,25 +325,40 @@ def test_the_grid_band_follows_an_outside_midi_clock(names, tmp_path):
         assert proc.poll() is None
         _, err = stop(proc)
     assert proc.returncode == 0 and "Traceback" not in err, err
-    msgs = timed(path)
-    # In the order heard: Start, the pulses, Stop (a pulse in Start's own period after it).
-    kinds = [d for _, d in msgs]
-    first = kinds.index([0xFA]) if [0xFA] in kinds else kinds.index([0xF8])
-    last = kinds.index([0xFC], first)
-    stopped = msgs[last][0]
-    pulses = [t for t, d in msgs[first:last] if d == [0xF8]]
+    return timed(path), err
+
+
+def counted_late(during: list[float], lines: np.ndarray, pulses: list[float]) -> bool:
+    """Whether the band kept the clock's tempo a whole number of pulses after its lines: most
+    onsets answer the same pulse after a line, not the line. That is the instrument counting
+    from a later pulse than the controller's first, which only a JACK period lost on the
+    instrument's side at the very start (Start and the first pulse) does."""
+    at = np.asarray(pulses)
+    k = [int(np.searchsorted(at, t, "right") - np.searchsorted(
+        at, lines[max(np.searchsorted(lines, t, "right") - 1, 0)], "left")) - 1 for t in during]
+    after, count = np.unique(k, return_counts=True)
+    return bool(after[np.argmax(count)] >= 1 and count.max() >= 0.7 * len(k))
+
+
+@pytest.mark.slow
+def test_the_grid_band_follows_an_outside_midi_clock(names, tmp_path):
+    """100 bpm for 8 beats, then 130 for 8: the band's onsets against the clock's sixteenth
+    lines as the listener heard both, then Stop. JACK without real-time scheduling drops a
+    client's period of MIDI now and then: where the instrument lost the start's (CI once: every
+    onset a pulse after its line, all 384 pulses heard by the listener), the run is played again,
+    up to three times in all; every check below is made on the last run."""
+    for attempt in range(3):
+        msgs, err = clock_run(f"{names[0]}{attempt}", f"{names[1]}{attempt}",
+                              tmp_path / f"dump{attempt}.txt")
+        ons, during, lines, pulses, stopped = _clock_heard(msgs)
+        period = 128 / RATE
+        on_line = _late(during, lines) <= period + 0.002
+        if on_line.mean() >= 0.7 or not counted_late(during, lines, pulses):
+            break
     # JACK without real-time scheduling drops a client's period of MIDI now and then (jackd:
     # "client ... was not finished"), so the listener may miss a few.
     assert len(pulses) >= 0.95 * 16 * 24, f"the listener heard {len(pulses)} of 384 pulses"
-    lines = np.array([t for t, d in msgs[first:last] if d[:2] == [0xBF, 119]])
-    ons = [t for t, d in msgs if d[0] in (0x92, 0x93, 0x94) and d[2] > 0]  # the band's
-    during = [t for t in ons if lines[0] <= t < stopped]
     assert len(during) >= 20, f"the band hardly played: {len(during)} notes"
-    period = 128 / RATE
-
-    def late(times, marks):
-        marks = np.asarray(marks)
-        return np.array([t - marks[np.searchsorted(marks, t, side="right") - 1] for t in times])
 
     # Its reaction: each onset after the pulse it answers. The goal is p95 within a period
     # and 2 ms; JACK without real-time scheduling on this 2-core machine drops a period here
@@ -336,15 +368,15 @@ def test_the_grid_band_follows_an_outside_midi_clock(names, tmp_path):
     # and three in four to a period more.
     # Measured from the pulse or the line marker sent with it, whichever was heard: the listener
     # may lose a period of the controller's MIDI that the instrument did hear.
-    reaction = late(during, sorted({*pulses, *lines}))
+    reaction = _late(during, sorted({*pulses, *lines}))
     print(f"clock: reaction p50 {np.percentile(reaction, 50) * 1e3:.2f} "
           f"p95 {np.percentile(reaction, 95) * 1e3:.2f} ms; "
-          f"on the lines {np.mean(late(during, lines) <= period + 0.002):.0%}")
+          f"on the lines {np.mean(_late(during, lines) <= period + 0.002):.0%}")
     assert np.percentile(reaction, 50) <= period + 0.001, reaction
     assert np.percentile(reaction, 75) <= 2 * period + 0.002, reaction
     # Its phase: onsets on the sixteenths the controller marked. (A pulse lost on its way is
     # counted from the gap it leaves, `sync.ClockFollower`; most of the run is in phase.)
-    on_line = late(during, lines) <= period + 0.002
+    on_line = _late(during, lines) <= period + 0.002
     assert on_line.mean() >= 0.7, (f"{on_line.mean():.0%} of the onsets on the clock's lines; "
                                    f"{len(pulses)} pulses heard")
     # The new tempo at once: the band's first steps of the 130 bpm part on its lines (the first
