@@ -95,7 +95,9 @@ def parse_way(text: str) -> tuple[str, dict]:
         key, _, value = item.partition(":")
         if key not in kinds:
             raise SystemExit(f"--way: no setting {key!r}; the settings are {', '.join(kinds)}")
-        changes[key] = int(value) if kinds[key] in ("int", int) else float(value)
+        kind = str(kinds[key])  # the annotation's text: "int", "float", "str | None", ...
+        changes[key] = int(value) if kind in ("int", "<class 'int'>") else \
+            float(value) if kind in ("float", "<class 'float'>") else value
     return name.strip(), changes
 
 

@@ -295,12 +295,11 @@ class Engine(BandEvents):
                 self._place_beat()
         elif event in ("start", "continue"):
             self._clock_stopped = False
-        self.follower.lines.clear()  # an event model keeps no grid of steps: tempo and beat
 
     def _clock_line(self) -> None:
         """The followed clock's latest sixteenth (a MIDI clock's, or an Ableton Link session's,
         which its thread queues): its tempo, and its beat the band's (`sync.beat_grid`)."""
-        self.follower.lines.clear()
+        self.follower.lines.clear()  # an event model keeps no grid of steps: tempo and beat
         bpm = self.follower.bpm
         if not bpm:
             return
