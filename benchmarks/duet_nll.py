@@ -190,12 +190,13 @@ def main() -> int:
         print(f"duet_nll: no dataset at {dataset}; make it with examples/train_duet_model.sh",
               file=sys.stderr)
         return 2
-    scheme = read_dataset(dataset)[0].voices
-    model_info = read_info(args.model)
-    if scheme is None or model_info.scheme.voices != scheme:
-        print(f"duet_nll: {dataset} ({scheme}) and the model ({model_info.scheme.voices}) "
-              "must share one voice scheme", file=sys.stderr)
+    data, model_info = read_dataset(dataset)[0], read_info(args.model)
+    if not data.voiced or model_info.scheme.to_dict() != data.to_dict():
+        print(f"duet_nll: {dataset} ({data.to_dict()}) and the model "
+              f"({model_info.scheme.to_dict()}) must "
+              "share one voice scheme", file=sys.stderr)
         return 2
+    scheme = data.voice_settings
     valid = list(split_pieces(dataset, "valid"))
     train = list(split_pieces(dataset, "train"))
     start = time.perf_counter()

@@ -92,12 +92,12 @@ def main() -> int:
         print(f"grid_nll: no dataset at {dataset}; make it with examples/train_grid_model.sh",
               file=sys.stderr)
         return 2
-    grid = read_dataset(dataset)[0].grid
-    model_grid = read_info(args.model).scheme.grid
-    if grid is None or model_grid != grid:
-        print(f"grid_nll: {dataset} ({grid}) and {args.model} ({model_grid}) must share one grid",
-              file=sys.stderr)
+    data, model = read_dataset(dataset)[0], read_info(args.model).scheme
+    if data.plays != "clock" or model.to_dict() != data.to_dict():
+        print(f"grid_nll: {dataset} ({data.to_dict()}) and {args.model} ({model.to_dict()}) must "
+              "share one grid", file=sys.stderr)
         return 2
+    grid = data.grid_settings
     valid = [p for p in split_pieces(dataset, "valid") if len(p) > 1]
     start = time.perf_counter()
     leads = [p // grid.output_classes for p in valid]

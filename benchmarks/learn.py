@@ -102,19 +102,22 @@ def session(model: LoadedModel, msgs, seconds: float, folder: Path | None):
     learner = None
     swaps = [(0.0, 0)]
     if folder is not None:
-        learner = Learner(model, engine, print, folder.parent / "kept", folder=folder)
+        learner = Learner(model, engine, folder.parent / "kept", folder=folder)
         learner.start()
 
     def poll() -> None:
         if learner is not None:
-            learner.poll()
+            news = learner.poll()
+            if news is not None:
+                print(news)
             if engine.version != swaps[-1][1]:
                 swaps.append((time.perf_counter() - t0, engine.version))
 
     t0 = time.perf_counter()
     player.start()
     try:
-        engine.run(seconds, poll=poll, poll_every_s=0.25)
+        for _ in engine.running(seconds, every_s=0.25):
+            poll()
     finally:
         engine.close()
         inp.close()

@@ -95,11 +95,12 @@ def main() -> int:
         print(f"melody_information: no dataset at {dataset}; make it with "
               "examples/train_pop_duet_model.sh", file=sys.stderr)
         return 2
-    scheme = read_dataset(dataset)[0].voices
-    if scheme is None:
+    data = read_dataset(dataset)[0]
+    if not data.voiced:
         print(f"melody_information: {dataset} is not voice-packed (no lead to hear)",
               file=sys.stderr)
         return 2
+    scheme = data.voice_settings
     start = time.perf_counter()
     train = band_onsets(split_pieces(dataset, "train"), scheme, args.longest)
     valid = band_onsets(split_pieces(dataset, "valid"), scheme, args.longest)

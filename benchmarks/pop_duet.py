@@ -80,7 +80,7 @@ def main() -> None:
                    help="nats off a band note clashing with it (default: the command line's)")
     args = p.parse_args()
     info = read_info(args.model)
-    if info.scheme.voices is None:
+    if not info.scheme.voiced:
         sys.exit(f"{args.model} is not a voice-packed model")
     listen = {name: value for name, value in (("under_melody", args.under_melody),
                                               ("clash", args.clash)) if value is not None}

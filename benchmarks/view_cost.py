@@ -48,7 +48,8 @@ from neuralband.demo import ScriptedPlayer  # noqa: E402
 from neuralband.live.engine import Engine  # noqa: E402
 from neuralband.live.session import live_precision  # noqa: E402
 from neuralband.live.turns import PlaySettings  # noqa: E402
-from neuralband.live.view import ViewFeed, ViewServer  # noqa: E402
+from neuralband.live.view import ViewServer  # noqa: E402
+from neuralband.live.view_feed import ViewFeed  # noqa: E402
 from neuralband.modelfile import bundled_model  # noqa: E402
 from neuralband.runtime import Stepper  # noqa: E402
 from neuralband.sampling import model_rules  # noqa: E402

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuralband.encoders.errors import MidiError, plain_reason
-from neuralband.encoders.midi_io import MAX_TICK, SUSTAIN_CC, NoteTable, tick_to_seconds_fn
+from neuralband.encoders.note_table import MAX_TICK, SUSTAIN_CC, NoteTable, tick_to_seconds_fn
 
 # Data bytes after a channel status byte, by its high nibble (0x80..0xE0).
 _DATA_LEN = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}

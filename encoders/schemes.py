@@ -90,8 +90,9 @@ class TokenScheme(ABC):
     # The event encoding underneath, where there is one (the key and density controls, note
     # lengths and the live engine read it); None for text.
     settings: EncoderSettings | None = None
-    voices: VoiceSettings | None = None  # voice-packed events' voices and lead rule
-    grid: GridSettings | None = None  # the ensemble grid's step, voices and lead rule
+    # Whether its stream holds a lead part (a melody) beside the band's: `generate --lead` and a
+    # live duet can give it the lead and let it play the rest.
+    accompanies: ClassVar[bool] = False
 
     @property
     @abstractmethod
@@ -158,20 +159,10 @@ class TokenScheme(ABC):
         A scheme without pitches returns them as they are."""
         return tokens
 
-    @property
-    def accompanies(self) -> bool:
-        """Whether its stream holds a lead part (a melody) beside the band's: `generate
-        --lead` and a live duet can give it the lead and let it play the rest."""
-        return self.voices is not None or self.grid is not None
-
     def lead_notes(self, source, track: str | None = None):
         """The melody to accompany in a MIDI file (a `NoteTable`): the track named ``track``,
         else as the scheme's lead rule finds it (`encoders.voices.melody_part`)."""
-        lead = self.voices or (self.grid and VoiceSettings(self.grid.voices, self.grid.lead,
-                                                         self.settings))
-        if not lead:
-            raise ValueError(f"a {self.name} model accompanies no melody")
-        return melody_part(source, lead, track)
+        raise ValueError(f"a {self.name} model accompanies no melody")
 
     @property
     def stretchable(self) -> bool:
@@ -296,12 +287,12 @@ class EventScheme(TokenScheme):
                  complete: bool = True) -> np.ndarray:
         """The key, density (and beat) controls in force after each token, counted over every
         voice's notes (`encoders.controls.token_controls`)."""
-        return token_controls(tokens, settings, self.settings, complete, self.voices)
+        return token_controls(tokens, settings, self.settings, complete)
 
     def onsets(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every voice's NOTE_ONs: each token's step, the NOTE_ONs' indices, their pitches
         (`encoders.controls.onsets`)."""
-        return onsets(tokens, self.settings, self.voices)
+        return onsets(tokens, self.settings)
 
     def streams(self, tokens: np.ndarray) -> list[np.ndarray]:
         """The tokens as one stream of Performance events per voice, on one clock (plain
@@ -336,23 +327,34 @@ class VoicedScheme(EventScheme):
 
     name = "voices"
     voiced = True
+    accompanies = True
 
     def __init__(self, voices: VoiceSettings) -> None:
         super().__init__(voices.settings)
-        self.voices = voices
+        self.voice_settings = voices  # how many voices, the lead's rule, the events' settings
+
+    def controls(self, tokens: np.ndarray, settings: ControlSettings,
+                 complete: bool = True) -> np.ndarray:
+        return token_controls(tokens, settings, self.settings, complete, self.voice_settings)
+
+    def onsets(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return onsets(tokens, self.settings, self.voice_settings)
+
+    def lead_notes(self, source, track: str | None = None):
+        return melody_part(source, self.voice_settings, track)
 
     @property
     def input_classes(self) -> int:
-        return self.voices.vocab_size
+        return self.voice_settings.vocab_size
 
     def encode_midi(self, midi: bytes) -> np.ndarray:
-        return encode_voices(midi, self.voices)
+        return encode_voices(midi, self.voice_settings)
 
     def base(self, tokens: np.ndarray) -> np.ndarray:
-        return self.voices.unpack(tokens)[1]
+        return self.voice_settings.unpack(tokens)[1]
 
     def refusal(self, tokens: np.ndarray, limits: Limits) -> str | None:
-        voice, base = self.voices.unpack(tokens)
+        voice, base = self.voice_settings.unpack(tokens)
         if np.any(self.settings.kinds[base] == Event.NOTE_ON) and not np.any(
                 (voice > 0) & (self.settings.kinds[base] == Event.NOTE_ON)):
             return "no band: every note is in the lead part"
@@ -361,7 +363,7 @@ class VoicedScheme(EventScheme):
     def _in_base(self, tokens: np.ndarray, change) -> np.ndarray | None:
         """A Performance-token change applied under the voices: each note or velocity event
         keeps its voice, TIME_SHIFTs are shared."""
-        voice, base = self.voices.unpack(tokens)
+        voice, base = self.voice_settings.unpack(tokens)
         out = change(base)
         if out is None:
             return None
@@ -370,7 +372,7 @@ class VoicedScheme(EventScheme):
         shift_out = s.kinds[out] == Event.TIME_SHIFT
         out_voice = np.full(len(out), -1, np.int64)
         out_voice[~shift_out] = voice[~shift_in]
-        return np.asarray(self.voices.pack(out_voice, out), np.int64)
+        return np.asarray(self.voice_settings.pack(out_voice, out), np.int64)
 
     def transpose(self, tokens: np.ndarray, k: int) -> np.ndarray | None:
         return self._in_base(tokens, lambda base: EventScheme.transpose(self, base, k))
@@ -379,22 +381,22 @@ class VoicedScheme(EventScheme):
         return self._in_base(tokens, lambda base: EventScheme.stretch(self, base, factor))
 
     def describe(self, token: int) -> str:
-        return self.voices.describe(int(token))
+        return self.voice_settings.describe(int(token))
 
     def parts(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.voices.unpack(np.arange(self.input_classes))
+        return self.voice_settings.unpack(np.arange(self.input_classes))
 
     def streams(self, tokens: np.ndarray) -> list[np.ndarray]:
-        return split(tokens, self.voices)
+        return split(tokens, self.voice_settings)
 
     def read_primer(self, path: str) -> np.ndarray:
-        return encode_voices(path, self.voices)
+        return encode_voices(path, self.voice_settings)
 
     def decode_midi(self, tokens: np.ndarray):
-        return decode_voices(tokens, self.voices)
+        return decode_voices(tokens, self.voice_settings)
 
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "voices": self.voices.to_dict()}
+        return {**super().to_dict(), "voices": self.voice_settings.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> VoicedScheme:
@@ -417,50 +419,57 @@ class GridScheme(TokenScheme):
     plays = "clock"
     writes_midi = True
 
+    accompanies = True
+
     def __init__(self, grid: GridSettings, settings: EncoderSettings = DEFAULT_SETTINGS) -> None:
-        self.grid, self.settings = grid, settings
+        self.grid_settings, self.settings = grid, settings  # the grid's step, voices, lead rule
+
+    def lead_notes(self, source, track: str | None = None):
+        grid = self.grid_settings
+        return melody_part(source, VoiceSettings(grid.voices, grid.lead, self.settings), track)
 
     @property
     def input_classes(self) -> int:
-        return self.grid.input_classes
+        return self.grid_settings.input_classes
 
     @property
     def output_classes(self) -> int:
-        return self.grid.output_classes
+        return self.grid_settings.output_classes
 
     @property
     def fields(self) -> tuple[int, ...]:
-        return (STATES,) * self.grid.voices
+        return (STATES,) * self.grid_settings.voices
 
     def target(self, tokens: np.ndarray) -> np.ndarray:
-        return tokens % self.grid.output_classes
+        return tokens % self.grid_settings.output_classes
 
     def encode_midi(self, midi: bytes) -> np.ndarray:
-        return encode_grid(midi, self.grid, self.settings)
+        return encode_grid(midi, self.grid_settings, self.settings)
 
     def summary(self, tokens: np.ndarray) -> dict[str, float]:
-        seconds, notes = codes_summary(tokens, self.grid)
+        seconds, notes = codes_summary(tokens, self.grid_settings)
         return {"duration_s": round(seconds, 3), "notes": notes}
 
     def refusal(self, tokens: np.ndarray, limits: Limits) -> str | None:
-        states = codes_states(tokens, self.grid.voices)
+        states = codes_states(tokens, self.grid_settings.voices)
         if not np.any(states[:, 1:] >= NEW):
             return "no band: every note is in the lead part" if np.any(states >= NEW) else \
                 "empty: no notes"
-        seconds, notes = codes_summary(tokens, self.grid)
+        seconds, notes = codes_summary(tokens, self.grid_settings)
         return _oversized(notes, seconds, limits)
 
     def transpose(self, tokens: np.ndarray, k: int) -> np.ndarray | None:
-        return transpose_codes(tokens, k, self.grid.voices)  # pitch classes wrap: always
+        return transpose_codes(tokens, k, self.grid_settings.voices)  # pitch classes wrap: always
 
     def describe(self, token: int) -> str:
         from neuralband.encoders.grid import describe_state
 
-        states = codes_states(np.array([int(token)]), self.grid.voices)[0]
+        states = codes_states(np.array([int(token)]), self.grid_settings.voices)[0]
         return " | ".join(describe_state(int(s)) for s in states)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "encoder": self.settings.to_dict(), "grid": self.grid.to_dict()}
+        return {"name": self.name, "encoder": self.settings.to_dict(),
+                "grid": self.grid_settings.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> GridScheme:

@@ -158,47 +158,47 @@ def _with_shifts(steps: np.ndarray, tokens: np.ndarray, time_shift: int,
     return out
 
 
-def merge(streams: list[np.ndarray], scheme: VoiceSettings) -> np.ndarray:
+def merge(streams: list[np.ndarray], voices: VoiceSettings) -> np.ndarray:
     """Per-voice Performance token streams (voice 0 the lead) -> one voice-packed stream."""
-    if len(streams) != scheme.voices:
-        raise ValueError(f"expected {scheme.voices} streams (one per voice), got {len(streams)}")
-    s = scheme.settings
-    steps, voices, order, events = [], [], [], []
+    if len(streams) != voices.voices:
+        raise ValueError(f"expected {voices.voices} streams (one per voice), got {len(streams)}")
+    s = voices.settings
+    steps, owners, order, events = [], [], [], []
     for v, stream in enumerate(streams):
         base = np.asarray(stream, np.int64)
         is_shift, at = event_steps(base, s)
         keep = ~is_shift
         steps.append(at[keep])
-        voices.append(np.full(int(keep.sum()), v, np.int64))
+        owners.append(np.full(int(keep.sum()), v, np.int64))
         order.append(np.arange(int(keep.sum())))
         events.append(base[keep])
-    step, voice, pos, base = (np.concatenate(x) for x in (steps, voices, order, events))
+    step, voice, pos, base = (np.concatenate(x) for x in (steps, owners, order, events))
     ev = np.lexsort((pos, voice, step))
-    tokens = scheme.pack(voice[ev], base[ev])
-    return _with_shifts(step[ev], np.asarray(tokens, np.int64), scheme.time_shift,
+    tokens = voices.pack(voice[ev], base[ev])
+    return _with_shifts(step[ev], np.asarray(tokens, np.int64), voices.time_shift,
                         s.max_shift_steps)
 
 
-def split(tokens: np.ndarray, scheme: VoiceSettings) -> list[np.ndarray]:
+def split(tokens: np.ndarray, voices: VoiceSettings) -> list[np.ndarray]:
     """A voice-packed stream -> one Performance token stream per voice, on the same clock."""
-    s = scheme.settings
-    voice, base = scheme.unpack(np.asarray(tokens, np.int64).ravel())
+    s = voices.settings
+    voice, base = voices.unpack(np.asarray(tokens, np.int64).ravel())
     _, at = event_steps(base, s)
     out = []
-    for v in range(scheme.voices):
+    for v in range(voices.voices):
         mine = voice == v
         out.append(_with_shifts(at[mine], base[mine], s.time_shift, s.max_shift_steps))
     return out
 
 
-def band_enters(tokens: np.ndarray, scheme: VoiceSettings, step: int) -> np.ndarray:
+def band_enters(tokens: np.ndarray, voices: VoiceSettings, step: int) -> np.ndarray:
     """The stream as if the band came in at ``step`` (steps from the stream's start): the band's
     events before it are left out, with the NOTE_OFFs of notes it started before it, and each band
     voice's velocity then in effect is set again as it comes in. The lead is unchanged. Training
     on such windows teaches the band to start from the lead alone, as it does live."""
-    s = scheme.settings
-    streams = split(tokens, scheme)
-    for v in range(1, scheme.voices):
+    s = voices.settings
+    streams = split(tokens, voices)
+    for v in range(1, voices.voices):
         base = streams[v]
         is_shift, at = event_steps(base, s)
         events, steps = base[~is_shift], at[~is_shift]
@@ -226,7 +226,7 @@ def band_enters(tokens: np.ndarray, scheme: VoiceSettings, step: int) -> np.ndar
             keep.insert(0, int(before[-1]))
         moved = np.maximum(steps[keep], step)
         streams[v] = _with_shifts(moved, events[keep], s.time_shift, s.max_shift_steps)
-    return merge(streams, scheme)
+    return merge(streams, voices)
 
 
 # --- multi-part MIDI -> parts --------------------------------------------------------------------
@@ -252,7 +252,7 @@ def parse_lead(text: str) -> LeadRule:
     raise ValueError(f"lead must be {LEAD_RULES}, got {text!r}")
 
 
-def split_parts(pm: pretty_midi.PrettyMIDI, scheme: VoiceSettings,  # noqa: F821
+def split_parts(pm: pretty_midi.PrettyMIDI, voices: VoiceSettings,  # noqa: F821
                 name: str = "<PrettyMIDI>") -> list[NoteTable]:
     """One PrettyMIDI -> a NoteTable per voice: the lead by the scheme's rule, then the band.
 
@@ -261,12 +261,12 @@ def split_parts(pm: pretty_midi.PrettyMIDI, scheme: VoiceSettings,  # noqa: F821
     the rest is the band (the pedal acts on both hands). Drums are band unless the encoder
     settings drop them. Raises MidiError when the rule finds no lead.
     """
-    rule = parse_lead(scheme.lead)
+    rule = parse_lead(voices.lead)
     table = table_from_pretty_midi(pm)
     melodic = [g for g, inst in enumerate(pm.instruments) if inst.notes and not inst.is_drum]
     if not melodic:
         raise MidiError(name, "no melodic track to lead")
-    parts = [np.zeros(len(table), bool) for _ in range(scheme.voices)]
+    parts = [np.zeros(len(table), bool) for _ in range(voices.voices)]
     if rule.kind == "split":
         lead = (table.pitch >= rule.split_pitch) & ~table.is_drum
         parts[0] = lead
@@ -282,11 +282,11 @@ def split_parts(pm: pretty_midi.PrettyMIDI, scheme: VoiceSettings,  # noqa: F821
                   if g != lead_group and pm.instruments[g].notes]
         others.sort(key=lambda g: (-mean.get(g, -1.0), g))  # drums (no mean) last
         for i, g in enumerate(others):
-            parts[1 + min(i, scheme.voices - 2)] |= table.group == g
+            parts[1 + min(i, voices.voices - 2)] |= table.group == g
     return [table.select(keep) for keep in parts]
 
 
-def encode_voices(source: MidiSource, scheme: VoiceSettings = VoiceSettings()) -> np.ndarray:
+def encode_voices(source: MidiSource, voices: VoiceSettings = VoiceSettings()) -> np.ndarray:
     """A multi-part MIDI file (path, bytes or PrettyMIDI) -> voice-packed tokens.
 
     Parsed with pretty_midi (track names are needed to choose the lead); each voice is encoded
@@ -294,8 +294,8 @@ def encode_voices(source: MidiSource, scheme: VoiceSettings = VoiceSettings()) -
     """
 
     name = source_name(source)
-    parts = split_parts(read_pretty_midi(source, name), scheme, name)
-    return merge([encode_notes(part, scheme.settings) for part in parts], scheme)
+    parts = split_parts(read_pretty_midi(source, name), voices, name)
+    return merge([encode_notes(part, voices.settings) for part in parts], voices)
 
 
 def read_pretty_midi(source: MidiSource, name: str) -> pretty_midi.PrettyMIDI:  # noqa: F821
@@ -317,17 +317,17 @@ def _read(path: object, name: str) -> bytes:
         raise MidiError(name, err.strerror or str(err)) from err
 
 
-def decode_voices(tokens: np.ndarray, scheme: VoiceSettings,
+def decode_voices(tokens: np.ndarray, voices: VoiceSettings,
                   programs: list[int] | None = None) -> pretty_midi.PrettyMIDI:  # noqa: F821
     """Voice-packed tokens -> a PrettyMIDI with one instrument per voice, named for it."""
     import pretty_midi
 
     pm = pretty_midi.PrettyMIDI()
-    seconds_per_step = 1.0 / scheme.settings.steps_per_second
-    for v, stream in enumerate(split(tokens, scheme)):
+    seconds_per_step = 1.0 / voices.settings.steps_per_second
+    for v, stream in enumerate(split(tokens, voices)):
         program = programs[v] if programs else 0
-        inst = pretty_midi.Instrument(program=program, name=scheme.names[v])
-        for start, end, pitch, velocity in decode_notes(stream, scheme.settings):
+        inst = pretty_midi.Instrument(program=program, name=voices.names[v])
+        for start, end, pitch, velocity in decode_notes(stream, voices.settings):
             inst.notes.append(pretty_midi.Note(velocity=int(velocity), pitch=int(pitch),
                                                start=start * seconds_per_step,
                                                end=end * seconds_per_step))
@@ -335,7 +335,7 @@ def decode_voices(tokens: np.ndarray, scheme: VoiceSettings,
     return pm
 
 
-def melody_part(source: MidiSource, scheme: VoiceSettings, track: str | None = None) -> NoteTable:
+def melody_part(source: MidiSource, voices: VoiceSettings, track: str | None = None) -> NoteTable:
     """A melody to accompany: the track named ``track`` (exactly, else the first whose name
     holds it); else the whole file when it has one melodic track; else the track the scheme's
     lead rule names, where the file has it (a chorale's soprano, POP909's MELODY); else the
@@ -346,9 +346,9 @@ def melody_part(source: MidiSource, scheme: VoiceSettings, track: str | None = N
     melodic = [g for g, inst in enumerate(pm.instruments) if inst.notes and not inst.is_drum]
     if track is not None:
         return _track_table(pm, _named_track(pm, melodic, track, name))
-    rule = parse_lead(scheme.lead)
+    rule = parse_lead(voices.lead)
     if rule.kind == "split":
-        return split_parts(pm, scheme, name)[0]
+        return split_parts(pm, voices, name)[0]
     if len(melodic) <= 1:
         return table_from_pretty_midi(pm)
     if rule.kind == "track":
@@ -384,17 +384,17 @@ def _track_table(pm: pretty_midi.PrettyMIDI, group: int) -> NoteTable:  # noqa: 
     return table.select(table.group == group)
 
 
-def melody_tokens(source: MidiSource, scheme: VoiceSettings, track: str | None = None
+def melody_tokens(source: MidiSource, voices: VoiceSettings, track: str | None = None
                   ) -> np.ndarray:
     """`melody_part` as Performance tokens."""
-    return encode_notes(melody_part(source, scheme, track), scheme.settings)
+    return encode_notes(melody_part(source, voices, track), voices.settings)
 
 
-def voice_polyphony(tokens: np.ndarray, scheme: VoiceSettings) -> np.ndarray:
+def voice_polyphony(tokens: np.ndarray, voices: VoiceSettings) -> np.ndarray:
     """The most notes each voice holds at once in a piece (a chorale voice: 1)."""
-    out = np.zeros(scheme.voices, np.int64)
-    for v, stream in enumerate(split(tokens, scheme)):
-        notes = np.array(decode_notes(stream, scheme.settings), np.int64).reshape(-1, 4)
+    out = np.zeros(voices.voices, np.int64)
+    for v, stream in enumerate(split(tokens, voices)):
+        notes = np.array(decode_notes(stream, voices.settings), np.int64).reshape(-1, 4)
         # A sweep: +1 at each start, -1 at each end, ends first where they meet.
         times = np.concatenate([notes[:, 0], notes[:, 1]])
         delta = np.concatenate([np.ones(len(notes), np.int64), -np.ones(len(notes), np.int64)])

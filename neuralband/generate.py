@@ -15,8 +15,8 @@ after another (a wait on trial is taken back per stream).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -34,6 +34,13 @@ from neuralband.voicing import MelodyNote, Voicing
 SILENCE_START_STEPS = 10
 
 
+class Progress(Protocol):
+    """What the music made so far is told to: a progress bar (tqdm's ``update``), counting
+    whole seconds (tenths of the events, with a length) as they are done."""
+
+    def update(self, n: int) -> object: ...
+
+
 @dataclass(frozen=True)
 class Piece:
     """One generated variation: its tokens (primer included) and how they split."""
@@ -45,7 +52,7 @@ class Piece:
 
 def generate(model: LoadedModel | str | os.PathLike, primer: np.ndarray | None, seconds: float,
              variations: int = 1, rules: Rules | None = None, seed: int | None = None,
-             progress: Callable[[float], None] | None = None,
+             progress: Progress | None = None,
              controls: ControlChoice | None = None, length: int | None = None,
              beats: Beats | None = None) -> list[Piece]:
     """Continue ``primer`` tokens (None: silence) by ``seconds`` of music (or, with ``length``,
@@ -104,9 +111,10 @@ def generate(model: LoadedModel | str | os.PathLike, primer: np.ndarray | None, 
         if progress is not None:
             now = min(t.step for t in trackers) / sps if length is None else \
                 min(len(o) for o in out) / 10  # with a length, tenths of its events
-            if now - shown >= 1.0 or done.all():
-                progress(now - shown)
-                shown = now
+            whole = int(now - shown) if not done.all() else round(now - shown)
+            if whole > 0:
+                progress.update(whole)
+                shown += whole
     return [Piece(np.concatenate([prefix, np.asarray(o, np.int64)]), len(prefix), seconds)
             for o in out]
 
@@ -145,7 +153,7 @@ def sample_tokens(model: LoadedModel | str | os.PathLike, primer: np.ndarray | N
 
 def accompany(model: LoadedModel | str | os.PathLike, lead: np.ndarray, variations: int = 1,
               rules: Rules | None = None, seed: int | None = None, tail_s: float = 1.0,
-              progress: Callable[[float], None] | None = None,
+              progress: Progress | None = None,
               controls: ControlChoice | None = None, beats: Beats | None = None) -> list[Piece]:
     """Band parts for a melody: ``lead`` is its Performance tokens (`encoders.performance`);
     each Piece's tokens hold the melody as the lead voice and the band's sampled voices, ending
@@ -154,7 +162,7 @@ def accompany(model: LoadedModel | str | os.PathLike, lead: np.ndarray, variatio
     that reads the beat plays on ``beats`` (the melody's, in its tokens' seconds); None: free.
 
     The variations are played one after another (a band's waits are tried and taken back, which
-    one batched step for all of them cannot do)."""
+    one batched step for all of them cannot do); ``progress`` counts the seconds of all."""
     if variations < 1 or tail_s < 0:
         raise ValueError("variations must be positive and the tail >= 0 seconds")
     model = loaded(model)
@@ -171,14 +179,13 @@ def accompany(model: LoadedModel | str | os.PathLike, lead: np.ndarray, variatio
     at = steps[~is_shift].tolist()
     end = (steps[-1] if len(steps) else SILENCE_START_STEPS) + round(tail_s * s.steps_per_second)
     sampler = Sampler(rules, seed, voicing.vocab_size, voicing.is_shift)
-    tell = None if progress is None else (lambda dt: progress(dt / variations))
     out = []
     for _ in range(variations):
         stepper.reset()
         steering = steer(stepper, controls)  # afresh: nothing heard yet
         clock = None if beats is None or not stepper.reads_beat else \
             beats.shifted(SILENCE_START_STEPS / s.steps_per_second)
-        out.append(_band_under(stepper, voicing, rules, sampler, events, at, end, tell,
+        out.append(_band_under(stepper, voicing, rules, sampler, events, at, end, progress,
                                steering, clock))
     seconds = (end - SILENCE_START_STEPS) / s.steps_per_second
     return [Piece(np.asarray(o, np.int64), 1, seconds) for o in out]
@@ -186,7 +193,7 @@ def accompany(model: LoadedModel | str | os.PathLike, lead: np.ndarray, variatio
 
 def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampler,
                 events: list[int], at: list[int], end: int,
-                progress: Callable[[float], None] | None,
+                progress: Progress | None,
                 steering: Steering | None = None, beats: Beats | None = None) -> list[int]:
     """One stream: the melody's ``events`` heard at their steps ``at``, the band sampled in
     between (`Voicing.band_mask` says how it waits), until step ``end``; its tokens. The
@@ -221,8 +228,8 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
     pending = None  # a TIME_SHIFT drawn after a trial wait of the longest kind: the next draw
     while True:
         if progress is not None and tracker.step - shown >= sps:
-            progress((tracker.step - shown) / sps)
-            shown = tracker.step
+            progress.update(1)
+            shown += sps
         if i < len(events) and at[i] <= tracker.step:  # the melody's event is due: heard
             base = voicing.base_list[events[i]]
             commit(events[i])

@@ -36,9 +36,9 @@ class GridBand:
     """A grid model's band voices: their states now, and `step` to the next grid step."""
 
     def __init__(self, stepper: Stepper, rules: Rules | None = None, seed: int | None = None):
-        grid = stepper.info.scheme.grid if stepper.info else None
-        if grid is None:
+        if stepper.info is None or stepper.info.scheme.plays != "clock":
             raise ValueError("not a grid model (its model file names no grid)")
+        grid = stepper.info.scheme.grid_settings
         if stepper.batch != 1:
             raise ValueError("a grid band runs one stream")
         self.stepper, self.grid = stepper, grid
@@ -103,9 +103,9 @@ def accompany_file(model: LoadedModel | str | os.PathLike, melody: MidiSource, v
 
     model = loaded(model)
     stepper = model.stepper()
-    grid, encoder = model.info.scheme.grid, model.info.encoder
-    if grid is None:
+    if model.scheme.plays != "clock":
         raise ValueError(f"{model.name} is not a grid model")
+    grid, encoder = model.scheme.grid_settings, model.info.encoder
     part = prepare_notes(model.info.scheme.lead_notes(melody, lead_track), encoder)
     lead = melody_states(part, grid)
     seeds = np.random.SeedSequence(seed).spawn(variations)

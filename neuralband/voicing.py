@@ -41,7 +41,8 @@ class Voicing:
     def __init__(self, scheme: EventScheme, polyphony: list[int] | None = None):
         self.scheme = scheme
         self.settings = s = scheme.settings
-        self.voices = voices = scheme.voices  # None: one stream the player and the band share
+        # None: one stream the player and the band share
+        self.voice_settings = voices = scheme.voice_settings if scheme.voiced else None
         self.polyphony = polyphony  # per voice, from the training data (model summary)
         self.vocab_size = scheme.input_classes
         self.voice_of, self.base_of = scheme.parts()
@@ -64,11 +65,12 @@ class Voicing:
 
     @property
     def voiced(self) -> bool:
-        return self.voices is not None
+        return self.voice_settings is not None
 
     def token(self, voice: int, base: int) -> int:
         """The model token of a Performance event played by ``voice`` (ignored when plain)."""
-        return int(self.voices.pack(voice, base)) if self.voices else int(base)
+        voices = self.voice_settings
+        return int(voices.pack(voice, base)) if voices is not None else int(base)
 
     def shift(self, steps: int) -> int:
         """The model token of TIME_SHIFT(steps)."""
@@ -129,7 +131,7 @@ class Voicing:
 
     def tracker(self, rules: Rules, voices: tuple[int, ...] | None = None):
         """The grammar for the voices the model may play (default: the band's)."""
-        if self.voices is None:
+        if not self.voiced:
             return NoteTracker(rules, self.settings)
         return VoiceTracker(self, rules, self.band_voices if voices is None else voices)
 
@@ -139,24 +141,24 @@ class VoiceTracker:
     allowed next are those of the playing voices only (the lead's block stays masked)."""
 
     def __init__(self, voicing: Voicing, rules: Rules, playing: tuple[int, ...]):
-        assert voicing.voices is not None
+        voices = voicing.voice_settings
+        assert voices is not None
         self.voicing = voicing
-        scheme = voicing.voices
         # Each voice holds at most as many notes as the data's voice did (a chorale's alto:
         # one), and never more than the rules allow.
-        cap = voicing.polyphony or [rules.max_polyphony] * scheme.voices
+        cap = voicing.polyphony or [rules.max_polyphony] * voices.voices
         self.parts = [NoteTracker(replace(rules, max_polyphony=min(rules.max_polyphony, n)),
                                   voicing.settings) for n in cap]
         self.playing = playing
         self._allowed = np.zeros(voicing.vocab_size, bool)
-        self._shift0 = scheme.time_shift
+        self._shift0 = voices.time_shift
         s = voicing.settings
         self._ts, self._vel, self._off = s.time_shift, s.velocity, s.note_off
         self._nudge = np.zeros(voicing.vocab_size, np.float64)
         # Where each playing voice's blocks start in the vocabulary: its NOTE_ONs, NOTE_OFFs,
         # VELOCITYs (contiguous, as the scheme packs them) and the block's end.
-        self._blocks = [(v, int(scheme.pack(v, s.note_on)), int(scheme.pack(v, s.note_off)),
-                         int(scheme.pack(v, s.velocity)), int(scheme.pack(v, s.velocity))
+        self._blocks = [(v, int(voices.pack(v, s.note_on)), int(voices.pack(v, s.note_off)),
+                         int(voices.pack(v, s.velocity)), int(voices.pack(v, s.velocity))
                          + s.velocity_bins) for v in playing]
 
     @property

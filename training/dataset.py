@@ -24,7 +24,8 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,13 +228,41 @@ def _save_shard(path: Path, tokens: np.ndarray) -> None:
     write_atomic(path, buf.getvalue())
 
 
+class EncodeBar:
+    """``neuralband encode``'s progress bar: a file a tick, with the pace in the scheme's unit
+    (notes, tunes, characters) and the errors so far."""
+
+    def __init__(self, scheme: TokenScheme, total: int, quiet: bool = False):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="file", dynamic_ncols=True, disable=quiet)
+        self.scheme, self.unit = scheme, scheme.source_unit
+        self.units = self.errors = 0
+        self.start = time.perf_counter()
+
+    def update(self, results: list[_Result]) -> None:
+        """One MIDI file done, or every tune of an ABC file."""
+        for result in results:
+            if result.error is not None:
+                self.errors += 1
+            else:
+                self.units += int(self.scheme.summary(result.tokens).get(self.unit, 0))
+        rate = self.units / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix_str(f"{rate:,.0f} {self.unit}/s, {self.errors} errors",
+                                 refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
                   scheme: TokenScheme | None = None, workers: int | None = None,
                   fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
                   limits: Limits | None = None, shard_tokens: int = SHARD_TOKENS,
-                  progress: Callable[[list[_Result]], None] | None = None) -> Summary:
+                  progress: EncodeBar | None = None) -> Summary:
     """Encode every file of ``scheme`` (default: Performance events) under ``sources`` into the
-    dataset at ``out_dir`` (made or grown)."""
+    dataset at ``out_dir`` (made or grown); ``progress`` hears of each file as it is done."""
     scheme = EventScheme() if scheme is None else scheme
     limits = Limits() if limits is None else limits
     if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
@@ -275,7 +304,7 @@ def build_dataset(sources: Iterable[str | os.PathLike], out_dir: str | os.PathLi
 
     for results in _results(jobs, workers or os.cpu_count() or 1):
         if progress is not None:
-            progress(results)
+            progress.update(results)
         for result in results:
             where = {"source": result.path} | ({"tune": result.tune} if result.tune else {})
             if result.error is not None:

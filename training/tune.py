@@ -83,7 +83,8 @@ class TakeVoices(VoicedScheme):
 
     def encode_midi(self, midi: bytes) -> np.ndarray:
         if is_take(midi):
-            return VoicedScheme(replace(self.voices, lead=f"track:{PLAYER}")).encode_midi(midi)
+            as_played = replace(self.voice_settings, lead=f"track:{PLAYER}")
+            return VoicedScheme(as_played).encode_midi(midi)
         return super().encode_midi(midi)
 
 
@@ -112,15 +113,14 @@ def hold_out(dataset: Path, share: float = HELD_OUT) -> int:
     return held
 
 
-def write_replay(base: LoadedModel, folder: Path, minutes: float, seed: int,
-                 progress=None) -> list[Path]:
+def write_replay(base: LoadedModel, folder: Path, minutes: float, seed: int) -> list[Path]:
     """``minutes`` of the base model's own music, from silence, in 40-second pieces written as
     MIDI files into ``folder``: what it knew, to mix into the tune."""
     from neuralband.generate import generate
 
     pieces = max(1, round(minutes * 60 / 40))
     folder.mkdir(parents=True, exist_ok=True)
-    made = generate(base, None, 40.0, variations=pieces, seed=seed, progress=progress)
+    made = generate(base, None, 40.0, variations=pieces, seed=seed)
     paths = []
     for number, piece in enumerate(made):
         path = folder / f"replay-{number:03d}.mid"

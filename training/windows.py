@@ -95,7 +95,7 @@ def voice_polyphony(dataset_dir: str | Path, scheme: VoicedScheme, split: str = 
     the data plays one note at a time (a chorale's alto) is never left holding two."""
     from neuralband.encoders.voices import voice_polyphony as piece_polyphony
 
-    per_piece = [piece_polyphony(tokens, scheme.voices)
+    per_piece = [piece_polyphony(tokens, scheme.voice_settings)
                  for tokens in islice(split_pieces(dataset_dir, split), limit)]
     if not per_piece:
         return []
@@ -183,10 +183,12 @@ class TokenWindows:
 
         # The tokens must mean what the model's vocabulary means: refuse other encoder settings.
         self.scheme, self.info = read_dataset(self.dataset_dir)
-        self.settings, self.voices = self.scheme.settings, self.scheme.voices
+        self.settings = self.scheme.settings
+        # The voices, where the band enters mid-window (a voice-packed scheme's own).
+        self.voice_settings = self.scheme.voice_settings if self.scheme.voiced else None
         if not self.scheme.stretchable:
             self.stretch = 0.0
-        if band_entry and self.voices is None:
+        if band_entry and not self.scheme.voiced:
             raise DatasetMismatch(f"the band can only come in mid-window in a voice-packed "
                                   f"dataset; this one is {self.scheme.name}")
         if controls is not None and self.scheme.plays != "events":
@@ -373,8 +375,9 @@ class TokenWindows:
             return self._moved(rng, index, start, size + extra)
         # Leaving the band's first events out shortens the window: read one more window's worth.
         tokens, complete, factor = self._moved(rng, index, start, 2 * size + extra)
-        steps = event_steps(self.voices.unpack(tokens)[1], self.settings)[1]
-        entered = band_enters(tokens, self.voices, int(steps[min(entry, len(tokens) - 1)]))
+        steps = event_steps(self.voice_settings.unpack(tokens)[1], self.settings)[1]
+        entered = band_enters(tokens, self.voice_settings,
+                              int(steps[min(entry, len(tokens) - 1)]))
         if len(entered) < size:  # near the piece's end: the window as it is
             return tokens[:size + extra], complete and len(tokens) <= size + extra, factor
         return entered[:size + extra], complete and len(entered) <= size + extra, factor
@@ -426,7 +429,8 @@ class MixedWindows:
                                   f"({own.scheme.to_dict()}): mix datasets of one encoding")
         self.own, self.mixed = own, mixed
         self.window, self.batch_size = own.window, own.batch_size + mixed.batch_size
-        self.scheme, self.settings, self.voices = own.scheme, own.settings, own.voices
+        self.scheme, self.settings = own.scheme, own.settings
+        self.voice_settings = own.voice_settings
         self.controls = own.controls
 
     def batch(self, step: int) -> np.ndarray:

@@ -70,11 +70,13 @@ def _encode_scheme(args: argparse.Namespace) -> TokenScheme:  # noqa: F821
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    import time
-
-    from tqdm import tqdm
-
-    from neuralband.training.dataset import Limits, build_dataset, check_out_dir, find_files
+    from neuralband.training.dataset import (
+        EncodeBar,
+        Limits,
+        build_dataset,
+        check_out_dir,
+        find_files,
+    )
 
     try:
         scheme = _encode_scheme(args)
@@ -95,25 +97,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)
         return 2
-    bar = tqdm(total=total, unit="file", dynamic_ncols=True, disable=args.quiet)
-    counts = {"notes": 0, "errors": 0}
-    unit = scheme.source_unit
-    start = time.perf_counter()
-
-    def progress(results) -> None:
-        for result in results:  # one MIDI file, or every tune of an ABC file
-            if result.error is not None:
-                counts["errors"] += 1
-            else:
-                counts["notes"] += int(scheme.summary(result.tokens).get(unit, 0))
-        rate = counts["notes"] / max(time.perf_counter() - start, 1e-9)
-        bar.set_postfix_str(f"{rate:,.0f} {unit}/s, {counts['errors']} errors", refresh=False)
-        bar.update(1)
-
+    bar = EncodeBar(scheme, total, quiet=args.quiet)
     limits = Limits(max_notes=args.max_notes, max_seconds=args.max_seconds)
     try:
         summary = build_dataset(args.sources, args.out, scheme, workers=args.workers,
-                                fractions=fractions, limits=limits, progress=progress)
+                                fractions=fractions, limits=limits, progress=bar)
     except ValueError as err:
         bar.close()
         print(f"neuralband: {err}", file=sys.stderr)

@@ -38,6 +38,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from neuralband.audition import mark_primer_end
+    from neuralband.encoders.schemes import duration_s
     from neuralband.generate import accompany, generate
     from neuralband.loaded import LoadedModel
     from neuralband.modelfile import ModelFileError
@@ -60,12 +61,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError(f"--seconds must be > 0, got {args.seconds:g}")
         if args.lead:
             lead = _melody(args.lead, scheme, args.lead_track, args.seconds)
-            seconds = scheme.seconds(lead)  # the progress bar counts the melody's length
+            seconds = duration_s(lead, scheme.settings)  # the bar counts the melody's length
         else:
             primer = scheme.read_primer(args.primer) if args.primer else None
             seconds = (30.0 if args.length is None else math.inf) if args.seconds is None \
                 else args.seconds
-        with tqdm(total=round(seconds) if math.isfinite(seconds) else round(args.length / 10),
+        total = round(seconds) * (args.n if args.lead else 1) if math.isfinite(seconds) else \
+            round(args.length / 10)  # accompanying, the variations are played one by one
+        with tqdm(total=total,
                   unit="s" if math.isfinite(seconds) else "x10 events",
                   disable=args.quiet or (seconds < 20 if math.isfinite(seconds) else
                                          args.length < 200),
@@ -73,11 +76,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
             beats = _offline_beats(args, model, seconds, primer if not args.lead else None)
             if args.lead:
                 pieces = accompany(model, lead, args.n, rules, args.seed,
-                                   progress=lambda dt: bar.update(round(dt)), controls=choice,
+                                   progress=bar, controls=choice,
                                    beats=beats)
             else:
                 pieces = generate(model, primer, seconds, args.n, rules, args.seed,
-                                  progress=lambda dt: bar.update(round(dt)), controls=choice,
+                                  progress=bar, controls=choice,
                                   length=args.length, beats=beats)
     except (ModelFileError, ValueError) as err:
         print(f"neuralband: {err}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 from neuralband.commands.generating import rules_and_controls
@@ -125,9 +126,8 @@ def _learner(args: argparse.Namespace, model):
 
     check_learnable(model)  # before any port opens
     keep = learnt_folder(takes_folder(args.takes))
-    return lambda model, engine, say, precision: Learner(
-        model, engine, say, keep, precision=precision, learn_from=args.learn_from,
-        steps=args.learn_steps, every_notes=args.learn_every, seed=args.seed or 0)
+    return partial(Learner, keep=keep, learn_from=args.learn_from, steps=args.learn_steps,
+                   every_notes=args.learn_every, seed=args.seed or 0)
 
 
 def cmd_play(args: argparse.Namespace) -> int:

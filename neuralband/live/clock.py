@@ -18,26 +18,37 @@ SPIN_S = 0.0015  # the last stretch before a deadline is spun, not slept
 SLICE_S = 0.1  # the longest single sleep, so a stop request is seen quickly
 
 
-def sleep_until(deadline: float, stop: Callable[[], bool] = lambda: False) -> bool:
-    """Return at ``deadline`` (time.perf_counter seconds); False if ``stop()`` came true first."""
+class Stop:
+    """A request to stop waiting: a plain attribute, so a signal handler may raise it (no lock
+    to take, unlike `threading.Event.set`); the waits below look at it between slices."""
+
+    __slots__ = ("up",)
+
+    def __init__(self) -> None:
+        self.up = False
+
+
+def sleep_until(deadline: float, stop: Stop | None = None) -> bool:
+    """Return at ``deadline`` (time.perf_counter seconds); False if ``stop`` went up first."""
+    stop = stop or Stop()
     while (rest := deadline - time.perf_counter()) > SPIN_S:
-        if stop():
+        if stop.up:
             return False
         time.sleep(min(rest - SPIN_S, SLICE_S))
     while time.perf_counter() < deadline:
-        if stop():
+        if stop.up:
             return False
         time.sleep(0)
-    return not stop()
+    return not stop.up
 
 
-def wait_for_input(until: float, inbox: deque, wake: threading.Event, stopping: Callable[[], bool],
+def wait_for_input(until: float, inbox: deque, wake: threading.Event, stop: Stop,
                    clock: Callable[[], float] = time.perf_counter, spin: bool = True) -> None:
     """A live loop's wait: sleep until ``until`` or a queued message (``wake`` set by the MIDI
-    callback), then spin the last stretch on ``clock``; back at once if input or a stop is there.
-    With ``spin=False`` (a moment that needs no precision) it only sleeps.
+    callback), then spin the last stretch on ``clock``; back at once if input is there or
+    ``stop`` is up. With ``spin=False`` (a moment that needs no precision) it only sleeps.
     """
-    if inbox or stopping():
+    if inbox or stop.up:
         return
     rest = until - clock()
     if not spin:
@@ -49,7 +60,7 @@ def wait_for_input(until: float, inbox: deque, wake: threading.Event, stopping: 
         wake.wait(min(rest - SPIN_S, SLICE_S))
         wake.clear()
         # A message queued between the check and clear() is still in the deque.
-    while not inbox and clock() < until and not stopping():
+    while not inbox and clock() < until and not stop.up:
         if until - clock() > SPIN_S:
             return  # woke early (a short sleep cap): let the loop look again
         time.sleep(0)  # spin, but hand the GIL to the MIDI callback if it is waiting

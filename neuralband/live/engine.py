@@ -169,7 +169,7 @@ class Engine(BandEvents):
             self.stepper.adopt(offer.stepper)
             self.learnt, self.version = None, offer.version
 
-    def close(self) -> int:
+    def _close(self) -> int:
         """Release every sounding note; how many could not be sent (0 unless the port is gone)."""
         self.closed_at = self.clock()
         if isinstance(self.follower, LinkFollower):

@@ -13,7 +13,7 @@ import time
 
 import mido
 
-from neuralband.live.clock import sleep_until
+from neuralband.live.clock import Stop, sleep_until
 from neuralband.live.notes_out import OutputNotes
 from neuralband.live.ports import MidiOutput
 
@@ -40,12 +40,12 @@ def play_file(path: str | os.PathLike, port: str | None, api: str | None = None,
     messages = file_messages(path)
     out = MidiOutput(name=port, api=api, virtual=virtual, client="neuralband-audition")
     notes = OutputNotes(out.send, max_note_s=float("inf"))
-    stopping = []
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    stop = Stop()
+    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "up", True))
     sent, t0 = 0, time.perf_counter()
     try:
         for at, data in messages:
-            if not sleep_until(t0 + at, lambda: bool(stopping)):
+            if not sleep_until(t0 + at, stop):
                 break
             kind, channel = data[0] & 0xF0, data[0] & 0x0F
             if kind == 0x90 and data[2] > 0:

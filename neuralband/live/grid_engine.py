@@ -243,7 +243,7 @@ class GridEngine(LiveLoop):
             except Exception:
                 self.output_ok = False
 
-    def close(self) -> int:
+    def _close(self) -> int:
         """Release every sounding note; how many could not be sent. Tried even after a failed
         send (a port that failed once may still carry the note-offs); never raises."""
         self.closed_at = self.clock()
@@ -329,6 +329,7 @@ class GridEngine(LiveLoop):
                 self.out.note_off(CLICK_CHANNEL, CLICK_PITCH)
         except Exception:
             self.output_ok = False  # the port went away mid-send; `poll` will say so
+        self._log_sent()  # the tick's messages, the first timed against ``due``
         self._due = None
         self._speculate()
 
@@ -407,15 +408,14 @@ class GridEngine(LiveLoop):
                                "voice": voice})
         return events
 
-    def _band_sent(self, data: list[int]) -> float:
-        """A band message went out: guarded against and recorded (`LiveLoop`), counted, and
-        timed against its tick."""
-        now = super()._band_sent(data)
+    def _band_sent(self, t: float, data: list[int]) -> None:
+        """A band message went out at ``t``: recorded and shown (`LiveLoop`), counted, and timed
+        against its tick."""
+        super()._band_sent(t, data)
         self.stats.band_events += 1
         if self._due is not None:  # the tick's first message measures its lateness
-            self.stats.timing_s.add(now - self._due)
+            self.stats.timing_s.add(t - self._due)
             self._due = None
-        return now
 
     def _beat_time(self, beat: int) -> float:
         return self.t0 + beat * BEAT_STEPS * self.step_s

@@ -21,75 +21,18 @@ import shutil
 import tempfile
 import threading
 import time
-from bisect import bisect_left
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from neuralband.live.learnt import Offer, replay
 from neuralband.live.takes import notes_of, write_recording
 
 LEARN_NOTES = 40  # the player's new notes that start a round of learning
 ROUND_STEPS = 40  # optimizer steps a round (about 30 s on one core of this 2-core machine)
 REPLAY_MINUTES = 3.0  # of the model's own music, mixed into every round (`training.tune`)
 CATCH_UP = 32  # a version more events behind the stream than this is brought on by the learner
-
-
-def replay(stepper, tokens, control_changes, beat_changes, start: int = 0,
-           stop: int | None = None) -> int:
-    """Feed ``tokens[start:stop]`` of an engine's committed stream into ``stepper``, each
-    control change and beat placement at the event it came before (the engine's
-    ``control_changes`` and ``beat_changes``): the state the engine's own model reached on it.
-    Returns where it stopped."""
-    stop = len(tokens) if stop is None else stop
-    # The changes are kept in stream order: only those in [start, stop) are read, so a swap at
-    # a pause costs the few events it feeds, not the whole session's changes.
-    controls = dict(_between(control_changes, start, stop))
-    beats: dict[int, list] = {}
-    for i, where in _between(beat_changes, start, stop):
-        beats.setdefault(i, []).append(where)
-    for i in range(start, stop):
-        if i in controls:
-            stepper.set_controls(controls[i])
-        for where in beats.get(i, ()):
-            stepper.place_beat(*where) if where is not None else stepper.place_beat(None)
-        stepper.feed(int(tokens[i]))
-    return stop
-
-
-def _between(changes: list, start: int, stop: int) -> list:
-    """The (event, value) changes at events start..stop-1 of a list in event order."""
-    first = bisect_left(changes, start, key=lambda change: change[0])
-    return changes[first:bisect_left(changes, stop, lo=first, key=lambda change: change[0])]
-
-
-@dataclass
-class Offer:
-    """A learnt version on its way into the engine: its stepper, brought up to ``fed`` events
-    of the engine's stream."""
-
-    stepper: object
-    fed: int
-    version: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def behind(self, engine) -> int:
-        """How many events of the engine's stream it has yet to be fed (a thread feeding it
-        now: as good as all of them)."""
-        return 1 << 30 if self.lock.locked() else len(engine.tokens) - self.fed
-
-    def bring_up(self, engine) -> bool:
-        """Feed it the events committed since (False: a thread is feeding it now)."""
-        if not self.lock.acquire(blocking=False):
-            return False
-        try:
-            self.fed = replay(self.stepper, engine.tokens, engine.control_changes,
-                              engine.beat_changes, self.fed, len(engine.tokens))
-            return True
-        finally:
-            self.lock.release()
 
 
 def _learn(conn, base: str, folder: str, learn_from: list[str], steps: int,
@@ -156,7 +99,7 @@ class Learner:
     so far every LEARN_NOTES new notes of the player's, and hands each version it returns to
     the engine. `poll` runs on the loop's thread and only looks; the work is done in threads."""
 
-    def __init__(self, model, engine, say: Callable[[str], None], keep: str | os.PathLike,
+    def __init__(self, model, engine, keep: str | os.PathLike,
                  precision: str = "fp32", learn_from: list[str] | None = None,
                  steps: int = ROUND_STEPS, replay_minutes: float = REPLAY_MINUTES,
                  every_notes: int = LEARN_NOTES, seed: int = 0,
@@ -164,7 +107,7 @@ class Learner:
         """``keep``: the folder the last version is kept in; ``folder``: where the rounds are
         made (default: a temporary folder, deleted at the end; one given is left as it is)."""
         check_learnable(model)
-        self.model, self.engine, self.say, self.keep = model, engine, say, Path(keep)
+        self.model, self.engine, self.keep = model, engine, Path(keep)
         self.keep_all = folder is not None
         self.folder = Path(folder or tempfile.mkdtemp(prefix="neuralband-learning-"))
         self.precision, self.every_notes = precision, every_notes
@@ -174,6 +117,7 @@ class Learner:
         self.sent = 0  # rounds sent
         self.versions: list[tuple[int, str]] = []  # (version, its folder), as they came
         self.failed: str | None = None
+        self._news: str | None = None  # a line for the player, until `poll` hands it on
         self._busy = False  # a round is under way
         self._notes = self._notes_at = 0  # the player's notes, and when the last round went
         self._seen = 0  # the recording's entries counted
@@ -190,8 +134,14 @@ class Learner:
                                         name="neuralband-learner")
         self._process.start()
 
-    def poll(self) -> None:
-        """Now and then, on the loop's thread: send a round when due, take in a version."""
+    def poll(self) -> str | None:
+        """Now and then, on the loop's thread: send a round when due, take in a version;
+        returns a line for the player when there is news (the learning stopped), once."""
+        self._look()
+        news, self._news = self._news, None
+        return news
+
+    def _look(self) -> None:
         if self.failed is not None or self._conn is None:
             return
         engine = self.engine
@@ -273,8 +223,8 @@ class Learner:
         if self.failed is None:
             self.failed = why
             self._busy = False
-            self.say(f"learning stopped: {why}; the band plays on with version "
-                     f"{self.engine.version}")
+            self._news = (f"learning stopped: {why}; the band plays on with version "
+                          f"{self.engine.version}")
 
     def describe(self) -> str:
         """For the status line: the version playing and what it learnt on."""

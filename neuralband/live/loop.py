@@ -9,13 +9,13 @@ import math
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from neuralband.live.clock import SPIN_S, wait_for_input
+from neuralband.live.clock import SPIN_S, Stop, wait_for_input
 from neuralband.live.midimap import MidiMap, Source
 from neuralband.live.notes_out import NOTE_ON, OutputNotes, echo
 from neuralband.live.panel import CONTROLS, INDEX, PLAY_MODES, Panel
@@ -73,13 +73,12 @@ class LiveLoop:
                  clock: Callable[[], float], record: bool):
         self.settings = settings
         self.rules = rules
-        self.out = OutputNotes(send, rules.max_note_s, on_sent=self._band_sent, clock=clock,
-                               on_repeat=self._repeat_sent)
+        self.out = OutputNotes(send, rules.max_note_s, clock=clock, log_sent=True)
         self.clock = clock
         self.stats = Stats()
         self.inbox: deque[tuple[float, list[int]]] = deque()
         self.wake = threading.Event()
-        self.stopping = False  # a plain flag: safe to set from a signal handler
+        self._stop = Stop()  # a plain flag: safe to raise from a signal handler
         self.output_ok = True  # False while the output port is gone
         self.recording: list[tuple[float, str, list[int]]] | None = [] if record else None
         self.closed_at: float | None = None  # when `close` ended the take (the recording's end)
@@ -91,61 +90,81 @@ class LiveLoop:
         self.midimap = MidiMap(self.panel, {})
         self._applied = self.panel.values.copy()
         self._panel_seen = self.panel.version
-        self._stopped = lambda: self.stopping
-        self._last_sent = np.full((2, 128), -np.inf)  # feedback guard: [off/on, pitch] -> time
         self._next_check = 0.0  # when the wall-clock note-length limit is next checked
-        self.view: Any = None  # a `neuralband.live.view.ViewFeed` while a page may watch
+        self.view: Any = None  # a `neuralband.live.view_feed.ViewFeed` while a page may watch
         self.realtime = "off"  # what the loop's thread was granted (`clock.realtime_scheduling`)
         self._ahead_s = 0.0  # what a look ahead has cost lately: it is left out when a deadline
         # is nearer than that (and the spin before it)
 
-    def run(self, seconds: float | None = None, poll: Callable[[], None] | None = None,
-            poll_every_s: float = 0.5, status: Callable[[Any], None] | None = None,
-            status_every_s: float = 1.0) -> None:
-        """Play until `stop()` (or ``seconds``); `poll` checks the ports now and then, `status`
-        is handed the loop every ``status_every_s``."""
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop()` was asked."""
+        return self._stop.up
+
+    def run(self, seconds: float | None = None) -> None:
+        """Play until `stop()` (or ``seconds``)."""
+        for _ in self.running(seconds):
+            pass
+
+    def running(self, seconds: float | None = None, every_s: float = math.inf) -> Iterator[float]:
+        """Play until `stop()` (or ``seconds``), coming back to the caller every ``every_s``
+        between two turns (yielding the time): the session checks its ports and shows its
+        status line there, in the loop's own thread. Close it (`contextlib.closing`) if the
+        caller may leave early."""
         # The MIDI callback runs in the driver's thread (JACK's process thread) and needs the
         # GIL: a short switch interval keeps it from waiting 5 ms (Python's default) for it.
         switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_S)
         try:
-            self._run(seconds, poll, poll_every_s, status, status_every_s)
+            yield from self._run(seconds, every_s)
         finally:
             sys.setswitchinterval(switch)
 
-    def _run(self, seconds: float | None, poll: Callable[[], None] | None, poll_every_s: float,
-             status: Callable[[Any], None] | None, status_every_s: float) -> None:
-        """The shell: a turn of the loop's own work, then the ports and the status line when
-        due, then sleep until the next deadline or new input."""
+    def _run(self, seconds: float | None, every_s: float) -> Iterator[float]:
+        """The shell: a turn of the loop's own work, then the caller's when due, then sleep until
+        the next deadline or new input."""
         self.start()
         now = self.clock()
         end = np.inf if seconds is None else now + seconds
-        next_poll, next_status = now + poll_every_s, now + status_every_s
+        back = now + every_s
         while not self.stopping:
             now = self.clock()
             if now >= end:
                 break
-            self._turn(now)
+            self.turn(now)
             now = self.clock()
-            if self.output_ok:
-                self.out.repeat_offs(now)  # NOTE_OFFs again, in case JACK lost a period
-            if poll is not None and now >= next_poll:
-                poll()
-                next_poll = now + poll_every_s
-            if status is not None and now >= next_status:
-                status(self)
-                next_status = now + status_every_s
-            until = min(self._next_deadline(now), self.out.next_repeat(),
-                        next_poll if poll else np.inf, next_status if status else np.inf, end)
+            if now >= back:
+                yield now
+                now = self.clock()
+                back = now + every_s
+            until = min(self._next_deadline(now), self.out.next_repeat(), back, end)
             look = np.inf
             if until - now > SPIN_S + self._ahead_s:  # room to look ahead before the deadline
                 t = self.clock()
                 look = self._ahead(now)
                 self._ahead_s = max(self.clock() - t, 0.9 * self._ahead_s)  # a recent worst
             if look < until:  # only a look ahead is due: sleep to it, no spin
-                wait_for_input(look, self.inbox, self.wake, self._stopped, self.clock, spin=False)
+                wait_for_input(look, self.inbox, self.wake, self._stop, self.clock, spin=False)
             else:
-                wait_for_input(until, self.inbox, self.wake, self._stopped, self.clock)
+                wait_for_input(until, self.inbox, self.wake, self._stop, self.clock)
+
+    def turn(self, now: float) -> None:
+        """One turn: the loop's own work (`_turn`), the NOTE_OFFs due again (in case JACK lost a
+        period), and what the band sent logged (the recording, the view)."""
+        self._turn(now)
+        if self.output_ok:
+            self.out.repeat_offs(self.clock())
+        self._log_sent()
+
+    def close(self) -> int:
+        """End the take: every sounding note released (`_close`), what went out logged; how many
+        note-offs could not be sent (0 unless the port is gone)."""
+        failed = self._close()
+        self._log_sent()
+        return failed
+
+    def _close(self) -> int:
+        raise NotImplementedError  # each loop knows its notes and its clocks
 
     def start(self) -> None:
         raise NotImplementedError  # each loop opens its own way
@@ -181,7 +200,7 @@ class LiveLoop:
         """Ask the loop to end. From a signal handler only the flag is set: the handler runs
         inside the loop's thread, possibly within `Event.wait`, whose lock `set()` would need
         (a self-deadlock); the loop sees the flag within one sleep slice."""
-        self.stopping = True
+        self._stop.up = True
         if not from_signal:
             self.wake.set()
 
@@ -215,7 +234,7 @@ class LiveLoop:
         """With ``--feedback-guard``: whether this note repeats one the band just sent (a synth
         that echoes); such a message is counted and dropped."""
         guard = self.settings.feedback_guard_s
-        if guard > 0 and t - self._last_sent[int(is_on), data[1]] <= guard:
+        if guard > 0 and t - self.out.last_sent[int(is_on), data[1]] <= guard:
             self.stats.ignored += 1
             self.stats.echoes += 1
             return True
@@ -305,23 +324,22 @@ class LiveLoop:
 
     # --- the band's messages ------------------------------------------------------------------
 
-    def _repeat_sent(self, data: list[int]) -> None:
-        """A NOTE_OFF went out again (`OutputNotes.repeat_offs`): the feedback guard learns of
-        it; the recording already holds the note's end."""
-        self._last_sent[0, data[1]] = self.clock()
+    def _log_sent(self) -> None:
+        """What the band sent since the last look (`OutputNotes.sent`), in order, to the
+        recording and the view."""
+        sent = self.out.sent
+        while sent:
+            self._band_sent(*sent.popleft())
 
-    def _band_sent(self, data: list[int]) -> float:
-        """A band note message went out, by whichever path (a release on stop too): the feedback
-        guard and the recording learn of it. Returns when."""
-        now = self.clock()
-        self._last_sent[int(data[0] & 0xF0 == NOTE_ON), data[1]] = now
+    def _band_sent(self, t: float, data: list[int]) -> None:
+        """A band note message that went out at ``t``, by whichever path (a release on stop
+        too): the recording and the view learn of it."""
         if self.recording is not None:
-            self.recording.append((now, "band", data))
+            self.recording.append((t, "band", data))
         view = self.view
         if view is not None:
-            view.note(now - self.t0, True, data[0] & 0x0F, data[1],
+            view.note(t - self.t0, True, data[0] & 0x0F, data[1],
                       data[2] if data[0] & 0xF0 == NOTE_ON else 0)
-        return now
 
     # --- what the view shows (`neuralband.live.view`), read from its own thread -----------------
 

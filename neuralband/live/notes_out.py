@@ -4,8 +4,10 @@ It knows what is sounding on which channel and since when, so that nothing is ev
 a re-struck pitch is released first, a note held past the maximum length can be found and ended,
 and `all_off` releases everything on exit, Ctrl-C, SIGTERM, an error or a lost port. A failed
 send (the port went away) never raises out of `all_off`: the notes it could not end are reported.
-The band's own notes (not the thru echo or the click) are reported to ``on_sent`` on and off,
-whichever path ends them, so a recording of what left the instrument has no open notes.
+The band's own notes (not the thru echo or the click) are logged on and off as they go out
+(``sent``, for the loop to take: its recording and view), whichever path ends them, so a
+recording of what left the instrument has no open notes; ``last_sent`` keeps when each pitch last
+went out, for the feedback guard.
 
 Every NOTE_OFF goes out a second time `REPEAT_OFF_S` later, unless the pitch sounds again by
 then (`repeat_offs`, which the live loops call each turn, and every send too): JACK drops a
@@ -30,17 +32,17 @@ class OutputNotes:
     """Sounding notes per (channel, pitch), with their start times, in front of a raw sender."""
 
     def __init__(self, send: Callable[[list[int]], None], max_note_s: float = 5.0,
-                 on_sent: Callable[[list[int]], None] | None = None,
                  clock: Callable[[], float] = time.perf_counter,
-                 repeat_off_s: float = REPEAT_OFF_S,
-                 on_repeat: Callable[[list[int]], None] | None = None):
+                 repeat_off_s: float = REPEAT_OFF_S, log_sent: bool = False):
         self.send = send
         self.max_note_s = max_note_s
         self.clock = clock
         self.repeat_off_s = repeat_off_s  # 0: no second NOTE_OFF
-        self.on_repeat = on_repeat  # told each repeated NOTE_OFF (the feedback guard)
         self._repeats: deque[tuple[float, int, int]] = deque()  # (due, channel, pitch)
-        self.on_sent = on_sent  # told each message of an ``own`` note, after it went out
+        self.log_sent = log_sent  # keep ``sent`` (someone takes it)
+        self.sent: deque[tuple[float, list[int]]] = deque()  # (time, message) of own notes
+        self.last_sent = np.full((2, 128), -np.inf)  # [off/on, pitch] -> when an own message
+        # (or a repeated NOTE_OFF) last went out: a synth's echo of it is no player's note
         self.started = np.full((16, 128), np.inf)  # start time of each sounding note, inf if silent
         self.own = np.zeros((16, 128), dtype=bool)  # whether the sounding note is the band's own
         self.sent_on = 0
@@ -58,7 +60,7 @@ class OutputNotes:
     def note_on(self, channel: int, pitch: int, velocity: int, now: float,
                 own: bool = True) -> None:
         """Start a note; a pitch already sounding on the channel is released first. ``own``
-        False (the thru echo, the click) keeps the note and its release from ``on_sent``."""
+        False (the thru echo, the click) keeps the note and its release out of the log."""
         if self.is_sounding(channel, pitch):
             self.note_off(channel, pitch)
         data = [NOTE_ON | channel, pitch, max(1, min(127, velocity))]
@@ -67,8 +69,8 @@ class OutputNotes:
         self.own[channel, pitch] = own
         self.sent_on += 1
         self.channels_used.add(channel)
-        if own and self.on_sent is not None:
-            self.on_sent(data)
+        if own:
+            self._sent(1, data)
         self.repeat_offs(now)  # any due: a loop kept busy still repeats on time
 
     def note_off(self, channel: int, pitch: int) -> bool:
@@ -83,9 +85,16 @@ class OutputNotes:
             now = self.clock()
             self.repeat_offs(now)
             self._repeats.append((now + self.repeat_off_s, channel, pitch))
-        if self.own[channel, pitch] and self.on_sent is not None:
-            self.on_sent(data)
+        if self.own[channel, pitch]:
+            self._sent(0, data)
         return True
+
+    def _sent(self, on: int, data: list[int]) -> None:
+        """An own message went out: when, for the guard, and (with ``log_sent``) to the log."""
+        now = self.clock()
+        self.last_sent[on, data[1]] = now
+        if self.log_sent:
+            self.sent.append((now, data))
 
     def repeat_offs(self, now: float) -> None:
         """Send the NOTE_OFFs due again by ``now`` (not for a pitch that sounds again: that
@@ -100,8 +109,7 @@ class OutputNotes:
                 except Exception:
                     repeats.clear()
                     return
-                if self.on_repeat is not None:
-                    self.on_repeat(data)
+                self.last_sent[0, pitch] = self.clock()
 
     def next_repeat(self) -> float:
         """When the next NOTE_OFF is due again (inf: none)."""

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,8 @@ from neuralband.sampling import Rules
 from neuralband.steering import ControlChoice
 
 Performer = Engine | GridEngine  # the event engine, or a grid model's on a clock: one interface
+POLL_S = 0.5  # the ports (and the learner) are looked at this often, between two turns
+STATUS_S = 1.0  # the status line is redrawn this often
 
 
 @dataclass(frozen=True)
@@ -173,10 +175,11 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
     ``takes`` (a folder): the session is kept there as a take where the player played
     (`neuralband.live.takes`).
 
-    ``make_learner`` (`play --learn-me`): called with (model, engine, say, precision), it makes
+    ``make_learner`` (`play --learn-me`): called with (model, engine, precision=...), it makes
     the `neuralband.live.learner.Learner` that teaches the band while the player plays; it is
-    polled with the ports, shown on the status line and closed (keeping what it learnt) at the
-    end. Made by the caller: the learner sits a layer above the session (it trains)."""
+    polled with the ports (saying what it has to say), shown on the status line and closed
+    (keeping what it learnt) at the end. Chosen by the caller: the learner sits a layer above
+    the session (it trains)."""
     def say(line: str) -> None:
         print(("\r\033[K" if show_status else "") + f"neuralband: {line}", file=sys.stderr,
               flush=True)
@@ -252,7 +255,7 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
     watch = PortWatch(engine, inp, out, ports.on_loss, say)
     learner = None
     if learn:
-        learner = make_learner(model, engine, say, precision)
+        learner = make_learner(model, engine, precision=precision)
         try:
             learner.start()
         except OSError as err:
@@ -305,10 +308,17 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
             say(f"learning you as you play: each {learner.every_notes} notes, a new version "
                 "comes in at a pause" + (f" (also from {', '.join(learner.learn_from)})"
                                          if learner.learn_from else ""))
-        poll = watch if learner is None else (lambda: (watch(), learner.poll()))
-        engine.run(seconds, poll=poll, status=(lambda e: print(
-            "\r\033[K" + status_line(e, learner), end="", file=sys.stderr, flush=True))
-            if show_status else None)
+        shown = 0.0
+        with closing(engine.running(seconds, every_s=POLL_S)) as turns:
+            for now in turns:  # between two turns, in the loop's thread
+                watch()
+                news = None if learner is None else learner.poll()
+                if news is not None:
+                    say(news)
+                if show_status and now - shown >= STATUS_S:
+                    print("\r\033[K" + status_line(engine, learner), end="", file=sys.stderr,
+                          flush=True)
+                    shown = now
     finally:
         scheduling.close()
         inp.close()  # the callback is detached first, then the port closed

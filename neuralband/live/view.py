@@ -8,7 +8,8 @@ through the same panel as MIDI maps and OSC (`neuralband.live.panel`).
 
 Two sides, so that the engine never waits for a page:
 
-- `ViewFeed` is the engine's: one tuple appended to a bounded deque per note (no lock, no I/O).
+- `ViewFeed` (`neuralband.live.view_feed`) is the engine's: one tuple appended to a bounded
+  deque per note (no lock, no I/O).
 - `ViewServer` is a thread with its own asyncio loop (the ``websockets`` library: HTTP for the
   page, a websocket at ``/ws``). Every `POLL_S` it turns new notes into one JSON message each,
   every `FRAME_S` it adds a state frame (controls, entropy, cells, plan), and it puts them on each
@@ -29,11 +30,9 @@ import secrets
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -41,6 +40,7 @@ import numpy as np
 from neuralband.live.osc import is_loopback
 from neuralband.live.panel import CHOICE, CONTROLS, RANGE, TRIGGER, Panel, control
 from neuralband.live.ratelog import RateLog
+from neuralband.live.view_feed import ViewFeed
 from neuralband.palette import hex_colours
 
 DEFAULT_HOST = "127.0.0.1"
@@ -57,38 +57,6 @@ PAGES = {"/": ("view.html", "text/html; charset=utf-8"),
          "/view.js": ("view.js", "text/javascript; charset=utf-8"),
          "/view.css": ("view.css", "text/css; charset=utf-8")}
 NOTE_ON, NOTE_OFF = "note_on", "note_off"
-
-
-class ViewFeed:
-    """What the engine tells the view, appended in the engine's thread without a lock: a
-    bounded deque (CPython's append is atomic) and a running count that readers go by."""
-
-    def __init__(self, keep: int = 16384):
-        self.notes: deque[tuple[int, float, int, int, int, int]] = deque(maxlen=keep)
-        self.count = 0
-
-    def note(self, t: float, band: bool, channel: int, pitch: int, velocity: int) -> None:
-        """A note message in (the player) or out (the band); velocity 0 is a NOTE_OFF."""
-        self.notes.append((self.count, t, int(band), channel, pitch, velocity))
-        self.count += 1
-
-    def since(self, seen: int) -> list[tuple[int, float, int, int, int, int]]:
-        """The notes after the ``seen``-th (all that are still kept), oldest first. Only the
-        new ones are copied, from the right, in one C call (the engine never waits long)."""
-        if self.count <= seen:
-            return []
-        # A margin for notes appended between reading the count and copying.
-        new = min(self.count - seen + 64, len(self.notes))
-        for _ in range(10):
-            try:
-                kept = list(islice(reversed(self.notes), new))
-                break
-            except RuntimeError:  # appended to meanwhile: look again
-                continue
-        else:
-            return []
-        kept.reverse()
-        return [n for n in kept if n[0] >= seen]
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ def test_the_bundled_models_read_as_their_schemes():
     kinds = {name: read_info(bundled_model(name)).scheme.name for name in BUNDLED}
     assert kinds == {"pop": "events", "pop-duet": "voices", "chorale-folk": "events",
                      "duet": "voices", "grid": "grid", "folk": "folk", "colours": "text"}
-    assert read_info(bundled_model("duet")).scheme.voices == VoiceSettings(4, "track:Soprano")
+    duet = read_info(bundled_model("duet")).scheme
+    assert duet.voice_settings == VoiceSettings(4, "track:Soprano")
 
 
 def test_a_dataset_stores_its_scheme_once_and_refuses_another(tmp_path):

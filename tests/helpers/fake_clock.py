@@ -49,9 +49,7 @@ def drive(engine, clock: FakeClock, seconds: float,
                 engine.receive(clock.t, what)
             else:
                 what(engine)
-        engine._turn(clock.t)
-        if engine.output_ok:
-            engine.out.repeat_offs(clock.t)
+        engine.turn(clock.t)
         chase = engine.bias.next_chase if engine.bias.chasing else math.inf
         arrival = start + events[0][0] if events else math.inf  # always after now
         look = engine._ahead(clock.t)  # what the real loop computes ahead while it waits

@@ -202,7 +202,8 @@ def test_the_recording_holds_the_releases_sent_on_stop():
             held_at_stop.append(engine.out.sounding)
             engine.stop()
 
-    engine.run(10.0, poll=stop_while_sounding, poll_every_s=0.02)
+    for _ in engine.running(10.0, every_s=0.02):
+        stop_while_sounding()
     assert held_at_stop, "the band never sounded a note in 10 s of solo"
     assert engine.close() == 0
     band = [(t, d) for t, who, d in engine.recording if who == "band"]
@@ -224,18 +225,26 @@ def test_the_recording_holds_the_releases_sent_on_stop():
     assert balanced(band)
 
 
-def test_only_the_bands_own_notes_are_reported_on_and_off():
+def test_only_the_bands_own_notes_are_logged_on_and_off():
     from neuralband.live.notes_out import OutputNotes, echo
 
-    out, heard = Capture(), []
-    notes = OutputNotes(out, on_sent=heard.append)
+    out = Capture()
+    notes = OutputNotes(out, log_sent=True)
     notes.note_on(0, 60, 90, 0.0)
-    notes.note_on(0, 60, 80, 0.1)  # re-struck: released first, and that release is reported
-    echo(notes, 1, 64, 70, 0.2)  # the player's thru echo is sent, not reported
+    notes.note_on(0, 60, 80, 0.1)  # re-struck: released first, and that release is logged
+    echo(notes, 1, 64, 70, 0.2)  # the player's thru echo is sent, not logged
     notes.note_on(9, 76, 100, 0.3, own=False)  # nor is a click
     assert notes.all_off() == 0
-    assert heard == [[0x90, 60, 90], [0x80, 60, 0], [0x90, 60, 80], [0x80, 60, 0]]
+    assert [d for _, d in notes.sent] == [[0x90, 60, 90], [0x80, 60, 0], [0x90, 60, 80],
+                                          [0x80, 60, 0]]
     assert balanced(out.sent) and len(out.sent) == 8
+    # The feedback guard's memory: when the band's own pitch last went out on and off; the
+    # echo's note-on is the player's, not the band's.
+    assert notes.last_sent[1, 60] == notes.sent[2][0] and notes.last_sent[0, 60] > -np.inf
+    assert notes.last_sent[1, 64] == -np.inf and notes.last_sent[1, 76] == -np.inf
+    plain = OutputNotes(out)  # the log is kept only for someone who takes it
+    plain.note_on(0, 62, 90, 0.0)
+    assert not plain.sent and plain.last_sent[1, 62] > -np.inf
 
 
 def test_the_band_plays_with_int8_weights():

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from neuralband.live.engine import Engine
-from neuralband.live.learner import Learner, Offer, replay
+from neuralband.live.learner import Learner
+from neuralband.live.learnt import Offer, replay
 from neuralband.live.turns import PlaySettings
 from neuralband.loaded import LoadedModel
 from neuralband.runtime import Stepper
@@ -88,6 +89,21 @@ def test_a_version_far_behind_waits_to_be_caught_up(pop):
         assert offer.behind(engine) > 1000 and not offer.bring_up(engine)
 
 
+def test_a_learner_whose_process_dies_says_so_once_and_the_band_plays_on(pop, tmp_path):
+    """The session hears the news by polling: one line, once; the status line keeps saying it."""
+    engine = Engine(pop.stepper(), Capture(), PlaySettings(mode="solo"), pop.rules(), seed=3,
+                    keep_tokens=True, record=True)
+    learner = Learner(pop, engine, tmp_path / "kept")
+    learner.start()
+    learner._process.kill()
+    learner._process.join()
+    news = learner.poll()
+    assert news == ("learning stopped: the learner process ended; the band plays on with "
+                    "version 0")
+    assert learner.poll() is None and learner.describe() == "learning stopped (v0)"
+    assert learner.close() is None and not (tmp_path / "kept").exists()
+
+
 @pytest.mark.slow
 def test_the_learner_teaches_the_band_while_it_plays(pop, tmp_path):
     """A real learner process on an engine played in real time: a version comes back, takes
@@ -95,9 +111,8 @@ def test_the_learner_teaches_the_band_while_it_plays(pop, tmp_path):
     out = Capture()
     engine = Engine(pop.stepper(), out, PlaySettings(mode="call", wait_s=0.6), pop.rules(),
                     seed=3, keep_tokens=True, record=True)
-    said = []
-    learner = Learner(pop, engine, said.append, tmp_path / "kept", steps=3,
-                      replay_minutes=0.3, every_notes=20)
+    learner = Learner(pop, engine, tmp_path / "kept", steps=3, replay_minutes=0.3,
+                      every_notes=20)
     learner.start()
     phrases = melody(6.0)
     engine.start()
@@ -111,7 +126,7 @@ def test_the_learner_teaches_the_band_while_it_plays(pop, tmp_path):
                 phrases[k % len(phrases)][0] <= now:
             engine.receive(now, phrases[k % len(phrases)][1])
             k += 1
-        engine._turn(now)
+        engine.turn(now)
         learner.poll()
         time.sleep(0.002)
     engine.close()

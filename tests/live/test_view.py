@@ -17,7 +17,8 @@ import pytest
 from neuralband.live.engine import Engine
 from neuralband.live.session import live_precision
 from neuralband.live.turns import PlaySettings
-from neuralband.live.view import Cell, ViewFeed, ViewServer, parse_cells
+from neuralband.live.view import Cell, ViewServer, parse_cells
+from neuralband.live.view_feed import ViewFeed
 from neuralband.modelfile import bundled_model
 from neuralband.runtime import Stepper
 from neuralband.sampling import model_rules

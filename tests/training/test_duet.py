@@ -64,7 +64,7 @@ def test_the_dataset_and_model_carry_the_voice_scheme(duet_dataset, duet_model):
     info = json.loads((duet_dataset / "settings.json").read_text())
     assert info["scheme"]["voices"] == {"voices": 4, "lead": "track:Soprano"}
     model = read_info(duet_model)
-    assert model.scheme.voices == SATB and model.config.vocab_size == 1252
+    assert model.scheme.voice_settings == SATB and model.config.vocab_size == 1252
     # Most chorales' voices hold one note at a time; the band's grammar will keep to that.
     assert model.summary["voice_polyphony"][:3] == [1, 1, 1]
     assert Stepper.load(duet_model).table.shape[0] == 1252
@@ -202,6 +202,30 @@ def test_generate_lead_on_the_command_line(duet_model, tmp_path, capsys):
     assert not (tmp_path / "z.mid").exists()
 
 
+def test_accompanying_counts_its_progress_in_the_melody_s_whole_seconds(duet_model, tmp_path,
+                                                                       capsys):
+    """The progress bar hears whole seconds of each variation in turn (no fraction lost), and
+    the command's bar counts to the melody's length times the variations."""
+    from neuralband.cli import main
+    from neuralband.encoders.schemes import duration_s
+
+    class Bar:
+        told: list[int] = []
+
+        def update(self, n: int) -> None:
+            self.told.append(n)
+
+    bar = Bar()
+    lead = soprano(CHORALES[0])
+    accompany(duet_model, lead, variations=2, seed=1, tail_s=1.0, progress=bar)
+    assert set(bar.told) == {1}
+    assert len(bar.told) == 2 * int(duration_s(lead) + 1.0)
+    assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]), "-n", "2",
+                 "-o", str(tmp_path / "x.mid"), "--seed", "4"]) == 0
+    total = 2 * round(duration_s(lead))
+    assert total >= 40 and f"/{total} " in capsys.readouterr().err
+
+
 def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_path,
                                                               monkeypatch):
     """--controls on a voice-packed dataset: the key and density of the whole arrangement.
@@ -217,7 +241,7 @@ def test_a_duet_model_with_controls_follows_the_melody_s_key(duet_dataset, tmp_p
                       progress=False, controls=True))
     model = run / "model"
     info = read_info(model)
-    assert info.controls is not None and info.scheme.voices == SATB
+    assert info.controls is not None and info.scheme.voice_settings == SATB
     assert set(info.controls.key_profiles) <= {"major", "minor"} and info.controls.key_profiles
 
     piece = next(iter(TokenWindows(duet_dataset, window=64, batch_size=1).batch(0)))

@@ -127,7 +127,7 @@ def test_grid_windows_transpose_pitch_classes_and_never_stretch(grid_dataset: Pa
 def test_a_grid_model_trains_below_its_baselines(grid_run, grid_dataset) -> None:
     model, result = grid_run
     info = read_info(model)
-    assert info.scheme.grid == GRID
+    assert info.scheme.grid_settings == GRID
     assert info.config.vocab_size == 14**4 and info.config.classes == 14**3
     assert info.config.fields == (14, 14, 14, 14)
     # The bigram here is the band following itself (p(band at t+1 | band at t)), a strong one.
@@ -259,7 +259,7 @@ def consonance(pm: pretty_midi.PrettyMIDI) -> float:
 
 def test_the_bundled_grid_model_listens_to_the_melody() -> None:
     info = read_info("grid")
-    assert info.scheme.grid == GRID
+    assert info.scheme.grid_settings == GRID
     assert info.summary["valid_nll"] < info.summary["baselines"]["bigram_nll"]
     for path in CHORALES:
         codes = encode_grid(path, GRID)
