@@ -10,7 +10,9 @@ the tests that need it skip with the reason, and fail instead under NEURALBAND_R
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,8 +23,9 @@ from tests.helpers.jack import jack_missing, jack_running
 from tests.helpers.realdata import MIDITOK_VERSION, fetch_miditok_tests, pop909_root
 
 # `play` keeps a take of each session played in: the tests' (and their subprocesses') go to a
-# folder of their own, never the user's.
+# folder of their own, never the user's, removed when the run ends.
 os.environ["NEURALBAND_TAKES"] = tempfile.mkdtemp(prefix="neuralband-test-takes-")
+atexit.register(shutil.rmtree, os.environ["NEURALBAND_TAKES"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -320,8 +320,18 @@ def test_output_alive_and_reopen(peers):
         out.send([0x90, 60, 1])  # into the void: no error
         synth = peers("synth", "nbtest-synth")
         assert out.reopen()
-        out.send([0x90, 60, 2])
-        assert synth.received()[0][1] == [0x90, 60, 2]
+        # JACK without real-time can lose the period that carries a message right after a
+        # connection (CI, on a loaded machine, once): the same note is sent again, up to three
+        # times; what arrives must be it, never the one sent into the void.
+        for attempt in range(3):
+            out.send([0x90, 60, 2])
+            try:
+                got = synth.received()
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
+        assert got[0][1] == [0x90, 60, 2]
 
 
 def test_virtual_ports_connected_with_jack_connect(peers):
