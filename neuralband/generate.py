@@ -32,6 +32,7 @@ from neuralband.voicing import MelodyNote, Voicing
 
 # From silence the model is started with one event of "nothing happened yet".
 SILENCE_START_STEPS = 10
+TAIL_S = 1.0  # an accompaniment goes on this long after the melody's last event
 
 
 class Progress(Protocol):
@@ -152,7 +153,7 @@ def sample_tokens(model: LoadedModel | str | os.PathLike, primer: np.ndarray | N
 
 
 def accompany(model: LoadedModel | str | os.PathLike, lead: np.ndarray, variations: int = 1,
-              rules: Rules | None = None, seed: int | None = None, tail_s: float = 1.0,
+              rules: Rules | None = None, seed: int | None = None, tail_s: float = TAIL_S,
               progress: Progress | None = None,
               controls: ControlChoice | None = None, beats: Beats | None = None) -> list[Piece]:
     """Band parts for a melody: ``lead`` is its Performance tokens (`encoders.performance`);

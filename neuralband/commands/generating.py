@@ -39,7 +39,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from neuralband.audition import mark_primer_end
     from neuralband.encoders.schemes import duration_s
-    from neuralband.generate import accompany, generate
+    from neuralband.generate import TAIL_S, accompany, generate
     from neuralband.loaded import LoadedModel
     from neuralband.modelfile import ModelFileError
 
@@ -66,8 +66,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
             primer = scheme.read_primer(args.primer) if args.primer else None
             seconds = (30.0 if args.length is None else math.inf) if args.seconds is None \
                 else args.seconds
-        total = round(seconds) * (args.n if args.lead else 1) if math.isfinite(seconds) else \
-            round(args.length / 10)  # accompanying, the variations are played one by one
+        # Whole seconds of music; accompanying, of every variation (played one by one) and
+        # the tail after the melody.
+        total = args.n * int(seconds + TAIL_S) if args.lead else round(seconds) \
+            if math.isfinite(seconds) else round(args.length / 10)
         with tqdm(total=total,
                   unit="s" if math.isfinite(seconds) else "x10 events",
                   disable=args.quiet or (seconds < 20 if math.isfinite(seconds) else

@@ -221,6 +221,7 @@ class GridEngine(LiveLoop):
             self._next_tick = self.follower.pulse // self.follower.pulses_per_step
         if event in ("start", "stop"):
             self._silence()
+            self._log_sent()  # shown on the timeline they ended on, before a Start moves it
             if event == "start":
                 self.reader.reset()
                 self.t0 = t
@@ -322,6 +323,7 @@ class GridEngine(LiveLoop):
         if not self.output_ok:
             self.voices.forget()
             return
+        self._log_sent()  # what went out before the tick (a panic, a clock's Stop) is not its
         self._due = due
         try:
             self.voices.play(states, self.reader.velocity, self.clock())

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -117,7 +118,7 @@ class Learner:
         self.sent = 0  # rounds sent
         self.versions: list[tuple[int, str]] = []  # (version, its folder), as they came
         self.failed: str | None = None
-        self._news: str | None = None  # a line for the player, until `poll` hands it on
+        self._news: deque[str] = deque()  # lines for the player, until `news` hands them on
         self._busy = False  # a round is under way
         self._notes = self._notes_at = 0  # the player's notes, and when the last round went
         self._seen = 0  # the recording's entries counted
@@ -138,8 +139,14 @@ class Learner:
         """Now and then, on the loop's thread: send a round when due, take in a version;
         returns a line for the player when there is news (the learning stopped), once."""
         self._look()
-        news, self._news = self._news, None
-        return news
+        return self.news()
+
+    def news(self) -> str | None:
+        """What the player has not yet been told (set from the learner's threads), once."""
+        lines = []
+        while self._news:
+            lines.append(self._news.popleft())
+        return "; ".join(lines) or None
 
     def _look(self) -> None:
         if self.failed is not None or self._conn is None:
@@ -223,8 +230,8 @@ class Learner:
         if self.failed is None:
             self.failed = why
             self._busy = False
-            self._news = (f"learning stopped: {why}; the band plays on with version "
-                          f"{self.engine.version}")
+            self._news.append(f"learning stopped: {why}; the band plays on with version "
+                              f"{self.engine.version}")
 
     def describe(self) -> str:
         """For the status line: the version playing and what it learnt on."""

@@ -308,7 +308,7 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
             say(f"learning you as you play: each {learner.every_notes} notes, a new version "
                 "comes in at a pause" + (f" (also from {', '.join(learner.learn_from)})"
                                          if learner.learn_from else ""))
-        shown = 0.0
+        shown = engine.clock()  # the first status line a second in, then every second
         with closing(engine.running(seconds, every_s=POLL_S)) as turns:
             for now in turns:  # between two turns, in the loop's thread
                 watch()
@@ -337,6 +337,9 @@ def play(ports: PortChoice, model: LoadedModel | str | os.PathLike | None = None
         say(status_line(engine, learner)
             + (f" | {unsent} note-offs could not be sent" if unsent else ""))
         if learner is not None:
+            news = learner.news()  # what went wrong after the last look
+            if news is not None:
+                say(news)
             kept = learner.close()
             say(f"learnt: {kept} (version {engine.version}; --model {kept} plays it)" if kept
                 else "nothing learnt: no new version came in before the end")

@@ -422,6 +422,32 @@ def test_generate_plays_on_the_bpm_grid_it_is_given(beat_model, tmp_path):
     assert main(["generate", "--model", str(path), "--bpm", "9000", "-o", str(out), "-q"]) == 2
 
 
+def test_generate_lead_at_a_bpm_keeps_the_beat_to_the_melody_s_end(tmp_path, monkeypatch):
+    """Accompanying at ``--bpm``, the steady grid covers the whole melody and its tail (it
+    stopped 5 s in once: the melody's length was read as 0)."""
+    import neuralband.generate as generate
+    from neuralband.cli import main
+    from neuralband.encoders.performance import encode
+    from neuralband.encoders.schemes import duration_s
+
+    given = []
+
+    def accompany(*args, **kw):
+        given.append(kw["beats"])
+        return real(*args, **kw)
+
+    real = generate.accompany
+    monkeypatch.setattr(generate, "accompany", accompany)
+    from tests.helpers.data import CHORALES
+
+    melody = CHORALES[0]
+    assert main(["generate", "--model", "pop-duet", "--lead", str(melody), "--bpm", "90",
+                 "-o", str(tmp_path / "x.mid"), "-q", "--seed", "1"]) == 0
+    (beats,) = given
+    assert beats.times_s[-1] >= duration_s(encode(melody)) + 1.0
+    assert np.allclose(np.diff(beats.times_s), 60 / 90)
+
+
 def test_generate_refuses_bpm_for_a_model_without_the_beat(tmp_path, capsys):
     from neuralband.cli import main
 
