@@ -182,7 +182,11 @@ class BandEvents(LiveLoop):
             tok = self._next
             if tok is None:
                 return
-            if self._on_time is not None and self._too_late(self._on_time):
+            # An event that goes out now must still be on time; a wait goes out as nothing: it
+            # is judged at its end (a wait drawn again after the player did not come starts
+            # where the stream is, long before now, and is not late for that).
+            if self._on_time is not None and self._voice[tok] >= 0 \
+                    and self._too_late(self._on_time):
                 continue
             t = self.clock()
             if self._voice[tok] < 0:

@@ -157,6 +157,20 @@ def test_a_starved_loop_drops_its_turn_and_sends_nothing_late(mode):
     assert balanced(out.sent)
 
 
+def test_a_wait_drawn_again_for_a_player_who_did_not_come_is_not_late():
+    """A duet's wait that ends where the model expects the player is drawn again from the
+    stream's time when the player does not come (`_wait_longer`): a wait, which sends
+    nothing, starts there and is judged at its end, never dropped as late for its start (it
+    was, 18 times in 15 s, each redrawing the band off its beat). On the fake clock nothing
+    starves the loop: nothing is late."""
+    from neuralband.modelfile import bundled_model as named
+
+    engine, out = session("duet", melody(15.0), 15.0, model=named("pop-duet"))
+    assert engine.stats.expected > 10  # the waits were drawn again, many times
+    assert engine.stats.late == 0
+    assert balanced(out.sent)
+
+
 def test_feedback_guard_ignores_our_own_echo():
     out = Capture()
     engine = Engine(Stepper.load(bundled_model()), out,
