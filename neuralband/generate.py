@@ -229,8 +229,9 @@ def _band_under(stepper: Stepper, voicing: Voicing, rules: Rules, sampler: Sampl
     pending = None  # a TIME_SHIFT drawn after a trial wait of the longest kind: the next draw
     while True:
         if progress is not None and tracker.step - shown >= sps:
-            progress.update(1)
-            shown += sps
+            whole = (tracker.step - shown) // sps  # whole seconds: none lost, none counted twice
+            progress.update(whole)
+            shown += whole * sps
         if i < len(events) and at[i] <= tracker.step:  # the melody's event is due: heard
             base = voicing.base_list[events[i]]
             commit(events[i])

@@ -218,8 +218,8 @@ def test_accompanying_counts_its_progress_in_the_melody_s_whole_seconds(duet_mod
     bar = Bar()
     lead = soprano(CHORALES[0])
     accompany(duet_model, lead, variations=2, seed=1, tail_s=1.0, progress=bar)
-    assert set(bar.told) == {1}
-    assert len(bar.told) == 2 * int(duration_s(lead) + 1.0)
+    assert all(n >= 1 for n in bar.told)
+    assert sum(bar.told) == 2 * int(duration_s(lead) + 1.0)
     assert main(["generate", "--model", str(duet_model), "--lead", str(CHORALES[0]), "-n", "2",
                  "-o", str(tmp_path / "x.mid"), "--seed", "4"]) == 0
     total = 2 * int(duration_s(lead) + 1.0)
