@@ -25,7 +25,12 @@ seconds (the naive way: what no sense of beat gives).
    melody's notes alone (any melody file); the band's onsets against the song's annotated grid,
    beside the real PIANO + BRIDGE, random, and ``--duet-peer``.
 
-Run from the repository root (about 10 minutes for the defaults on 2 free cores)::
+Every table gives, beside the on-grid share, a 95% bootstrap interval of it over the songs: the
+songs vary far more than the variations do (the first 16 held-out openings, continued, gave 0.54
+where all 48 gave 0.68), so the default is every song of the test split (48).
+
+Run from the repository root (about an hour for the defaults on 2 free cores; ``--songs 16``
+about 20 minutes)::
 
     python benchmarks/groove.py --peer data/base/pop --duet-peer data/base/pop-duet
 
@@ -51,6 +56,7 @@ from benchmarks.pop_duet import cut  # noqa: E402
 from benchmarks.pop_music import (  # noqa: E402
     POP909,
     held_out,
+    interval,
     moved,
     primer_of,
     song_table,
@@ -112,12 +118,19 @@ def random_onsets(rng: np.random.Generator, count: int, lo: float, hi: float) ->
 
 
 def mean(rows: list[dict], names: tuple[str, ...]) -> dict:
-    """The mean of each metric over the rows that have it (NaN where none has)."""
+    """The mean of each metric over the rows that have it (NaN where none has); where rows
+    name their song, ``on_grid_95``: a 95% bootstrap interval of the on-grid share over songs
+    (each song's variations averaged first), as the songs, not the variations, vary most."""
     out = {}
     for m in names:
         values = np.array([r.get(m, np.nan) for r in rows], np.float64)
         out[m] = float(np.mean(values[~np.isnan(values)])) if (~np.isnan(values)).any() \
             else float("nan")
+    if rows and "song" in rows[0]:
+        songs = sorted({r["song"] for r in rows})
+        per_song = [np.nanmean([r.get("on_grid", np.nan) for r in rows if r["song"] == k])
+                    for k in songs]
+        out["on_grid_95"] = interval(np.array(per_song), np.random.default_rng(0))
     return out
 
 
@@ -125,10 +138,13 @@ def table(title: str, names: tuple[str, ...], rows: dict[str, dict]) -> None:
     print(f"\n{title}")
     width = max(len(n) for n in rows) + 2
     cols = [max(len(m) + 2, 10) for m in names]
-    print("".ljust(width) + "".join(m.rjust(c) for m, c in zip(names, cols, strict=True)))
+    print("".ljust(width) + "".join(m.rjust(c) for m, c in zip(names, cols, strict=True))
+          + "  on_grid 95% (songs)")
     for name, r in rows.items():
+        ci = r.get("on_grid_95")
         print(name.ljust(width) + "".join(f"{r.get(m, np.nan):{c}.3f}"
-                                          for m, c in zip(names, cols, strict=True)))
+                                          for m, c in zip(names, cols, strict=True))
+              + (f"  {ci[0]:.3f}-{ci[1]:.3f}" if ci else ""))
 
 
 def primer_beats(song, path: Path, first: float, how: str) -> Beats | None:
@@ -174,6 +190,7 @@ def continuations(model: str, songs, grids, primers, follow: bool, variations: i
             row.update(groove_metrics(notes.start_s, grid, start, start + CONTINUE_S))
             row["on_given"] = groove_metrics(notes.start_s, given, start,
                                              start + CONTINUE_S)["on_grid"]
+            row["song"] = k
             rows.append(row)
     return rows
 
@@ -224,6 +241,7 @@ def accompaniments(model: str, paths: list[Path], seconds: float, how: str, seed
             row.update(groove_metrics(played.start_s, grid, 0.0, seconds))
             row["own_on_grid"] = groove_metrics(own(played.start_s, np.sort(melody.start_s)),
                                                 grid, 0.0, seconds)["on_grid"]
+            row["song"] = k
             rows.append(row)
     return rows
 
@@ -242,7 +260,8 @@ def main() -> None:
     p.add_argument("--duet", default="pop-duet", help="a voice-packed model (default pop-duet)")
     p.add_argument("--duet-peer", action="append", default=[], help="another duet model")
     p.add_argument("--data", default=str(POP909), help="the POP909 folder")
-    p.add_argument("--songs", type=int, default=16, help="held-out songs (default 16)")
+    p.add_argument("--songs", type=int, default=None,
+                   help="the first N held-out songs (default: all 48 of the test split)")
     p.add_argument("--duet-seconds", type=float, default=60.0)
     p.add_argument("--parts", default="1,2,3", help="which parts to run (default 1,2,3)")
     p.add_argument("--seed", type=int, default=0)
@@ -266,18 +285,19 @@ def main() -> None:
             tracked.append(primer_beats(song, path, first, "tracker"))
             mapped.append(primer_beats(song, path, first, "tempo map"))
         real, chance = [], []
-        for song, grid, given in zip(songs, grids, tracked, strict=True):
+        for k, (song, grid, given) in enumerate(zip(songs, grids, tracked, strict=True)):
             row = piece_metrics(song, OPENING_S, OPENING_S + CONTINUE_S, 5.0,
                                 table_key(song, 0.0, OPENING_S))
             row.update(groove_metrics(song.start_s, grid, OPENING_S, OPENING_S + CONTINUE_S))
             row["on_given"] = groove_metrics(song.start_s, given, OPENING_S,
                                              OPENING_S + CONTINUE_S)["on_grid"]
-            real.append(row)
+            real.append(row | {"song": k})
             count = int(np.sum((song.start_s >= OPENING_S) &
                                (song.start_s < OPENING_S + CONTINUE_S)))
             chance.append(groove_metrics(random_onsets(rng, count, OPENING_S,
                                                        OPENING_S + CONTINUE_S),
-                                         grid, OPENING_S, OPENING_S + CONTINUE_S))
+                                         grid, OPENING_S, OPENING_S + CONTINUE_S)
+                          | {"song": k})
         rows = {"real songs (next 30 s)": mean(real, SOLO), "random onsets": mean(chance, SOLO)}
         rows[f"{args.model} (primer cut, no tempo map)"] = mean(
             continuations(args.model, songs, grids, tracked, True, 3, args.seed), SOLO)
@@ -310,7 +330,7 @@ def main() -> None:
 
     if 3 in parts:
         real, chance = [], []
-        for path in paths:
+        for k, path in enumerate(paths):
             melody, band = load_parts(path, sustain=False)
             start = float(melody.start_s.min())
             melody = cut(moved(melody, -start), args.duet_seconds)
@@ -320,9 +340,9 @@ def main() -> None:
             row.update(groove_metrics(band.start_s, grid, 0.0, args.duet_seconds))
             row["own_on_grid"] = groove_metrics(own(band.start_s, np.sort(melody.start_s)),
                                                 grid, 0.0, args.duet_seconds)["on_grid"]
-            real.append(row)
+            real.append(row | {"song": k})
             chance.append(groove_metrics(random_onsets(rng, len(band), 0.0, args.duet_seconds),
-                                         grid, 0.0, args.duet_seconds))
+                                         grid, 0.0, args.duet_seconds) | {"song": k})
         rows = {"real PIANO + BRIDGE": mean(real, DUET), "random onsets": mean(chance, DUET)}
         info = read_info(args.duet)
         hows = ("annotations", "tracker", "free") if info.controls and info.controls.beat \

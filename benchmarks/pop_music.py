@@ -71,6 +71,15 @@ def held_out(root: Path, split: str = "test") -> list[Path]:
     return [p for p in songs if split_of(hashlib.sha256(p.read_bytes()).hexdigest()) == split]
 
 
+def interval(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """A 95% bootstrap interval of the mean of per-song (or per-opening) values: how far
+    another draw of songs could move it."""
+    values = np.asarray(values, np.float64)
+    values = values[~np.isnan(values)]
+    means = [np.mean(rng.choice(values, len(values))) for _ in range(2000)]
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def moved(t: NoteTable, seconds: float) -> NoteTable:
     """The same notes and pedals, ``seconds`` later."""
     return NoteTable(t.start_s + seconds, t.end_s + seconds, t.pitch, t.velocity, t.group,

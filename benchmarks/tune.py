@@ -49,7 +49,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.pop_music import POP909, held_out, primer_of, song_table, tokens_table  # noqa: E402
+from benchmarks.pop_music import (  # noqa: E402
+    POP909,
+    held_out,
+    interval,
+    primer_of,
+    song_table,
+    tokens_table,
+)
 from neuralband.encoders.beats import find_beats  # noqa: E402
 from neuralband.evaluate import mean_metrics, solo_rows  # noqa: E402
 from neuralband.generate import generate  # noqa: E402
@@ -99,12 +106,6 @@ def parse_way(text: str) -> tuple[str, dict]:
         changes[key] = int(value) if kind in ("int", "<class 'int'>") else \
             float(value) if kind in ("float", "<class 'float'>") else value
     return name.strip(), changes
-
-
-def interval(change: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
-    """A 95% bootstrap interval of the mean of per-opening changes."""
-    means = [np.nanmean(rng.choice(change, len(change))) for _ in range(2000)]
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def continuations(model: LoadedModel, takes: list[Path], seed: int, out: Path | None = None):
