@@ -235,22 +235,27 @@ class NoteTracker:
 
 GRID_LINES = 2  # the pull's lines per beat: the eighths, where pop accompaniment sits
 GRID_NEAR_S = 0.02  # a wait ending this close to a line ends on it (half the on-grid tolerance)
-# The waits ending within this share of an eighth of a line are drawn to it: wider draws more
-# sixteenths onto the eighths but holds notes longer (docs/groove.md: 0.25, 0.375, 0.5 measured).
-GRID_WINDOW = 0.375
+# The waits ending within this share of an eighth before a line, or after it, are drawn to it:
+# wider draws more sixteenths onto the eighths. A wait that ends before a line, drawn to it, holds
+# the note it ends longer; one that ends after it, drawn back, less. On 48 held-out openings
+# (docs/groove.md) 0.375 each way held the notes 29% longer than the songs' at 0.68 of onsets on
+# the grid; 0.3 before and 0.5 after, 20% at the same 0.68, live the same.
+GRID_WINDOW_BEFORE = 0.3
+GRID_WINDOW_AFTER = 0.5
 GRID_AT = 0.25  # the band stands at a line this near it (a share of an eighth)
 
 
 class GridPull:
     """``Rules.tight`` as a logit nudge over the vocabulary, for where the stream stands in the
-    beat, as a quantiser snaps: of the waits that end near an eighth line (within GRID_WINDOW
-    of an eighth), those within GRID_NEAR_S of it gain ``tight`` nats over the rest, and the
-    near waits as a whole stay as likely as the model made them. So the model still decides
-    whether to play now or wait, and what, and a wait that ends well away from a line (a note
-    let go before the next chord, a rolled chord's next note) keeps its chance. (Pulling the
-    NOTE_ONs on a line too, or pushing those off it, thinned a duet band by up to 40% or
-    thickened a solo's chords by 45%; weighing the line's waits against every wait held each
-    note on to the next line, its median length +57%.) Buffers are built once."""
+    beat, as a quantiser snaps: of the waits that end near an eighth line (from
+    GRID_WINDOW_BEFORE of an eighth before it to GRID_WINDOW_AFTER after it), those within
+    GRID_NEAR_S of it gain ``tight`` nats over the rest, and the near waits as a whole stay as
+    likely as the model made them. So the model still decides whether to play now or wait, and
+    what, and a wait that ends well away from a line (a note let go before the next chord, a
+    rolled chord's next note) keeps its chance. (Pulling the NOTE_ONs on a line too, or pushing
+    those off it, thinned a duet band by up to 40% or thickened a solo's chords by 45%; weighing
+    the line's waits against every wait held each note on to the next line, its median length
+    +57%.) Buffers are built once."""
 
     def __init__(self, tight: float, shift_s: np.ndarray):
         self.tight = float(tight)
@@ -285,14 +290,20 @@ class GridPull:
         line_s = period_s / GRID_LINES
         line, gap, near, x, bonus = self._line, self._gap, self._near, self._x, self._bonus
         now = (beat_pos % 1.0) * period_s
+        group, on, inside = self._group, self._on, self._inside
         np.add(self._wait_s, now, out=gap)  # where each wait ends
         gap /= line_s
         np.rint(gap, out=line)  # ... its nearest line
-        gap -= line
+        gap -= line  # ... and how far after it (< 0: before), in eighths
+        np.greater_equal(gap, -GRID_WINDOW_BEFORE, out=inside)
+        np.less_equal(gap, GRID_WINDOW_AFTER, out=on)
+        inside &= on
         np.abs(gap, out=gap)
-        gap *= line_s  # ... and how far from it, in seconds
+        gap *= line_s  # ... in seconds
         mask = allowed[span]
         np.less_equal(gap, GRID_NEAR_S, out=near)
+        inside |= near
+        inside &= mask
         near &= mask
         if not near.any():
             return out
@@ -300,16 +311,12 @@ class GridPull:
         x -= np.max(x, where=mask, initial=-np.inf)
         np.exp(x, out=x)
         bonus.fill(0.0)
-        window = max(GRID_WINDOW * line_s, GRID_NEAR_S)
         gain = np.expm1(self.tight)
         # The line the band stands at, if near it: the waits back to it are a chord's next
         # notes a step or two on, left to the model (drawn to the line, they came in bursts).
         here = round(now / line_s)
         if abs(now / line_s - here) > GRID_AT and abs(now / line_s - here) * line_s > GRID_NEAR_S:
             here = None
-        group, on, inside = self._group, self._on, self._inside
-        np.less_equal(gap, window, out=inside)
-        inside &= mask
         first = int(np.min(line, where=near, initial=np.inf))
         last = int(np.max(line, where=near, initial=-np.inf))
         for at in range(first, last + 1):  # the lines some wait ends on: their windows' waits

@@ -286,11 +286,11 @@ def _softmax(x: np.ndarray) -> np.ndarray:
        seed=st.integers(0, 2**16))
 def test_the_pull_draws_waits_near_a_line_onto_it_and_moves_nothing_else(beat_pos, bpm, seed):
     """A quantiser in probability: each wait that ends near an eighth line ahead (within
-    GRID_WINDOW of an eighth) shares its chance with that line's other near waits, the ones
-    within GRID_NEAR_S of the line gaining; the near waits of a line keep their mass together,
-    and every other event (playing now, a wait back to the line the band stands at, a wait that
-    ends away from the lines) keeps its own chance exactly."""
-    from neuralband.sampling import GRID_AT, GRID_NEAR_S, GRID_WINDOW
+    GRID_WINDOW_BEFORE of an eighth before it or GRID_WINDOW_AFTER after it) shares its chance with
+    that line's other near waits, the ones within GRID_NEAR_S of the line gaining; the near waits of
+    a line keep their mass together, and every other event (playing now, a wait back to the line the
+    band stands at, a wait that ends away from the lines) keeps its own chance exactly."""
+    from neuralband.sampling import GRID_AT, GRID_NEAR_S, GRID_WINDOW_AFTER, GRID_WINDOW_BEFORE
 
     pull = _pull()
     rng = np.random.default_rng(seed)
@@ -306,7 +306,10 @@ def test_the_pull_draws_waits_near_a_line_onto_it_and_moves_nothing_else(beat_po
     line = np.rint(ends)
     gap = np.abs(ends - line) * eighth
     near = pull.waits & (gap <= GRID_NEAR_S + 1e-9)
-    window = pull.waits & (gap <= max(GRID_WINDOW * eighth, GRID_NEAR_S) + 1e-9)
+    late = (ends - line) * eighth  # after the line (< 0: before)
+    window = pull.waits & ((gap <= GRID_NEAR_S + 1e-9)
+                           | ((late >= -GRID_WINDOW_BEFORE * eighth - 1e-9)
+                              & (late <= GRID_WINDOW_AFTER * eighth + 1e-9)))
     here = np.rint((beat_pos % 1.0) * period / eighth)  # the line the band stands at, if near
     off = abs((beat_pos % 1.0) * period / eighth - here)
     if off > GRID_AT and off * eighth > GRID_NEAR_S:
