@@ -139,7 +139,7 @@ def table(title: str, names: tuple[str, ...], rows: dict[str, dict]) -> None:
     width = max(len(n) for n in rows) + 2
     cols = [max(len(m) + 2, 10) for m in names]
     print("".ljust(width) + "".join(m.rjust(c) for m, c in zip(names, cols, strict=True))
-          + "  on_grid 95% (songs)")
+          + ("  on_grid 95% (songs)" if any("on_grid_95" in r for r in rows.values()) else ""))
     for name, r in rows.items():
         ci = r.get("on_grid_95")
         print(name.ljust(width) + "".join(f"{r.get(m, np.nan):{c}.3f}"

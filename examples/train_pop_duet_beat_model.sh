@@ -19,7 +19,10 @@
 # (data/pop-duet-beat2-run/metrics.csv); in the third (seed 2), 74 minutes beside other work:
 # 2.4430 / 2.3160 at 400, 2.4293 / 2.3019 at 800, 2.4240 / 2.2972 at 1,200
 # (data/pop-duet-beat3-run/metrics.csv). On the same 512 fresh validation windows (seed 7) the
-# third run's model against the second's: 2.4267 / 2.2971 against 2.4484 / 2.3230.
+# third run's model against the second's: 2.4267 / 2.2971 against 2.4484 / 2.3230. A fourth run
+# (the third's command with --init from it, 1,400 steps, --eval-every 350, seed 3; 84 minutes on
+# one core) went on to 2.4040 / 2.2709 on those windows but put no more of the band's onsets on
+# the beat (docs/groove.md), so the bundled model is the third's.
 set -euo pipefail
 
 pop909="${1:-../shared/data/pop909}"
