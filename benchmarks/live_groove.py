@@ -185,7 +185,7 @@ def main() -> None:
     print(f"  {'':34s} {'share':>6s}  95% over songs")
     for name, values in shares.items():
         mean = float(np.nanmean(values)) if values else float("nan")
-        lo, hi = interval(np.array(values), rng) if values else (float("nan"),) * 2
+        lo, hi = interval(np.array(values, np.float64), rng)
         print(f"  {name:34s} {mean:6.3f}  {lo:.3f}-{hi:.3f}")
         result[name] = mean
         result[f"{name} 95%"] = [lo, hi]

@@ -76,6 +76,8 @@ def interval(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float
     another draw of songs could move it."""
     values = np.asarray(values, np.float64)
     values = values[~np.isnan(values)]
+    if not len(values):  # no song gave a value (a row that played nothing anywhere)
+        return float("nan"), float("nan")
     means = [np.mean(rng.choice(values, len(values))) for _ in range(2000)]
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
