@@ -132,6 +132,20 @@ def neuralband(*args: str, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+def until_playing(proc: subprocess.Popen, timeout: float = 30.0) -> str:
+    """The instrument's stderr up to its start line ("neuralband: playing ..."), said once its
+    ports are open: a test times what it plays from there, not from a start that a loaded
+    machine can stretch by seconds (importing torch, loading the model)."""
+    lines = ""
+    end = time.monotonic() + timeout
+    while "neuralband: playing" not in lines and time.monotonic() < end:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            break  # it exited before it played; the caller's assertions say how
+        lines += line
+    return lines
+
+
 def stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> tuple[str, str]:
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=20)

@@ -28,6 +28,7 @@ from tests.helpers.jack import (
     neuralband,
     stop,
     unmatched,
+    until_playing,
 )
 
 pytestmark = pytest.mark.usefixtures("jack_server")
@@ -63,9 +64,11 @@ def test_play_answers_and_releases_every_note_on_a_signal(names, tmp_path, sig):
                       "--mode", "call", "--wait", "0.4", "--answer", "1.5", "--seed", "1",
                       "--record", str(record))
     try:
-        time.sleep(7.0)  # two loops of the phrase and the answers to them
+        first = until_playing(proc)
+        time.sleep(7.0)  # two loops of the phrase and the answers to them, once it plays
         assert proc.poll() is None, proc.communicate()
         out, err = stop(proc, sig)
+        err = first + err
     finally:
         kbd.kill()
         proc.kill()  # a no-op when it has exited; never leave an instrument running
@@ -96,9 +99,11 @@ def test_a_killed_keyboard_is_reported_and_the_band_stops_clean(names, tmp_path)
     proc = neuralband("play", "--api", "jack", "--in", kbd_name, "--out", dump_name,
                       "--mode", "solo", "--on-loss", "exit", "--seed", "2")
     try:
+        first = until_playing(proc)
         time.sleep(3.0)
         kbd.kill()  # the keyboard is unplugged mid-performance
         out, err = proc.communicate(timeout=20)
+        err = first + err
     finally:
         kbd.kill()
         proc.kill()
@@ -118,6 +123,7 @@ def test_a_keyboard_that_comes_back_is_reconnected(names, tmp_path):
     proc = neuralband("play", "--api", "jack", "--in", kbd_name, "--out", dump_name,
                       "--mode", "call")
     try:
+        until_playing(proc)
         time.sleep(2.0)
         kbd.kill()
         kbd.wait()
@@ -139,10 +145,7 @@ def test_virtual_ports_are_named_as_they_are_on_the_start_line():
     output's client is renamed, 'neuralband-01'), and those ports exist."""
     proc = neuralband("play", "--api", "jack", "--virtual", "--mode", "solo", "--seed", "1")
     try:
-        first = ""
-        end = time.monotonic() + 30
-        while "playing" not in first and time.monotonic() < end:
-            first = proc.stderr.readline() or first
+        first = until_playing(proc)
         listed = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split()
     finally:
         stop(proc)
@@ -192,10 +195,7 @@ def play_start_line(*flags: str, env: dict | None = None) -> tuple[str, tuple, i
     scheduling granted); the lines, and its threads' scheduling then."""
     proc = neuralband("play", "--api", "jack", "--virtual", "--mode", "solo", *flags, env=env)
     try:
-        first = ""
-        end = time.monotonic() + 30
-        while "playing" not in first and time.monotonic() < end:
-            first = proc.stderr.readline() or first
+        first = until_playing(proc)
         first += proc.stderr.readline()  # the next line says what scheduling was granted
         main, top = thread_policies(proc.pid)
     finally:
@@ -271,9 +271,11 @@ def test_duet_with_the_bundled_duet_model(names, tmp_path):
     proc = neuralband("play", "--api", "jack", "--in", kbd_name, "--out", dump_name,
                       "--model", "duet", "--mode", "duet", "--channel", "2", "--seed", "3")
     try:
+        first = until_playing(proc)
         time.sleep(5.0)
         assert proc.poll() is None, proc.communicate()
         out, err = stop(proc)
+        err = first + err
     finally:
         kbd.kill()
         proc.kill()
