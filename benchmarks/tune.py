@@ -13,7 +13,12 @@ For the base model and each way of tuning it (rows):
   torch on every core (the scoring and generating here run on one thread, as `play` does);
 - ``pc``, ``ioi``, ``length``: continuing each held-out take's 10 s opening for 30 s, the
   distance (`neuralband evaluate`: Jensen-Shannon, bits) of the continuations' pitch-class,
-  inter-onset and note-length histograms to the held-out takes' own 10-40 s.
+  inter-onset and note-length histograms to the held-out takes' own 10-40 s;
+- ``the opening``: each held-out take's first 10 s played again to 40 s, measured as the
+  continuations are: what the opening alone says of the piece;
+- beneath the table, each distance above the takes' own (each held-out take's 10-40 s against
+  the others): no continuation of this player's can be expected to come nearer than the player's
+  own takes do, so what tuning can halve is the part of the base's distance above that.
 
 The ways: ``plain`` (the naive way: fine-tune on the takes alone, ``--replay-minutes 0``),
 ``replay`` (the default: the base's own music mixed in), ``mix POP909`` (the peer with the most
@@ -58,6 +63,7 @@ from benchmarks.pop_music import (  # noqa: E402
     tokens_table,
 )
 from neuralband.encoders.beats import find_beats  # noqa: E402
+from neuralband.encoders.note_table import NoteTable  # noqa: E402
 from neuralband.evaluate import mean_metrics, solo_rows  # noqa: E402
 from neuralband.generate import generate  # noqa: E402
 from neuralband.loaded import LoadedModel  # noqa: E402
@@ -91,6 +97,21 @@ def split_takes(takes: list[Path], enc) -> tuple[list[Path], list[Path]]:
             cut = i + 1
             break
     return takes[:cut], takes[cut:]
+
+
+def opening_again(take: NoteTable) -> NoteTable:
+    """A take's first OPENING_S played again and again to OPENING_S + CONTINUE_S (each note cut
+    at the opening's end): all that a continuation knows of the piece, as music to measure."""
+    head = take.select(take.start_s < OPENING_S)
+    times = int(np.ceil((OPENING_S + CONTINUE_S) / OPENING_S))
+    shift = np.repeat(np.arange(times) * OPENING_S, len(head))
+
+    def again(values: np.ndarray) -> np.ndarray:
+        return np.tile(values, times)
+
+    return NoteTable(again(head.start_s) + shift, again(np.minimum(head.end_s, OPENING_S)) + shift,
+                     again(head.pitch), again(head.velocity), again(head.group),
+                     again(head.is_drum), head.pedal_time_s, head.pedal_value, head.pedal_group)
 
 
 def parse_way(text: str) -> tuple[str, dict]:
@@ -183,6 +204,8 @@ def main() -> None:
                                      else float("nan")),
                       "tune_s": seconds, **distances}
     own = mean_metrics(solo_rows(reference, OPENING_S, CONTINUE_S), DISTANCES)
+    again = mean_metrics(solo_rows([opening_again(t) for t in reference], OPENING_S, CONTINUE_S,
+                                   reference=reference), DISTANCES)
 
     b = rows["base"]
     print(f"\n{'':12s}{'NLL takes':>11s}{'change':>8s}{'NLL POP909':>12s}{'change':>8s}"
@@ -194,6 +217,16 @@ def main() -> None:
               f"{r['tune_s'] or 0:8.0f}" + "".join(f"{r[d]:8.3f}" for d in DISTANCES))
     print(f"{'the takes':12s}{'':47s}" + "".join(f"{own[d]:8.3f}" for d in DISTANCES)
           + "   (each held-out take against the others)")
+    print(f"{'the opening':12s}{'':47s}" + "".join(f"{again[d]:8.3f}" for d in DISTANCES)
+          + "   (each take's first 10 s played again to 40 s)")
+    print("\nabove the takes' own (what a continuation as near as the player's own takes gives "
+          "is 0; the base's, halved, is the target):")
+    for name, r in rows.items():
+        r["above_takes"] = {d: r[d] - own[d] for d in DISTANCES}
+        print(f"  {name:12s}" + "".join(f"{r['above_takes'][d]:+8.3f}" for d in DISTANCES)
+              + ("" if name == "base" else "   (" + ", ".join(
+                  f"{r['above_takes'][d] / b['above_takes'][d]:.0%}" for d in DISTANCES)
+                  + " of the base's)"))
     rng = np.random.default_rng(args.seed)
     print(f"\npc over {args.seeds} seed(s) per opening, the change from the base with its 95% "
           "bootstrap interval over the openings:")
@@ -215,7 +248,7 @@ def main() -> None:
     print(json.dumps({"takes_tuned": len(tune_on), "minutes_tuned": round(minutes, 2),
                       "seeds": args.seeds,
                       "held_out": len(held), "pop909_songs": len(songs), "rows": rows,
-                      "takes_own": own, "cores": os.cpu_count()}))
+                      "takes_own": own, "opening_again": again, "cores": os.cpu_count()}))
 
 
 if __name__ == "__main__":
