@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -135,14 +136,19 @@ def neuralband(*args: str, **kw) -> subprocess.Popen:
 def until_playing(proc: subprocess.Popen, timeout: float = 30.0) -> str:
     """The instrument's stderr up to its start line ("neuralband: playing ..."), said once its
     ports are open: a test times what it plays from there, not from a start that a loaded
-    machine can stretch by seconds (importing torch, loading the model)."""
+    machine can stretch by seconds (importing torch, loading the model). One that has not
+    started playing within ``timeout`` is killed, and the caller's assertions say so."""
     lines = ""
-    end = time.monotonic() + timeout
-    while "neuralband: playing" not in lines and time.monotonic() < end:
-        line = proc.stderr.readline()
-        if not line and proc.poll() is not None:
-            break  # it exited before it played; the caller's assertions say how
-        lines += line
+    watchdog = threading.Timer(timeout, proc.kill)  # a blocked readline ends at the kill's EOF
+    watchdog.start()
+    try:
+        while "neuralband: playing" not in lines:
+            line = proc.stderr.readline()
+            if not line:
+                break  # it exited (or was killed) before it played
+            lines += line
+    finally:
+        watchdog.cancel()
     return lines
 
 
