@@ -295,18 +295,20 @@ class GridPull:
         gap /= line_s
         np.rint(gap, out=line)  # ... its nearest line
         gap -= line  # ... and how far after it (< 0: before), in eighths
-        np.greater_equal(gap, -GRID_WINDOW_BEFORE, out=inside)
-        np.less_equal(gap, GRID_WINDOW_AFTER, out=on)
-        inside &= on
-        np.abs(gap, out=gap)
-        gap *= line_s  # ... in seconds
+        near_e = GRID_NEAR_S / line_s
         mask = allowed[span]
-        np.less_equal(gap, GRID_NEAR_S, out=near)
-        inside |= near
-        inside &= mask
+        np.greater_equal(gap, -near_e, out=near)
+        np.less_equal(gap, near_e, out=on)
+        near &= on
         near &= mask
         if not near.any():
             return out
+        # Each line's window: the waits drawn to it, its near ones always among them (at fast
+        # tempi GRID_WINDOW_BEFORE of an eighth is under GRID_NEAR_S).
+        np.greater_equal(gap, -max(GRID_WINDOW_BEFORE, near_e), out=inside)
+        np.less_equal(gap, max(GRID_WINDOW_AFTER, near_e), out=on)
+        inside &= on
+        inside &= mask
         np.add(logits[span], out[span], out=x)
         x -= np.max(x, where=mask, initial=-np.inf)
         np.exp(x, out=x)
